@@ -1,0 +1,52 @@
+# Everything a fresh machine needs is installed by these targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+APT_TEST_PKGS := kcat
+APT_BENCH_PKGS := redis-server rabbitmq-server
+
+.PHONY: run test bench soak lint fmt clean apt-test apt-bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+# Debian packages, installed only when missing (apt-get needs root, as on CI).
+apt-test:
+	@missing=""; for p in $(APT_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+apt-bench:
+	@missing=""; for p in $(APT_BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: $(STAMP)
+	$(VENV)/bin/minikafka demo
+
+test: $(STAMP) apt-test
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q
+
+bench: $(STAMP) apt-bench
+	$(PY) -m bench
+
+soak: $(STAMP) apt-test
+	MINIKAFKA_SOAK=1 $(PY) -m pytest -q -m soak tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format src tests bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""minikafka: a Kafka-compatible event log for Python."""
+
+__version__ = "0.1.0"

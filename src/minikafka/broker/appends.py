@@ -1,0 +1,83 @@
+"""What happens after an append: long-polling fetches are woken, acks=all waits for fsync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Iterable
+from typing import Protocol
+
+
+class AppendNotifier:
+    """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[Hashable, set[asyncio.Future[None]]] = {}
+
+    def notify(self, key: Hashable) -> None:
+        for waiter in self._waiters.pop(key, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wake_all(self) -> None:
+        """On shutdown: answer every long poll now."""
+        for key in list(self._waiters):
+            self.notify(key)
+
+    async def wait(self, keys: Iterable[Hashable], timeout: float) -> None:
+        """Return when any of `keys` gets an append, or after `timeout` seconds."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = list(keys)
+        for key in keys:
+            self._waiters.setdefault(key, set()).add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for key in keys:
+                waiting = self._waiters.get(key)
+                if waiting is not None:
+                    waiting.discard(waiter)
+                    if not waiting:
+                        del self._waiters[key]
+
+
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+class GroupCommit:
+    """One fdatasync serves every acks=all request waiting on a partition.
+
+    Requests that arrive while a flush runs wait for the next one (their data may have missed
+    it), so however many producers wait, a partition has at most one flush running and one
+    queued.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[Flushable, list[asyncio.Future[None]]] = {}
+        self._running: dict[Flushable, asyncio.Task[None]] = {}
+
+    async def sync(self, target: Flushable) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(target, []).append(waiter)
+        if target not in self._running:
+            self._running[target] = asyncio.get_running_loop().create_task(
+                self._flush_loop(target))
+        await waiter
+
+    async def _flush_loop(self, target: Flushable) -> None:
+        try:
+            while waiters := self._waiting.pop(target, None):
+                try:
+                    await asyncio.to_thread(target.flush)
+                except Exception as exc:  # fsync failed: every waiter must hear it
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            del self._running[target]

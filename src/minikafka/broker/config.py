@@ -1,0 +1,120 @@
+"""Broker settings: defaults, then a TOML config file, then `MINIKAFKA_*` variables, then flags.
+
+Each setting is declared once (a dataclass field with its help text); the command-line flags,
+the environment variable names and the config-file keys are all derived from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+ENV_PREFIX = "MINIKAFKA_"
+MiB = 1024 * 1024
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    data_dir: str = _setting("./minikafka-data", "directory holding the topics' logs")
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(9092, "TCP port to listen on (0 picks a free one)")
+    advertised_host: str | None = _setting(
+        None, "host name clients are told to connect to (default: the listen address)")
+    flush: str = _setting(
+        "never", "when to fsync: 'always' (acks=all waits, group commit), an interval like "
+        "'100ms', or 'never' (the OS decides; survives a process crash)")
+    auto_create_topics: bool = _setting(
+        True, "create unknown topics on Metadata and Produce requests")
+    num_partitions: int = _setting(1, "partitions of auto-created topics and of CreateTopics "
+                                   "requests that leave the count to the broker")
+    max_frame_bytes: int = _setting(100 * MiB, "largest request accepted; a connection sending "
+                                    "a bigger one is closed")
+    max_in_flight: int = _setting(64, "requests read ahead per connection (pipelining)")
+    log_level: str = _setting("INFO", "logging level")
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """The address clients should use (after the port is bound, when it was 0)."""
+        host = self.advertised_host or self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "localhost"
+        return host, self.port
+
+    def with_values(self, values: Mapping[str, Any], source: str) -> BrokerConfig:
+        """A copy with `values` (strings or native) applied; unknown keys raise ValueError."""
+        known = {f.name: f for f in fields(self)}
+        changes = {}
+        for raw_key, value in values.items():
+            key = raw_key.replace("-", "_").replace(".", "_")
+            if key not in known:
+                raise ValueError(f"{source}: unknown setting {raw_key!r}")
+            changes[key] = _convert(key, value, _type_of(self, key), source)
+        return replace(self, **changes)
+
+
+def _type_of(config: BrokerConfig, key: str) -> type:
+    default = next(f.default for f in fields(config) if f.name == key)
+    return type(default) if default is not None and default is not MISSING else str
+
+
+def _convert(key: str, value: Any, kind: type, source: str) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return value
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{source}: {key} must be true or false, got {value!r}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{source}: {key} must be {kind.__name__}, got {value!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting (defaults shown in --help) plus --config."""
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"TOML file of settings (keys as below, e.g. port = 9092); "
+                             f"{ENV_PREFIX}<SETTING> variables override it, flags override both")
+    defaults = BrokerConfig()
+    for f in fields(BrokerConfig):
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        default = getattr(defaults, f.name)
+        help_text = f"{f.metadata['help']} (default: {default}; env {env})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
+                                help=help_text)
+
+
+def load_config(args: argparse.Namespace | None = None,
+                environ: Mapping[str, str] | None = None) -> BrokerConfig:
+    """Merge defaults, the config file, the environment and the flags, in that order."""
+    environ = os.environ if environ is None else environ
+    config = BrokerConfig()
+    config_file = getattr(args, "config", None) or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        with open(config_file, "rb") as fh:
+            data = tomllib.load(fh)
+        config = config.with_values(data.get("broker", data), str(config_file))
+    names = [f.name for f in fields(BrokerConfig)]
+    env_values = {n: environ[ENV_PREFIX + n.upper()] for n in names
+                  if ENV_PREFIX + n.upper() in environ}
+    config = config.with_values(env_values, "environment")
+    if args is not None:
+        flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+        config = config.with_values(flags, "command line")
+    return config

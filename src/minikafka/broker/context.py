@@ -1,0 +1,85 @@
+"""What every request handler sees: the log, the settings, and the broker's shared services.
+
+A handler is `async def handle(ctx, header, request) -> Answer`, registered with the versions it
+serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from ..log.manager import LogManager
+from ..log.partition import Partition
+from ..protocol.codec import RequestHeader
+from ..protocol.fetch import RecordsSlice
+from .appends import AppendNotifier, GroupCommit
+from .config import BrokerConfig
+from .meta import NODE_ID
+from .producer_ids import ProducerIdManager
+
+log = logging.getLogger("minikafka.broker")
+
+# A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
+Answer = Any | list[bytes | RecordsSlice] | None
+Handler = Callable[["BrokerContext", RequestHeader, Any], Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """One API key and the versions we serve of it (advertised in ApiVersions)."""
+
+    key: int
+    min_version: int
+    max_version: int
+    handle: Handler
+
+
+class CloseConnection(Exception):
+    """Raised by a handler when Kafka would drop the connection instead of answering."""
+
+
+@dataclass(slots=True)
+class BrokerContext:
+    config: BrokerConfig
+    log: LogManager
+    cluster_id: str
+    producer_ids: ProducerIdManager
+    apis: dict[int, Api] = field(default_factory=dict)
+    appends: AppendNotifier = field(default_factory=AppendNotifier)
+    commits: GroupCommit = field(default_factory=GroupCommit)
+    node_id: int = NODE_ID
+    # State of handler families that need their own (e.g. the group coordinator), by name.
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def served_versions(self) -> dict[int, tuple[int, int]]:
+        return {key: (api.min_version, api.max_version) for key, api in self.apis.items()}
+
+    def ensure_topic(self, name: str, allow_create: bool) -> bool:
+        """Whether `name` exists, creating it first when auto-creation applies.
+
+        Raises InvalidTopicError for a bad name (only when asked to create it)."""
+        if self.log.exists(name):
+            return True
+        if not (allow_create and self.config.auto_create_topics):
+            return False
+        try:
+            self.log.create_topic(name, partitions=self.config.num_partitions)
+        except TopicAlreadyExistsError:
+            return True
+        log.info("auto-created topic %s with %d partition(s)", name, self.config.num_partitions)
+        return True
+
+    def partition(self, topic: str, index: int, allow_create: bool = False) -> Partition:
+        """The log partition (auto-creating its topic if allowed), or
+        UnknownTopicOrPartitionError. The common case is one dictionary lookup in the log."""
+        try:
+            return self.log.partition(topic, index)
+        except UnknownTopicOrPartitionError:
+            if not self.ensure_topic(topic, allow_create):
+                raise
+        return self.log.partition(topic, index)

@@ -1,0 +1,95 @@
+"""Metadata (3) and DescribeCluster (60): one node, leader of every partition at epoch 0.
+
+The leader epoch is a constant 0 everywhere (here, in Fetch, ListOffsets and
+OffsetForLeaderEpoch), which is consistent for a single node that never changes leaders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.protocol.api_key import ApiKey
+
+from ...errors import ErrorCode, KafkaError
+from ...protocol.codec import RequestHeader, response_class
+from ..context import Api, BrokerContext
+
+LEADER_EPOCH = 0
+# Everything is allowed (no ACLs); bit numbers are Kafka's AclOperation codes.
+TOPIC_OPERATIONS = {3, 4, 5, 6, 7, 8, 10, 11}  # read write create delete alter describe *configs
+CLUSTER_OPERATIONS = {5, 7, 8, 9, 10, 11, 12}  # create alter describe cluster_action *configs idem
+
+
+def _requested_topics(header: RequestHeader, request: Any) -> list[str] | None:
+    """Topic names asked for, or None for all (v0: empty list means all; v1+: null)."""
+    if request.topics is None or (header.api_version == 0 and not request.topics):
+        return None
+    return [t.name for t in request.topics if t.name is not None]
+
+
+def _topic_error(cls: Any, name: str, code: ErrorCode) -> Any:
+    return cls.MetadataResponseTopic(error_code=code, name=name, is_internal=False,
+                                     partitions=[], topic_authorized_operations=None)
+
+
+async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    cls = response_class(ApiKey.Metadata, header.api_version)
+    allow_create = header.api_version < 4 or request.allow_auto_topic_creation
+    wanted = _requested_topics(header, request)
+    names = sorted(ctx.log.topics()) if wanted is None else wanted
+    topics = []
+    for name in names:
+        try:
+            exists = ctx.ensure_topic(name, allow_create)
+        except KafkaError as exc:  # an invalid name we were asked to create
+            topics.append(_topic_error(cls, name, exc.code))
+            continue
+        if not exists:
+            topics.append(_topic_error(cls, name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            continue
+        partitions = [
+            cls.MetadataResponseTopic.MetadataResponsePartition(
+                error_code=0, partition_index=i, leader_id=ctx.node_id, leader_epoch=LEADER_EPOCH,
+                replica_nodes=[ctx.node_id], isr_nodes=[ctx.node_id], offline_replicas=[])
+            for i in range(ctx.log.topic_config(name).partitions)
+        ]
+        topics.append(cls.MetadataResponseTopic(
+            error_code=0, name=name, is_internal=False, partitions=partitions,
+            topic_authorized_operations=(
+                TOPIC_OPERATIONS if request.include_topic_authorized_operations else None),
+        ))
+    host, port = ctx.config.advertised
+    return cls(
+        throttle_time_ms=0,
+        brokers=[cls.MetadataResponseBroker(node_id=ctx.node_id, host=host, port=port, rack=None)],
+        cluster_id=ctx.cluster_id,
+        controller_id=ctx.node_id,
+        topics=topics,
+        cluster_authorized_operations=(
+            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
+    )
+
+
+async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any
+                                  ) -> Any:
+    cls = response_class(ApiKey.DescribeCluster, header.api_version)
+    host, port = ctx.config.advertised
+    if request.endpoint_type != 1:  # 2 = controllers: we expose no separate controller listener
+        return cls(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+                   error_message="only broker endpoints are served",
+                   endpoint_type=request.endpoint_type, cluster_id=ctx.cluster_id,
+                   controller_id=-1, brokers=[], cluster_authorized_operations=None)
+    return cls(
+        throttle_time_ms=0, error_code=0, error_message=None, endpoint_type=1,
+        cluster_id=ctx.cluster_id, controller_id=ctx.node_id,
+        brokers=[cls.DescribeClusterBroker(broker_id=ctx.node_id, host=host, port=port,
+                                           rack=None)],
+        cluster_authorized_operations=(
+            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
+    )
+
+
+APIS = (
+    Api(ApiKey.Metadata, 0, 12, handle_metadata),
+    Api(ApiKey.DescribeCluster, 0, 1, handle_describe_cluster),
+)

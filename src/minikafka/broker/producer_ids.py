@@ -1,0 +1,29 @@
+"""Producer ids for idempotent producers: unique across restarts, without a write per id.
+
+Like Kafka's controller, we reserve ids in blocks: the end of the current block is persisted
+before any id of it is handed out, and a restart starts after it (unused ids are skipped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .meta import write_atomically
+
+BLOCK_SIZE = 1000
+STATE_FILE = "producer-ids"
+
+
+class ProducerIdManager:
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / STATE_FILE
+        start = int(self._path.read_text().strip()) if self._path.exists() else 0
+        self._next = self._block_end = start
+
+    def allocate(self) -> int:
+        if self._next >= self._block_end:
+            self._block_end = self._next + BLOCK_SIZE
+            write_atomically(self._path, f"{self._block_end}\n")
+        producer_id = self._next
+        self._next += 1
+        return producer_id

@@ -1,0 +1,272 @@
+"""The data directory: topics and their configs, partitions, committed offsets, and who owns it.
+
+Layout (Kafka's where Kafka has one):
+    <data-dir>/<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex
+    <data-dir>/__meta/topics/<topic>.json     partitions and configs
+    <data-dir>/__meta/offsets.log             committed consumer offsets
+    <data-dir>/__meta/lock, broker.json       shared by embedded clients, exclusive for a broker
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    DataDirLockedError,
+    InvalidPartitionsError,
+    InvalidTopicError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
+from .config import FlushPolicy, TopicConfig, validate_topic_name
+from .offsets import OffsetStore
+from .partition import Partition
+
+META = "__meta"
+RESERVED_TOPICS = {"__consumer_offsets", "__transaction_state", META}
+
+
+class DataDirLock:
+    """Embedded clients share the directory; a broker owns it alone and says where it listens."""
+
+    def __init__(self, meta_dir: Path, exclusive: bool) -> None:
+        self.meta_dir = meta_dir
+        self.exclusive = exclusive
+        self._fd = os.open(meta_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            data_dir = meta_dir.parent
+            if exclusive:
+                raise DataDirLockedError(
+                    f"data directory {data_dir} is in use by another broker or by embedded "
+                    "clients; stop them first"
+                ) from None
+            address = self.owner_address()
+            where = f"the minikafka broker at {address}" if address else "a minikafka broker"
+            raise DataDirLockedError(
+                f"data directory {data_dir} is served by {where}; connect to it with "
+                f"bootstrap_servers={address or 'HOST:PORT'!r} instead of opening the directory"
+            ) from None
+
+    def owner_address(self) -> str | None:
+        try:
+            info = json.loads((self.meta_dir / "broker.json").read_text())
+            return f"{info['host']}:{info['port']}"
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def write_owner_info(self, info: dict[str, Any]) -> None:
+        tmp = self.meta_dir / "broker.json.tmp"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.meta_dir / "broker.json")
+
+    def release(self) -> None:
+        if self.exclusive:
+            (self.meta_dir / "broker.json").unlink(missing_ok=True)
+        os.close(self._fd)
+
+
+class LogManager:
+    """Opens a data directory and hands out its partitions.
+
+    `exclusive=True` is the broker's mode: it alone writes, so partitions skip the cross-process
+    locking. Otherwise several processes may use the directory at once.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, exclusive: bool = False,
+                 flush_policy: str | FlushPolicy = "never",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.data_dir = Path(data_dir)
+        self.meta_dir = self.data_dir / META
+        try:
+            (self.meta_dir / "topics").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirLockedError(f"cannot use data directory {self.data_dir}: "
+                                     f"{exc.strerror}") from None
+        if not os.access(self.meta_dir, os.W_OK):
+            raise DataDirLockedError(f"data directory {self.data_dir} is not writable")
+        self.lock = DataDirLock(self.meta_dir, exclusive)
+        self.exclusive = exclusive
+        self.flush_policy = FlushPolicy.parse(flush_policy)
+        self.clock = clock
+        self.offsets = OffsetStore(self.meta_dir / "offsets.log",
+                                   fsync=self.flush_policy.mode == "always")
+        self._configs: dict[str, TopicConfig] = {}
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._mutex = threading.RLock()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if self.flush_policy.mode == "interval":
+            self._flusher = threading.Thread(target=self._flush_every_interval,
+                                             name="minikafka-flusher", daemon=True)
+            self._flusher.start()
+
+    def __enter__(self) -> LogManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- topics -------------------------------------------------------------------------------
+
+    def _config_path(self, topic: str) -> Path:
+        return self.meta_dir / "topics" / f"{topic}.json"
+
+    @contextmanager
+    def _topics_locked(self) -> Iterator[None]:
+        with self._mutex, open(self.meta_dir / "topics.lock", "a+b") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            yield
+
+    def _write_config(self, topic: str, config: TopicConfig) -> None:
+        path = self._config_path(topic)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config.to_json(), indent=1))
+        os.replace(tmp, path)
+        self._configs[topic] = config
+
+    def topics(self) -> list[str]:
+        return sorted(p.stem for p in (self.meta_dir / "topics").glob("*.json"))
+
+    def exists(self, topic: str) -> bool:
+        return self._config_path(topic).exists() if _plausible(topic) else False
+
+    def topic_config(self, topic: str) -> TopicConfig:
+        """The topic's current config, read afresh (another process may have changed it)."""
+        if not _plausible(topic):
+            raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}")
+        try:
+            config = TopicConfig.from_json(json.loads(self._config_path(topic).read_text()))
+        except FileNotFoundError:
+            self._configs.pop(topic, None)
+            raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}") from None
+        self._configs[topic] = config
+        return config
+
+    def create_topic(self, name: str, partitions: int = 1,
+                     config: dict[str, Any] | None = None) -> TopicConfig:
+        validate_topic_name(name)
+        if name in RESERVED_TOPICS:
+            raise InvalidTopicError(f"topic name {name!r} is reserved")
+        if partitions < 1:
+            raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {partitions}")
+        topic_config = TopicConfig(partitions=partitions).with_kafka_configs(config or {})
+        with self._topics_locked():
+            if self._config_path(name).exists():
+                raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+            for p in range(partitions):
+                (self.data_dir / f"{name}-{p}").mkdir(exist_ok=True)
+            self._write_config(name, topic_config)
+        return topic_config
+
+    def delete_topic(self, name: str) -> None:
+        with self._topics_locked():
+            config = self.topic_config(name)
+            self._config_path(name).unlink()
+            self._configs.pop(name, None)
+            for p in range(config.partitions):
+                partition = self._partitions.pop((name, p), None)
+                if partition is not None:
+                    partition.close()
+                shutil.rmtree(self.data_dir / f"{name}-{p}", ignore_errors=True)
+        self.offsets.delete_topic(name)
+
+    def add_partitions(self, name: str, total: int) -> TopicConfig:
+        with self._topics_locked():
+            config = self.topic_config(name)
+            if total <= config.partitions:
+                raise InvalidPartitionsError(
+                    f"topic {name!r} has {config.partitions} partitions; the new count must be "
+                    f"larger, got {total}"
+                )
+            for p in range(config.partitions, total):
+                (self.data_dir / f"{name}-{p}").mkdir(exist_ok=True)
+            new = TopicConfig.from_json({**config.to_json(), "partitions": total})
+            self._write_config(name, new)
+        return new
+
+    def alter_topic_config(self, name: str, set_configs: dict[str, Any],
+                           delete: Iterable[str] = ()) -> TopicConfig:
+        with self._topics_locked():
+            new = self.topic_config(name).with_kafka_configs(set_configs, tuple(delete))
+            self._write_config(name, new)
+        return new
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    def partition(self, topic: str, index: int) -> Partition:
+        found = self._partitions.get((topic, index))
+        if found is not None:
+            return found
+        with self._mutex:
+            found = self._partitions.get((topic, index))
+            if found is not None:
+                return found
+            config = self.topic_config(topic)
+            if not 0 <= index < config.partitions:
+                raise UnknownTopicOrPartitionError(
+                    f"topic {topic!r} has no partition {index} (it has {config.partitions})"
+                )
+            partition = Partition(topic, index, self.data_dir / f"{topic}-{index}",
+                                  lambda: self._configs.get(topic, config),
+                                  shared=not self.exclusive, clock=self.clock)
+            self._partitions[(topic, index)] = partition
+            return partition
+
+    def open_partitions(self) -> list[Partition]:
+        return list(self._partitions.values())
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        for partition in self.open_partitions():
+            partition.flush()
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        removed = 0
+        for topic in self.topics():
+            try:
+                config = self.topic_config(topic)
+            except UnknownTopicOrPartitionError:
+                continue
+            for p in range(config.partitions):
+                removed += self.partition(topic, p).apply_retention(now_ms)
+        return removed
+
+    def _flush_every_interval(self) -> None:
+        while not self._closed.wait(self.flush_policy.interval_ms / 1000):
+            self.flush()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        with self._mutex:
+            if self.flush_policy.mode != "never":
+                self.flush()
+            for partition in self._partitions.values():
+                partition.close()
+            self._partitions.clear()
+            self.offsets.close()
+            self.lock.release()
+
+
+def _plausible(topic: str) -> bool:
+    try:
+        validate_topic_name(topic)
+    except InvalidTopicError:
+        return False
+    return True

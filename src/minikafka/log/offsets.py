@@ -1,0 +1,184 @@
+"""Committed consumer offsets: (group, topic, partition) -> (offset, leader epoch, metadata).
+
+An append-only file of CRC-framed commits, replayed on open and compacted by atomic replace once
+it is mostly superseded entries. Several processes may commit at once (appends under `flock`); a
+torn frame left by a killed process fails its CRC and is cut by the next writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from crc32c import crc32c
+
+_FRAME = struct.Struct(">II")  # payload length, CRC-32C of the payload
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetAndMetadata:
+    offset: int
+    leader_epoch: int = -1
+    metadata: str = ""
+    commit_timestamp: int = 0
+
+
+class OffsetStore:
+    def __init__(self, path: Path, *, fsync: bool = False, compact_min_entries: int = 10_000
+                 ) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._compact_min = compact_min_entries
+        self._mutex = threading.RLock()
+        self._offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
+        self._fd = -1
+        self._inode = -1
+        self._position = 0  # end of the last whole frame replayed
+        self._entries = 0  # entries in the file, superseded ones included
+        self._open()
+
+    def _open(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._inode = os.fstat(self._fd).st_ino
+        self._offsets = {}
+        self._position = self._entries = 0
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex:
+            while True:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                if os.stat(self.path).st_ino == self._inode:
+                    break
+                self._open()  # compacted while we waited: lock the new file instead
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _refresh(self) -> None:
+        """Replay frames appended since the last look (by this or another process)."""
+        try:
+            if os.stat(self.path).st_ino != self._inode:
+                self._open()  # compacted by someone else
+        except FileNotFoundError:
+            self._open()
+        size = os.fstat(self._fd).st_size
+        if size <= self._position:
+            return
+        data = os.pread(self._fd, size - self._position, self._position)
+        pos = 0
+        while len(data) - pos >= _FRAME.size:
+            length, crc = _FRAME.unpack_from(data, pos)
+            payload = data[pos + _FRAME.size : pos + _FRAME.size + length]
+            if len(payload) < length or crc32c(payload) != crc:
+                break  # torn or being written: stop here
+            self._apply(json.loads(payload))
+            pos += _FRAME.size + length
+        self._position += pos
+
+    def _apply(self, frame: dict) -> None:
+        group = self._offsets.setdefault(frame["g"], {})
+        for topic, partition, offset, epoch, metadata, ts in frame["o"]:
+            self._entries += 1
+            if offset < 0:
+                group.pop((topic, partition), None)
+            else:
+                group[(topic, partition)] = OffsetAndMetadata(offset, epoch, metadata, ts)
+        if not group:
+            del self._offsets[frame["g"]]
+
+    def _append(self, group: str, rows: list[list]) -> None:
+        with self._locked():
+            self._refresh()
+            if os.fstat(self._fd).st_size > self._position:
+                os.ftruncate(self._fd, self._position)  # a torn frame from a killed writer
+            payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
+            frame = _FRAME.pack(len(payload), crc32c(payload)) + payload
+            os.pwrite(self._fd, frame, self._position)
+            if self._fsync:
+                os.fdatasync(self._fd)
+            self._position += len(frame)
+            self._apply({"g": group, "o": rows})
+            if self._entries > self._compact_min and self._entries > 4 * self._live_entries():
+                self._compact()
+
+    def _live_entries(self) -> int:
+        return sum(len(g) for g in self._offsets.values())
+
+    def _compact(self) -> None:
+        tmp = self.path.with_suffix(".compacting")
+        with open(tmp, "wb") as out:
+            for group, offsets in self._offsets.items():
+                rows = [[t, p, o.offset, o.leader_epoch, o.metadata, o.commit_timestamp]
+                        for (t, p), o in offsets.items()]
+                payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
+                out.write(_FRAME.pack(len(payload), crc32c(payload)) + payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        self._open()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # released by the caller's _locked()
+        self._refresh()
+
+    # --- public API -------------------------------------------------------------------------------
+
+    def commit(self, group: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
+        """Store all of `offsets` at once: one frame, so a crash keeps all or none of them."""
+        now = int(time.time() * 1000)
+        rows = [[t, p, o.offset, o.leader_epoch, o.metadata or "", o.commit_timestamp or now]
+                for (t, p), o in offsets.items()]
+        if rows:
+            self._append(group, rows)
+
+    def fetch(self, group: str, partitions: Iterable[TopicPartition] | None = None
+              ) -> dict[TopicPartition, OffsetAndMetadata]:
+        with self._mutex:
+            self._refresh()
+            stored = self._offsets.get(group, {})
+            if partitions is None:
+                return dict(stored)
+            return {tp: stored[tp] for tp in partitions if tp in stored}
+
+    def groups(self) -> list[str]:
+        with self._mutex:
+            self._refresh()
+            return sorted(self._offsets)
+
+    def delete(self, group: str, partitions: Iterable[TopicPartition] | None = None) -> None:
+        with self._mutex:
+            targets = list(self.fetch(group, partitions))
+        if targets:
+            self._append(group, [[t, p, -1, -1, "", 0] for t, p in targets])
+
+    def delete_topic(self, topic: str) -> None:
+        for group in self.groups():
+            self.delete(group, [tp for tp in self.fetch(group) if tp[0] == topic])
+
+    def expire(self, older_than_ms: int) -> int:
+        """Drop commits older than the cutoff (offsets.retention.minutes); returns how many."""
+        dropped = 0
+        for group in self.groups():
+            old = [tp for tp, o in self.fetch(group).items() if o.commit_timestamp < older_than_ms]
+            if old:
+                self.delete(group, old)
+                dropped += len(old)
+        return dropped
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -1,0 +1,477 @@
+"""One partition's log: an ordered run of segments with a log start offset and a high watermark.
+
+Several processes may share a partition. Appends run under an exclusive `flock` on
+`partition.lock`, whose first bytes hold the published state (active segment, log end offset and
+size, log start offset, recovery point, boot id) with a CRC. A writer publishes only after its batch
+is fully in the file, so readers, who read only up to the published size, never see a partial
+batch. A writer that finds bytes past the published size knows their author died and validates them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import NamedTuple
+
+from crc32c import crc32c
+
+from ..errors import CorruptRecordError, MessageTooLargeError, OffsetOutOfRangeError
+from ..records import (
+    CRC_START,
+    HEADER,
+    TIMESTAMP_TYPE_BIT,
+    BatchHeader,
+    assign_offsets,
+    decode_batch,
+    validate_batch,
+)
+from .config import TopicConfig
+from .producer_state import ProducerStateManager
+from .segment import FileSlice, LogSegment, segment_name
+
+LEADER_EPOCH = 0
+_STATE = struct.Struct(">qqqqqq16s")
+_CRC = struct.Struct(">I")
+_PUBLISH_EVERY_BYTES = 16 * 1024 * 1024
+
+
+def _boot_id() -> bytes:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            return bytes.fromhex(f.read().decode().strip().replace("-", ""))[:16]
+    except (OSError, ValueError):
+        return bytes(16)
+
+
+BOOT_ID = _boot_id()
+
+
+class PartitionState(NamedTuple):
+    active_base: int
+    log_end_offset: int
+    active_size: int
+    log_start_offset: int
+    recovery_base: int
+    recovery_position: int
+    boot_id: bytes
+
+
+class AppendInfo(NamedTuple):
+    base_offset: int
+    last_offset: int
+    log_append_time: int = -1
+    log_start_offset: int = 0
+    duplicate: bool = False
+
+
+class Partition:
+    """Appends validated batches, assigns their offsets, and reads them back as file slices."""
+
+    def __init__(self, topic: str, index: int, directory: Path,
+                 config: Callable[[], TopicConfig], *, shared: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.topic = topic
+        self.index = index
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._config = config
+        self._shared = shared
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._lock_fd = os.open(self.dir / "partition.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self.log_start_offset = 0
+        self.log_end_offset = 0
+        self.producers = ProducerStateManager(self.dir / "producer.snapshot")
+        self._state: PartitionState | None = None
+        self._recovery_point = (0, 0)
+        self._flushed_offset = 0
+        self._unpublished = 0
+        self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
+        self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
+        with self._locked():
+            self._open()
+
+    # --- properties ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TopicConfig:
+        return self._config()
+
+    @property
+    def high_watermark(self) -> int:
+        """One node, no followers: everything appended is committed."""
+        if self._shared:
+            self._refresh()
+        return self.log_end_offset
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def _active(self) -> LogSegment:
+        return self.segments[-1]
+
+    # --- locking and the published state ------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex:
+            if not self._shared:
+                yield
+                return
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _read_state(self) -> PartitionState | None:
+        for _attempt in range(3):  # a torn read of a concurrent publish fails the CRC: retry
+            raw = os.pread(self._lock_fd, _STATE.size + _CRC.size, 0)
+            if len(raw) < _STATE.size + _CRC.size:
+                return None
+            if crc32c(raw[: _STATE.size]) == _CRC.unpack_from(raw, _STATE.size)[0]:
+                return PartitionState._make(_STATE.unpack_from(raw))
+        return None
+
+    def _publish(self) -> None:
+        active = self._active
+        state = PartitionState(active.base_offset, self.log_end_offset, active.size,
+                               self.log_start_offset, *self._recovery_point, BOOT_ID)
+        raw = _STATE.pack(*state)
+        os.pwrite(self._lock_fd, raw + _CRC.pack(crc32c(raw)), 0)
+        self._state = state
+        self._unpublished = 0
+
+    # --- opening and recovery -----------------------------------------------------------------
+
+    def _segment_bases(self) -> list[int]:
+        return sorted(int(n[:-4]) for n in os.listdir(self.dir)
+                      if n.endswith(".log") and n[:-4].isdigit())
+
+    def _new_segment(self, base: int) -> LogSegment:
+        return LogSegment(self.dir, base, self.config.index_interval_bytes)
+
+    def _open(self) -> None:
+        state = self._read_state()
+        bases = self._segment_bases()
+        if not bases:
+            bases = [state.log_start_offset if state else 0]
+        if state and state.boot_id == BOOT_ID and state.active_base in bases:
+            # Same boot: the page cache holds everything published; check only what is past it.
+            start = (state.active_base, state.active_size)
+        elif state and state.recovery_base in bases:
+            start = (state.recovery_base, state.recovery_position)
+        else:
+            start = (bases[0], 0)
+        segments: list[LogSegment] = []
+        for base in bases:
+            segment = self._new_segment(base)
+            if segments and segments[-1].next_offset != base:
+                segment.delete()  # follows a cut or a gap: not part of the log any more
+                continue
+            if base < start[0]:
+                segment.load()
+            else:
+                self.recovered_bytes += segment.recover(start[1] if base == start[0] else 0)
+            segments.append(segment)
+        self.segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self.log_end_offset = self._active.next_offset
+        floor = state.log_start_offset if state else 0
+        self.log_start_offset = min(max(floor, segments[0].base_offset), self.log_end_offset)
+        self._drop_segments(lambda _s, next_base: next_base <= self.log_start_offset)
+        if state and state.recovery_base in self._bases:
+            self._recovery_point = (state.recovery_base, state.recovery_position)
+        else:
+            self._recovery_point = (self._bases[0], 0)
+        self._replay_producers()
+        self._publish()
+
+    def _replay_producers(self) -> None:
+        """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
+        start = self.producers.load_snapshot(self.log_end_offset)
+        for _segment, _pos, header in self._headers_from(max(start, self.log_start_offset)):
+            self.producers.update(header)
+
+    def _headers_from(self, offset: int) -> Iterator[tuple[LogSegment, int, BatchHeader]]:
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for segment in self.segments[i:]:
+            for pos, header in segment.headers(0):
+                if header.last_offset >= offset:
+                    yield segment, pos, header
+
+    # --- seeing other processes' work -------------------------------------------------------------
+
+    def _refresh(self, writer: bool = False) -> None:
+        """Bring this process's view up to the published state (shared mode only)."""
+        state = self._read_state()
+        if state is None or (state == self._state and not writer):
+            return
+        with self._mutex:
+            if state != self._state:
+                if (state.active_base != self._active.base_offset
+                        or state.log_start_offset != self.log_start_offset):
+                    self._reload_segments(state)
+                old_end = self.log_end_offset
+                self._active.refresh(state.active_size, state.log_end_offset)
+                self.log_end_offset = state.log_end_offset
+                self.log_start_offset = state.log_start_offset
+                self._recovery_point = (state.recovery_base, state.recovery_position)
+                self._state = state
+                if writer:
+                    for _seg, _pos, header in self._headers_from(old_end):
+                        self.producers.update(header)
+            if writer and os.fstat(self._active.fd).st_size > self._active.size:
+                # A writer died between writing and publishing: keep its whole batches.
+                old_end = self.log_end_offset
+                self._active.recover(self._active.size)
+                self.log_end_offset = self._active.next_offset
+                for _seg, _pos, header in self._headers_from(old_end):
+                    self.producers.update(header)
+                self._publish()
+
+    def _reload_segments(self, state: PartitionState) -> None:
+        known = {s.base_offset: s for s in self.segments}
+        segments = []
+        for base in self._segment_bases():
+            if base > state.active_base:
+                continue  # created by a writer that has not published it (yet)
+            segment = known.pop(base, None)
+            if segment is None:
+                try:
+                    segment = self._new_segment(base)
+                except FileNotFoundError:
+                    continue  # deleted by retention meanwhile
+                segment.load(state.active_size if base == state.active_base else None)
+            segments.append(segment)
+        next_start = [s for s in segments if s.base_offset <= state.log_start_offset]
+        if len(next_start) > 1:
+            segments = segments[len(next_start) - 1:]
+        for gone in known.values():
+            gone.close()
+        self.segments = segments
+        self._bases = [s.base_offset for s in segments]
+
+    # --- appending ----------------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray | memoryview) -> AppendInfo:
+        """Validate one RecordBatch v2, give it the next offsets, and write it."""
+        buf = batch if isinstance(batch, bytearray) else bytearray(batch)
+        header = validate_batch(buf)
+        if header.size != len(buf):
+            raise CorruptRecordError("a produce request must carry exactly one record batch "
+                                     "per partition")
+        config = self.config
+        if len(buf) > config.max_message_bytes:
+            raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
+                                       f"max.message.bytes={config.max_message_bytes}")
+        with self._locked():
+            if self._shared:
+                self._refresh(writer=True)
+            idempotent = header.producer_id >= 0 and header.base_sequence >= 0
+            if idempotent:
+                original = self.producers.check(header)
+                if original is not None:
+                    return AppendInfo(original.base_offset, original.last_offset, -1,
+                                      self.log_start_offset, True)
+            log_append_time = -1
+            if config.message_timestamp_type == "LogAppendTime":
+                log_append_time = int(self._clock() * 1000)
+                self._stamp_append_time(buf, log_append_time)
+            base = self.log_end_offset
+            assign_offsets(buf, base, LEADER_EPOCH)
+            header = header._replace(base_offset=base, max_timestamp=max(header.max_timestamp,
+                                                                         log_append_time))
+            segment = self._active
+            if self._should_roll(segment, len(buf)):
+                segment = self._roll()
+            segment.append(buf, header)
+            if idempotent:
+                self.producers.update(header)
+            self.log_end_offset = header.next_offset
+            self._unpublished += len(buf)
+            if self._shared or self._unpublished >= _PUBLISH_EVERY_BYTES:
+                self._publish()
+        return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
+
+    @staticmethod
+    def _stamp_append_time(buf: bytearray, now_ms: int) -> None:
+        """LogAppendTime: the broker's clock replaces the timestamps, so the CRC is redone."""
+        fields = list(HEADER.unpack_from(buf))
+        fields[5] |= TIMESTAMP_TYPE_BIT
+        fields[8] = now_ms
+        HEADER.pack_into(buf, 0, *fields)
+        _CRC.pack_into(buf, 17, crc32c(memoryview(buf)[CRC_START:]))
+
+    def _should_roll(self, segment: LogSegment, incoming: int) -> bool:
+        if segment.size == 0:
+            return False
+        config = self.config
+        if segment.size + incoming > config.segment_bytes:
+            return True
+        if len(segment.offset_index.keys) * 8 >= config.segment_index_bytes:
+            return True
+        age_ms = self._clock() * 1000 - segment.first_timestamp
+        return segment.first_timestamp >= 0 and age_ms > config.segment_ms
+
+    def _roll(self) -> LogSegment:
+        base = self.log_end_offset
+        for suffix in (".log", ".index", ".timeindex"):
+            # A writer that died mid-roll may have left files nobody published: start clean.
+            (self.dir / segment_name(base, suffix)).unlink(missing_ok=True)
+        segment = self._new_segment(base)
+        segment.next_offset = base
+        self.segments = [*self.segments, segment]
+        self._bases = [*self._bases, base]
+        self.producers.write_snapshot(base)
+        self._publish()
+        return segment
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int) -> FileSlice | None:
+        """Whole batches from the one containing `offset`, at least one even past `max_bytes`;
+        None at the high watermark."""
+        end = self.high_watermark
+        if offset == end:
+            return None
+        if offset < self.log_start_offset or offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self.log_start_offset}, {end}] of "
+                f"{self.topic}-{self.index}"
+            )
+        segments, bases = self.segments, self._bases
+        i = bisect.bisect_right(bases, offset) - 1
+        while i < len(segments):
+            segment = segments[i]
+            limit = segment.size
+            hint_offset, hint_base, hint_pos = self._read_hint
+            hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
+            position = segment.find_position(offset, hint)
+            if position is not None:
+                stop, next_offset = segment.slice_end(position, max_bytes, limit)
+                self._read_hint = (next_offset, segment.base_offset, stop)
+                return segment.slice(position, stop)
+            i += 1
+        return None
+
+    def read_batches(self, offset: int, max_bytes: int) -> bytes:
+        """`read` as bytes, for in-process consumers."""
+        found = self.read(offset, max_bytes)
+        return b"" if found is None else found.read()
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record whose timestamp is >= `timestamp`."""
+        if self._shared:
+            self._refresh()
+        for segment in self.segments:
+            found = segment.timestamp_lookup(timestamp)
+            if found is None:
+                continue
+            position, header = found
+            batch = decode_batch(os.pread(segment.fd, header.size, position))
+            for record in batch.records:
+                ts = record.timestamp if record.timestamp is not None else -1
+                if ts >= timestamp and record.offset >= self.log_start_offset:
+                    return record.offset, ts
+        return None
+
+    # --- retention and deletion ---------------------------------------------------------------
+
+    def delete_records(self, before_offset: int) -> int:
+        """Move the log start offset up (DeleteRecords); whole segments below it are removed."""
+        with self._locked():
+            if self._shared:
+                self._refresh(writer=True)
+            if before_offset < 0 or before_offset > self.log_end_offset:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records before {before_offset}: the log ends at "
+                    f"{self.log_end_offset}"
+                )
+            self.log_start_offset = max(self.log_start_offset, before_offset)
+            self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)
+            self._publish()
+            return self.log_start_offset
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole closed segments past retention.ms or over retention.bytes."""
+        config = self.config
+        now = int(self._clock() * 1000) if now_ms is None else now_ms
+        with self._locked():
+            if self._shared:
+                self._refresh(writer=True)
+            total = self.size
+            excess = total - config.retention_bytes if config.retention_bytes >= 0 else 0
+
+            def expired(segment: LogSegment, _next: int) -> bool:
+                nonlocal excess
+                if excess > 0 and excess - segment.size >= 0:
+                    excess -= segment.size
+                    return True
+                return (config.retention_ms >= 0 and 0 <= segment.max_timestamp
+                        < now - config.retention_ms)
+
+            removed = self._drop_segments(expired)
+            if removed:
+                self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+                self._publish()
+            return removed
+
+    def _drop_segments(self, doomed: Callable[[LogSegment, int], bool]) -> int:
+        """Delete closed segments from the front while `doomed(segment, next base)` holds."""
+        count = 0
+        while len(self.segments) > 1 and doomed(self.segments[0], self.segments[1].base_offset):
+            self.segments[0].delete()
+            self.segments = self.segments[1:]
+            self._bases = self._bases[1:]
+            count += 1
+        return count
+
+    # --- durability ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """fdatasync what is appended; callers that arrive during a flush share the next one."""
+        target = self.log_end_offset
+        with self._flush_lock:
+            if self._flushed_offset >= target:
+                return
+            with self._mutex:
+                end = self.log_end_offset
+                active = self._active
+                point = (active.base_offset, active.size)
+                dirty = [s for s in self.segments if s.next_offset > self._flushed_offset]
+            for segment in dirty:
+                segment.flush()
+            with self._locked():
+                self._flushed_offset = end
+                self._recovery_point = max(self._recovery_point, point)
+                self._publish()
+
+    def close(self) -> None:
+        with self._locked():
+            self.producers.write_snapshot(self.log_end_offset)
+            self._publish()
+            for segment in self.segments:
+                segment.close()
+        os.close(self._lock_fd)
+
+    def delete(self) -> None:
+        for segment in self.segments:
+            segment.delete()
+        for name in ("partition.lock", "producer.snapshot"):
+            (self.dir / name).unlink(missing_ok=True)
+        os.close(self._lock_fd)
+        with suppress(OSError):
+            self.dir.rmdir()

@@ -1,0 +1,235 @@
+"""One log segment: `<base offset>.log` of RecordBatch v2 bytes plus its sparse indexes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import CorruptRecordError
+from ..records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, read_header, validate_batch
+from .index import OffsetIndex, TimeIndex
+
+SCAN_CHUNK = 64 * 1024
+
+
+def segment_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """A byte range of a segment file: what a fetch hands to `socket.sendfile` untouched.
+
+    It holds the file object itself, so a segment deleted by retention meanwhile stays readable
+    until the slice is dropped.
+    """
+
+    file: BinaryIO
+    position: int
+    length: int
+
+    def read(self) -> bytes:
+        return os.pread(self.file.fileno(), self.length, self.position)
+
+
+class LogSegment:
+    """Appends whole batches at the end of its file and finds them again by offset or time."""
+
+    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int = 4096
+                 ) -> None:
+        self.base_offset = base_offset
+        self.log_path = directory / segment_name(base_offset, ".log")
+        self.file: BinaryIO = open(self.log_path, "a+b", buffering=0)  # noqa: SIM115
+        self.fd = self.file.fileno()
+        self.size = os.fstat(self.fd).st_size
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.first_timestamp = -1
+        self.index_interval_bytes = index_interval_bytes
+        self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
+                                        base_offset)
+        self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
+                                    base_offset)
+        self._indexed_bytes = 0  # file position of the last index entry
+
+    # --- appending ----------------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray, header: BatchHeader) -> int:
+        """Write a batch whose offsets are already assigned; return its file position."""
+        position = self.size
+        written = os.pwrite(self.fd, batch, position)
+        if written != len(batch):
+            raise OSError(f"short write to {self.log_path}: {written} of {len(batch)} bytes")
+        self.size += written
+        self._track(header, position)
+        return position
+
+    def _track(self, header: BatchHeader, position: int) -> None:
+        """Account for a batch this process wrote or validated, adding sparse index entries."""
+        if position == 0 or position - self._indexed_bytes >= self.index_interval_bytes:
+            if not self.offset_index.keys or header.base_offset > self.offset_index.keys[-1]:
+                self.offset_index.append(header.base_offset, position)
+                self._indexed_bytes = position
+            if not self.time_index.keys or header.max_timestamp > self.time_index.keys[-1]:
+                self.time_index.append(header.max_timestamp, header.base_offset)
+        self._account(header)
+
+    def _account(self, header: BatchHeader) -> None:
+        self.next_offset = header.next_offset
+        if self.first_timestamp < 0:
+            self.first_timestamp = header.max_timestamp
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+
+    # --- opening, scanning and recovery -------------------------------------------------------
+
+    def headers(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of each whole batch in [start, end), reading only the headers."""
+        end = self.size if end is None else end
+        pos = start
+        while end - pos >= HEADER_SIZE:
+            chunk = os.pread(self.fd, min(SCAN_CHUNK, end - pos), pos)
+            at = 0
+            while len(chunk) - at >= HEADER_SIZE:
+                header = read_header(chunk, at)
+                if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or pos + at + header.size > end:
+                    return
+                yield pos + at, header
+                at += header.size
+            if at == 0:
+                return
+            pos += at
+
+    def load(self, size: int | None = None) -> None:
+        """Trust the bytes [0, size) (default: the whole file): load the indexes, rebuilding them
+        if missing or damaged, and derive next offset and timestamps from the tail."""
+        self.size = os.fstat(self.fd).st_size if size is None else size
+        self.next_offset = self.base_offset
+        self.max_timestamp = self.first_timestamp = -1
+        index, times = self.offset_index, self.time_index
+        if not (index.load(self.size) and times.load(1 << 62)) or (self.size and not index.keys):
+            self.rebuild_indexes()
+            return
+        from_pos = self._indexed_bytes = index.values[-1] if index.values else 0
+        if times.keys:
+            self.first_timestamp, self.max_timestamp = times.keys[0], times.keys[-1]
+        for _pos, header in self.headers(from_pos):
+            self._account(header)
+        if times.keys and times.values[-1] >= self.next_offset:
+            times.load(self.next_offset)
+            self.first_timestamp = times.keys[0] if times.keys else -1
+
+    def rebuild_indexes(self) -> None:
+        self.offset_index.truncate_entries(0)
+        self.time_index.truncate_entries(0)
+        self._indexed_bytes = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = self.first_timestamp = -1
+        for pos, header in list(self.headers(0)):
+            self._track(header, pos)
+
+    def recover(self, start: int = 0) -> int:
+        """Trust [0, start), validate every batch after it (CRC included), cut the file and the
+        indexes at the first torn or corrupt one; return the number of bytes cut."""
+        self.load(start)
+        self.offset_index.truncate_entries(len(self.offset_index.keys))
+        self.time_index.truncate_entries(len(self.time_index.keys))
+        file_size = os.fstat(self.fd).st_size
+        pos = start
+        while file_size - pos >= HEADER_SIZE:
+            size = int.from_bytes(os.pread(self.fd, 4, pos + 8), "big", signed=True) + LOG_OVERHEAD
+            if size < HEADER_SIZE or pos + size > file_size:
+                break
+            try:
+                header = validate_batch(os.pread(self.fd, size, pos))
+            except CorruptRecordError:
+                break
+            if header.base_offset != self.next_offset:
+                break  # offsets must be contiguous: anything else is not ours
+            self._track(header, pos)
+            pos += size
+            self.size = pos
+        if file_size > pos:
+            os.ftruncate(self.fd, pos)
+        return file_size - pos
+
+    def refresh(self, size: int, next_offset: int) -> None:
+        """Adopt batches another process appended and published (up to `size`)."""
+        if size == self.size:
+            return
+        if size < self.size:
+            self.load(size)
+            return
+        old = self.size
+        self.size = size
+        self.offset_index.refresh(size)
+        self.time_index.refresh(next_offset)
+        for _pos, header in self.headers(old):
+            self._account(header)
+        if self.offset_index.values:
+            self._indexed_bytes = self.offset_index.values[-1]
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def find_position(self, offset: int, hint: tuple[int, int] | None = None) -> int | None:
+        """File position of the batch containing `offset`, or None if it is not in this segment."""
+        if offset >= self.next_offset or offset < self.base_offset:
+            return None
+        start = self.offset_index.lookup(offset)[1]
+        if hint is not None and hint[0] <= offset and hint[1] > start:
+            start = hint[1]
+        for pos, header in self.headers(start):
+            if header.last_offset >= offset:
+                return pos
+        return None
+
+    def slice_end(self, position: int, max_bytes: int, limit: int) -> tuple[int, int]:
+        """(end position, next offset) of the whole batches from `position` that fit
+        `max_bytes`, at least one (KIP-74)."""
+        first = read_header(os.pread(self.fd, HEADER_SIZE, position))
+        end, next_offset = position + first.size, first.next_offset
+        target = min(position + max_bytes, limit)
+        if end >= target:
+            return end, next_offset
+        # Jump to the last indexed batch that starts inside the budget, then walk the rest.
+        indexed = self.offset_index.floor_position(target)
+        if indexed > end:
+            end = indexed
+            next_offset = read_header(os.pread(self.fd, HEADER_SIZE, indexed)).base_offset
+        for pos, header in self.headers(end, limit):
+            if pos + header.size > target:
+                break
+            end, next_offset = pos + header.size, header.next_offset
+        return end, next_offset
+
+    def timestamp_lookup(self, timestamp: int) -> tuple[int, int] | None:
+        """(position, header) of the first batch whose max timestamp is >= timestamp."""
+        if self.max_timestamp < timestamp:
+            return None
+        start_offset = self.time_index.start_offset_for(timestamp)
+        start = self.offset_index.lookup(start_offset)[1]
+        for pos, header in self.headers(start):
+            if header.max_timestamp >= timestamp:
+                return pos, header
+        return None
+
+    def slice(self, position: int, end: int) -> FileSlice:
+        return FileSlice(self.file, position, end - position)
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        """Close the indexes; the log file closes when the last FileSlice using it is gone."""
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        self.close()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            path.unlink(missing_ok=True)

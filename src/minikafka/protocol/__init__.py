@@ -1,0 +1,1 @@
+"""The Kafka wire protocol, sans I/O: request frames in, response frames out."""

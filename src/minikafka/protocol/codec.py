@@ -1,0 +1,136 @@
+"""Sans-I/O Kafka codec: a frame's bytes in, (header, request object) out; a response object in,
+the frame's bytes out.
+
+Message bodies use kafka-python's classes, which are generated from Kafka's published JSON
+schemas (pinned in pyproject). This module is the only place that touches them directly, so a
+swap to our own generator would stay local. The request header is parsed by hand: it is tiny,
+read on every request, and kafka-python's header path is the slow one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import kafka.protocol.admin
+import kafka.protocol.consumer
+import kafka.protocol.metadata
+import kafka.protocol.producer  # noqa: F401  (imports register every message class)
+from kafka.protocol.api_key import ApiKey
+from kafka.protocol.api_message import ApiMessage
+
+from ..errors import ErrorCode
+from .primitives import EMPTY_TAGS, INT16, INT32, MalformedError, skip_tagged_fields
+
+# The response header is v0 (no tagged fields) for ApiVersions at every version (KIP-511), so a
+# client can always read the answer, even when it asked with a version we do not know.
+_HEADER_V0_ALWAYS = {ApiKey.ApiVersions}
+
+
+def _message_classes(kind: str) -> dict[int, type[ApiMessage]]:
+    def subclasses(cls: type) -> list[type]:
+        found = []
+        for sub in cls.__subclasses__():
+            found.append(sub)
+            found.extend(subclasses(sub))
+        return found
+
+    return {cls.API_KEY: cls for cls in subclasses(ApiMessage)
+            if cls._class_version is None and cls.type == kind}
+
+
+REQUESTS = _message_classes("request")
+RESPONSES = _message_classes("response")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+def is_flexible(api_key: int, api_version: int) -> bool:
+    """Whether this API version uses compact strings and tagged fields (header v2 / v1)."""
+    cls = REQUESTS.get(api_key)
+    return cls is not None and cls.flexible_version_q(api_version)
+
+
+def known_version(api_key: int, api_version: int) -> bool:
+    """Whether the codec can decode this request (its schema knows the version)."""
+    cls = REQUESTS.get(api_key)
+    return cls is not None and 0 <= api_version <= cls.max_version
+
+
+def parse_header(frame: bytes | memoryview) -> tuple[RequestHeader, int]:
+    """Read the request header v1/v2; return it and the body's position in the frame.
+
+    Tagged fields of a v2 header are skipped only when the codec knows the version is flexible;
+    for unknown versions the body is never decoded, so the exact position does not matter.
+    """
+    if len(frame) < 10:
+        raise MalformedError(f"request header truncated: {len(frame)} bytes")
+    api_key, api_version = INT16.unpack_from(frame, 0)[0], INT16.unpack_from(frame, 2)[0]
+    correlation_id = INT32.unpack_from(frame, 4)[0]
+    length = INT16.unpack_from(frame, 8)[0]
+    pos = 10
+    client_id = None
+    if length >= 0:
+        if pos + length > len(frame):
+            raise MalformedError("client id runs past the end of the frame")
+        client_id = bytes(frame[pos : pos + length]).decode("utf-8", "replace")
+        pos += length
+    elif length != -1:
+        raise MalformedError(f"negative client id length {length}")
+    header = RequestHeader(api_key, api_version, correlation_id, client_id)
+    if known_version(api_key, api_version) and is_flexible(api_key, api_version):
+        pos = skip_tagged_fields(frame, pos)
+    return header, pos
+
+
+def decode_request(header: RequestHeader, frame: bytes | memoryview, pos: int) -> Any:
+    """Decode a request body at a version the codec knows; MalformedError on bad bytes."""
+    cls = REQUESTS[header.api_key]
+    view = memoryview(frame)[pos:]
+    try:
+        return cls.decode(view, version=header.api_version)
+    except MalformedError:
+        raise
+    except Exception as exc:  # the generated decoders raise struct.error, IndexError, ...
+        raise MalformedError(
+            f"cannot decode {cls.__name__} v{header.api_version}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def response_class(api_key: int, api_version: int) -> type[ApiMessage]:
+    """The kafka-python response class to build an answer with (`cls(field=..., ...)`)."""
+    return RESPONSES[api_key][api_version]
+
+
+def response_header(header: RequestHeader) -> bytes:
+    """Response header v0 (correlation id) or v1 (plus empty tagged fields)."""
+    flexible = header.api_key not in _HEADER_V0_ALWAYS and is_flexible(
+        header.api_key, header.api_version)
+    return INT32.pack(header.correlation_id) + (EMPTY_TAGS if flexible else b"")
+
+
+def encode_response(header: RequestHeader, response: ApiMessage, version: int | None = None
+                    ) -> bytes:
+    """Frame a response: size, header, body at the request's version (or `version`)."""
+    body = response.encode(version=header.api_version if version is None else version)
+    head = response_header(header)
+    return INT32.pack(len(head) + len(body)) + head + body
+
+
+def unsupported_api_versions(header: RequestHeader, served: dict[int, tuple[int, int]]
+                             ) -> bytes:
+    """ApiVersions at a version above ours: a v0 body with UNSUPPORTED_VERSION and our ranges,
+    so the client can retry at a version we speak (KIP-511)."""
+    cls = RESPONSES[ApiKey.ApiVersions]
+    body = cls[0](
+        error_code=ErrorCode.UNSUPPORTED_VERSION,
+        api_keys=[cls.ApiVersion(api_key=k, min_version=lo, max_version=hi)
+                  for k, (lo, hi) in sorted(served.items())],
+    )
+    return encode_response(header, body, version=0)
