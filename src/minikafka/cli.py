@@ -1,0 +1,291 @@
+"""`minikafka`: topics, produce, consume, serve, demo.
+
+Errors are one line on stderr and a non-zero exit; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .client import Consumer, Message, Producer
+from .errors import KafkaError
+from .log import LogManager
+
+DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
+_FORMAT_TOKEN = re.compile(r"%[tpokKsSTh%]|\\[nt\\]")
+
+
+class CliError(Exception):
+    """A user mistake, reported as one line."""
+
+
+# --- topics -----------------------------------------------------------------------------------------
+
+
+def _parse_configs(pairs: Sequence[str]) -> dict[str, str]:
+    configs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CliError(f"--config expects NAME=VALUE, got {pair!r}")
+        configs[name] = value
+    return configs
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    with LogManager(args.data_dir) as log:
+        if args.action == "create":
+            config = log.create_topic(args.name, args.partitions, _parse_configs(args.config))
+            print(f"created topic {args.name!r} with {config.partitions} partition(s)")
+        elif args.action == "delete":
+            log.delete_topic(args.name)
+            print(f"deleted topic {args.name!r}")
+        elif args.action == "list":
+            for topic in log.topics():
+                print(topic)
+        elif args.action == "describe":
+            for topic in [args.name] if args.name else log.topics():
+                _describe_topic(log, topic)
+    return 0
+
+
+def _describe_topic(log: LogManager, topic: str) -> None:
+    config = log.topic_config(topic)
+    changed = {k: v for k, v in config.as_kafka_configs().items() if k not in config.defaults()}
+    extra = ", ".join(f"{k}={v}" for k, v in changed.items())
+    print(f"topic {topic!r}: {config.partitions} partition(s)" + (f"; {extra}" if extra else ""))
+    for p in range(config.partitions):
+        partition = log.partition(topic, p)
+        print(f"  partition {p}: start offset {partition.log_start_offset}, end offset "
+              f"{partition.high_watermark}, {len(partition.segments)} segment(s), "
+              f"{partition.size} bytes")
+
+
+# --- produce ----------------------------------------------------------------------------------------
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    sep = args.key_separator
+
+    def records():
+        for line in sys.stdin.buffer:
+            line = line.rstrip(b"\r\n")
+            if sep is not None:
+                key, found, value = line.partition(sep.encode())
+                if not found:
+                    raise CliError(f"line has no key separator {sep!r}: {line[:60]!r}")
+                yield key, value, (), None
+            else:
+                yield None, line, (), None
+
+    with Producer(args.data_dir, compression=args.compression, partitioner=args.partitioner,
+                  default_partitions=args.partitions) as producer:
+        sent = _chunked_send(producer, args.topic, records(), args.partition)
+    if not args.quiet:
+        print(f"produced {sent} record(s) to {args.topic!r}", file=sys.stderr)
+    return 0
+
+
+def _chunked_send(producer: Producer, topic: str, records, partition: int | None,
+                  chunk: int = 10_000) -> int:
+    """Send in chunks so a large stdin streams instead of piling up in memory."""
+    total, pending = 0, []
+    for record in records:
+        pending.append(record)
+        if len(pending) >= chunk:
+            total += len(producer.send_many(topic, pending, partition=partition))
+            pending = []
+    if pending:
+        total += len(producer.send_many(topic, pending, partition=partition))
+    return total
+
+
+# --- consume ----------------------------------------------------------------------------------------
+
+
+def make_formatter(fmt: str) -> Callable[[Message], bytes]:
+    """kcat's -f tokens: %t topic, %p partition, %o offset, %k key, %s value, %T timestamp,
+    %K / %S key / value size, %h headers; \\n and \\t escapes."""
+    pieces = _FORMAT_TOKEN.split(fmt)
+    tokens = _FORMAT_TOKEN.findall(fmt)
+
+    def field(token: str, m: Message) -> bytes:
+        match token:
+            case "%t": return m.topic.encode()
+            case "%p": return str(m.partition).encode()
+            case "%o": return str(m.offset).encode()
+            case "%k": return m.key or b""
+            case "%s": return m.value or b""
+            case "%K": return str(-1 if m.key is None else len(m.key)).encode()
+            case "%S": return str(-1 if m.value is None else len(m.value)).encode()
+            case "%T": return str(m.timestamp).encode()
+            case "%h": return b",".join(k.encode() + b"=" + (v or b"") for k, v in m.headers)
+            case "%%": return b"%"
+            case "\\n": return b"\n"
+            case "\\t": return b"\t"
+        return token.encode()
+
+    def render(m: Message) -> bytes:
+        out = [pieces[0].encode()]
+        for token, piece in zip(tokens, pieces[1:], strict=True):
+            out.append(field(token, m))
+            out.append(piece.encode())
+        return b"".join(out)
+
+    return render
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    render = make_formatter(args.format)
+    out = sys.stdout.buffer
+    seen = 0
+    with LogManager(args.data_dir) as log:
+        log.topic_config(args.topic)  # fail early, in one line, on an unknown topic
+    reset = "earliest" if args.from_beginning else "latest"
+    with Consumer(args.data_dir, args.topic, group_id=args.group, auto_offset_reset=reset,
+                  enable_auto_commit=False) as consumer:
+        if args.from_beginning and args.group is None:
+            consumer.seek_to_beginning()
+        while args.max_messages is None or seen < args.max_messages:
+            limit = 500 if args.max_messages is None else min(500, args.max_messages - seen)
+            batch = consumer.poll(timeout=0.2, max_records=limit)
+            for message in batch:
+                out.write(render(message) + b"\n")
+            seen += len(batch)
+            if batch:
+                out.flush()
+                if args.group:
+                    consumer.commit()
+            elif args.exit_at_end and _at_end(consumer):
+                break
+    if not args.quiet:
+        print(f"consumed {seen} record(s)", file=sys.stderr)
+    return 0
+
+
+def _at_end(consumer: Consumer) -> bool:
+    assigned = consumer.assignment()
+    return bool(assigned) and all(
+        consumer.position(t, p) >= consumer.log.partition(t, p).high_watermark
+        for t, p in assigned
+    )
+
+
+# --- demo -------------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .examples.orders import run_demo
+
+    return run_demo(args.data_dir, rate=args.rate, orders=args.orders, seed=args.seed)
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    from .examples import orders
+
+    if args.role == "producer":
+        return orders.run_producer(args.data_dir, rate=args.rate, count=args.orders, seed=args.seed)
+    return orders.run_consumer(args.data_dir, group=args.group)
+
+
+# --- wiring -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minikafka", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"minikafka {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="data directory (env MINIKAFKA_DATA_DIR; default: %(default)s)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    topics = sub.add_parser("topics", help="create, list, describe, delete topics")
+    actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[common], help="create a topic")
+    create.add_argument("name")
+    create.add_argument("--partitions", type=int, default=1)
+    create.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                        help="topic config such as retention.ms=60000 (repeatable)")
+    actions.add_parser("list", parents=[common], help="list topics")
+    describe = actions.add_parser("describe", parents=[common], help="partitions and offsets")
+    describe.add_argument("name", nargs="?")
+    delete = actions.add_parser("delete", parents=[common], help="delete a topic")
+    delete.add_argument("name")
+    topics.set_defaults(func=cmd_topics)
+
+    produce = sub.add_parser("produce", parents=[common], help="one record per stdin line")
+    produce.add_argument("topic")
+    produce.add_argument("-K", "--key-separator", help="split each line into KEY SEP VALUE")
+    produce.add_argument("-p", "--partition", type=int, help="write to this partition only")
+    produce.add_argument("-z", "--compression", default=None,
+                         choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    produce.add_argument("--partitioner", default="murmur2", choices=["murmur2", "crc32"],
+                         help="murmur2 = Java client default, crc32 = librdkafka default")
+    produce.add_argument("--partitions", type=int, default=1,
+                         help="partitions if the topic is auto-created (default: %(default)s)")
+    produce.set_defaults(func=cmd_produce)
+
+    consume = sub.add_parser("consume", parents=[common], help="print records")
+    consume.add_argument("topic")
+    consume.add_argument("-G", "--group", help="consume as a member of this group, committing")
+    consume.add_argument("--from-beginning", action="store_true",
+                         help="start at the log start when nothing is committed")
+    consume.add_argument("-e", "--exit-at-end", action="store_true",
+                         help="exit once every partition is read to its end")
+    consume.add_argument("-c", "--max-messages", type=int, help="exit after N records")
+    consume.add_argument("-f", "--format", default="%s",
+                         help="kcat-style: %%t %%p %%o %%k %%s %%T %%K %%S %%h (default: %%s)")
+    consume.set_defaults(func=cmd_consume)
+
+    demo = sub.add_parser("demo", parents=[common], help="the course exercise: orders produced "
+                          "and consumed in parallel")
+    demo.add_argument("--rate", type=float, default=5.0, help="orders per second")
+    demo.add_argument("--orders", type=int, default=None, help="stop after N orders")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=cmd_demo)
+
+    example = sub.add_parser("example", parents=[common],
+                             help="one side of the course exercise")
+    example.add_argument("role", choices=["producer", "consumer"])
+    example.add_argument("--rate", type=float, default=5.0)
+    example.add_argument("--orders", type=int, default=None)
+    example.add_argument("--seed", type=int, default=42)
+    example.add_argument("--group", default="order-printer")
+    example.set_defaults(func=cmd_example)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "max_messages", None) is not None and args.max_messages < 0:
+        parser.error("--max-messages must be >= 0")
+    if getattr(args, "partitions", 1) < 1:
+        print(f"minikafka: error: --partitions must be at least 1, got {args.partitions}",
+              file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (KafkaError, CliError, ValueError) as exc:
+        print(f"minikafka: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"minikafka: error: {exc.strerror or exc}"
+              + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The embedded consumer: reads a data directory directly, alone or as part of a group."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
+from ..log import LEADER_EPOCH, LogManager, OffsetAndMetadata
+from ..records import Headers, decode_batches
+from .membership import GroupMembership, TopicPartition
+
+FETCH_MAX_BYTES = 1024 * 1024
+POLL_INTERVAL = 0.005
+REBALANCE_INTERVAL = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp: int
+
+
+class Consumer:
+    """Reads topics from a data directory.
+
+    With a `group_id`, partitions are shared among the live consumers of that group (each read by
+    one at a time) and positions are committed, so a restarted consumer resumes where the group
+    left off. Without one, it reads every partition and commits nothing.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *topics: str, group_id: str | None = None,
+                 auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
+                 auto_commit_interval_ms: int = 5000) -> None:
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise ValueError("auto_offset_reset must be 'earliest' or 'latest'")
+        self.log = LogManager(data_dir)
+        self.group_id = group_id
+        self.auto_offset_reset = auto_offset_reset
+        self.enable_auto_commit = enable_auto_commit and group_id is not None
+        self.auto_commit_interval = auto_commit_interval_ms / 1000
+        self._membership = GroupMembership(self.log.data_dir, group_id) if group_id else None
+        self._topics: list[str] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._consumed: dict[TopicPartition, int] = {}  # position after the last returned record
+        self._next_rebalance = 0.0
+        self._next_commit = time.monotonic() + self.auto_commit_interval
+        self._buffer: list[Message] = []
+        if topics:
+            self.subscribe(topics)
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- assignment -------------------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        self._topics = list(topics)
+        self._next_rebalance = 0.0
+
+    def assignment(self) -> list[TopicPartition]:
+        self._maybe_rebalance()
+        return sorted(self._positions)
+
+    def _all_partitions(self) -> list[TopicPartition]:
+        found = []
+        for topic in self._topics:
+            try:
+                count = self.log.topic_config(topic).partitions
+            except UnknownTopicOrPartitionError:
+                continue
+            found += [(topic, p) for p in range(count)]
+        return found
+
+    def _maybe_rebalance(self) -> None:
+        now = time.monotonic()
+        if now < self._next_rebalance:
+            return
+        self._next_rebalance = now + REBALANCE_INTERVAL
+        partitions = self._all_partitions()
+        if self._membership is None:
+            for tp in partitions:
+                if tp not in self._positions:
+                    self._positions[tp] = self._initial_position(tp, committed=None)
+            return
+        gained, to_release = self._membership.rebalance(partitions)
+        if to_release:
+            if self.enable_auto_commit:
+                self.commit(to_release)
+            self._membership.release(to_release)
+            for tp in to_release:
+                self._positions.pop(tp, None)
+                self._consumed.pop(tp, None)
+            self._buffer = [m for m in self._buffer if (m.topic, m.partition) in self._positions]
+        if gained:
+            committed = self.log.offsets.fetch(self.group_id or "", gained)
+            for tp in gained:
+                self._positions[tp] = self._initial_position(tp, committed.get(tp))
+
+    def _initial_position(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> int:
+        partition = self.log.partition(*tp)
+        if committed is not None and (partition.log_start_offset <= committed.offset
+                                      <= partition.high_watermark):
+            return committed.offset
+        if self.auto_offset_reset == "earliest":
+            return partition.log_start_offset
+        return partition.high_watermark
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 1.0, max_records: int = 500) -> list[Message]:
+        """Up to `max_records` messages, waiting up to `timeout` seconds for the first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._maybe_rebalance()
+            if not self._buffer:
+                self._fetch()
+            if self._buffer:
+                out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
+                for m in out:
+                    self._consumed[(m.topic, m.partition)] = m.offset + 1
+                self._maybe_auto_commit()
+                return out
+            self._maybe_auto_commit()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            time.sleep(min(POLL_INTERVAL, remaining))
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            yield from self.poll()
+
+    def _fetch(self) -> None:
+        for tp, position in list(self._positions.items()):
+            partition = self.log.partition(*tp)
+            try:
+                data = partition.read_batches(position, FETCH_MAX_BYTES)
+            except OffsetOutOfRangeError:
+                self._positions[tp] = (partition.log_start_offset
+                                       if self.auto_offset_reset == "earliest"
+                                       else partition.high_watermark)
+                continue
+            if not data:
+                continue
+            topic, index = tp
+            for batch in decode_batches(data):
+                if batch.header.is_control:
+                    continue
+                self._buffer.extend(
+                    Message(topic, index, r.offset, r.key, r.value, r.headers, r.timestamp or 0)
+                    for r in batch.records if r.offset >= position
+                )
+                self._positions[tp] = batch.header.next_offset
+
+    # --- positions and commits --------------------------------------------------------------------
+
+    def position(self, topic: str, partition: int) -> int:
+        return self._consumed.get((topic, partition), self._positions[(topic, partition)])
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._positions[(topic, partition)] = offset
+        self._consumed[(topic, partition)] = offset
+        self._buffer = [m for m in self._buffer if (m.topic, m.partition) != (topic, partition)]
+
+    def seek_to_beginning(self) -> None:
+        for topic, index in self.assignment():
+            self.seek(topic, index, self.log.partition(topic, index).log_start_offset)
+
+    def seek_to_end(self) -> None:
+        for topic, index in self.assignment():
+            self.seek(topic, index, self.log.partition(topic, index).high_watermark)
+
+    def seek_to_timestamp(self, timestamp_ms: int) -> None:
+        """Each partition to its first record at or after the time (the end if none)."""
+        for topic, index in self.assignment():
+            partition = self.log.partition(topic, index)
+            found = partition.offset_for_timestamp(timestamp_ms)
+            self.seek(topic, index, partition.high_watermark if found is None else found[0])
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        if self.group_id is None:
+            return None
+        found = self.log.offsets.fetch(self.group_id, [(topic, partition)])
+        return found[(topic, partition)].offset if found else None
+
+    def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit the position after the last record returned by `poll` for each partition."""
+        if self.group_id is None:
+            raise ValueError("commit needs a consumer created with a group_id")
+        wanted = self._consumed if partitions is None else {
+            tp: self._consumed[tp] for tp in partitions if tp in self._consumed}
+        offsets = {tp: OffsetAndMetadata(pos, LEADER_EPOCH) for tp, pos in wanted.items()}
+        self.log.offsets.commit(self.group_id, offsets)
+
+    def _maybe_auto_commit(self) -> None:
+        if self.enable_auto_commit and time.monotonic() >= self._next_commit:
+            self._next_commit = time.monotonic() + self.auto_commit_interval
+            self.commit()
+
+    def close(self) -> None:
+        if self.enable_auto_commit and self._consumed:
+            self.commit()
+        if self._membership is not None:
+            self._membership.leave()
+        self.log.close()

@@ -1,0 +1,1 @@
+"""Example programs: the course exercises on minikafka."""
