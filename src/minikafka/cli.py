@@ -17,14 +17,14 @@ from .errors import KafkaError
 from .log import LogManager
 
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
-_FORMAT_TOKEN = re.compile(r"%[tpokKsSTh%]|\\[nt\\]")
+_FORMAT_TOKEN = re.compile(r"%[tpokKsSTh%]|\\[nt]")
 
 
 class CliError(Exception):
     """A user mistake, reported as one line."""
 
 
-# --- topics -----------------------------------------------------------------------------------------
+# --- topics --------------------------------------------------------------------------------------
 
 
 def _parse_configs(pairs: Sequence[str]) -> dict[str, str]:
@@ -66,7 +66,7 @@ def _describe_topic(log: LogManager, topic: str) -> None:
               f"{partition.size} bytes")
 
 
-# --- produce ----------------------------------------------------------------------------------------
+# --- produce --------------------------------------------------------------------------------------
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -105,7 +105,7 @@ def _chunked_send(producer: Producer, topic: str, records, partition: int | None
     return total
 
 
-# --- consume ----------------------------------------------------------------------------------------
+# --- consume --------------------------------------------------------------------------------------
 
 
 def make_formatter(fmt: str) -> Callable[[Message], bytes]:
@@ -114,26 +114,26 @@ def make_formatter(fmt: str) -> Callable[[Message], bytes]:
     pieces = _FORMAT_TOKEN.split(fmt)
     tokens = _FORMAT_TOKEN.findall(fmt)
 
-    def field(token: str, m: Message) -> bytes:
-        match token:
-            case "%t": return m.topic.encode()
-            case "%p": return str(m.partition).encode()
-            case "%o": return str(m.offset).encode()
-            case "%k": return m.key or b""
-            case "%s": return m.value or b""
-            case "%K": return str(-1 if m.key is None else len(m.key)).encode()
-            case "%S": return str(-1 if m.value is None else len(m.value)).encode()
-            case "%T": return str(m.timestamp).encode()
-            case "%h": return b",".join(k.encode() + b"=" + (v or b"") for k, v in m.headers)
-            case "%%": return b"%"
-            case "\\n": return b"\n"
-            case "\\t": return b"\t"
-        return token.encode()
+    fields: dict[str, Callable[[Message], bytes]] = {
+        "%t": lambda m: m.topic.encode(),
+        "%p": lambda m: str(m.partition).encode(),
+        "%o": lambda m: str(m.offset).encode(),
+        "%k": lambda m: m.key or b"",
+        "%s": lambda m: m.value or b"",
+        "%K": lambda m: str(-1 if m.key is None else len(m.key)).encode(),
+        "%S": lambda m: str(-1 if m.value is None else len(m.value)).encode(),
+        "%T": lambda m: str(m.timestamp).encode(),
+        "%h": lambda m: b",".join(k.encode() + b"=" + (v or b"") for k, v in m.headers),
+        "%%": lambda m: b"%",
+        "\\n": lambda m: b"\n",
+        "\\t": lambda m: b"\t",
+    }
+    getters = [fields[token] for token in tokens]
 
     def render(m: Message) -> bytes:
         out = [pieces[0].encode()]
-        for token, piece in zip(tokens, pieces[1:], strict=True):
-            out.append(field(token, m))
+        for get, piece in zip(getters, pieces[1:], strict=True):
+            out.append(get(m))
             out.append(piece.encode())
         return b"".join(out)
 
@@ -176,7 +176,7 @@ def _at_end(consumer: Consumer) -> bool:
     )
 
 
-# --- demo -------------------------------------------------------------------------------------------
+# --- demo -----------------------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -193,7 +193,7 @@ def cmd_example(args: argparse.Namespace) -> int:
     return orders.run_consumer(args.data_dir, group=args.group)
 
 
-# --- wiring -----------------------------------------------------------------------------------------
+# --- wiring ---------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

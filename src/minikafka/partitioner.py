@@ -65,7 +65,8 @@ class Partitioner:
 
     def __init__(self, name: str = "murmur2") -> None:
         if name not in PARTITIONERS:
-            raise ValueError(f"unknown partitioner {name!r} (choose from {', '.join(PARTITIONERS)})")
+            choices = ", ".join(PARTITIONERS)
+            raise ValueError(f"unknown partitioner {name!r} (choose from {choices})")
         self.name = name
         self._by_key = PARTITIONERS[name]
         self._counter = itertools.count()
