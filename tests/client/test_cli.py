@@ -1,0 +1,95 @@
+"""`minikafka` commands in embedded mode, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def mk(*args: str, stdin: str = "", data_dir: Path | str | None = None
+       ) -> subprocess.CompletedProcess[str]:
+    extra = [] if data_dir is None else ["--data-dir", str(data_dir)]
+    return subprocess.run([sys.executable, "-m", "minikafka", *args, *extra], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_topics_create_list_describe_delete(tmp_path: Path) -> None:
+    created = mk("topics", "create", "orders", "--partitions", "3", "--config",
+                 "retention.ms=60000", data_dir=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert mk("topics", "list", data_dir=tmp_path).stdout.split() == ["orders"]
+    described = mk("topics", "describe", "orders", data_dir=tmp_path).stdout
+    assert "3 partition(s)" in described and "retention.ms=60000" in described
+    assert described.count("partition ") == 3
+    assert (tmp_path / "orders-2").is_dir()
+    assert mk("topics", "delete", "orders", data_dir=tmp_path).returncode == 0
+    assert mk("topics", "list", data_dir=tmp_path).stdout == ""
+
+
+def test_produce_lines_with_keys_then_consume_with_kcat_format(tmp_path: Path) -> None:
+    produced = mk("produce", "t", "-K", ":", stdin="k1:v1\nk2:v:2\n", data_dir=tmp_path)
+    assert produced.returncode == 0, produced.stderr
+    assert "produced 2 record(s)" in produced.stderr
+    consumed = mk("consume", "t", "--from-beginning", "--exit-at-end", "-f",
+                  "%t/%p/%o %k=%s (%S)", data_dir=tmp_path)
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout.splitlines() == ["t/0/0 k1=v1 (2)", "t/0/1 k2=v:2 (3)"]
+
+
+def test_consume_max_messages_and_group_resume(tmp_path: Path) -> None:
+    mk("produce", "t", stdin="".join(f"m{i}\n" for i in range(10)), data_dir=tmp_path)
+    first = mk("consume", "t", "-G", "g", "--from-beginning", "-c", "4", data_dir=tmp_path)
+    assert first.stdout.split() == ["m0", "m1", "m2", "m3"]
+    rest = mk("consume", "t", "-G", "g", "-e", data_dir=tmp_path)
+    assert rest.stdout.split() == [f"m{i}" for i in range(4, 10)]
+
+
+def test_data_dir_from_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "MINIKAFKA_DATA_DIR": str(tmp_path / "env")}
+    subprocess.run([sys.executable, "-m", "minikafka", "topics", "create", "x"], env=env,
+                   check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "env" / "x-0").is_dir()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["consume", "missing", "-e"], "unknown topic 'missing'"),
+    (["topics", "describe", "missing"], "unknown topic 'missing'"),
+    (["topics", "create", "x", "--partitions", "0"], "--partitions must be at least 1"),
+    (["topics", "create", "x", "--partitions", "-3"], "--partitions must be at least 1"),
+    (["topics", "create", "bad/name"], "characters outside"),
+    (["topics", "create", "x", "--config", "retention.ms=soon"], "invalid value 'soon'"),
+    (["topics", "create", "x", "--config", "no.such=1"], "unknown topic config 'no.such'"),
+    (["topics", "delete", "missing"], "unknown topic 'missing'"),
+])
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
+    result = mk(*args, data_dir=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_topic_that_exists_already(tmp_path: Path) -> None:
+    mk("topics", "create", "x", data_dir=tmp_path)
+    again = mk("topics", "create", "x", data_dir=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip() == \
+        "minikafka: error: topic 'x' already exists"
+
+
+def test_unreadable_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = mk("topics", "list", data_dir=blocker)
+    assert result.returncode == 1
+    assert result.stderr.startswith("minikafka: error: cannot use data directory")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_produce_line_without_separator(tmp_path: Path) -> None:
+    result = mk("produce", "t", "-K", ":", stdin="no separator here\n", data_dir=tmp_path)
+    assert result.returncode == 1
+    assert "no key separator" in result.stderr and "Traceback" not in result.stderr
