@@ -110,7 +110,7 @@ def test_embedded_client_names_the_broker_that_holds_the_directory(tmp_path: Pat
     broker = LogManager(tmp_path, exclusive=True)
     broker.lock.write_owner_info({"host": "127.0.0.1", "port": 19092})
     try:
-        with pytest.raises(DataDirLockedError, match="127.0.0.1:19092"):
+        with pytest.raises(DataDirLockedError, match=r"127\.0\.0\.1:19092"):
             Producer(tmp_path)
     finally:
         broker.close()
