@@ -61,17 +61,19 @@ PARTITIONERS: dict[str, KeyPartitioner] = {
 
 
 class Partitioner:
-    """Keyed records go by hash; keyless ones are spread round-robin."""
+    """Keyed records go by hash; keyless ones are spread round-robin, a batch at a time."""
 
     def __init__(self, name: str = "murmur2") -> None:
         if name not in PARTITIONERS:
             choices = ", ".join(PARTITIONERS)
             raise ValueError(f"unknown partitioner {name!r} (choose from {choices})")
         self.name = name
-        self._by_key = PARTITIONERS[name]
+        self.by_key = PARTITIONERS[name]
         self._counter = itertools.count()
 
     def __call__(self, key: bytes | None, partitions: int) -> int:
-        if key is None:
-            return next(self._counter) % partitions
-        return self._by_key(key, partitions)
+        return self.next_sticky(partitions) if key is None else self.by_key(key, partitions)
+
+    def next_sticky(self, partitions: int) -> int:
+        """The partition for the next run of keyless records."""
+        return next(self._counter) % partitions

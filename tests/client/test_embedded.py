@@ -55,10 +55,12 @@ def test_keyed_records_go_where_the_partitioner_says(tmp_path: Path, name, choos
     assert len({s.partition for s in sent}) > 1
 
 
-def test_keyless_records_are_spread(tmp_path: Path) -> None:
-    with Producer(tmp_path, default_partitions=3) as producer:
+def test_keyless_records_are_spread_a_batch_at_a_time(tmp_path: Path) -> None:
+    with Producer(tmp_path, default_partitions=3, batch_size=3) as producer:
         sent = producer.send_many("t", [(None, b"v", (), None)] * 9)
-    assert sorted(s.partition for s in sent) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        singles = [producer.send("t", b"v").partition for _ in range(3)]
+    assert [s.partition for s in sent] == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # sticky per batch
+    assert sorted(singles) == [0, 1, 2]
 
 
 def test_send_many_offsets_are_contiguous_per_partition(tmp_path: Path) -> None:

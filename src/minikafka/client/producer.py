@@ -10,7 +10,7 @@ from typing import NamedTuple
 from ..compression import Compression
 from ..log import FlushPolicy, LogManager
 from ..partitioner import Partitioner
-from ..records import Headers, Record, encode_batch
+from ..records import Headers, Record, RecordRow, encode_batch
 from ._common import RecordLike, as_bytes, auto_create
 
 
@@ -57,23 +57,45 @@ class Producer:
 
     def send_many(self, topic: str, records: Iterable[RecordLike | Record], *,
                   partition: int | None = None) -> list[Sent]:
-        """Append many records; returns where each one went, in the order given."""
+        """Append many records; returns where each one went, in the order given.
+
+        Keyed records go by the partitioner; keyless ones stick to one partition per
+        `batch_size` records (Kafka's sticky partitioning), which keeps batches full."""
         count = self.partitions_for(topic)
-        by_partition: dict[int, list[tuple[int, Record]]] = defaultdict(list)
-        n = 0
+        rows: dict[int, list[RecordRow]] = defaultdict(list)
+        order: dict[int, list[int]] = defaultdict(list)
+        by_key, batch_size = self.partitioner.by_key, self.batch_size
+        sticky, keyless = self.partitioner.next_sticky(count), 0
+        n = -1
         for n, item in enumerate(records):
-            record = item if isinstance(item, Record) else _to_record(item)
-            target = self.partitioner(record.key, count) if partition is None else partition
-            by_partition[target].append((n, record))
-        results: list[Sent] = [Sent(-1, -1)] * (n + 1 if by_partition else 0)
+            if isinstance(item, Record):
+                key, value, headers, timestamp = item.key, item.value, item.headers, item.timestamp
+            else:
+                key, value, headers, timestamp = item
+            if key is not None and key.__class__ is not bytes:
+                key = as_bytes(key)
+            if value is not None and value.__class__ is not bytes:
+                value = as_bytes(value)
+            if partition is not None:
+                target = partition
+            elif key is not None:
+                target = by_key(key, count)
+            else:
+                keyless += 1
+                if keyless > batch_size:
+                    sticky, keyless = self.partitioner.next_sticky(count), 1
+                target = sticky
+            rows[target].append((key, value, headers or (), timestamp))
+            order[target].append(n)
+        results = [Sent(-1, -1)] * (n + 1)
         always = self.log.flush_policy.mode == "always"
-        for p, items in by_partition.items():
+        for p, partition_rows in rows.items():
             log = self.log.partition(topic, p)
-            for start in range(0, len(items), self.batch_size):
-                chunk = items[start : start + self.batch_size]
-                batch = encode_batch([r for _, r in chunk], compression=self.compression)
-                base = log.append(batch).base_offset
-                for delta, (position, _record) in enumerate(chunk):
+            positions = order[p]
+            for start in range(0, len(partition_rows), batch_size):
+                chunk = partition_rows[start : start + batch_size]
+                base = log.append(encode_batch(chunk, compression=self.compression)).base_offset
+                for delta, position in enumerate(positions[start : start + batch_size]):
                     results[position] = Sent(p, base + delta)
             if always:
                 log.flush()
@@ -84,8 +106,3 @@ class Producer:
 
     def close(self) -> None:
         self.log.close()
-
-
-def _to_record(item: RecordLike) -> Record:
-    key, value, headers, timestamp = item
-    return Record(as_bytes(value), as_bytes(key), headers or (), timestamp)

@@ -136,6 +136,14 @@ class Partition:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Locked and up to date: only then may this process publish a state."""
+        with self._locked():
+            if self._shared:
+                self._refresh(writer=True)
+            yield
+
     def _read_state(self) -> PartitionState | None:
         for _attempt in range(3):  # a torn read of a concurrent publish fails the CRC: retry
             raw = os.pread(self._lock_fd, _STATE.size + _CRC.size, 0)
@@ -244,12 +252,15 @@ class Partition:
 
     def _reload_segments(self, state: PartitionState) -> None:
         known = {s.base_offset: s for s in self.segments}
+        old_active = self._active.base_offset
         segments = []
         for base in self._segment_bases():
             if base > state.active_base:
                 continue  # created by a writer that has not published it (yet)
             segment = known.pop(base, None)
-            if segment is None:
+            if segment is not None and base == old_active and base != state.active_base:
+                segment.load()  # our active segment was filled and rolled by others: all of it
+            elif segment is None:
                 try:
                     segment = self._new_segment(base)
                 except FileNotFoundError:
@@ -277,9 +288,7 @@ class Partition:
         if len(buf) > config.max_message_bytes:
             raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
                                        f"max.message.bytes={config.max_message_bytes}")
-        with self._locked():
-            if self._shared:
-                self._refresh(writer=True)
+        with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
             if idempotent:
                 original = self.producers.check(header)
@@ -295,7 +304,7 @@ class Partition:
             header = header._replace(base_offset=base, max_timestamp=max(header.max_timestamp,
                                                                          log_append_time))
             segment = self._active
-            if self._should_roll(segment, len(buf)):
+            if self._should_roll(segment, len(buf), header.max_timestamp):
                 segment = self._roll()
             segment.append(buf, header)
             if idempotent:
@@ -315,7 +324,10 @@ class Partition:
         HEADER.pack_into(buf, 0, *fields)
         _CRC.pack_into(buf, 17, crc32c(memoryview(buf)[CRC_START:]))
 
-    def _should_roll(self, segment: LogSegment, incoming: int) -> bool:
+    def _should_roll(self, segment: LogSegment, incoming: int, incoming_timestamp: int) -> bool:
+        """Kafka's rule: too big, index full, or the incoming batch's timestamp is segment.ms
+        past the segment's first one. (Not the wall clock: a producer sending old timestamps
+        would then get a new segment for every batch.)"""
         if segment.size == 0:
             return False
         config = self.config
@@ -323,8 +335,8 @@ class Partition:
             return True
         if len(segment.offset_index.keys) * 8 >= config.segment_index_bytes:
             return True
-        age_ms = self._clock() * 1000 - segment.first_timestamp
-        return segment.first_timestamp >= 0 and age_ms > config.segment_ms
+        first = segment.first_timestamp
+        return first >= 0 and incoming_timestamp - first > config.segment_ms
 
     def _roll(self) -> LogSegment:
         base = self.log_end_offset
@@ -392,9 +404,7 @@ class Partition:
 
     def delete_records(self, before_offset: int) -> int:
         """Move the log start offset up (DeleteRecords); whole segments below it are removed."""
-        with self._locked():
-            if self._shared:
-                self._refresh(writer=True)
+        with self._writing():
             if before_offset < 0 or before_offset > self.log_end_offset:
                 raise OffsetOutOfRangeError(
                     f"cannot delete records before {before_offset}: the log ends at "
@@ -409,9 +419,7 @@ class Partition:
         """Delete whole closed segments past retention.ms or over retention.bytes."""
         config = self.config
         now = int(self._clock() * 1000) if now_ms is None else now_ms
-        with self._locked():
-            if self._shared:
-                self._refresh(writer=True)
+        with self._writing():
             total = self.size
             excess = total - config.retention_bytes if config.retention_bytes >= 0 else 0
 
@@ -454,18 +462,22 @@ class Partition:
                 dirty = [s for s in self.segments if s.next_offset > self._flushed_offset]
             for segment in dirty:
                 segment.flush()
-            with self._locked():
+            with self._writing():
                 self._flushed_offset = end
                 self._recovery_point = max(self._recovery_point, point)
                 self._publish()
 
     def close(self) -> None:
-        with self._locked():
+        """Idempotent: a second close must not touch an fd number the OS may have reused."""
+        if self._lock_fd < 0:
+            return
+        with self._writing():
             self.producers.write_snapshot(self.log_end_offset)
             self._publish()
             for segment in self.segments:
                 segment.close()
         os.close(self._lock_fd)
+        self._lock_fd = -1
 
     def delete(self) -> None:
         for segment in self.segments:
