@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .broker import add_arguments as add_broker_arguments
+from .broker import load_config as load_broker_config
+from .broker import serve as serve_broker
 from .client import Consumer, Message, Producer
 from .errors import KafkaError
 from .log import LogManager
@@ -193,6 +196,13 @@ def cmd_example(args: argparse.Namespace) -> int:
     return orders.run_consumer(args.data_dir, group=args.group)
 
 
+# --- serve ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return serve_broker(load_broker_config(args))
+
+
 # --- wiring ---------------------------------------------------------------------------------------
 
 
@@ -259,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=42)
     example.add_argument("--group", default="order-printer")
     example.set_defaults(func=cmd_example)
+
+    serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")
+    add_broker_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
 
     return parser
 

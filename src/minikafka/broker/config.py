@@ -23,7 +23,7 @@ def _setting(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
-    data_dir: str = _setting("./minikafka-data", "directory holding the topics' logs")
+    data_dir: str = _setting("data", "directory holding the topics' logs")
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(9092, "TCP port to listen on (0 picks a free one)")
     advertised_host: str | None = _setting(
@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
         default = getattr(defaults, f.name)
-        help_text = f"{f.metadata['help']} (default: {default}; env {env})"
+        shown = "" if default is None else f"default: {default}; "
+        help_text = f"{f.metadata['help']} ({shown}env {env})"
         if isinstance(default, bool):
             parser.add_argument(flag, dest=f.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
-from ..log.manager import LogManager
-from ..log.partition import Partition
+from ..log import LogManager, Partition
 from ..protocol.codec import RequestHeader
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
@@ -52,6 +51,7 @@ class BrokerContext:
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     node_id: int = NODE_ID
+    stopping: bool = False  # set on shutdown: long polls answer at once
     # State of handler families that need their own (e.g. the group coordinator), by name.
     extensions: dict[str, Any] = field(default_factory=dict)
 

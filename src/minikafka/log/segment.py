@@ -110,7 +110,9 @@ class LogSegment:
         self.next_offset = self.base_offset
         self.max_timestamp = self.first_timestamp = -1
         index, times = self.offset_index, self.time_index
-        if not (index.load(self.size) and times.load(1 << 62)) or (self.size and not index.keys):
+        if (not (index.load(self.size) and times.load(1 << 62))
+                or (self.size and not (index.keys and times.keys))  # lost: the first batch has both
+                or (index.keys and not self._points_at_batch(index.keys[-1], index.values[-1]))):
             self.rebuild_indexes()
             return
         from_pos = self._indexed_bytes = index.values[-1] if index.values else 0
@@ -121,6 +123,12 @@ class LogSegment:
         if times.keys and times.values[-1] >= self.next_offset:
             times.load(self.next_offset)
             self.first_timestamp = times.keys[0] if times.keys else -1
+
+    def _points_at_batch(self, offset: int, position: int) -> bool:
+        """Whether an index entry is true: a batch with that base offset starts there. (An entry
+        in order but wrong, e.g. left from before a truncation, would misplace every read.)"""
+        raw = os.pread(self.fd, HEADER_SIZE, position)
+        return len(raw) == HEADER_SIZE and read_header(raw).base_offset == offset
 
     def rebuild_indexes(self) -> None:
         self.offset_index.truncate_entries(0)
@@ -133,11 +141,16 @@ class LogSegment:
 
     def recover(self, start: int = 0) -> int:
         """Trust [0, start), validate every batch after it (CRC included), cut the file and the
-        indexes at the first torn or corrupt one; return the number of bytes cut."""
+        indexes at the first torn or corrupt one; return the number of bytes cut.
+
+        A file shorter than `start` lost bytes that were trusted (cut behind our back, or restored
+        from a copy): then nothing in it is trusted and the whole file is validated."""
+        file_size = os.fstat(self.fd).st_size
+        if start > file_size:
+            start = 0
         self.load(start)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
-        file_size = os.fstat(self.fd).st_size
         pos = start
         while file_size - pos >= HEADER_SIZE:
             size = int.from_bytes(os.pread(self.fd, 4, pos + 8), "big", signed=True) + LOG_OVERHEAD

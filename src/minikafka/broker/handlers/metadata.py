@@ -1,7 +1,7 @@
 """Metadata (3) and DescribeCluster (60): one node, leader of every partition at epoch 0.
 
-The leader epoch is a constant 0 everywhere (here, in Fetch, ListOffsets and
-OffsetForLeaderEpoch), which is consistent for a single node that never changes leaders.
+The leader epoch is the log's constant 0 everywhere (here, in the batches the log writes, in
+Fetch, ListOffsets and OffsetForLeaderEpoch): one node never changes leaders.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
+from ...log import LEADER_EPOCH
 from ...protocol.codec import RequestHeader, response_class
 from ..context import Api, BrokerContext
 
-LEADER_EPOCH = 0
 # Everything is allowed (no ACLs); bit numbers are Kafka's AclOperation codes.
 TOPIC_OPERATIONS = {3, 4, 5, 6, 7, 8, 10, 11}  # read write create delete alter describe *configs
 CLUSTER_OPERATIONS = {5, 7, 8, 9, 10, 11, 12}  # create alter describe cluster_action *configs idem
@@ -29,7 +29,7 @@ def _requested_topics(header: RequestHeader, request: Any) -> list[str] | None:
 
 def _topic_error(cls: Any, name: str, code: ErrorCode) -> Any:
     return cls.MetadataResponseTopic(error_code=code, name=name, is_internal=False,
-                                     partitions=[], topic_authorized_operations=None)
+                                     partitions=[], authorized_operations=None)
 
 
 async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -55,7 +55,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         ]
         topics.append(cls.MetadataResponseTopic(
             error_code=0, name=name, is_internal=False, partitions=partitions,
-            topic_authorized_operations=(
+            authorized_operations=(
                 TOPIC_OPERATIONS if request.include_topic_authorized_operations else None),
         ))
     host, port = ctx.config.advertised
@@ -65,7 +65,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         cluster_id=ctx.cluster_id,
         controller_id=ctx.node_id,
         topics=topics,
-        cluster_authorized_operations=(
+        authorized_operations=(
             CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
     )
 
@@ -78,13 +78,13 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
         return cls(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
                    error_message="only broker endpoints are served",
                    endpoint_type=request.endpoint_type, cluster_id=ctx.cluster_id,
-                   controller_id=-1, brokers=[], cluster_authorized_operations=None)
+                   controller_id=-1, brokers=[], authorized_operations=None)
     return cls(
         throttle_time_ms=0, error_code=0, error_message=None, endpoint_type=1,
         cluster_id=ctx.cluster_id, controller_id=ctx.node_id,
         brokers=[cls.DescribeClusterBroker(broker_id=ctx.node_id, host=host, port=port,
                                            rack=None)],
-        cluster_authorized_operations=(
+        authorized_operations=(
             CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
     )
 

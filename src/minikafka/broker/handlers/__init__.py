@@ -1,0 +1,35 @@
+"""Request handlers, one module per API family (kfake-style), each exporting `APIS`.
+
+To serve more APIs (e.g. the consumer-group family), write a module with an `APIS` tuple of
+`Api(key, min_version, max_version, handler)` and add it to `FAMILIES`. A module may also define
+`startup(ctx)` / `shutdown(ctx)` (sync or async) to keep state in `ctx.extensions`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ..context import Api
+from . import api_versions, configs, fetch, list_offsets, metadata, produce, producer_ids, topics
+
+FAMILIES: tuple[ModuleType, ...] = (
+    api_versions,
+    metadata,
+    produce,
+    fetch,
+    list_offsets,
+    topics,
+    configs,
+    producer_ids,
+)
+
+
+def build_registry(families: tuple[ModuleType, ...] = FAMILIES) -> dict[int, Api]:
+    """API key -> Api; a key served by two families is a programming error."""
+    registry: dict[int, Api] = {}
+    for module in families:
+        for api in module.APIS:
+            if api.key in registry:
+                raise ValueError(f"API key {api.key} is registered twice ({module.__name__})")
+            registry[api.key] = api
+    return registry

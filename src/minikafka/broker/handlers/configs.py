@@ -1,0 +1,199 @@
+"""DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44): topic configs.
+
+Topic configs live in the log (Kafka's names and defaults); broker configs are read-only here
+(they come from `minikafka serve`'s settings and cannot change while it runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.protocol.api_key import ApiKey
+
+from ...errors import ErrorCode, InvalidConfigError, KafkaError
+from ...log import TopicConfig
+from ...protocol.codec import RequestHeader, response_class
+from ..context import Api, BrokerContext
+
+TOPIC, BROKER = 2, 4  # ConfigResource.Type
+SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5  # ConfigSource
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3  # IncrementalAlterConfigs operations
+# Kafka's ConfigType codes (DescribeConfigs v3+): 2 STRING, 3 INT, 5 LONG, 7 LIST, 1 BOOLEAN.
+_TYPES = {
+    "retention.ms": 5, "retention.bytes": 5, "segment.ms": 5, "segment.bytes": 3,
+    "segment.index.bytes": 3, "index.interval.bytes": 3, "max.message.bytes": 3,
+    "cleanup.policy": 7, "message.timestamp.type": 2,
+}
+_LIST_TYPE = 7
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    name: str
+    value: str
+    source: int
+    type: int
+    read_only: bool = False
+
+
+def topic_config_entries(config: TopicConfig) -> list[ConfigEntry]:
+    """A topic's configs as DescribeConfigs and CreateTopics (v5+) report them."""
+    defaults = config.defaults()
+    return [ConfigEntry(name, value, SOURCE_DEFAULT if name in defaults else SOURCE_TOPIC,
+                        _TYPES.get(name, 2))
+            for name, value in config.as_kafka_configs().items()]
+
+
+def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
+    c = ctx.config
+    values = [
+        ("broker.id", str(ctx.node_id), 3),
+        ("log.dirs", c.data_dir, 2),
+        ("num.partitions", str(c.num_partitions), 3),
+        ("auto.create.topics.enable", str(c.auto_create_topics).lower(), 1),
+        ("socket.request.max.bytes", str(c.max_frame_bytes), 3),
+        ("default.replication.factor", "1", 3),
+        ("min.insync.replicas", "1", 3),
+    ]
+    return [ConfigEntry(name, value, SOURCE_STATIC_BROKER, kind, read_only=True)
+            for name, value, kind in values]
+
+
+def _resource_entries(ctx: BrokerContext, resource_type: int, name: str) -> list[ConfigEntry]:
+    if resource_type == TOPIC:
+        return topic_config_entries(ctx.log.topic_config(name))
+    if resource_type == BROKER:
+        if name not in ("", str(ctx.node_id)):
+            raise KafkaError(f"no broker {name!r}; this node is {ctx.node_id}",
+                             ErrorCode.INVALID_REQUEST)
+        return broker_config_entries(ctx)
+    raise KafkaError(f"config resource type {resource_type} is not supported",
+                     ErrorCode.INVALID_REQUEST)
+
+
+async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, request: Any
+                                  ) -> Any:
+    version = header.api_version
+    cls = response_class(ApiKey.DescribeConfigs, version)
+    result_cls = cls.DescribeConfigsResult
+    config_cls = result_cls.DescribeConfigsResourceResult
+    synonym_cls = config_cls.DescribeConfigsSynonym
+    results = []
+    for resource in request.resources:
+        result = result_cls(error_code=0, error_message=None, resource_type=resource.resource_type,
+                            resource_name=resource.resource_name, configs=[])
+        try:
+            entries = _resource_entries(ctx, resource.resource_type, resource.resource_name)
+        except KafkaError as exc:
+            result.error_code, result.error_message = exc.code, str(exc)
+        else:
+            keys = resource.configuration_keys
+            result.configs = [
+                config_cls(
+                    name=e.name, value=e.value, read_only=e.read_only,
+                    is_default=e.source == SOURCE_DEFAULT, config_source=e.source,
+                    is_sensitive=False, config_type=e.type, documentation=None,
+                    synonyms=([synonym_cls(name=e.name, value=e.value, source=e.source)]
+                              if request.include_synonyms else []),
+                )
+                for e in entries if keys is None or e.name in keys
+            ]
+        results.append(result)
+    return cls(throttle_time_ms=0, results=results)
+
+
+def _alter(ctx: BrokerContext, resource_type: int, name: str, validate_only: bool,
+           set_configs: dict[str, str], delete: set[str]) -> None:
+    if resource_type == BROKER:
+        raise InvalidConfigError("broker configs are static: set them when starting the broker")
+    if resource_type != TOPIC:
+        raise KafkaError(f"config resource type {resource_type} is not supported",
+                         ErrorCode.INVALID_REQUEST)
+    current = ctx.log.topic_config(name)
+    current.with_kafka_configs(set_configs, tuple(delete))  # raises on bad names or values
+    if not validate_only:
+        ctx.log.alter_topic_config(name, set_configs, delete)
+
+
+def _incremental_changes(ctx: BrokerContext, resource: Any) -> tuple[dict[str, str], set[str]]:
+    """Turn SET/DELETE/APPEND/SUBTRACT operations into values to set and names to reset."""
+    set_configs: dict[str, str] = {}
+    delete: set[str] = set()
+    current: dict[str, str] | None = None
+    for op in resource.configs:
+        if op.config_operation == SET:
+            if op.value is None:
+                raise InvalidConfigError(f"null value for {op.name}")
+            set_configs[op.name] = op.value
+        elif op.config_operation == DELETE:
+            delete.add(op.name)
+        elif op.config_operation in (APPEND, SUBTRACT):
+            if _TYPES.get(op.name) != _LIST_TYPE:
+                raise InvalidConfigError(f"{op.name} is not a list config")
+            if current is None:
+                current = ctx.log.topic_config(resource.resource_name).as_kafka_configs()
+            items = [v for v in set_configs.get(op.name, current[op.name]).split(",") if v]
+            change = [v for v in (op.value or "").split(",") if v]
+            if op.config_operation == APPEND:
+                items += [v for v in change if v not in items]
+            else:
+                items = [v for v in items if v not in change]
+            set_configs[op.name] = ",".join(items)
+        else:
+            raise KafkaError(f"unknown config operation {op.config_operation}",
+                             ErrorCode.INVALID_REQUEST)
+    return set_configs, delete
+
+
+async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """AlterConfigs replaces a topic's whole set of overrides: unlisted configs revert."""
+    cls = response_class(ApiKey.AlterConfigs, header.api_version)
+    responses = []
+    for resource in request.resources:
+        response = cls.AlterConfigsResourceResponse(
+            error_code=0, error_message=None, resource_type=resource.resource_type,
+            resource_name=resource.resource_name)
+        try:
+            if any(c.value is None for c in resource.configs):
+                raise InvalidConfigError("null config values are not allowed")
+            set_configs = {c.name: c.value for c in resource.configs}
+            delete = set()
+            if resource.resource_type == TOPIC:
+                overridden = ctx.log.topic_config(resource.resource_name)
+                delete = set(overridden.as_kafka_configs()) - overridden.defaults() - set(
+                    set_configs)
+            _alter(ctx, resource.resource_type, resource.resource_name, request.validate_only,
+                   set_configs, delete)
+        except KafkaError as exc:
+            response.error_code, response.error_message = exc.code, str(exc)
+        responses.append(response)
+    return cls(throttle_time_ms=0, responses=responses)
+
+
+async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader,
+                                           request: Any) -> Any:
+    cls = response_class(ApiKey.IncrementalAlterConfigs, header.api_version)
+    responses = []
+    for resource in request.resources:
+        response = cls.AlterConfigsResourceResponse(
+            error_code=0, error_message=None, resource_type=resource.resource_type,
+            resource_name=resource.resource_name)
+        try:
+            if resource.resource_type == TOPIC:
+                set_configs, delete = _incremental_changes(ctx, resource)
+            else:
+                set_configs, delete = {}, set()
+            _alter(ctx, resource.resource_type, resource.resource_name, request.validate_only,
+                   set_configs, delete)
+        except KafkaError as exc:
+            response.error_code, response.error_message = exc.code, str(exc)
+        responses.append(response)
+    return cls(throttle_time_ms=0, responses=responses)
+
+
+APIS = (
+    Api(ApiKey.DescribeConfigs, 0, 4, handle_describe_configs),
+    Api(ApiKey.AlterConfigs, 0, 2, handle_alter_configs),
+    Api(ApiKey.IncrementalAlterConfigs, 0, 1, handle_incremental_alter_configs),
+)

@@ -1,0 +1,98 @@
+"""Fetch (1): file slices of whole batches, long-polled until min_bytes or max_wait_ms.
+
+Nothing here reads record bytes: the log hands out `FileSlice`s and the connection sends them
+with sendfile. Each partition's answer starts at the batch containing the fetch offset (clients
+skip records before their offset). Only the first partition that returns data may exceed its
+byte limits (KIP-74); later ones that would overflow return nothing this time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kafka.protocol.api_key import ApiKey
+
+from ...errors import ErrorCode, KafkaError
+from ...log import LEADER_EPOCH
+from ...protocol.codec import RequestHeader
+from ...protocol.fetch import (
+    MAX_VERSION,
+    MIN_VERSION,
+    PartitionData,
+    TopicData,
+    encode_fetch_response,
+    records_length,
+)
+from ..context import Api, BrokerContext
+
+READ_COMMITTED = 1
+
+
+def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, first: bool,
+                    read_committed: bool) -> PartitionData:
+    index = request.partition
+    try:
+        partition = ctx.partition(topic, index)
+    except KafkaError as exc:
+        return PartitionData(index, exc.code, records=b"")
+    data = PartitionData(
+        index,
+        high_watermark=partition.high_watermark,
+        last_stable_offset=partition.high_watermark,  # no transactions: all is stable
+        log_start_offset=partition.log_start_offset,
+        aborted_transactions=[] if read_committed else None,
+        records=b"",
+    )
+    if request.current_leader_epoch > LEADER_EPOCH:
+        data.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
+        return data
+    limit = min(request.partition_max_bytes, budget)
+    try:
+        found = partition.read(request.fetch_offset, max(limit, 1))
+    except KafkaError as exc:  # OFFSET_OUT_OF_RANGE
+        data.error_code = exc.code
+        return data
+    if found is not None and (first or found.length <= limit):
+        data.records = found
+    return data
+
+
+def _read_all(ctx: BrokerContext, request: Any) -> tuple[list[TopicData], int, bool]:
+    """One pass over the requested partitions: (topics, record bytes, any partition error)."""
+    budget = request.max_bytes
+    total = 0
+    failed = False
+    read_committed = request.isolation_level == READ_COMMITTED
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            data = _read_partition(ctx, topic.topic, wanted, budget, total == 0, read_committed)
+            size = records_length(data.records)
+            total += size
+            budget -= size
+            failed = failed or data.error_code != 0
+            partitions.append(data)
+        topics.append(TopicData(topic.topic, partitions))
+    return topics, total, failed
+
+
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    if request.session_id != 0:  # we never hand out sessions (KIP-227 allows refusing them)
+        return encode_fetch_response(header, [], error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
+    if request.session_epoch > 0:
+        return encode_fetch_response(header, [],
+                                     error_code=ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
+    keys = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+    while True:
+        topics, total, failed = _read_all(ctx, request)
+        remaining = deadline - loop.time()
+        if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping:
+            return encode_fetch_response(header, topics)
+        await ctx.appends.wait(keys, remaining)
+
+
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch),)

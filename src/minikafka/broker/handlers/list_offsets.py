@@ -1,0 +1,93 @@
+"""ListOffsets (2) and OffsetForLeaderEpoch (23): where a partition's log starts and ends.
+
+With one leader at the constant epoch 0, the end offset of epoch 0 is the log end offset, and
+no other epoch has one; clients validating a position with epoch 0 always find it intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.protocol.api_key import ApiKey
+
+from ...errors import ErrorCode, KafkaError
+from ...log import LEADER_EPOCH
+from ...protocol.codec import RequestHeader, response_class
+from ..context import Api, BrokerContext
+
+LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+
+
+def _lookup(partition: Any, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) for a ListOffsets spec; (-1, -1) when no record qualifies."""
+    if timestamp == LATEST:
+        return partition.high_watermark, -1
+    if timestamp == EARLIEST:
+        return partition.log_start_offset, -1
+    if timestamp == MAX_TIMESTAMP:
+        # The first record carrying the largest timestamp. Segments track their max timestamp.
+        largest = max((s.max_timestamp for s in partition.segments), default=-1)
+        if largest < 0:
+            return -1, -1
+        timestamp = largest
+    if timestamp < 0:
+        raise KafkaError(f"unknown offset spec {timestamp}", ErrorCode.INVALID_REQUEST)
+    found = partition.offset_for_timestamp(timestamp)
+    return found if found is not None else (-1, -1)
+
+
+async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    cls = response_class(ApiKey.ListOffsets, header.api_version)
+    topic_cls = cls.ListOffsetsTopicResponse
+    part_cls = topic_cls.ListOffsetsPartitionResponse
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            answer = part_cls(partition_index=wanted.partition_index, error_code=0,
+                              old_style_offsets=[], timestamp=-1, offset=-1, leader_epoch=-1)
+            try:
+                partition = ctx.partition(topic.name, wanted.partition_index)
+                if wanted.current_leader_epoch > LEADER_EPOCH:
+                    raise KafkaError("leader epoch from the future", ErrorCode.UNKNOWN_LEADER_EPOCH)
+                offset, timestamp = _lookup(partition, wanted.timestamp)
+            except KafkaError as exc:
+                answer.error_code = exc.code
+            else:
+                answer.offset, answer.timestamp = offset, timestamp
+                answer.old_style_offsets = [offset] if offset >= 0 else []
+                answer.leader_epoch = LEADER_EPOCH if offset >= 0 else -1
+            partitions.append(answer)
+        topics.append(topic_cls(name=topic.name, partitions=partitions))
+    return cls(throttle_time_ms=0, topics=topics)
+
+
+async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader,
+                                         request: Any) -> Any:
+    cls = response_class(ApiKey.OffsetForLeaderEpoch, header.api_version)
+    topic_cls = cls.OffsetForLeaderTopicResult
+    part_cls = topic_cls.EpochEndOffset
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            answer = part_cls(error_code=0, partition=wanted.partition, leader_epoch=-1,
+                              end_offset=-1)
+            try:
+                partition = ctx.partition(topic.topic, wanted.partition)
+            except KafkaError as exc:
+                answer.error_code = exc.code
+            else:
+                if wanted.current_leader_epoch > LEADER_EPOCH:
+                    answer.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
+                elif wanted.leader_epoch == LEADER_EPOCH:
+                    answer.leader_epoch, answer.end_offset = LEADER_EPOCH, partition.log_end_offset
+            partitions.append(answer)
+        topics.append(topic_cls(topic=topic.topic, partitions=partitions))
+    return cls(throttle_time_ms=0, topics=topics)
+
+
+APIS = (
+    Api(ApiKey.ListOffsets, 0, 7, handle_list_offsets),
+    Api(ApiKey.OffsetForLeaderEpoch, 2, 4, handle_offset_for_leader_epoch),
+)

@@ -1,0 +1,129 @@
+"""The broker process: owns the data directory, accepts connections, shuts down cleanly.
+
+On SIGINT/SIGTERM it stops accepting, stops reading requests, answers those already read (long
+polls return at once), flushes the log and exits 0. Recovery on the next start is the log's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import sys
+from dataclasses import replace
+
+from ..errors import KafkaError
+from ..log import LogManager
+from .config import BrokerConfig
+from .connection import Connection
+from .context import BrokerContext
+from .handlers import FAMILIES, build_registry
+from .meta import load_cluster_id
+from .producer_ids import ProducerIdManager
+
+log = logging.getLogger("minikafka.broker")
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class Broker:
+    """`await start()`, then `await stop()`; `config.port` holds the bound port once started."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.ctx: BrokerContext | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], Connection] = {}
+
+    async def start(self) -> None:
+        logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
+        self.ctx = BrokerContext(
+            config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
+            producer_ids=ProducerIdManager(logmgr.meta_dir), apis=build_registry())
+        try:
+            await _call_hooks("startup", self.ctx)
+            self._server = await asyncio.start_server(
+                self._accept, self.config.host, self.config.port, reuse_address=True)
+        except BaseException:
+            logmgr.close()
+            raise
+        port = self._server.sockets[0].getsockname()[1]
+        self.config = self.ctx.config = replace(self.config, port=port)
+        host, _ = self.config.advertised
+        logmgr.lock.write_owner_info({"host": host, "port": port})
+
+    @property
+    def address(self) -> str:
+        host, port = self.config.advertised
+        return f"{host}:{port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.ctx is not None
+        if self.ctx.stopping:
+            writer.close()
+            return
+        connection = Connection(self.ctx, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = connection
+        try:
+            await connection.run()
+        finally:
+            del self._connections[task]
+
+    async def stop(self) -> None:
+        assert self.ctx is not None and self._server is not None
+        ctx = self.ctx
+        ctx.stopping = True
+        self._server.close()
+        for connection in self._connections.values():
+            connection.stop_reading()
+        ctx.appends.wake_all()
+        pending = list(self._connections)
+        if pending:
+            _done, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in stuck:  # clients that do not read their answers
+                task.cancel()
+            if stuck:
+                await asyncio.wait(stuck)
+        await _call_hooks("shutdown", ctx)
+        await asyncio.to_thread(ctx.log.flush)
+        ctx.log.close()
+
+
+async def _call_hooks(name: str, ctx: BrokerContext) -> None:
+    for module in FAMILIES:
+        hook = getattr(module, name, None)
+        if hook is not None:
+            result = hook(ctx)
+            if inspect.isawaitable(result):
+                await result
+
+
+async def run(config: BrokerConfig) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    broker = Broker(config)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
+          f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
+          flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    await broker.stop()
+
+
+def serve(config: BrokerConfig) -> int:
+    """Run a broker in this process (the CLI's `minikafka serve`); returns the exit status."""
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(config))
+    except (KafkaError, OSError, ValueError) as exc:  # startup: port taken, dir locked, ...
+        print(f"minikafka serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

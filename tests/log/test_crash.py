@@ -1,0 +1,62 @@
+"""SIGKILL producing processes at random moments; after each kill the log must open, validate,
+and hold every acknowledged record exactly once, in order, at the offset it was acknowledged with.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from logkit import payload_id, read_records
+
+from minikafka.log import LogManager
+from minikafka.records import iter_batches
+
+
+def check_log(data_dir: Path, acked: dict[str, int]) -> int:
+    """Reopen the log (recovering it) and hold it to every acknowledgement; return its length."""
+    with LogManager(data_dir) as log:
+        records = read_records(log.partition("t", 0))
+    assert [r.offset for r in records] == list(range(len(records))), "offsets not contiguous"
+    ids = [payload_id(r.value) for r in records]
+    assert len(set(ids)) == len(ids), "a record is in the log twice"
+    for record_id, offset in acked.items():
+        assert offset < len(ids) and ids[offset] == record_id, f"acknowledged {record_id} lost"
+    by_writer: dict[str, list[int]] = {}
+    for record_id in ids:
+        tag, seq = record_id.split(":")
+        by_writer.setdefault(tag, []).append(int(seq))
+    for tag, seqs in by_writer.items():
+        assert seqs == list(range(len(seqs))), f"{tag}'s records are out of order or have a gap"
+    for segment in (data_dir / "t-0").glob("*.log"):
+        raw = segment.read_bytes()
+        assert sum(h.size for _, h in iter_batches(raw)) == len(raw), f"{segment.name}: junk"
+    return len(ids)
+
+
+@pytest.mark.parametrize(("writers", "mode", "rounds"), [
+    (1, "shared", 30), (1, "exclusive", 20), (2, "shared", 20)])
+def test_sigkill_at_random_moments_loses_no_acknowledged_record(
+        spawn: Callable, data_dir: Path, writers: int, mode: str, rounds: int) -> None:
+    rng = random.Random(f"{writers}{mode}")
+    with LogManager(data_dir) as log:
+        log.create_topic("t", 1, {"segment.bytes": 64 * 1024})  # kills land mid-roll too
+    acked: dict[str, int] = {}
+    for round_ in range(rounds):
+        procs = [spawn("produce", data_dir, "t", f"w{w}r{round_}", mode) for w in range(writers)]
+        for proc in procs:
+            proc.wait_ready()
+        for proc in procs:
+            time.sleep(rng.uniform(0.005, 0.08) / writers)
+            proc.kill()
+        for proc, w in zip(procs, range(writers), strict=True):
+            for line in proc.lines:
+                base, count, seq = map(int, line.split())
+                for i in range(count):
+                    acked[f"w{w}r{round_}:{seq + i:08d}"] = base + i
+        length = check_log(data_dir, acked)
+    assert len(acked) > 100 * rounds, "the producers hardly ran: the test proves little"
+    assert length >= len(acked)
