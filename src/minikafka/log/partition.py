@@ -115,6 +115,13 @@ class Partition:
         return self.log_end_offset
 
     @property
+    def max_timestamp(self) -> int:
+        """The largest record timestamp in the log (-1 when empty); ListOffsets MAX_TIMESTAMP."""
+        if self._shared:
+            self._refresh()
+        return max((s.max_timestamp for s in self.segments), default=-1)
+
+    @property
     def size(self) -> int:
         return sum(s.size for s in self.segments)
 

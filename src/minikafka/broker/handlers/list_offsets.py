@@ -11,22 +11,21 @@ from typing import Any
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
-from ...log import LEADER_EPOCH
+from ...log import LEADER_EPOCH, Partition
 from ...protocol.codec import RequestHeader, response_class
 from ..context import Api, BrokerContext
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 
-def _lookup(partition: Any, timestamp: int) -> tuple[int, int]:
+def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     """(offset, timestamp) for a ListOffsets spec; (-1, -1) when no record qualifies."""
     if timestamp == LATEST:
         return partition.high_watermark, -1
     if timestamp == EARLIEST:
         return partition.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
-        # The first record carrying the largest timestamp. Segments track their max timestamp.
-        largest = max((s.max_timestamp for s in partition.segments), default=-1)
+        largest = partition.max_timestamp  # then the first record carrying it
         if largest < 0:
             return -1, -1
         timestamp = largest
