@@ -9,17 +9,25 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from . import __version__
 from .broker import add_arguments as add_broker_arguments
 from .broker import load_config as load_broker_config
 from .broker import serve as serve_broker
-from .client import Consumer, Message, Producer
+from .cli_backends import (
+    Backend,
+    ConsumeOptions,
+    ProduceOptions,
+    RawRecord,
+    TopicInfo,
+    open_backend,
+)
+from .client import Message
 from .errors import KafkaError
-from .log import LogManager
 
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 _FORMAT_TOKEN = re.compile(r"%[tpokKsSTh%]|\\[nt]")
 
 
@@ -40,75 +48,71 @@ def _parse_configs(pairs: Sequence[str]) -> dict[str, str]:
     return configs
 
 
+def _backend(args: argparse.Namespace) -> Backend:
+    if args.bootstrap_server and args.data_dir:
+        raise CliError("give either --data-dir (in-process) or --bootstrap-server, not both")
+    return open_backend(args.bootstrap_server, args.data_dir or DEFAULT_DATA_DIR)
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
-    with LogManager(args.data_dir) as log:
+    backend = _backend(args)
+    try:
         if args.action == "create":
-            config = log.create_topic(args.name, args.partitions, _parse_configs(args.config))
-            print(f"created topic {args.name!r} with {config.partitions} partition(s)")
+            count = backend.create_topic(args.name, args.partitions, _parse_configs(args.config))
+            print(f"created topic {args.name!r} with {count} partition(s)")
         elif args.action == "delete":
-            log.delete_topic(args.name)
+            backend.delete_topic(args.name)
             print(f"deleted topic {args.name!r}")
         elif args.action == "list":
-            for topic in log.topics():
+            for topic in backend.list_topics():
                 print(topic)
         elif args.action == "describe":
-            for topic in [args.name] if args.name else log.topics():
-                _describe_topic(log, topic)
+            for topic in [args.name] if args.name else backend.list_topics():
+                _print_topic(backend.describe_topic(topic))
+    finally:
+        backend.close()
     return 0
 
 
-def _describe_topic(log: LogManager, topic: str) -> None:
-    config = log.topic_config(topic)
-    changed = {k: v for k, v in config.as_kafka_configs().items() if k not in config.defaults()}
-    extra = ", ".join(f"{k}={v}" for k, v in changed.items())
-    print(f"topic {topic!r}: {config.partitions} partition(s)" + (f"; {extra}" if extra else ""))
-    for p in range(config.partitions):
-        partition = log.partition(topic, p)
-        print(f"  partition {p}: start offset {partition.log_start_offset}, end offset "
-              f"{partition.high_watermark}, {len(partition.segments)} segment(s), "
-              f"{partition.size} bytes")
+def _print_topic(info: TopicInfo) -> None:
+    extra = ", ".join(f"{k}={v}" for k, v in info.configs.items())
+    print(f"topic {info.name!r}: {len(info.partitions)} partition(s)"
+          + (f"; {extra}" if extra else ""))
+    for p in info.partitions:
+        size = "" if p.size is None else f", {p.size} bytes"
+        print(f"  partition {p.partition}: start offset {p.start_offset}, end offset "
+              f"{p.end_offset}{size}")
 
 
-# --- produce --------------------------------------------------------------------------------------
+# --- produce -------------------------------------------------------------------------------------
+
+
+def _stdin_records(sep: str | None) -> Iterator[RawRecord]:
+    for line in sys.stdin.buffer:
+        line = line.rstrip(b"\r\n")
+        if sep is None:
+            yield None, line
+            continue
+        key, found, value = line.partition(sep.encode())
+        if not found:
+            raise CliError(f"line has no key separator {sep!r}: {line[:60]!r}")
+        yield key, value
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    sep = args.key_separator
-
-    def records():
-        for line in sys.stdin.buffer:
-            line = line.rstrip(b"\r\n")
-            if sep is not None:
-                key, found, value = line.partition(sep.encode())
-                if not found:
-                    raise CliError(f"line has no key separator {sep!r}: {line[:60]!r}")
-                yield key, value, (), None
-            else:
-                yield None, line, (), None
-
-    with Producer(args.data_dir, compression=args.compression, partitioner=args.partitioner,
-                  default_partitions=args.partitions) as producer:
-        sent = _chunked_send(producer, args.topic, records(), args.partition)
+    options = ProduceOptions(args.partition, args.compression, args.partitioner,
+                             args.partitions, args.acks)
+    backend = _backend(args)
+    try:
+        sent = backend.produce(args.topic, _stdin_records(args.key_separator), options)
+    finally:
+        backend.close()
     if not args.quiet:
         print(f"produced {sent} record(s) to {args.topic!r}", file=sys.stderr)
     return 0
 
 
-def _chunked_send(producer: Producer, topic: str, records, partition: int | None,
-                  chunk: int = 10_000) -> int:
-    """Send in chunks so a large stdin streams instead of piling up in memory."""
-    total, pending = 0, []
-    for record in records:
-        pending.append(record)
-        if len(pending) >= chunk:
-            total += len(producer.send_many(topic, pending, partition=partition))
-            pending = []
-    if pending:
-        total += len(producer.send_many(topic, pending, partition=partition))
-    return total
-
-
-# --- consume --------------------------------------------------------------------------------------
+# --- consume -------------------------------------------------------------------------------------
 
 
 def make_formatter(fmt: str) -> Callable[[Message], bytes]:
@@ -147,36 +151,21 @@ def cmd_consume(args: argparse.Namespace) -> int:
     render = make_formatter(args.format)
     out = sys.stdout.buffer
     seen = 0
-    with LogManager(args.data_dir) as log:
-        log.topic_config(args.topic)  # fail early, in one line, on an unknown topic
-    reset = "earliest" if args.from_beginning else "latest"
-    with Consumer(args.data_dir, args.topic, group_id=args.group, auto_offset_reset=reset,
-                  enable_auto_commit=False) as consumer:
-        if args.from_beginning and args.group is None:
-            consumer.seek_to_beginning()
-        while args.max_messages is None or seen < args.max_messages:
-            limit = 500 if args.max_messages is None else min(500, args.max_messages - seen)
-            batch = consumer.poll(timeout=0.2, max_records=limit)
-            for message in batch:
+    options = ConsumeOptions(args.group, args.from_beginning, args.exit_at_end, args.max_messages)
+    backend = _backend(args)
+    try:
+        if args.max_messages != 0:
+            for message in backend.consume(args.topic, options):
                 out.write(render(message) + b"\n")
-            seen += len(batch)
-            if batch:
                 out.flush()
-                if args.group:
-                    consumer.commit()
-            elif args.exit_at_end and _at_end(consumer):
-                break
+                seen += 1
+                if seen == args.max_messages:
+                    break
+    finally:
+        backend.close()
     if not args.quiet:
         print(f"consumed {seen} record(s)", file=sys.stderr)
     return 0
-
-
-def _at_end(consumer: Consumer) -> bool:
-    assigned = consumer.assignment()
-    return bool(assigned) and all(
-        consumer.position(t, p) >= consumer.log.partition(t, p).high_watermark
-        for t, p in assigned
-    )
 
 
 # --- demo -----------------------------------------------------------------------------------------
@@ -185,15 +174,17 @@ def _at_end(consumer: Consumer) -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .examples.orders import run_demo
 
-    return run_demo(args.data_dir, rate=args.rate, orders=args.orders, seed=args.seed)
+    return run_demo(args.data_dir or DEFAULT_DATA_DIR, rate=args.rate, orders=args.orders,
+                    seed=args.seed)
 
 
 def cmd_example(args: argparse.Namespace) -> int:
     from .examples import orders
 
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
     if args.role == "producer":
-        return orders.run_producer(args.data_dir, rate=args.rate, count=args.orders, seed=args.seed)
-    return orders.run_consumer(args.data_dir, group=args.group)
+        return orders.run_producer(data_dir, rate=args.rate, count=args.orders, seed=args.seed)
+    return orders.run_consumer(data_dir, group=args.group)
 
 
 # --- serve ---------------------------------------------------------------------------------------
@@ -212,8 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                        help="data directory (env MINIKAFKA_DATA_DIR; default: %(default)s)")
+    common.add_argument("--data-dir", default=None,
+                        help="work on this data directory in-process (env MINIKAFKA_DATA_DIR; "
+                        f"default: {DEFAULT_DATA_DIR})")
+    common.add_argument("-b", "--bootstrap-server", default=os.environ.get(BOOTSTRAP_ENV),
+                        metavar="HOST:PORT", help="work against this Kafka-compatible broker "
+                        f"instead (env {BOOTSTRAP_ENV})")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     topics = sub.add_parser("topics", help="create, list, describe, delete topics")
@@ -238,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                          choices=["none", "gzip", "snappy", "lz4", "zstd"])
     produce.add_argument("--partitioner", default="murmur2", choices=["murmur2", "crc32"],
                          help="murmur2 = Java client default, crc32 = librdkafka default")
+    produce.add_argument("--acks", default="all", choices=["0", "1", "all"],
+                         help="over the wire: acknowledgements to wait for (default: all)")
     produce.add_argument("--partitions", type=int, default=1,
                          help="partitions if the topic is auto-created (default: %(default)s)")
     produce.set_defaults(func=cmd_produce)

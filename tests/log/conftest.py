@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -47,19 +47,10 @@ def log(open_log: Callable[..., LogManager], clock: FakeClock) -> LogManager:
     return open_log(clock=clock)
 
 
-def crash_copy(src: Path, dst: Path) -> Path:
-    """Copy a data directory as it is on disk right now: what a process that died (without
-    closing anything) leaves behind. The copy has no lock holders."""
-    shutil.copytree(src, dst)
-    return dst
-
-
 class Worker:
     """A `worker.py` subprocess whose stdout lines are collected by a thread as they come."""
 
     def __init__(self, *args: str) -> None:
-        import threading
-
         self.proc = subprocess.Popen([sys.executable, str(WORKER), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []

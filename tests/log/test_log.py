@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -412,8 +413,6 @@ def test_producer_state_survives_close_and_reopen(open_log: OpenLog, segment_byt
 @pytest.mark.parametrize("segment_bytes", [1 << 20, 400])
 def test_producer_state_survives_a_crash(open_log: OpenLog, data_dir: Path, tmp_path: Path,
                                          segment_bytes: int) -> None:
-    import shutil
-
     log = open_log()
     log.create_topic("t", 1, {"segment.bytes": segment_bytes})
     start_producers(log.partition("t", 0))

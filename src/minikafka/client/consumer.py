@@ -196,12 +196,16 @@ class Consumer:
 
     def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Commit the position after the last record returned by `poll` for each partition."""
-        if self.group_id is None:
-            raise ValueError("commit needs a consumer created with a group_id")
         wanted = self._consumed if partitions is None else {
             tp: self._consumed[tp] for tp in partitions if tp in self._consumed}
-        offsets = {tp: OffsetAndMetadata(pos, LEADER_EPOCH) for tp, pos in wanted.items()}
-        self.log.offsets.commit(self.group_id, offsets)
+        self.commit_offsets(wanted)
+
+    def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit explicit positions: the offset of the next record to read, per partition."""
+        if self.group_id is None:
+            raise ValueError("commit needs a consumer created with a group_id")
+        self.log.offsets.commit(self.group_id, {
+            tp: OffsetAndMetadata(pos, LEADER_EPOCH) for tp, pos in offsets.items()})
 
     def _maybe_auto_commit(self) -> None:
         if self.enable_auto_commit and time.monotonic() >= self._next_commit:
