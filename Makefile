@@ -39,8 +39,10 @@ test: $(STAMP) apt-test
 bench: $(STAMP) apt-bench
 	$(PY) -m bench
 
+# The crash campaign at 20x its `make test` size, then every test marked `soak`.
 soak: $(STAMP) apt-test
-	MINIKAFKA_SOAK=1 $(PY) -m pytest -q -m soak tests
+	MINIKAFKA_SOAK_FACTOR=20 $(PY) -m pytest -q -m "" tests/log/test_crash.py
+	$(PY) -m pytest -q -m soak tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

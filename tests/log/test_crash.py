@@ -4,6 +4,7 @@ and hold every acknowledged record exactly once, in order, at the offset it was 
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -37,8 +38,12 @@ def check_log(data_dir: Path, acked: dict[str, int]) -> int:
     return len(ids)
 
 
+SOAK_FACTOR = int(os.environ.get("MINIKAFKA_SOAK_FACTOR", "1"))  # `make soak` raises it
+
+
 @pytest.mark.parametrize(("writers", "mode", "rounds"), [
-    (1, "shared", 30), (1, "exclusive", 20), (2, "shared", 20)])
+    (1, "shared", 30 * SOAK_FACTOR), (1, "exclusive", 20 * SOAK_FACTOR),
+    (2, "shared", 20 * SOAK_FACTOR)])
 def test_sigkill_at_random_moments_loses_no_acknowledged_record(
         spawn: Callable, data_dir: Path, writers: int, mode: str, rounds: int) -> None:
     rng = random.Random(f"{writers}{mode}")
