@@ -1,4 +1,4 @@
-"""`minikafka`: topics, produce, consume, serve, demo.
+"""`minikafka`: topics, produce, consume, groups, cluster, serve, demo.
 
 Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 """
@@ -6,10 +6,17 @@ Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from rich.console import Console
+from rich.progress import Progress, TransferSpeedColumn
 
 from . import __version__
 from .broker import add_arguments as add_broker_arguments
@@ -20,9 +27,11 @@ from .cli_backends import (
     ConsumeOptions,
     ProduceOptions,
     RawRecord,
+    StartAt,
     TopicInfo,
     open_backend,
 )
+from .cli_groups import add_groups_parser
 from .client import Message
 from .errors import KafkaError
 
@@ -38,12 +47,12 @@ class CliError(Exception):
 # --- topics --------------------------------------------------------------------------------------
 
 
-def _parse_configs(pairs: Sequence[str]) -> dict[str, str]:
+def _parse_configs(pairs: Sequence[str], flag: str = "--config") -> dict[str, str]:
     configs = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise CliError(f"--config expects NAME=VALUE, got {pair!r}")
+            raise CliError(f"{flag} expects NAME=VALUE, got {pair!r}")
         configs[name] = value
     return configs
 
@@ -69,6 +78,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
         elif args.action == "describe":
             for topic in [args.name] if args.name else backend.list_topics():
                 _print_topic(backend.describe_topic(topic))
+        elif args.action == "alter":
+            if args.partitions is not None:
+                backend.add_partitions(args.name, args.partitions)
+            if args.config or args.delete_config:
+                backend.alter_topic(args.name, _parse_configs(args.config), args.delete_config)
+            if args.partitions is None and not (args.config or args.delete_config):
+                raise CliError("topics alter needs --partitions, --config or --delete-config")
+            print(f"altered topic {args.name!r}")
     finally:
         backend.close()
     return 0
@@ -87,9 +104,11 @@ def _print_topic(info: TopicInfo) -> None:
 # --- produce -------------------------------------------------------------------------------------
 
 
-def _stdin_records(sep: str | None) -> Iterator[RawRecord]:
-    for line in sys.stdin.buffer:
-        line = line.rstrip(b"\r\n")
+def _lines(stream: BinaryIO, sep: str | None, progress: Callable[[int], None]
+           ) -> Iterator[RawRecord]:
+    for raw in stream:
+        progress(len(raw))
+        line = raw.rstrip(b"\r\n")
         if sep is None:
             yield None, line
             continue
@@ -99,16 +118,30 @@ def _stdin_records(sep: str | None) -> Iterator[RawRecord]:
         yield key, value
 
 
+def _parse_headers(pairs: Sequence[str]) -> list[tuple[str, bytes]]:
+    return [(name, value.encode()) for name, value in _parse_configs(pairs, "-H").items()]
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
+    topic = _one_topic(args)
     options = ProduceOptions(args.partition, args.compression, args.partitioner,
-                             args.partitions, args.acks)
-    backend = _backend(args)
-    try:
-        sent = backend.produce(args.topic, _stdin_records(args.key_separator), options)
-    finally:
-        backend.close()
+                             args.partitions, args.acks, _parse_headers(args.header))
+    show = not args.quiet and sys.stderr.isatty()
+    with contextlib.ExitStack() as stack:
+        stream = (stack.enter_context(open(args.file, "rb")) if args.file
+                  else sys.stdin.buffer)
+        total = os.fstat(stream.fileno()).st_size if args.file else None
+        progress = Progress(*Progress.get_default_columns(), TransferSpeedColumn(),
+                            console=Console(stderr=True), disable=not show, transient=True)
+        task = progress.add_task(f"producing to {topic}", total=total)
+        stack.enter_context(progress)
+        backend = _backend(args)
+        stack.callback(backend.close)
+        records = _lines(stream, args.key_separator,
+                         lambda n: progress.advance(task, n))
+        sent = backend.produce(topic, records, options)
     if not args.quiet:
-        print(f"produced {sent} record(s) to {args.topic!r}", file=sys.stderr)
+        print(f"produced {sent} record(s) to {topic!r}", file=sys.stderr)
     return 0
 
 
@@ -147,15 +180,61 @@ def make_formatter(fmt: str) -> Callable[[Message], bytes]:
     return render
 
 
+def _json_line(m: Message) -> bytes:
+    """One record with its metadata; bytes shown as text (undecodable bytes escaped)."""
+
+    def text(data: bytes | None) -> str | None:
+        return None if data is None else data.decode(errors="backslashreplace")
+
+    return json.dumps({
+        "topic": m.topic, "partition": m.partition, "offset": m.offset,
+        "timestamp": m.timestamp, "key": text(m.key), "value": text(m.value),
+        "headers": {k: text(v) for k, v in m.headers},
+    }, ensure_ascii=False).encode()
+
+
+def _start_at(args: argparse.Namespace) -> StartAt | None:
+    chosen = [flag for flag, value in (("--from-beginning", args.from_beginning),
+                                       ("--offset", args.offset),
+                                       ("--from-time", args.from_time)) if value]
+    if len(chosen) > 1:
+        raise CliError(f"choose one of {', '.join(chosen)}")
+    if args.group and (args.offset or args.from_time) and args.partition is None:
+        raise CliError("a group starts at its committed offsets: --offset and --from-time "
+                       "need explicit partitions (-p) or no group")
+    if args.from_beginning:
+        return StartAt("beginning")
+    if args.offset:
+        return StartAt.parse(args.offset)
+    if args.from_time:
+        return StartAt("time", _parse_time(args.from_time))
+    return None
+
+
+def _parse_time(text: str) -> int:
+    """Milliseconds since the epoch, or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--from-time takes epoch milliseconds or an ISO date, not {text!r}"
+                       ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def cmd_consume(args: argparse.Namespace) -> int:
-    render = make_formatter(args.format)
+    topic = _one_topic(args)
+    render = _json_line if args.json else make_formatter(args.format)
     out = sys.stdout.buffer
     seen = 0
-    options = ConsumeOptions(args.group, args.from_beginning, args.exit_at_end, args.max_messages)
+    options = ConsumeOptions(args.group, _start_at(args), args.partition, args.exit_at_end)
     backend = _backend(args)
     try:
         if args.max_messages != 0:
-            for message in backend.consume(args.topic, options):
+            for message in backend.consume(topic, options):
                 out.write(render(message) + b"\n")
                 out.flush()
                 seen += 1
@@ -165,6 +244,33 @@ def cmd_consume(args: argparse.Namespace) -> int:
         backend.close()
     if not args.quiet:
         print(f"consumed {seen} record(s)", file=sys.stderr)
+    return 0
+
+
+def _one_topic(args: argparse.Namespace) -> str:
+    """The topic, given as kcat's -t or positionally."""
+    if args.topic and args.topic_flag and args.topic != args.topic_flag:
+        raise CliError(f"two topics given: {args.topic!r} and -t {args.topic_flag!r}")
+    topic = args.topic or args.topic_flag
+    if not topic:
+        raise CliError("which topic? give it as an argument or with -t")
+    return topic
+
+
+# --- cluster -------------------------------------------------------------------------------------
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    try:
+        if args.action == "describe":
+            for name, value in backend.describe_cluster().items():
+                print(f"{name}: {value}")
+        else:
+            for name, (low, high) in backend.api_versions().items():
+                print(f"{name} {low}-{high}")
+    finally:
+        backend.close()
     return 0
 
 
@@ -197,6 +303,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- wiring ---------------------------------------------------------------------------------------
 
 
+def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", nargs="?")
+    parser.add_argument("-t", "--topic", dest="topic_flag", metavar="TOPIC",
+                        help="the topic (kcat style; or give it positionally)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minikafka", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"minikafka {__version__}")
@@ -211,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"instead (env {BOOTSTRAP_ENV})")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
-    topics = sub.add_parser("topics", help="create, list, describe, delete topics")
+    topics = sub.add_parser("topics", help="create, list, describe, alter, delete topics")
     actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", parents=[common], help="create a topic")
     create.add_argument("name")
@@ -223,11 +335,30 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("name", nargs="?")
     delete = actions.add_parser("delete", parents=[common], help="delete a topic")
     delete.add_argument("name")
+    alter = actions.add_parser("alter", parents=[common],
+                               help="change configs or add partitions")
+    alter.add_argument("name")
+    alter.add_argument("--partitions", type=int, help="grow the topic to N partitions")
+    alter.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                       help="set a topic config (repeatable)")
+    alter.add_argument("--delete-config", action="append", default=[], metavar="NAME",
+                       help="return a config to its default (repeatable)")
     topics.set_defaults(func=cmd_topics)
 
-    produce = sub.add_parser("produce", parents=[common], help="one record per stdin line")
-    produce.add_argument("topic")
+    cluster = sub.add_parser("cluster", help="describe the cluster or its API versions")
+    cluster_actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cluster_actions.add_parser("describe", parents=[common], help="brokers, cluster id, size")
+    cluster_actions.add_parser("api-versions", parents=[common],
+                               help="the API versions a broker serves")
+    cluster.set_defaults(func=cmd_cluster)
+
+    produce = sub.add_parser("produce", parents=[common],
+                             help="one record per line of stdin or a file")
+    _add_topic_arguments(produce)
+    produce.add_argument("-l", "--file", help="read lines from this file instead of stdin")
     produce.add_argument("-K", "--key-separator", help="split each line into KEY SEP VALUE")
+    produce.add_argument("-H", "--header", action="append", default=[], metavar="NAME=VALUE",
+                         help="add this header to every record (repeatable)")
     produce.add_argument("-p", "--partition", type=int, help="write to this partition only")
     produce.add_argument("-z", "--compression", default=None,
                          choices=["none", "gzip", "snappy", "lz4", "zstd"])
@@ -240,10 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(func=cmd_produce)
 
     consume = sub.add_parser("consume", parents=[common], help="print records")
-    consume.add_argument("topic")
+    _add_topic_arguments(consume)
     consume.add_argument("-G", "--group", help="consume as a member of this group, committing")
+    consume.add_argument("-p", "--partition", type=int, help="read only this partition")
     consume.add_argument("--from-beginning", action="store_true",
-                         help="start at the log start when nothing is committed")
+                         help="start at the log start (for a group: when nothing is committed)")
+    consume.add_argument("-o", "--offset", metavar="beginning|end|N|-N",
+                         help="start here: N absolute, -N that many before the end")
+    consume.add_argument("--from-time", metavar="ISO|MS",
+                         help="start at the first record at or after this time")
+    consume.add_argument("--json", action="store_true",
+                         help="one JSON object per record, with its metadata")
     consume.add_argument("-e", "--exit-at-end", action="store_true",
                          help="exit once every partition is read to its end")
     consume.add_argument("-c", "--max-messages", type=int, help="exit after N records")
@@ -267,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--group", default="order-printer")
     example.set_defaults(func=cmd_example)
 
+    add_groups_parser(sub)
+
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")
     add_broker_arguments(serve)
     serve.set_defaults(func=cmd_serve)
@@ -279,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "max_messages", None) is not None and args.max_messages < 0:
         parser.error("--max-messages must be >= 0")
-    if getattr(args, "partitions", 1) < 1:
-        print(f"minikafka: error: --partitions must be at least 1, got {args.partitions}",
+    partitions = getattr(args, "partitions", None)
+    if partitions is not None and partitions < 1:
+        print(f"minikafka: error: --partitions must be at least 1, got {partitions}",
               file=sys.stderr)
         return 2
     try:

@@ -1,5 +1,5 @@
-"""Where the CLI's topics / produce / consume commands act: a data directory in-process, or any
-Kafka-compatible broker over the wire (through confluent-kafka, so ours and Apache Kafka alike)."""
+"""Where the CLI's commands act: a data directory in-process, or any Kafka-compatible broker over
+the wire (through confluent-kafka and kafka-python, so ours and Apache Kafka alike)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any, Protocol
 from .client import Consumer, Message, Producer
 from .errors import ErrorCode, KafkaError
 from .log import LogManager
+from .records import Headers
 
 RawRecord = tuple[bytes | None, bytes]  # key, value
+TIMEOUT = 15.0
 
 
 @dataclass(slots=True)
@@ -29,12 +31,30 @@ class TopicInfo:
     configs: dict[str, str] = field(default_factory=dict)  # non-default configs only
 
 
+@dataclass(frozen=True, slots=True)
+class StartAt:
+    """Where reading starts when no committed offset decides: kcat's -o, or a time."""
+
+    kind: str  # beginning | end | offset | tail | time
+    value: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> StartAt:
+        if text in ("beginning", "end"):
+            return cls(text)
+        try:
+            n = int(text)
+        except ValueError:
+            raise ValueError(f"--offset takes beginning, end, N or -N, not {text!r}") from None
+        return cls("tail", -n) if n < 0 else cls("offset", n)
+
+
 @dataclass(slots=True)
 class ConsumeOptions:
     group: str | None = None
-    from_beginning: bool = False
+    start: StartAt | None = None  # None: the committed offset, else the end
+    partition: int | None = None
     exit_at_end: bool = False
-    max_messages: int | None = None
 
 
 @dataclass(slots=True)
@@ -44,6 +64,7 @@ class ProduceOptions:
     partitioner: str = "murmur2"
     partitions: int = 1  # for auto-creation
     acks: str = "all"
+    headers: Headers = ()
 
 
 class Backend(Protocol):
@@ -51,9 +72,13 @@ class Backend(Protocol):
     def delete_topic(self, name: str) -> None: ...
     def list_topics(self) -> list[str]: ...
     def describe_topic(self, name: str) -> TopicInfo: ...
+    def alter_topic(self, name: str, configs: dict[str, str], delete: list[str]) -> None: ...
+    def add_partitions(self, name: str, total: int) -> None: ...
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions
                 ) -> int: ...
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]: ...
+    def describe_cluster(self) -> dict[str, str]: ...
+    def api_versions(self) -> dict[str, tuple[int, int]]: ...
     def close(self) -> None: ...
 
 
@@ -85,13 +110,20 @@ class EmbeddedBackend:
         configs = {k: v for k, v in config.as_kafka_configs().items() if k not in defaults}
         return TopicInfo(name, parts, configs)
 
+    def alter_topic(self, name: str, configs: dict[str, str], delete: list[str]) -> None:
+        self.log.alter_topic_config(name, configs, delete)
+
+    def add_partitions(self, name: str, total: int) -> None:
+        self.log.add_partitions(name, total)
+
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
+        headers = options.headers
         with Producer(self.data_dir, compression=options.compression,
                       partitioner=options.partitioner,
                       default_partitions=options.partitions) as producer:
             total, pending = 0, []
-            for key, value in records:  # in chunks: a large stdin streams
-                pending.append((key, value, (), None))
+            for key, value in records:  # in chunks: a large input streams
+                pending.append((key, value, headers, None))
                 if len(pending) >= 10_000:
                     total += len(producer.send_many(topic, pending, partition=options.partition))
                     pending = []
@@ -100,12 +132,17 @@ class EmbeddedBackend:
             return total
 
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
-        self.log.topic_config(topic)  # an unknown topic fails here, in one line
-        reset = "earliest" if options.from_beginning else "latest"
-        with Consumer(self.data_dir, topic, group_id=options.group, auto_offset_reset=reset,
+        count = self.log.topic_config(topic).partitions  # unknown topic: one-line error here
+        start = options.start or StartAt("end")
+        with Consumer(self.data_dir, group_id=options.group,
+                      auto_offset_reset="earliest" if start.kind == "beginning" else "latest",
                       enable_auto_commit=False) as consumer:
-            if options.from_beginning and options.group is None:
-                consumer.seek_to_beginning()
+            if options.group and options.partition is None:
+                consumer.subscribe([topic])  # committed offsets decide where to start
+            else:
+                wanted = range(count) if options.partition is None else [options.partition]
+                consumer.assign([(topic, p) for p in wanted])
+                _seek_embedded(consumer, start)
             handed_out: dict[tuple[str, int], int] = {}
             try:
                 while True:
@@ -119,8 +156,33 @@ class EmbeddedBackend:
                 if options.group and handed_out:
                     consumer.commit_offsets(handed_out)
 
+    def describe_cluster(self) -> dict[str, str]:
+        topics = self.log.topics()
+        partitions = sum(self.log.topic_config(t).partitions for t in topics)
+        size = sum(self.log.partition(t, p).size for t in topics
+                   for p in range(self.log.topic_config(t).partitions))
+        return {"mode": "embedded", "data directory": str(self.log.data_dir.resolve()),
+                "topics": str(len(topics)), "partitions": str(partitions),
+                "bytes on disk": str(size),
+                "groups with offsets": str(len(self.log.offsets.groups()))}
+
+    def api_versions(self) -> dict[str, tuple[int, int]]:
+        raise KafkaError("api-versions needs a broker: pass --bootstrap-server")
+
     def close(self) -> None:
         self.log.close()
+
+
+def _seek_embedded(consumer: Consumer, start: StartAt) -> None:
+    if start.kind == "time":
+        consumer.seek_to_timestamp(start.value)
+        return
+    for topic, index in consumer.assignment():
+        partition = consumer.log.partition(topic, index)
+        first, end = partition.log_start_offset, partition.high_watermark
+        position = {"beginning": first, "end": end, "offset": start.value,
+                    "tail": max(first, end - start.value)}[start.kind]
+        consumer.seek(topic, index, position)
 
 
 def _at_end(consumer: Consumer) -> bool:
@@ -134,7 +196,8 @@ def _at_end(consumer: Consumer) -> bool:
 # --- over the wire ------------------------------------------------------------------------------
 
 PARTITIONERS = {"murmur2": "murmur2_random", "crc32": "consistent_random"}
-TIMEOUT = 15.0
+_PARTITION_EOF, _NO_OFFSET = -191, -168
+_OFFSET_BEGINNING, _OFFSET_END, _OFFSET_TAIL_BASE = -2, -1, -2000  # librdkafka's logical offsets
 
 
 def _raise_kafka(exc: Any) -> None:
@@ -165,27 +228,37 @@ class KafkaBackend:
         except Exception as exc:
             raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {exc}") from None
 
-    def _wait(self, futures: dict[Any, Any]) -> None:
+    def _wait(self, futures: Iterable[Any]) -> list[Any]:
         from confluent_kafka import KafkaException
 
-        for future in futures.values():
+        results = []
+        for future in futures:
             try:
-                future.result(timeout=TIMEOUT)
+                results.append(future.result(timeout=TIMEOUT))
             except KafkaException as exc:
                 _raise_kafka(exc)
+        return results
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> int:
         from confluent_kafka.admin import NewTopic
 
-        self._wait(self.admin.create_topics([NewTopic(name, partitions, 1, config=configs)]))
+        new = NewTopic(name, partitions, 1, config=configs)
+        self._wait(self.admin.create_topics([new]).values())
         return partitions
 
     def delete_topic(self, name: str) -> None:
-        self._wait(self.admin.delete_topics([name]))
+        self._wait(self.admin.delete_topics([name]).values())
 
     def list_topics(self) -> list[str]:
         topics = self.admin.list_topics(timeout=TIMEOUT).topics
         return sorted(t for t in topics if not t.startswith("__"))
+
+    def _topic_metadata(self, name: str) -> Any:
+        """Metadata for all topics, not for `name`: asking for one by name may auto-create it."""
+        meta = self.admin.list_topics(timeout=TIMEOUT).topics.get(name)
+        if meta is None or meta.error is not None:
+            raise KafkaError(f"unknown topic {name!r}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return meta
 
     def describe_topic(self, name: str) -> TopicInfo:
         from confluent_kafka import TopicPartition
@@ -202,18 +275,26 @@ class KafkaBackend:
         finally:
             consumer.close()
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        configs: dict[str, str] = {}
-        for entries in self.admin.describe_configs([resource]).values():
-            configs = {k: e.value for k, e in entries.result(timeout=TIMEOUT).items()
-                       if not e.is_default and e.value is not None}
+        entries = self._wait(self.admin.describe_configs([resource]).values())[0]
+        configs = {k: e.value for k, e in entries.items()
+                   if not e.is_default and e.value is not None}
         return TopicInfo(name, parts, configs)
 
-    def _topic_metadata(self, name: str) -> Any:
-        """Metadata for all topics, not for `name`: asking for one by name may auto-create it."""
-        meta = self.admin.list_topics(timeout=TIMEOUT).topics.get(name)
-        if meta is None or meta.error is not None:
-            raise KafkaError(f"unknown topic {name!r}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        return meta
+    def alter_topic(self, name: str, configs: dict[str, str], delete: list[str]) -> None:
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+        self._topic_metadata(name)
+        entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                   for k, v in configs.items()]
+        entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
+                    for k in delete]
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+        self._wait(self.admin.incremental_alter_configs([resource]).values())
+
+    def add_partitions(self, name: str, total: int) -> None:
+        from confluent_kafka.admin import NewPartitions
+
+        self._wait(self.admin.create_partitions([NewPartitions(name, total)]).values())
 
     def _consumer(self, extra: dict[str, Any]) -> Any:
         from confluent_kafka import Consumer as KafkaConsumer
@@ -236,15 +317,16 @@ class KafkaBackend:
             if err is not None:
                 errors.append(err.str())
 
+        extra: dict[str, Any] = {"on_delivery": delivered}
+        if options.partition is not None:
+            extra["partition"] = options.partition
+        if options.headers:
+            extra["headers"] = list(options.headers)
         sent = 0
         for key, value in records:
             while True:
                 try:
-                    if options.partition is None:
-                        producer.produce(topic, value, key, on_delivery=delivered)
-                    else:
-                        producer.produce(topic, value, key, partition=options.partition,
-                                         on_delivery=delivered)
+                    producer.produce(topic, value, key, **extra)
                     break
                 except BufferError:
                     producer.poll(0.1)  # the local queue is full: let deliveries drain
@@ -256,47 +338,80 @@ class KafkaBackend:
         return sent
 
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+        from confluent_kafka import TopicPartition
 
         meta = self._topic_metadata(topic)
-        start = OFFSET_BEGINNING if options.from_beginning else OFFSET_END
+        start = options.start or StartAt("end")
         consumer = self._consumer({
             "group.id": options.group or "minikafka-cli",
-            "auto.offset.reset": "earliest" if options.from_beginning else "latest",
+            "auto.offset.reset": "earliest" if start.kind == "beginning" else "latest",
             "enable.partition.eof": True,
             "enable.auto.offset.store": False,  # commit only what was handed out
         })
         assigned: set[int] = set()
         at_eof: set[int] = set()
 
-        def on_assign(c: Any, partitions: list[Any]) -> None:
+        def on_assign(_c: Any, partitions: list[Any]) -> None:
             assigned.update(tp.partition for tp in partitions)
 
-        if options.group:
+        if options.group and options.partition is None:
             consumer.subscribe([topic], on_assign=on_assign)
         else:
-            parts = [TopicPartition(topic, p, start) for p in meta.partitions]
-            consumer.assign(parts)
-            assigned.update(meta.partitions)
+            wanted = sorted(meta.partitions) if options.partition is None else [options.partition]
+            offsets = self._start_offsets(consumer, topic, wanted, start)
+            consumer.assign([TopicPartition(topic, p, o) for p, o in zip(wanted, offsets,
+                                                                          strict=True)])
+            assigned.update(wanted)
         try:
             while True:
                 for msg in consumer.consume(500, timeout=0.2):
                     if msg.error() is not None:
-                        if msg.error().code() == -191:  # _PARTITION_EOF
+                        if msg.error().code() == _PARTITION_EOF:
                             at_eof.add(msg.partition())
                             continue
                         raise KafkaError(msg.error().str())
                     at_eof.discard(msg.partition())
                     consumer.store_offsets(msg)
                     yield Message(msg.topic(), msg.partition(), msg.offset(), msg.key(),
-                                  msg.value(), list(msg.headers() or ()),
-                                  msg.timestamp()[1])
+                                  msg.value(), list(msg.headers() or ()), msg.timestamp()[1])
                 if options.exit_at_end and assigned and assigned <= at_eof:
                     return
         finally:
             if options.group:
                 _commit_stored(consumer)
             consumer.close()
+
+    @staticmethod
+    def _start_offsets(consumer: Any, topic: str, partitions: list[int], start: StartAt
+                       ) -> list[int]:
+        from confluent_kafka import TopicPartition
+
+        if start.kind == "time":
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, start.value) for p in partitions], timeout=TIMEOUT)
+            return [_OFFSET_END if tp.offset < 0 else tp.offset for tp in found]
+        fixed = {"beginning": _OFFSET_BEGINNING, "end": _OFFSET_END, "offset": start.value,
+                 "tail": _OFFSET_TAIL_BASE - start.value}[start.kind]
+        return [fixed] * len(partitions)
+
+    def describe_cluster(self) -> dict[str, str]:
+        cluster = self._wait([self.admin.describe_cluster()])[0]
+        nodes = ", ".join(f"{n.id}@{n.host}:{n.port}" for n in cluster.nodes)
+        controller = cluster.controller
+        return {"mode": "broker", "bootstrap": self.bootstrap,
+                "cluster id": str(cluster.cluster_id),
+                "controller": "none" if controller is None else str(controller.id),
+                "brokers": nodes, "topics": str(len(self.list_topics()))}
+
+    def api_versions(self) -> dict[str, tuple[int, int]]:
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="minikafka-cli")
+        try:
+            return {key.name: tuple(versions)  # type: ignore[misc]
+                    for key, versions in sorted(admin.api_versions().items())}
+        finally:
+            admin.close()
 
     def close(self) -> None:
         """The admin client needs no closing."""
@@ -308,7 +423,7 @@ def _commit_stored(consumer: Any) -> None:
     try:
         consumer.commit(asynchronous=False)
     except KafkaException as exc:
-        if exc.args[0].code() != -168:  # _NO_OFFSET: nothing was consumed
+        if exc.args[0].code() != _NO_OFFSET:  # nothing was consumed: nothing to commit
             _raise_kafka(exc)
 
 

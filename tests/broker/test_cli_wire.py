@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,27 @@ def test_unreachable_broker_is_one_line() -> None:
     assert result.returncode == 1
     assert "cannot reach a Kafka broker at 127.0.0.1:1" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_alter_and_cluster_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+    assert mk(broker, "topics", "create", topic).returncode == 0
+    altered = mk(broker, "topics", "alter", topic, "--partitions", "3", "--config",
+                 "retention.ms=1000")
+    assert altered.returncode == 0, altered.stderr
+    assert "3 partition(s); retention.ms=1000" in mk(broker, "topics", "describe", topic).stdout
+    cluster = mk(broker, "cluster", "describe").stdout
+    assert "mode: broker" in cluster and f"@{broker.bootstrap}" in cluster
+    versions = mk(broker, "cluster", "api-versions").stdout.splitlines()
+    assert "Produce 0-9" in versions and "Fetch 4-12" in versions
+
+
+def test_offsets_headers_and_json_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+    mk(broker, "produce", topic, "-H", "src=cli", stdin="".join(f"m{i}\n" for i in range(5)))
+    tail = mk(broker, "consume", topic, "-p", "0", "-o", "-2", "-e", "--json")
+    records = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert [r["value"] for r in records] == ["m3", "m4"]
+    assert records[0]["headers"] == {"src": "cli"}
+    exact = mk(broker, "consume", topic, "-o", "1", "-c", "2")
+    assert exact.stdout.split() == ["m1", "m2"]
+    timed = mk(broker, "consume", topic, "--from-time", "2000-01-01", "-e")
+    assert len(timed.stdout.split()) == 5

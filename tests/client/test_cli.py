@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,73 @@ def test_produce_line_without_separator(tmp_path: Path) -> None:
     result = mk("produce", "t", "-K", ":", stdin="no separator here\n", data_dir=tmp_path)
     assert result.returncode == 1
     assert "no key separator" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_alter_topic_configs_and_partitions(tmp_path: Path) -> None:
+    mk("topics", "create", "t", data_dir=tmp_path)
+    altered = mk("topics", "alter", "t", "--partitions", "4", "--config", "retention.ms=1000",
+                 data_dir=tmp_path)
+    assert altered.returncode == 0, altered.stderr
+    described = mk("topics", "describe", "t", data_dir=tmp_path).stdout
+    assert "4 partition(s); retention.ms=1000" in described
+    reset = mk("topics", "alter", "t", "--delete-config", "retention.ms", data_dir=tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    assert "retention.ms" not in mk("topics", "describe", "t", data_dir=tmp_path).stdout
+    shrink = mk("topics", "alter", "t", "--partitions", "2", data_dir=tmp_path)
+    assert shrink.returncode == 1 and "must be larger" in shrink.stderr
+    nothing = mk("topics", "alter", "t", data_dir=tmp_path)
+    assert nothing.returncode == 1 and "needs --partitions" in nothing.stderr
+
+
+def test_produce_from_file_with_headers_and_consume_json(tmp_path: Path) -> None:
+    lines = tmp_path / "in.txt"
+    lines.write_text("a|1\nb|2\nc|3\n")
+    produced = mk("produce", "-t", "t", "--file", str(lines), "-K", "|", "-H", "src=file",
+                  data_dir=tmp_path / "d")
+    assert produced.returncode == 0, produced.stderr
+    out = mk("consume", "t", "--from-beginning", "-e", "--json", data_dir=tmp_path / "d")
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["offset"], r["key"], r["value"]) for r in records] == [
+        (0, "a", "1"), (1, "b", "2"), (2, "c", "3")]
+    assert records[0]["headers"] == {"src": "file"} and records[0]["topic"] == "t"
+
+
+@pytest.mark.parametrize("offset, expected", [("beginning", ["m0", "m1", "m2", "m3", "m4"]),
+                                              ("3", ["m3", "m4"]), ("-2", ["m3", "m4"]),
+                                              ("end", [])])
+def test_consume_from_offset(tmp_path: Path, offset: str, expected: list[str]) -> None:
+    mk("produce", "t", stdin="".join(f"m{i}\n" for i in range(5)), data_dir=tmp_path)
+    out = mk("consume", "t", "-p", "0", "-o", offset, "-e", data_dir=tmp_path)
+    assert out.stdout.split() == expected
+
+
+def test_consume_from_time(tmp_path: Path) -> None:
+    mk("produce", "t", stdin="old\n", data_dir=tmp_path)
+    out = mk("consume", "t", "--from-time", "2000-01-01T00:00:00", "-e", data_dir=tmp_path)
+    assert out.stdout.split() == ["old"]
+    future = mk("consume", "t", "--from-time", "2999-01-01", "-e", data_dir=tmp_path)
+    assert future.stdout == ""
+
+
+def test_cluster_describe_embedded(tmp_path: Path) -> None:
+    mk("topics", "create", "t", "--partitions", "2", data_dir=tmp_path)
+    out = mk("cluster", "describe", data_dir=tmp_path).stdout
+    assert "mode: embedded" in out and "partitions: 2" in out
+    versions = mk("cluster", "api-versions", data_dir=tmp_path)
+    assert versions.returncode == 1 and "needs a broker" in versions.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["consume", "t", "-o", "soon"], "--offset takes beginning, end, N or -N"),
+    (["consume", "t", "--from-time", "yesterday"], "--from-time takes epoch milliseconds"),
+    (["consume", "t", "-o", "1", "--from-beginning"], "choose one of"),
+    (["consume", "t", "-G", "g", "-o", "1"], "a group starts at its committed offsets"),
+    (["consume"], "which topic?"),
+    (["produce", "a", "-t", "b"], "two topics given"),
+    (["produce", "t", "-H", "novalue"], "-H expects NAME=VALUE"),
+])
+def test_consume_and_produce_flag_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    mk("topics", "create", "t", data_dir=tmp_path)
+    result = mk(*args, data_dir=tmp_path)
+    assert result.returncode != 0 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

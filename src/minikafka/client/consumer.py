@@ -48,6 +48,7 @@ class Consumer:
         self.auto_commit_interval = auto_commit_interval_ms / 1000
         self._membership = GroupMembership(self.log.data_dir, group_id) if group_id else None
         self._topics: list[str] = []
+        self._manual = False
         self._positions: dict[TopicPartition, int] = {}
         self._consumed: dict[TopicPartition, int] = {}  # position after the last returned record
         self._next_rebalance = 0.0
@@ -66,7 +67,15 @@ class Consumer:
 
     def subscribe(self, topics: Iterable[str]) -> None:
         self._topics = list(topics)
+        self._manual = False
         self._next_rebalance = 0.0
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions, outside any group's sharing (as Kafka's assign())."""
+        self._manual = True
+        self._positions = {tp: self._initial_position(tp, None) for tp in partitions}
+        self._consumed = {}
+        self._buffer = []
 
     def assignment(self) -> list[TopicPartition]:
         self._maybe_rebalance()
@@ -84,7 +93,7 @@ class Consumer:
 
     def _maybe_rebalance(self) -> None:
         now = time.monotonic()
-        if now < self._next_rebalance:
+        if self._manual or now < self._next_rebalance:
             return
         self._next_rebalance = now + REBALANCE_INTERVAL
         partitions = self._all_partitions()
