@@ -1,0 +1,245 @@
+"""`minikafka groups`: consumer groups on any Kafka-compatible broker (kafka-consumer-groups.sh).
+
+Everything goes over the wire through confluent-kafka's AdminClient (ListGroups, DescribeGroups,
+OffsetFetch, OffsetCommit, DeleteGroups, ListOffsets), so it works against Apache Kafka as well as
+against ours. Errors are one line, raised as KafkaError or ValueError for `cli.main` to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from .cli_backends import TIMEOUT, KafkaBackend, _raise_kafka
+from .errors import ErrorCode, KafkaError
+
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+DEFAULT_BOOTSTRAP = "localhost:9092"
+TopicPartition = tuple[str, int]
+
+
+def add_groups_parser(sub: Any) -> None:
+    """Register `groups` on the CLI's subcommands (`sub` from `add_subparsers`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-b", "--bootstrap-server",
+                        default=os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP,
+                        metavar="HOST:PORT", help=f"the broker (env {BOOTSTRAP_ENV}; default: "
+                        f"{DEFAULT_BOOTSTRAP})")
+    groups = sub.add_parser("groups", help="list, describe, reset offsets of, delete consumer "
+                            "groups (over the wire)")
+    actions = groups.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", parents=[common], help="every group and its state")
+    describe = actions.add_parser("describe", parents=[common],
+                                  help="state, members and their assignment, offsets and lag")
+    describe.add_argument("group")
+    reset = actions.add_parser("reset-offsets", parents=[common],
+                               help="move a group's committed offsets (dry run unless --execute)")
+    reset.add_argument("group")
+    reset.add_argument("--topic", required=True, metavar="TOPIC[:P,P...]",
+                       help="the topic, or some of its partitions")
+    to = reset.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-earliest", action="store_true", help="the log start offset")
+    to.add_argument("--to-latest", action="store_true", help="the log end offset")
+    to.add_argument("--to-offset", type=int, metavar="N",
+                    help="offset N (kept within the log's start and end)")
+    to.add_argument("--to-datetime", metavar="ISO",
+                    help="the first record at or after this time, e.g. 2024-05-01T12:00:00Z "
+                    "(local time without a zone); the log end if none")
+    reset.add_argument("--execute", action="store_true", help="commit the new offsets")
+    delete = actions.add_parser("delete", parents=[common],
+                                help="delete a group without members, with its offsets")
+    delete.add_argument("group")
+    groups.set_defaults(func=cmd_groups)
+
+
+class GroupsAdmin:
+    """The few admin calls the commands need, each waited for with errors made one line."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = KafkaBackend(bootstrap).admin  # fails in one line if unreachable
+
+    @staticmethod
+    def _result(future: Any) -> Any:
+        from confluent_kafka import KafkaException
+
+        try:
+            return future.result(timeout=TIMEOUT)
+        except KafkaException as exc:
+            _raise_kafka(exc)
+
+    def list_groups(self) -> list[tuple[str, str]]:
+        """(group id, state) of every group."""
+        listed = self._result(self.admin.list_consumer_groups(request_timeout=TIMEOUT))
+        return sorted((g.group_id, _state_name(g.state)) for g in listed.valid)
+
+    def describe(self, group: str) -> Any:
+        return self._result(self.admin.describe_consumer_groups(
+            [group], request_timeout=TIMEOUT)[group])
+
+    def committed(self, group: str) -> dict[TopicPartition, int]:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        found = self._result(self.admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT)[group])
+        return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions
+                if tp.offset >= 0}
+
+    def offsets(self, partitions: Iterable[TopicPartition], spec: Any
+                ) -> dict[TopicPartition, int]:
+        """ListOffsets: each partition's offset for `spec` (an OffsetSpec)."""
+        from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+        wanted = {KafkaTopicPartition(t, p): spec for t, p in partitions}
+        if not wanted:
+            return {}
+        futures = self.admin.list_offsets(wanted, request_timeout=TIMEOUT)
+        return {(tp.topic, tp.partition): self._result(f).offset for tp, f in futures.items()}
+
+    def partitions(self, topic: str) -> list[int]:
+        """All partitions of `topic`, from metadata for every topic (naming it may create it)."""
+        meta = self.admin.list_topics(timeout=TIMEOUT).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise KafkaError(f"unknown topic {topic!r}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return sorted(meta.partitions)
+
+    def alter(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+        request = ConsumerGroupTopicPartitions(
+            group, [KafkaTopicPartition(t, p, o) for (t, p), o in offsets.items()])
+        altered = self._result(self.admin.alter_consumer_group_offsets(
+            [request], request_timeout=TIMEOUT)[group])
+        for tp in altered.topic_partitions:
+            if tp.error is not None:
+                raise KafkaError(f"{tp.topic}-{tp.partition}: {tp.error.str()}")
+
+    def delete(self, group: str) -> None:
+        self._result(self.admin.delete_consumer_groups([group], request_timeout=TIMEOUT)[group])
+
+
+def _print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    cells = [list(header)] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _state_name(state: Any) -> str:
+    """confluent-kafka's ConsumerGroupState in Kafka's spelling: PREPARING_REBALANCE ->
+    PreparingRebalance."""
+    return state.name.title().replace("_", "")
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    admin = GroupsAdmin(args.bootstrap_server)
+    if args.action == "list":
+        _print_table(("GROUP", "STATE"), admin.list_groups())
+    elif args.action == "describe":
+        describe(admin, args.group)
+    elif args.action == "reset-offsets":
+        reset_offsets(admin, args)
+    elif args.action == "delete":
+        admin.delete(args.group)
+        print(f"deleted consumer group {args.group!r}")
+    return 0
+
+
+def describe(admin: GroupsAdmin, group: str) -> None:
+    """Members and what they own, then every partition that is committed or owned, with lag."""
+    description = admin.describe(group)
+    committed = admin.committed(group)
+    state = _state_name(description.state)
+    if state == "Dead" and not committed:
+        raise KafkaError(f"consumer group {group!r} does not exist", ErrorCode.GROUP_ID_NOT_FOUND)
+    owner: dict[TopicPartition, Any] = {}
+    for member in description.members:
+        for tp in member.assignment.topic_partitions:
+            owner[(tp.topic, tp.partition)] = member
+    assignor = description.partition_assignor or "-"
+    print(f"group {group!r}: {state}, assignor {assignor}, {len(description.members)} member(s)")
+    if description.members:
+        print()
+        _print_table(("MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "PARTITIONS"), [
+            (m.member_id, m.group_instance_id, m.client_id, m.host,
+             _ranges(tp for tp, o in owner.items() if o is m) or None)
+            for m in description.members])
+    partitions = sorted(set(committed) | set(owner))
+    from confluent_kafka.admin import OffsetSpec
+
+    ends = admin.offsets(partitions, OffsetSpec.latest())
+    print()
+    _print_table(
+        ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"),
+        [(t, p, committed.get((t, p)), ends[(t, p)],
+          ends[(t, p)] - committed[(t, p)] if (t, p) in committed else None,
+          owner[(t, p)].member_id if (t, p) in owner else None)
+         for t, p in partitions])
+
+
+def _ranges(partitions: Iterable[TopicPartition]) -> str:
+    """t-0, t-1, u-3 -> "t:0,1 u:3"."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in sorted(partitions):
+        by_topic.setdefault(topic, []).append(partition)
+    return " ".join(f"{t}:{','.join(map(str, ps))}" for t, ps in by_topic.items())
+
+
+def _parse_topic(admin: GroupsAdmin, spec: str) -> list[TopicPartition]:
+    topic, _, wanted = spec.partition(":")
+    existing = admin.partitions(topic)
+    if not wanted:
+        return [(topic, p) for p in existing]
+    try:
+        chosen = sorted({int(p) for p in wanted.split(",")})
+    except ValueError:
+        raise ValueError(f"--topic expects TOPIC or TOPIC:P,P..., got {spec!r}") from None
+    missing = set(chosen) - set(existing)
+    if missing:
+        raise KafkaError(f"topic {topic!r} has no partition {min(missing)}",
+                         ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    return [(topic, p) for p in chosen]
+
+
+def _parse_datetime(text: str) -> int:
+    """ISO 8601 -> epoch ms; a time without a zone is local time, as Kafka's tool reads it."""
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        raise ValueError(f"--to-datetime expects an ISO 8601 time such as "
+                         f"2024-05-01T12:00:00Z, got {text!r}") from None
+
+
+def reset_offsets(admin: GroupsAdmin, args: argparse.Namespace) -> None:
+    """Plan (and with --execute, commit) new offsets; only a group without members can be
+    reset, since a live one would overwrite them with its next commit."""
+    from confluent_kafka.admin import OffsetSpec
+
+    at = _parse_datetime(args.to_datetime) if args.to_datetime is not None else None
+    state = _state_name(admin.describe(args.group).state)
+    if state not in ("Empty", "Dead"):
+        raise KafkaError(f"offsets of group {args.group!r} can only be reset while it has no "
+                         f"members, but it is {state}", ErrorCode.NON_EMPTY_GROUP)
+    partitions = _parse_topic(admin, args.topic)
+    earliest = admin.offsets(partitions, OffsetSpec.earliest())
+    latest = admin.offsets(partitions, OffsetSpec.latest())
+    if args.to_earliest:
+        plan = earliest
+    elif args.to_latest:
+        plan = latest
+    elif args.to_offset is not None:
+        plan = {tp: min(max(args.to_offset, earliest[tp]), latest[tp]) for tp in partitions}
+    else:
+        found = admin.offsets(partitions, OffsetSpec.for_timestamp(at))
+        plan = {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
+    if args.execute:
+        admin.alter(args.group, plan)
+    _print_table(("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),
+                 [(args.group, t, p, plan[(t, p)]) for t, p in partitions])
+    if not args.execute:
+        print("dry run: nothing was changed (add --execute to commit these offsets)",
+              file=sys.stderr)
