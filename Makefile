@@ -41,8 +41,8 @@ bench: $(STAMP) apt-bench
 
 # The crash campaign at 20x its `make test` size, then every test marked `soak`.
 soak: $(STAMP) apt-test
-	MINIKAFKA_SOAK_FACTOR=20 $(PY) -m pytest -q -m "" tests/log/test_crash.py
-	$(PY) -m pytest -q -m soak tests || [ $$? -eq 5 ]  # 5: none marked yet
+	MINIKAFKA_SOAK_FACTOR=20 $(PY) -m pytest -q -m "" -o timeout=3600 tests/log/test_crash.py
+	$(PY) -m pytest -q -m soak -o timeout=3600 tests || [ $$? -eq 5 ]  # 5: none marked yet
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
