@@ -144,3 +144,12 @@ def test_two_processes_committing_concurrently_lose_nothing(spawn: Callable, tmp
             i % 7: i for i in range(count - 6, count + 1)}
         assert {p for t, p in got if t == f"{topic}-mark"} == set(range(10, count + 1, 10))
     assert path.stat().st_size < count * 2 * 60, "the committers never compacted"
+
+
+def test_flush_syncs_without_fsync_per_commit(tmp_path: Path) -> None:
+    store = OffsetStore(tmp_path / "offsets.log")
+    store.commit("g", {("t", 0): OffsetAndMetadata(7)})
+    store.flush()
+    store.close()
+    store.flush()  # after close: nothing to sync, no error
+    assert OffsetStore(tmp_path / "offsets.log").fetch("g")[("t", 0)].offset == 7

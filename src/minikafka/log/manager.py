@@ -100,8 +100,9 @@ class LogManager:
         self.exclusive = exclusive
         self.flush_policy = FlushPolicy.parse(flush_policy)
         self.clock = clock
+        # A broker (exclusive) group-commits offset fsyncs itself; embedded commits sync inline.
         self.offsets = OffsetStore(self.meta_dir / "offsets.log",
-                                   fsync=self.flush_policy.mode == "always")
+                                   fsync=self.flush_policy.mode == "always" and not exclusive)
         self._configs: dict[str, TopicConfig] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._mutex = threading.RLock()

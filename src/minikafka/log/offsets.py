@@ -33,6 +33,9 @@ class OffsetAndMetadata:
 
 
 class OffsetStore:
+    """`fsync=True` syncs each commit before it returns; a broker instead shares one fsync among
+    concurrent commits by calling `flush`."""
+
     def __init__(self, path: Path, *, fsync: bool = False, compact_min_entries: int = 10_000
                  ) -> None:
         self.path = path
@@ -176,6 +179,20 @@ class OffsetStore:
                 self.delete(group, old)
                 dropped += len(old)
         return dropped
+
+    def flush(self) -> None:
+        """fdatasync the commits so far (for callers that group-commit instead of `fsync=True`).
+
+        Syncs a duplicate descriptor outside the lock, so commits go on meanwhile and a compaction
+        (which syncs its own file) cannot close it underneath."""
+        with self._mutex:
+            if self._fd < 0:
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         with self._mutex:
