@@ -1,4 +1,4 @@
-"""`minikafka`: topics, produce, consume, groups, cluster, serve, demo.
+"""`minikafka`: topics, produce, consume, groups, cluster, serve, example, shop, demo.
 
 Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 """
@@ -34,6 +34,7 @@ from .cli_backends import (
 from .cli_groups import add_groups_parser
 from .client import Message
 from .errors import KafkaError
+from .shop.cli import add_commands as add_shop_commands
 
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -274,23 +275,27 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo -----------------------------------------------------------------------------------------
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .examples.orders import run_demo
-
-    return run_demo(args.data_dir or DEFAULT_DATA_DIR, rate=args.rate, orders=args.orders,
-                    seed=args.seed)
+# --- example --------------------------------------------------------------------------------------
 
 
 def cmd_example(args: argparse.Namespace) -> int:
-    from .examples import orders
+    """The course exercise (embedded, on --data-dir) and the course's Kafka example (over the
+    wire, on --bootstrap-server)."""
+    from .examples import kafka_course, orders
 
+    if args.role.startswith("kafka-"):
+        if not args.bootstrap_server:
+            raise CliError(f"{args.role} needs --bootstrap-server (or {BOOTSTRAP_ENV})")
+        if args.role == "kafka-producer":
+            return kafka_course.run_producer(args.bootstrap_server, args.topic)
+        return kafka_course.run_consumer(args.bootstrap_server, args.topic,
+                                         args.group or "loggers", args.max_messages)
     data_dir = args.data_dir or DEFAULT_DATA_DIR
+    if args.role == "demo":
+        return orders.run_demo(data_dir, rate=args.rate, orders=args.orders, seed=args.seed)
     if args.role == "producer":
         return orders.run_producer(data_dir, rate=args.rate, count=args.orders, seed=args.seed)
-    return orders.run_consumer(data_dir, group=args.group)
+    return orders.run_consumer(data_dir, group=args.group or "order-printer")
 
 
 # --- serve ---------------------------------------------------------------------------------------
@@ -389,23 +394,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="kcat-style: %%t %%p %%o %%k %%s %%T %%K %%S %%h (default: %%s)")
     consume.set_defaults(func=cmd_consume)
 
-    demo = sub.add_parser("demo", parents=[common], help="the course exercise: orders produced "
-                          "and consumed in parallel")
-    demo.add_argument("--rate", type=float, default=5.0, help="orders per second")
-    demo.add_argument("--orders", type=int, default=None, help="stop after N orders")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(func=cmd_demo)
-
     example = sub.add_parser("example", parents=[common],
-                             help="one side of the course exercise")
-    example.add_argument("role", choices=["producer", "consumer"])
+                             help="the course exercise: demo (generator and printer side by "
+                             "side), producer or consumer on --data-dir; kafka-producer / "
+                             "kafka-consumer on --bootstrap-server")
+    example.add_argument("role", choices=["demo", "producer", "consumer", "kafka-producer",
+                                          "kafka-consumer"])
     example.add_argument("--rate", type=float, default=5.0)
     example.add_argument("--orders", type=int, default=None)
     example.add_argument("--seed", type=int, default=42)
-    example.add_argument("--group", default="order-printer")
+    example.add_argument("--group", default=None,
+                         help="consumer group (default: order-printer; kafka-consumer: loggers)")
+    example.add_argument("--topic", default="course-orders",
+                         help="kafka-*: the topic (default: %(default)s, 1 partition)")
+    example.add_argument("-c", "--max-messages", type=int, default=None,
+                         help="kafka-consumer: exit after N messages")
     example.set_defaults(func=cmd_example)
 
     add_groups_parser(sub)
+    add_shop_commands(sub)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")
     add_broker_arguments(serve)

@@ -14,6 +14,7 @@ from .records import Headers
 
 RawRecord = tuple[bytes | None, bytes]  # key, value
 TIMEOUT = 15.0
+CONNECT_TIMEOUT = 5.0  # a broker that does not answer the first metadata request in time
 
 
 @dataclass(slots=True)
@@ -224,7 +225,7 @@ class KafkaBackend:
                       "log_level": 0}
         self.admin = AdminClient(self._base)
         try:
-            self.admin.list_topics(timeout=TIMEOUT)
+            self.admin.list_topics(timeout=CONNECT_TIMEOUT)
         except Exception as exc:
             raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {exc}") from None
 

@@ -1,91 +1,17 @@
-"""A real `minikafka serve` in a subprocess on a free port, and helpers to talk raw protocol."""
+"""A real `minikafka serve` in a subprocess on a free port (see brokerkit), and helpers to talk
+raw protocol."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-_ADDRESS = re.compile(r"bootstrap servers (\S+):(\d+)")
+from brokerkit import BrokerProcess, broker, broker_args, own_broker
 
-
-class BrokerProcess:
-    """Starts `minikafka serve` and knows where it listens; restartable."""
-
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.data_dir = data_dir
-        self.extra = extra
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> BrokerProcess:
-        cmd = [sys.executable, "-m", "minikafka", "serve", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), *self.extra]
-        log = open(self.log_path, "a")  # noqa: SIM115  (owned by the child)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        log.close()
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = _ADDRESS.search(line)
-        if not match or time.monotonic() > deadline:
-            self.stop(signal.SIGKILL)
-            raise RuntimeError(f"broker did not start: {line!r}\n{self.log()}")
-        self.port = int(match.group(2))
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        if self.proc is None:
-            return None
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            return proc.wait(timeout)
-        finally:
-            if proc.stdout:
-                proc.stdout.close()
-
-    def restart(self, sig: int = signal.SIGTERM) -> None:
-        """Stop (SIGTERM or SIGKILL) and start again on the same port and data."""
-        self.stop(sig)
-        self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    """One broker shared by the tests that only add topics of their own (unique names)."""
-    proc = BrokerProcess(tmp_path_factory.mktemp("shared") / "data").start()
-    yield proc
-    assert proc.stop() == 0
-    print(proc.log())
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    """A broker for one test (restarts, settings); started by the test with `.start()`."""
-    proc = BrokerProcess(tmp_path / "data")
-    yield proc
-    proc.stop(signal.SIGKILL)
-    print(proc.log())  # shown by pytest when the test failed
+__all__ = ["BrokerProcess", "broker", "broker_args", "own_broker"]  # tests import them here
 
 
 @pytest.fixture

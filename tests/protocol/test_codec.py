@@ -31,10 +31,13 @@ SERVED = {key: (api.min_version, api.max_version) for key, api in build_registry
 EDGES = sorted({(k, v) for k, (lo, hi) in SERVED.items() for v in (lo, hi)})
 
 
-def test_served_versions_match_the_issue() -> None:
+def test_served_versions_match_the_issues() -> None:
     assert SERVED == {18: (0, 4), 3: (0, 12), 0: (0, 9), 1: (4, 12), 2: (0, 7), 19: (0, 7),
                       20: (0, 6), 37: (0, 3), 21: (0, 2), 32: (0, 4), 33: (0, 2), 44: (0, 1),
-                      60: (0, 1), 22: (0, 4), 23: (2, 4)}
+                      60: (0, 1), 22: (0, 4), 23: (2, 4),
+                      # consumer groups (issue 4)
+                      8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9), 12: (0, 4), 13: (0, 5),
+                      14: (0, 5), 15: (0, 5), 16: (0, 4), 42: (0, 2), 47: (0, 0)}
 
 
 def test_request_header_v1_by_hand() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterable
+import time
+from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
 
@@ -57,6 +58,7 @@ class GroupCommit:
     def __init__(self) -> None:
         self._waiting: dict[Flushable, list[asyncio.Future[None]]] = {}
         self._running: dict[Flushable, asyncio.Task[None]] = {}
+        self.on_flush: Callable[[float], None] = _ignore  # seconds each flush took (metrics)
 
     async def sync(self, target: Flushable) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -69,6 +71,7 @@ class GroupCommit:
     async def _flush_loop(self, target: Flushable) -> None:
         try:
             while waiters := self._waiting.pop(target, None):
+                started = time.perf_counter()
                 try:
                     await asyncio.to_thread(target.flush)
                 except Exception as exc:  # fsync failed: every waiter must hear it
@@ -76,8 +79,13 @@ class GroupCommit:
                         if not waiter.done():
                             waiter.set_exception(exc)
                     continue
+                self.on_flush(time.perf_counter() - started)
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
         finally:
             del self._running[target]
+
+
+def _ignore(_seconds: float) -> None:
+    """No metrics attached (a context built without a broker)."""

@@ -26,6 +26,9 @@ class BrokerConfig:
     data_dir: str = _setting("data", "directory holding the topics' logs")
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(9092, "TCP port to listen on (0 picks a free one)")
+    ui: bool = _setting(True, "serve the web console and Prometheus /metrics (--no-ui: neither)")
+    ui_port: int = _setting(8080, "TCP port of the web console and /metrics, on the broker's "
+                            "host (0 picks a free one)")
     advertised_host: str | None = _setting(
         None, "host name clients are told to connect to (default: the listen address)")
     flush: str = _setting(
@@ -39,6 +42,17 @@ class BrokerConfig:
                                     "a bigger one is closed")
     max_in_flight: int = _setting(64, "requests read ahead per connection (pipelining)")
     log_level: str = _setting("INFO", "logging level")
+    # Consumer groups: Kafka's broker configs of the same names (and defaults).
+    group_initial_rebalance_delay_ms: int = _setting(
+        3000, "how long a new group waits for more members before its first generation")
+    group_min_session_timeout_ms: int = _setting(6000, "smallest session timeout a member may ask")
+    group_max_session_timeout_ms: int = _setting(1_800_000,
+                                                 "largest session timeout a member may ask")
+    offsets_retention_minutes: int = _setting(
+        10080, "committed offsets of a group without members are dropped this long after their "
+        "commit (and after the group was last seen with members)")
+    offsets_retention_check_interval_ms: int = _setting(
+        600_000, "how often expired committed offsets are looked for")
 
     @property
     def advertised(self) -> tuple[str, int]:

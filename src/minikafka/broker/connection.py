@@ -24,7 +24,7 @@ from ..protocol.codec import (
     unsupported_api_versions,
 )
 from ..protocol.primitives import INT32, MalformedError
-from .context import Api, BrokerContext, CloseConnection
+from .context import Api, BrokerContext, CloseConnection, client_host
 
 log = logging.getLogger("minikafka.broker")
 
@@ -45,6 +45,8 @@ class Connection:
 
     async def run(self) -> None:
         self.writer.transport.set_write_buffer_limits(high=256 * 1024)
+        peer = self.writer.get_extra_info("peername")
+        client_host.set(peer[0] if isinstance(peer, tuple) else "")  # inherited by our tasks
         writing = asyncio.create_task(self._write_answers())
         self._reading = asyncio.create_task(self._read_requests())
         try:
@@ -147,8 +149,8 @@ class Connection:
                     else:
                         await loop.sendfile(transport, piece.file, piece.position, piece.length)
                 await self.writer.drain()
-            except (ConnectionError, OSError) as exc:
-                log.debug("connection from %s lost: %s", self.peer, exc)
+            except (ConnectionError, OSError, RuntimeError) as exc:  # RuntimeError: sendfile
+                log.debug("connection from %s lost: %s", self.peer, exc)  # on a closed transport
                 break
         if self._reading is not None:
             self._reading.cancel()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
 from .config import BrokerConfig
 from .meta import NODE_ID
+from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 
 log = logging.getLogger("minikafka.broker")
@@ -25,6 +27,10 @@ log = logging.getLogger("minikafka.broker")
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
 Handler = Callable[["BrokerContext", RequestHeader, Any], Awaitable[Answer]]
+
+# The address of the client whose request is being handled (set per connection), for the few
+# answers that report it, like DescribeGroups' client host.
+client_host: ContextVar[str] = ContextVar("client_host", default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class BrokerContext:
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
+    metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
     # State of handler families that need their own (e.g. the group coordinator), by name.

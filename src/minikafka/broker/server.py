@@ -12,7 +12,9 @@ import logging
 import signal
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from ..console import start_console
 from ..errors import KafkaError
 from ..log import LogManager
 from .config import BrokerConfig
@@ -21,6 +23,9 @@ from .context import BrokerContext
 from .handlers import FAMILIES, build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
+
+if TYPE_CHECKING:
+    from ..console.server import Console
 
 log = logging.getLogger("minikafka.broker")
 
@@ -35,12 +40,14 @@ class Broker:
         self.ctx: BrokerContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self.console: Console | None = None  # the web console and /metrics (config.ui)
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
         self.ctx = BrokerContext(
             config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
             producer_ids=ProducerIdManager(logmgr.meta_dir), apis=build_registry())
+        self.ctx.metrics.attach(self.ctx, lambda: len(self._connections))
         try:
             await _call_hooks("startup", self.ctx)
             self._server = await asyncio.start_server(
@@ -52,6 +59,12 @@ class Broker:
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
         logmgr.lock.write_owner_info({"host": host, "port": port})
+        if self.config.ui:
+            try:
+                self.console = await start_console(self.ctx)
+            except OSError:
+                await self.stop()
+                raise
 
     @property
     def address(self) -> str:
@@ -80,6 +93,7 @@ class Broker:
         for connection in self._connections.values():
             connection.stop_reading()
         ctx.appends.wake_all()
+        await _call_hooks("stopping", ctx)  # families answer the requests they hold back
         pending = list(self._connections)
         if pending:
             _done, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -87,6 +101,8 @@ class Broker:
                 task.cancel()
             if stuck:
                 await asyncio.wait(stuck)
+        if self.console is not None:
+            await self.console.stop()
         await _call_hooks("shutdown", ctx)
         await asyncio.to_thread(ctx.log.flush)
         ctx.log.close()
@@ -112,6 +128,9 @@ async def run(config: BrokerConfig) -> None:
     print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
           f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
           flush=True)
+    if broker.console is not None:
+        print(f"minikafka console at {broker.console.url} "
+              f"(Prometheus metrics at {broker.console.url}metrics)", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

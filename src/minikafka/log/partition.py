@@ -382,7 +382,7 @@ class Partition:
             if position is not None:
                 stop, next_offset = segment.slice_end(position, max_bytes, limit)
                 self._read_hint = (next_offset, segment.base_offset, stop)
-                return segment.slice(position, stop)
+                return segment.slice(position, stop, next_offset)
             i += 1
         return None
 

@@ -30,6 +30,7 @@ class FileSlice:
     file: BinaryIO
     position: int
     length: int
+    next_offset: int  # the offset after its last batch: records served = this - fetch offset
 
     def read(self) -> bytes:
         return os.pread(self.file.fileno(), self.length, self.position)
@@ -229,8 +230,8 @@ class LogSegment:
                 return pos, header
         return None
 
-    def slice(self, position: int, end: int) -> FileSlice:
-        return FileSlice(self.file, position, end - position)
+    def slice(self, position: int, end: int, next_offset: int) -> FileSlice:
+        return FileSlice(self.file, position, end - position, next_offset)
 
     # --- housekeeping -------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 To serve more APIs (e.g. the consumer-group family), write a module with an `APIS` tuple of
 `Api(key, min_version, max_version, handler)` and add it to `FAMILIES`. A module may also define
-`startup(ctx)` / `shutdown(ctx)` (sync or async) to keep state in `ctx.extensions`.
+`startup(ctx)` / `shutdown(ctx)` (sync or async) to keep state in `ctx.extensions`, and
+`stopping(ctx)`, called when shutdown begins, to answer requests it holds back (long waits).
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..context import Api
-from . import api_versions, configs, fetch, list_offsets, metadata, produce, producer_ids, topics
+from . import (
+    api_versions,
+    configs,
+    fetch,
+    groups,
+    list_offsets,
+    metadata,
+    produce,
+    producer_ids,
+    topics,
+)
 
 FAMILIES: tuple[ModuleType, ...] = (
     api_versions,
@@ -21,6 +32,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     topics,
     configs,
     producer_ids,
+    groups,
 )
 
 

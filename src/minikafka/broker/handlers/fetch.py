@@ -91,6 +91,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         topics, total, failed = _read_all(ctx, request)
         remaining = deadline - loop.time()
         if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping:
+            ctx.metrics.fetched(request, topics)
             return encode_fetch_response(header, topics)
         await ctx.appends.wait(keys, remaining)
 

@@ -69,6 +69,7 @@ def _append(ctx: BrokerContext, topic: str, index: int, records: bytes | None,
         log.log(level, "produce to %s-%d rejected: %s", topic, index, exc)
         return _Result(exc.code, str(exc))
     ctx.appends.notify((topic, index))
+    ctx.metrics.produced(topic, records, info)
     synced.add(partition)
     return _Result(0, None, info.base_offset, info.log_append_time, info.log_start_offset)
 

@@ -1,0 +1,103 @@
+"""The shop end to end: orders per second through the whole pipeline, and the latency of one order.
+
+What is measured, against a `minikafka serve` subprocess and the shop's services as subprocesses
+on a temporary directory (stock enough that every order completes): the course's orders are
+POSTed to the API at an offered rate (each POST on schedule, up to 64 in flight); a consumer in
+this process reads the `notifications` topic. Latency is from the start of an order's POST to
+this process receiving its `completed` NotificationSent: five status hops through the order
+service, a reservation round trip through inventory, and the notification service, each hop a
+consume, a SQLite transaction and an acks=all produce. Throughput is orders completed per second
+from the first POST to the last completion. All processes share this machine's 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from rich.table import Table
+
+from minikafka.shop.demo import BROKER_ARGS
+from minikafka.shop.events import NOTIFICATIONS, PARTITIONS
+from minikafka.shop.generator import generate
+from minikafka.shop.inventory import write_catalogue
+from minikafka.shop.monitor import ShopPaths
+from minikafka.shop.processes import BrokerProcess
+from minikafka.shop.stack import ShopStack
+
+SECONDS = 8  # of offered load per rate
+RATES = (25, 50, 100, 200, 400)
+MAX_ORDERS = 2000
+
+
+def _completions(bootstrap: str, done: dict[str, float], expected: int,
+                 stop: threading.Event) -> None:
+    """Record when each order's `completed` notification reaches us."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-shop",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer.assign([TopicPartition(NOTIFICATIONS, p, 0) for p in range(PARTITIONS)])
+    try:
+        while len(done) < expected and not stop.is_set():
+            for msg in consumer.consume(500, timeout=0.05):
+                if msg.error():
+                    continue
+                event = json.loads(msg.value())
+                if event["status"] == "completed":
+                    done.setdefault(event["order_id"], time.monotonic())
+    finally:
+        consumer.close()
+
+
+def bench_rate(rate: float) -> dict[str, float]:
+    orders = min(int(rate * SECONDS), MAX_ORDERS)
+    with tempfile.TemporaryDirectory(prefix="bench-shop-") as tmp:
+        paths = ShopPaths(Path(tmp) / "shop")
+        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--log-level",
+                               "WARNING").start()
+        catalogue = write_catalogue(paths.root / "catalogue.json",
+                                    {f"{i:03d}": 10**9 for i in range(1, 51)})
+        stack = ShopStack(paths, broker.bootstrap, extra={
+            "inventory": ["--catalogue", str(catalogue)],
+            "orders": ["--payment-limit", "1e12"]})
+        try:
+            stack.start()
+            posted: dict[str, float] = {}
+            done: dict[str, float] = {}
+            stop = threading.Event()
+            reader = threading.Thread(target=_completions,
+                                      args=(broker.bootstrap, done, orders, stop))
+            reader.start()
+            time.sleep(3)  # let every group settle before the clock starts
+            started = time.monotonic()
+            asyncio.run(generate(stack.api_url, 1, orders, rate,
+                                 on_accepted=lambda oid, t: posted.setdefault(oid, t)))
+            reader.join(timeout=120)
+            stop.set()
+            reader.join()
+        finally:
+            stack.stop()
+            broker.stop()
+    latencies = sorted((done[o] - posted[o]) * 1000 for o in done if o in posted)
+    elapsed = max(done.values()) - started if done else float("nan")
+    return {"orders": orders, "completed": len(done), "throughput": len(done) / elapsed,
+            "p50": statistics.median(latencies),
+            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def run() -> list[Table]:
+    table = Table(title="shop pipeline: POST /orders to the `completed` notification "
+                  f"({SECONDS} s of offered load per rate)")
+    for column in ("offered orders/s", "orders", "completed", "completed orders/s",
+                   "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for rate in RATES:
+        r = bench_rate(rate)
+        table.add_row(f"{rate}", f"{r['orders']:.0f}", f"{r['completed']:.0f}",
+                      f"{r['throughput']:.0f}", f"{r['p50']:.0f}", f"{r['p99']:.0f}")
+    return [table]

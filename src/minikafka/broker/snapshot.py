@@ -1,0 +1,78 @@
+"""Read-only views of a running broker's state, shared by the web console and the metrics scrape.
+
+They read through the objects the Kafka handlers use (the log manager, its partitions, the
+offsets store), from the event loop's thread, so they show exactly what clients are served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import UnknownTopicOrPartitionError
+
+if TYPE_CHECKING:
+    from .context import BrokerContext
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionView:
+    topic: str
+    partition: int
+    log_start_offset: int
+    high_watermark: int
+    size: int  # bytes of its segment files
+    segments: int
+
+    @property
+    def messages(self) -> int:
+        """Records still in the log (offsets are dense: no compaction here)."""
+        return self.high_watermark - self.log_start_offset
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedView:
+    topic: str
+    partition: int
+    committed: int
+    high_watermark: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.high_watermark - self.committed, 0)
+
+
+def topic_partitions(ctx: BrokerContext, topic: str) -> list[PartitionView]:
+    """Every partition of `topic` (opening those no client has touched yet); raises
+    UnknownTopicOrPartitionError for a topic that does not exist."""
+    views = []
+    for index in range(ctx.log.topic_config(topic).partitions):
+        p = ctx.partition(topic, index)
+        segments = p.segments
+        views.append(PartitionView(topic, index, p.log_start_offset, p.high_watermark,
+                                   sum(s.size for s in segments), len(segments)))
+    return views
+
+
+def all_partitions(ctx: BrokerContext) -> dict[str, list[PartitionView]]:
+    """Topic -> its partitions, skipping topics deleted while we looked."""
+    found = {}
+    for topic in ctx.log.topics():
+        try:
+            found[topic] = topic_partitions(ctx, topic)
+        except UnknownTopicOrPartitionError:
+            continue
+    return found
+
+
+def committed_offsets(ctx: BrokerContext, group: str) -> list[CommittedView]:
+    """The group's committed offsets with their partitions' ends, sorted by topic and partition;
+    commits of partitions that no longer exist are left out."""
+    views = []
+    for (topic, index), committed in sorted(ctx.log.offsets.fetch(group).items()):
+        try:
+            end = ctx.partition(topic, index).high_watermark
+        except UnknownTopicOrPartitionError:
+            continue
+        views.append(CommittedView(topic, index, committed.offset, end))
+    return views

@@ -1,0 +1,148 @@
+"""The console's HTTP face: a JSON API over `service`, a live event stream, /metrics, the page.
+
+Every route is `async def`, so it runs in the broker's event loop (FastAPI would send plain
+`def` routes to a thread pool, where they would race the Kafka handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from ..broker.context import BrokerContext
+from ..errors import ErrorCode, KafkaError
+from . import service
+
+STATIC = Path(__file__).parent / "static"
+LIVE_INTERVAL_SECONDS = 1.0
+_STATUS = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: 404,
+    ErrorCode.GROUP_ID_NOT_FOUND: 404,
+    ErrorCode.TOPIC_ALREADY_EXISTS: 409,
+    ErrorCode.NON_EMPTY_GROUP: 409,
+}
+
+
+class NewTopic(BaseModel):
+    name: str
+    partitions: int | None = None  # None: the broker's num_partitions
+    configs: dict[str, str] = Field(default_factory=dict)
+
+
+class PartitionCount(BaseModel):
+    count: int
+
+
+class NewRecord(BaseModel):
+    partition: int | None = None  # None: by key, or random
+    key: str | None = None
+    value: str | None = None
+    headers: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class OffsetReset(BaseModel):
+    topic: str
+    to: Literal["earliest", "latest", "offset", "timestamp"]
+    value: int | None = None
+
+
+def create_app(ctx: BrokerContext) -> FastAPI:
+    # No /docs: its page loads scripts from a CDN, and the machine may be offline.
+    app = FastAPI(title="minikafka console", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(KafkaError)
+    async def kafka_error(_request: Request, exc: KafkaError) -> JSONResponse:
+        try:
+            code = ErrorCode(exc.code)
+        except ValueError:
+            code = ErrorCode.UNKNOWN_SERVER_ERROR
+        return JSONResponse({"error": str(exc), "code": code.name},
+                            status_code=_STATUS.get(code, 400))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/overview")
+    async def overview() -> service.Json:
+        return service.overview(ctx)
+
+    @app.get("/api/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        """Server-sent events: one `service.live` snapshot a second until the client leaves
+        or the broker stops."""
+        meter = service.RateMeter(ctx)
+
+        async def events() -> AsyncIterator[str]:
+            while not ctx.stopping and not await request.is_disconnected():
+                yield f"data: {json.dumps(service.live(ctx, meter))}\n\n"
+                await asyncio.sleep(LIVE_INTERVAL_SECONDS)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/topics")
+    async def list_topics() -> list[service.Json]:
+        return service.list_topics(ctx)
+
+    @app.post("/api/topics", status_code=201)
+    async def create_topic(body: NewTopic) -> service.Json:
+        return service.create_topic(ctx, body.name, body.partitions, body.configs)
+
+    @app.get("/api/topics/{topic}")
+    async def describe_topic(topic: str) -> service.Json:
+        return service.describe_topic(ctx, topic)
+
+    @app.delete("/api/topics/{topic}", status_code=204)
+    async def delete_topic(topic: str) -> None:
+        service.delete_topic(ctx, topic)
+
+    @app.post("/api/topics/{topic}/partitions")
+    async def add_partitions(topic: str, body: PartitionCount) -> service.Json:
+        return service.add_partitions(ctx, topic, body.count)
+
+    @app.patch("/api/topics/{topic}/configs")
+    async def alter_configs(topic: str, body: dict[str, str]) -> service.Json:
+        return service.alter_configs(ctx, topic, body)
+
+    @app.get("/api/topics/{topic}/partitions/{partition}/records")
+    async def read_records(topic: str, partition: int,
+                           start: Literal["beginning", "end", "offset", "timestamp"] = "beginning",
+                           value: int | None = None, limit: int = Query(50, ge=1, le=500),
+                           q: str = "") -> service.Json:
+        return await service.read_records(ctx, topic, partition, start=start, value=value,
+                                          limit=limit, query=q)
+
+    @app.post("/api/topics/{topic}/records", status_code=201)
+    async def produce(topic: str, body: NewRecord) -> service.Json:
+        return await service.produce(ctx, topic, body.partition, body.key, body.value,
+                                     body.headers)
+
+    @app.get("/api/groups")
+    async def list_groups() -> list[service.Json]:
+        return service.list_groups(ctx)
+
+    @app.get("/api/groups/{group}")
+    async def describe_group(group: str) -> service.Json:
+        return service.describe_group(ctx, group)
+
+    @app.post("/api/groups/{group}/reset-offsets")
+    async def reset_offsets(group: str, body: OffsetReset) -> service.Json:
+        return await service.reset_offsets(ctx, group, body.topic, body.to, body.value)
+
+    return app

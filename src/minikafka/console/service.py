@@ -1,0 +1,355 @@
+"""What the console shows and changes, over a running broker's `BrokerContext`.
+
+Everything goes through the objects and steps the Kafka handlers use: topics through the log
+manager (as CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs do), records appended to
+the partition with long polls woken and metrics counted (as Produce does), offsets reset through
+the group coordinator's commit check and the offsets store (as OffsetCommit does). It all runs in
+the broker's event loop, so it never races a handler. Failures raise `KafkaError`s, as there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+
+from ..broker.context import BrokerContext
+from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState, OffsetCommitCheck
+from ..broker.handlers.groups import EXTENSION, GroupService
+from ..broker.metrics import Traffic
+from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
+from ..errors import ErrorCode, KafkaError
+from ..log import OffsetAndMetadata, Partition
+from ..partitioner import murmur2_partition
+from ..records import Record, decode_batches, encode_batch
+
+log = logging.getLogger("minikafka.console")
+
+READ_BYTES = 256 * 1024  # per log read while paging; the broker's loop runs between reads
+MAX_SCAN_BYTES = 8 * 1024 * 1024  # a search stops here and says where to go on
+Json = dict[str, Any]
+
+
+# --- overview and live numbers --------------------------------------------------------------------
+
+
+class RateMeter:
+    """Per-second traffic between two looks at the broker's totals (one per live stream)."""
+
+    def __init__(self, ctx: BrokerContext) -> None:
+        self._metrics = ctx.metrics
+        self._last = (time.monotonic(), self._metrics.traffic())
+
+    def rates(self) -> Json:
+        now, traffic = time.monotonic(), self._metrics.traffic()
+        then, before = self._last
+        self._last = (now, traffic)
+        elapsed = max(now - then, 1e-3)
+        return {name: (new - old) / elapsed
+                for name, new, old in zip(Traffic._fields, traffic, before, strict=True)}
+
+
+def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None = None) -> Json:
+    """The broker at a glance; `topics` saves reading the partitions again (from `live`)."""
+    topics = all_partitions(ctx) if topics is None else topics
+    views = [v for partitions in topics.values() for v in partitions]
+    host, port = ctx.config.advertised
+    return {
+        "broker": f"{host}:{port}",
+        "cluster_id": ctx.cluster_id,
+        "node_id": ctx.node_id,
+        "data_dir": str(ctx.log.data_dir),
+        "flush": str(ctx.log.flush_policy),
+        "started": ctx.metrics.started,
+        "uptime_s": time.time() - ctx.metrics.started,
+        "topics": len(topics),
+        "partitions": len(views),
+        "messages": sum(v.messages for v in views),
+        "size": sum(v.size for v in views),
+        "groups": len(_group_ids(ctx)),
+        "connections": ctx.metrics.open_connections(),
+        "totals": ctx.metrics.traffic()._asdict(),
+    }
+
+
+def live(ctx: BrokerContext, meter: RateMeter) -> Json:
+    """One tick of the live stream: the overview, rates, and the topic and group lists."""
+    topics = all_partitions(ctx)
+    return {**overview(ctx, topics), "rates": meter.rates(),
+            "topic_list": [_topic_json(ctx, t, views) for t, views in topics.items()],
+            "group_list": list_groups(ctx)}
+
+
+# --- topics ---------------------------------------------------------------------------------------
+
+
+def _partition_json(view: PartitionView) -> Json:
+    return {"partition": view.partition, "start_offset": view.log_start_offset,
+            "end_offset": view.high_watermark, "messages": view.messages, "size": view.size,
+            "segments": view.segments}
+
+
+def _topic_json(ctx: BrokerContext, topic: str, views: list[PartitionView]) -> Json:
+    config = ctx.log.topic_config(topic)
+    defaults = config.defaults()
+    return {
+        "name": topic,
+        "partitions": [_partition_json(v) for v in views],
+        "messages": sum(v.messages for v in views),
+        "size": sum(v.size for v in views),
+        "retention_ms": config.retention_ms,
+        "retention_bytes": config.retention_bytes,
+        "configs": [{"name": name, "value": value, "default": name in defaults}
+                    for name, value in config.as_kafka_configs().items()],
+    }
+
+
+def list_topics(ctx: BrokerContext) -> list[Json]:
+    return [_topic_json(ctx, topic, views) for topic, views in all_partitions(ctx).items()]
+
+
+def describe_topic(ctx: BrokerContext, topic: str) -> Json:
+    return _topic_json(ctx, topic, topic_partitions(ctx, topic))
+
+
+def create_topic(ctx: BrokerContext, name: str, partitions: int | None,
+                 configs: dict[str, str]) -> Json:
+    count = ctx.config.num_partitions if partitions is None else partitions
+    ctx.log.create_topic(name, count, configs)
+    log.info("console: created topic %s with %d partition(s)", name, count)
+    return describe_topic(ctx, name)
+
+
+def delete_topic(ctx: BrokerContext, name: str) -> None:
+    ctx.log.delete_topic(name)
+    log.info("console: deleted topic %s", name)
+
+
+def add_partitions(ctx: BrokerContext, name: str, total: int) -> Json:
+    ctx.log.add_partitions(name, total)
+    log.info("console: topic %s now has %d partitions", name, total)
+    return describe_topic(ctx, name)
+
+
+def alter_configs(ctx: BrokerContext, name: str, configs: dict[str, str]) -> Json:
+    ctx.log.alter_topic_config(name, configs)
+    log.info("console: topic %s configs set: %s", name, configs)
+    return describe_topic(ctx, name)
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="backslashreplace")
+
+
+def _record_json(record: Record) -> Json:
+    return {"offset": record.offset, "timestamp": record.timestamp,
+            "key": _text(record.key), "value": _text(record.value),
+            "size": len(record.value or b""),
+            "headers": [[name, _text(value)] for name, value in record.headers]}
+
+
+def _matches(record: Json, needle: str) -> bool:
+    return any(needle in (record[field] or "").lower() for field in ("key", "value"))
+
+
+def _start_offset(partition: Partition, start: str, value: int | None, limit: int) -> int:
+    first, end = partition.log_start_offset, partition.high_watermark
+    if start == "end":
+        return max(first, end - limit)
+    if start == "timestamp":
+        found = partition.offset_for_timestamp(value or 0)
+        return end if found is None else found[0]
+    if start == "offset":
+        return min(max(value or 0, first), end)
+    return first  # "beginning"
+
+
+async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str = "beginning",
+                       value: int | None = None, limit: int = 50, query: str = "") -> Json:
+    """Up to `limit` records from a start point (beginning, end, an offset or a timestamp),
+    those whose key or value contains `query` when one is given (case-insensitive). A search
+    reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
+    Decoding is slow Python, so the broker's other work runs between chunks."""
+    partition = ctx.partition(topic, index)
+    end = partition.high_watermark
+    position = _start_offset(partition, start, value, limit)
+    first_position = position
+    needle = query.lower()
+    found: list[Json] = []
+    scanned = 0
+    while position < end and len(found) < limit and scanned < MAX_SCAN_BYTES:
+        if scanned:
+            await asyncio.sleep(0)
+        data = partition.read_batches(position, READ_BYTES)
+        if not data:
+            break
+        scanned += len(data)
+        for batch in decode_batches(data):
+            for record in batch.records:
+                if record.offset < position:
+                    continue  # before the start, in the batch that contains it
+                position = record.offset + 1
+                shown = _record_json(record)
+                if not needle or _matches(shown, needle):
+                    found.append(shown)
+                    if len(found) == limit:
+                        break
+            else:
+                position = max(position, batch.header.next_offset)
+                continue
+            break
+    return {"topic": topic, "partition": index, "start_offset": partition.log_start_offset,
+            "end_offset": end, "from_offset": first_position, "next_offset": position,
+            "records": found}
+
+
+async def produce(ctx: BrokerContext, topic: str, index: int | None, key: str | None,
+                  value: str | None, headers: Sequence[tuple[str, str]]) -> Json:
+    """Append one record as Produce with acks=all would: the partition is the key's (murmur2,
+    as Java clients pick it) or a random one, and under flush=always we wait for the fsync."""
+    partitions = ctx.log.topic_config(topic).partitions
+    key_bytes = None if key is None else key.encode()
+    if index is None:
+        index = (murmur2_partition(key_bytes, partitions) if key_bytes
+                 else random.randrange(partitions))
+    partition = ctx.partition(topic, index)
+    batch = encode_batch([(key_bytes, None if value is None else value.encode(),
+                           [(name, text.encode()) for name, text in headers], None)])
+    info = partition.append(batch)
+    ctx.appends.notify((topic, index))
+    ctx.metrics.produced(topic, batch, info)
+    if ctx.log.flush_policy.mode == "always":
+        await ctx.commits.sync(partition)
+    return {"topic": topic, "partition": index, "offset": info.base_offset}
+
+
+# --- consumer groups ------------------------------------------------------------------------------
+
+
+def _groups(ctx: BrokerContext) -> GroupService | None:
+    """The group coordinator's service, when this broker runs one."""
+    return cast(GroupService | None, ctx.extensions.get(EXTENSION))
+
+
+def _group_ids(ctx: BrokerContext) -> list[str]:
+    service = _groups(ctx)
+    known = {g.group_id for g in service.coordinator.list_groups()} if service else set()
+    return sorted(known | set(ctx.log.offsets.groups()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    client_host: str
+    assignment: list[tuple[str, list[int]]]
+
+
+def _assignment(protocol_type: str, data: bytes) -> list[tuple[str, list[int]]]:
+    """A consumer's assigned partitions (ConsumerProtocolAssignment); other protocols' bytes
+    mean nothing to us."""
+    if protocol_type != CONSUMER_PROTOCOL_TYPE or not data:
+        return []
+    try:
+        decoded = ConsumerProtocolAssignment.decode(data)  # its "header" is the version
+    except Exception:  # a client's bytes: show nothing rather than fail the page
+        return []
+    return [(topic, sorted(partitions)) for topic, partitions in decoded.assigned_partitions]
+
+
+def _described(ctx: BrokerContext, group: str) -> tuple[str, str, list[_Member]]:
+    """(state, protocol, members) of a group; a group without a coordinator entry is Empty
+    when it has committed offsets (Kafka's view too), else Dead."""
+    service = _groups(ctx)
+    if service is None:
+        return GroupState.EMPTY, "", []
+    described = service.coordinator.describe_groups([group])[0]
+    members = [_Member(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                       _assignment(described.protocol_type, m.assignment))
+               for m in described.members]
+    return described.state, described.protocol, members
+
+
+def list_groups(ctx: BrokerContext) -> list[Json]:
+    groups = []
+    for group in _group_ids(ctx):
+        state, _protocol, members = _described(ctx, group)
+        offsets = committed_offsets(ctx, group)
+        groups.append({"group": group, "state": state, "members": len(members),
+                       "topics": sorted({c.topic for c in offsets}),
+                       "lag": sum(c.lag for c in offsets)})
+    return groups
+
+
+def describe_group(ctx: BrokerContext, group: str) -> Json:
+    state, protocol, members = _described(ctx, group)
+    offsets = committed_offsets(ctx, group)
+    if state == GroupState.DEAD and not offsets:
+        raise KafkaError(f"consumer group {group!r} does not exist", ErrorCode.GROUP_ID_NOT_FOUND)
+    owners = {(topic, p): m.client_id or m.member_id
+              for m in members for topic, partitions in m.assignment for p in partitions}
+    rows = [{"topic": c.topic, "partition": c.partition, "committed": c.committed,
+             "end_offset": c.high_watermark, "lag": c.lag,
+             "owner": owners.get((c.topic, c.partition))} for c in offsets]
+    committed = {(c.topic, c.partition) for c in offsets}
+    for (topic, p), owner in sorted(owners.items()):
+        if (topic, p) in committed or not ctx.log.exists(topic):
+            continue
+        rows.append({"topic": topic, "partition": p, "committed": None,
+                     "end_offset": ctx.partition(topic, p).high_watermark, "lag": None,
+                     "owner": owner})
+    return {"group": group, "state": state, "protocol": protocol,
+            "members": [{"member_id": m.member_id, "instance_id": m.instance_id,
+                         "client_id": m.client_id, "client_host": m.client_host,
+                         "assignment": [{"topic": t, "partitions": ps} for t, ps in m.assignment]}
+                        for m in members],
+            "offsets": rows, "lag": sum(c.lag for c in offsets)}
+
+
+def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
+    if to == "earliest":
+        return view.log_start_offset
+    if to == "timestamp" and value is not None:
+        found = partition.offset_for_timestamp(value)
+        return view.high_watermark if found is None else found[0]
+    if to == "offset" and value is not None:
+        return min(max(value, view.log_start_offset), view.high_watermark)
+    return view.high_watermark  # "latest"
+
+
+async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
+                        value: int | None = None) -> Json:
+    """Commit new offsets for every partition of `topic`, like kafka-consumer-groups.sh
+    --reset-offsets --execute: only while the group has no members, and through the
+    coordinator's check for a simple (generation-less) commit, as OffsetCommit does."""
+    if to in ("offset", "timestamp") and value is None:
+        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
+    service = _groups(ctx)
+    if service is None:
+        raise KafkaError("this broker runs no group coordinator",
+                         ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    state, _protocol, members = _described(ctx, group)
+    if members:
+        raise KafkaError(f"consumer group {group!r} is {state} with {len(members)} member(s); "
+                         "stop its consumers before resetting its offsets",
+                         ErrorCode.NON_EMPTY_GROUP)
+    targets = {(topic, v.partition): OffsetAndMetadata(_reset_target(
+                   v, ctx.partition(topic, v.partition), to, value))
+               for v in topic_partitions(ctx, topic)}
+    error = await service.call(service.coordinator.validate_offset_commit,
+                               OffsetCommitCheck(group), ErrorCode.NOT_COORDINATOR)
+    if error is not ErrorCode.NONE:
+        raise KafkaError(f"the coordinator refused the commit: {error.name}", error)
+    service.offsets.commit(group, targets)
+    log.info("console: group %s offsets on %s reset to %s", group, topic, to)
+    return describe_group(ctx, group)

@@ -1,0 +1,626 @@
+// minikafka console: a hash-routed page over the broker's /api, kept live by /api/stream (SSE).
+// Record contents are untrusted, so the DOM is built with textContent only (never innerHTML).
+"use strict";
+
+// --- helpers ------------------------------------------------------------------------------------
+
+function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "class") el.className = value;
+    else if (name in el && typeof value !== "string") el[name] = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.body = JSON.stringify(body);
+    options.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(path, options);
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
+    throw new Error(data.error || detail || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+const nf = new Intl.NumberFormat("en-US");
+const fmtNum = (n) => nf.format(Math.round(n));
+function fmtBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+function fmtRate(n) { return n >= 100 ? fmtNum(n) : n.toFixed(1); }
+function fmtDuration(s) {
+  s = Math.floor(s);
+  const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600);
+  const mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  if (d) return `${d}d ${hh}h`;
+  if (hh) return `${hh}h ${mm}m`;
+  return mm ? `${mm}m ${ss}s` : `${ss}s`;
+}
+function fmtTime(ms) {
+  if (ms === null || ms < 0) return "—";
+  const d = new Date(ms), p = (n, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+function fmtRetention(ms) {
+  if (ms < 0) return "forever";
+  for (const [unit, size] of [["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000]]) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms} ms`;
+}
+const RETENTIONS = [["1 hour", 3600000], ["1 day", 86400000], ["7 days", 604800000],
+  ["30 days", 2592000000], ["forever", -1]];
+
+function toast(message, isError) {
+  const el = h("div", { class: "toast" + (isError ? " error" : ""), role: "status" }, message);
+  document.getElementById("toasts").append(el);
+  setTimeout(() => el.remove(), isError ? 7000 : 4000);
+}
+
+// Run an action, report its error as a toast; returns whether it succeeded.
+async function attempt(action, success) {
+  try {
+    await action();
+    if (success) toast(success);
+    return true;
+  } catch (err) {
+    toast(err.message, true);
+    return false;
+  }
+}
+
+function confirmDialog(title, text, okLabel) {
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = okLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+function card(label, value, sub, id, wide) {
+  return h("div", { class: wide ? "card wide" : "card", "data-card": id || label },
+    h("div", { class: "label" }, label), h("div", { class: "value" }, value),
+    sub ? h("div", { class: "sub" }, sub) : null);
+}
+
+function table(headers, rows, emptyText) {
+  const head = h("tr", {}, headers.map((x) => h("th", { class: x.num ? "num" : "" }, x.label ?? x)));
+  const body = rows.length ? rows
+    : [h("tr", {}, h("td", { class: "empty", colSpan: headers.length }, emptyText))];
+  return h("table", {}, h("thead", {}, head), h("tbody", {}, body));
+}
+const num = (label) => ({ label, num: true });
+
+function badge(state) { return h("span", { class: `badge ${state}` }, state); }
+
+// JSON pretty-printed with colours, built from text nodes.
+function jsonNode(text) {
+  const pretty = JSON.stringify(JSON.parse(text), null, 2);
+  const pre = h("pre", { class: "value" });
+  const token = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+  let last = 0;
+  for (const m of pretty.matchAll(token)) {
+    pre.append(pretty.slice(last, m.index));
+    const cls = m[1] ? (m[2] ? "j-key" : "j-str") : m[3] ? "j-lit" : "j-num";
+    pre.append(h("span", { class: cls }, m[1] || m[0]));
+    if (m[2]) pre.append(m[2]);
+    last = m.index + m[0].length;
+  }
+  pre.append(pretty.slice(last));
+  return pre;
+}
+
+function valueNode(text) {
+  if (text === null) return h("span", { class: "null" }, "null");
+  const trimmed = text.trim();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try { return jsonNode(trimmed); } catch (_) { /* not JSON: shown as text */ }
+  }
+  return h("pre", { class: "value" }, text);
+}
+
+// --- live state (SSE) ---------------------------------------------------------------------------
+
+const live = { data: null, history: [], listeners: new Set() };
+const HISTORY = 120;
+
+function connectLive() {
+  const source = new EventSource("/api/stream");
+  const dot = document.getElementById("live-dot"), text = document.getElementById("live-text");
+  source.onopen = () => { dot.classList.add("on"); text.textContent = "live"; };
+  source.onerror = () => { dot.classList.remove("on"); text.textContent = "reconnecting…"; };
+  source.onmessage = (event) => {
+    live.data = JSON.parse(event.data);
+    live.history.push(live.data.rates);
+    if (live.history.length > HISTORY) live.history.shift();
+    document.getElementById("broker-address").textContent = live.data.broker;
+    for (const listener of live.listeners) listener(live.data);
+  };
+}
+
+// --- pages --------------------------------------------------------------------------------------
+
+function overviewPage(view) {
+  const cards = h("div", { class: "cards" });
+  const canvas = h("canvas", { class: "chart", id: "throughput" });
+  const topics = h("div");
+  view.append(cards,
+    h("div", { class: "panel" }, h("h2", {}, "Throughput, messages per second"),
+      h("div", { class: "legend" }, h("span", {}, h("i", { style: "background:#2563eb" }), "in"),
+        h("span", {}, h("i", { style: "background:#16a34a" }), "out")), canvas),
+    h("div", { class: "panel" }, h("h2", {}, "Topics"), topics));
+  return (d) => {
+    cards.replaceChildren(
+      card("Broker", d.broker, `cluster ${d.cluster_id} · node ${d.node_id}`, "broker", true),
+      card("Uptime", fmtDuration(d.uptime_s), `flush: ${d.flush}`, "uptime"),
+      card("Topics", fmtNum(d.topics), `${fmtNum(d.partitions)} partitions`, "topics"),
+      card("Messages stored", fmtNum(d.messages), fmtBytes(d.size) + " on disk", "messages"),
+      card("Messages in / s", fmtRate(d.rates.records_in), fmtBytes(d.rates.bytes_in) + "/s",
+        "in"),
+      card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
+        "out"),
+      card("Connections", fmtNum(d.connections), null, "connections"),
+      card("Consumer groups", fmtNum(d.groups), null, "groups"));
+    drawChart(canvas, live.history);
+    topics.replaceChildren(topicTable(d.topic_list));
+  };
+}
+
+function drawChart(canvas, history) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const g = canvas.getContext("2d");
+  g.scale(ratio, ratio);
+  const max = Math.max(1, ...history.map((r) => Math.max(r.records_in, r.records_out)));
+  g.strokeStyle = "#e3e7ef";
+  g.fillStyle = "#6b7588";
+  g.font = "11px system-ui, sans-serif";
+  for (let i = 0; i <= 3; i++) {
+    const y = 8 + (height - 20) * (i / 3);
+    g.beginPath(); g.moveTo(40, y); g.lineTo(width, y); g.stroke();
+    g.fillText(fmtRate(max * (1 - i / 3)), 0, y + 4);
+  }
+  for (const [field, colour] of [["records_in", "#2563eb"], ["records_out", "#16a34a"]]) {
+    g.strokeStyle = colour;
+    g.lineWidth = 2;
+    g.beginPath();
+    history.forEach((r, i) => {
+      const x = 40 + (width - 40) * (i / (HISTORY - 1));
+      const y = 8 + (height - 20) * (1 - r[field] / max);
+      if (i) g.lineTo(x, y); else g.moveTo(x, y);
+    });
+    g.stroke();
+  }
+}
+
+function offsetsSummary(partitions) {
+  const shown = partitions.slice(0, 3).map((p) =>
+    h("span", { class: "chip" }, `${p.partition}: ${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)}`));
+  return partitions.length > 3 ? [...shown, h("span", { class: "muted" }, "…")] : shown;
+}
+
+function topicTable(topics) {
+  return table(["Topic", num("Partitions"), num("Messages"), "Offsets (partition: start–end)",
+    num("Size"), "Retention", ""],
+  topics.map((t) => h("tr", { "data-topic": t.name },
+    h("td", {}, h("a", { href: `#/topics/${enc(t.name)}` }, t.name)),
+    h("td", { class: "num" }, t.partitions.length),
+    h("td", { class: "num" }, fmtNum(t.messages)),
+    h("td", {}, offsetsSummary(t.partitions)),
+    h("td", { class: "num" }, fmtBytes(t.size)),
+    h("td", {}, fmtRetention(t.retention_ms)),
+    h("td", {}, h("a", { href: `#/messages?topic=${enc(t.name)}` }, "Browse")))),
+  "No topics yet.");
+}
+
+function retentionSelect(id, current) {
+  const select = h("select", { id });
+  for (const [label, ms] of RETENTIONS) {
+    select.append(h("option", { value: String(ms), selected: ms === current }, label));
+  }
+  if (current !== undefined && !RETENTIONS.some(([, ms]) => ms === current)) {
+    select.append(h("option", { value: String(current), selected: true }, fmtRetention(current)));
+  }
+  return select;
+}
+
+function topicsPage(view) {
+  const name = h("input", { id: "new-topic-name", placeholder: "orders", required: true });
+  const partitions = h("input", { id: "new-topic-partitions", type: "number", min: "1", value: "1",
+    style: "width:90px" });
+  const retention = retentionSelect("new-topic-retention", 604800000);
+  const create = async (event) => {
+    event.preventDefault();
+    const topic = name.value.trim();
+    const ok = await attempt(() => api("POST", "/api/topics", {
+      name: topic, partitions: Number(partitions.value),
+      configs: { "retention.ms": retention.value },
+    }), `Created topic ${topic}`);
+    if (ok) { name.value = ""; render(); }
+  };
+  const list = h("div");
+  view.append(
+    h("form", { class: "panel", onsubmit: create }, h("h2", {}, "Create a topic"),
+      h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Partitions", partitions),
+        h("label", {}, "Retention", retention), h("button", { type: "submit" }, "Create topic"))),
+    h("div", { class: "panel" }, list));
+  const update = (topics) => list.replaceChildren(topicTable(topics));
+  api("GET", "/api/topics").then(update);
+  return (d) => update(d.topic_list);
+}
+
+function topicPage(view, topic) {
+  const cards = h("div", { class: "cards" });
+  const partitions = h("div");
+  const configs = h("div");
+  const count = h("input", { id: "partition-count", type: "number", min: "1", style: "width:90px" });
+  const retention = h("span");
+  document.getElementById("head-actions").append(
+    h("a", { href: `#/messages?topic=${enc(topic)}` }, h("button", { class: "ghost" }, "Browse messages")),
+    " ",
+    h("button", { class: "danger", id: "delete-topic", onclick: async () => {
+      const sure = await confirmDialog(`Delete topic ${topic}?`,
+        "Its partitions, every record in them and the committed offsets of all groups on it " +
+        "are removed. This cannot be undone.", "Delete topic");
+      if (sure && await attempt(() => api("DELETE", `/api/topics/${enc(topic)}`),
+        `Deleted topic ${topic}`)) location.hash = "#/topics";
+    } }, "Delete topic"));
+  view.append(cards,
+    h("div", { class: "panel" }, h("h2", {}, "Partitions"), partitions),
+    h("div", { class: "grid2" },
+      h("div", { class: "panel" }, h("h2", {}, "Change"),
+        h("div", { class: "stack" },
+          h("form", { class: "row", onsubmit: async (event) => {
+            event.preventDefault();
+            await attempt(() => api("POST", `/api/topics/${enc(topic)}/partitions`,
+              { count: Number(count.value) }), `${topic} now has ${count.value} partitions`);
+            refresh();
+          } }, h("label", {}, "Partitions (total)", count),
+          h("button", { type: "submit", id: "add-partitions" }, "Add partitions")),
+          h("form", { class: "row", onsubmit: async (event) => {
+            event.preventDefault();
+            const ms = event.target.querySelector("select").value;
+            await attempt(() => api("PATCH", `/api/topics/${enc(topic)}/configs`,
+              { "retention.ms": ms }), `Retention of ${topic} set to ${fmtRetention(Number(ms))}`);
+            refresh();
+          } }, h("label", {}, "Retention", retention),
+          h("button", { type: "submit", id: "set-retention" }, "Set retention")))),
+      h("div", { class: "panel" }, h("h2", {}, "Configs"), configs)));
+  let shownRetention;
+  const update = (t) => {
+    cards.replaceChildren(card("Partitions", t.partitions.length), card("Messages", fmtNum(t.messages)),
+      card("Size on disk", fmtBytes(t.size)), card("Retention", fmtRetention(t.retention_ms)));
+    partitions.replaceChildren(table(["Partition", num("Start offset"), num("End offset"),
+      num("Messages"), num("Size"), num("Segments"), ""],
+    t.partitions.map((p) => h("tr", {}, h("td", {}, p.partition),
+      h("td", { class: "num mono" }, fmtNum(p.start_offset)),
+      h("td", { class: "num mono" }, fmtNum(p.end_offset)),
+      h("td", { class: "num" }, fmtNum(p.messages)), h("td", { class: "num" }, fmtBytes(p.size)),
+      h("td", { class: "num" }, p.segments),
+      h("td", {}, h("a", { href: `#/messages?topic=${enc(topic)}&partition=${p.partition}` },
+        "Browse")))), "No partitions."));
+    configs.replaceChildren(table(["Name", "Value"], t.configs.map((c) =>
+      h("tr", {}, h("td", { class: "mono" }, c.name),
+        h("td", { class: "mono" }, c.value, c.default ? h("span", { class: "muted" }, "  (default)")
+          : null))), ""));
+    if (document.activeElement !== count) count.min = count.value = String(t.partitions.length + 1);
+    if (shownRetention !== t.retention_ms) {
+      shownRetention = t.retention_ms;
+      retention.replaceChildren(retentionSelect("retention", t.retention_ms));
+    }
+  };
+  const refresh = () => api("GET", `/api/topics/${enc(topic)}`).then(update,
+    (err) => view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
+  refresh();
+  return (d) => {
+    const t = d.topic_list.find((x) => x.name === topic);
+    if (t) update(t);
+  };
+}
+
+function messagesPage(view, params) {
+  const state = {
+    topic: params.get("topic") || "", partition: Number(params.get("partition") || 0),
+    start: params.get("start") || "beginning", value: params.get("value") || "",
+    limit: Number(params.get("limit") || 50), q: params.get("q") || "",
+  };
+  const topicSelect = h("select", { id: "msg-topic" });
+  const partitionSelect = h("select", { id: "msg-partition" });
+  const startSelect = h("select", { id: "msg-start" },
+    [["beginning", "Beginning"], ["end", "Latest"], ["offset", "Offset"], ["timestamp", "Time"]]
+      .map(([v, label]) => h("option", { value: v, selected: v === state.start }, label)));
+  const offsetInput = h("input", { id: "msg-offset", type: "number", min: "0", placeholder: "offset",
+    style: "width:120px" });
+  const timeInput = h("input", { id: "msg-time", type: "datetime-local", step: "1" });
+  const limitSelect = h("select", { id: "msg-limit" },
+    [20, 50, 100, 200].map((n) => h("option", { value: String(n), selected: n === state.limit }, n)));
+  const search = h("input", { id: "msg-search", type: "search", placeholder: "text in key or value",
+    value: state.q, style: "width:220px" });
+  const results = h("div");
+  const pager = h("div", { class: "pager" });
+  const showStartInputs = () => {
+    offsetInput.hidden = startSelect.value !== "offset";
+    timeInput.hidden = startSelect.value !== "timestamp";
+  };
+  if (state.start === "offset") offsetInput.value = state.value;
+  if (state.start === "timestamp" && state.value) {
+    const d = new Date(Number(state.value));
+    timeInput.value = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+  }
+  startSelect.addEventListener("change", showStartInputs);
+  showStartInputs();
+
+  let topics = [];
+  const fillPartitions = () => {
+    const t = topics.find((x) => x.name === topicSelect.value);
+    partitionSelect.replaceChildren(...(t ? t.partitions : []).map((p) =>
+      h("option", { value: String(p.partition), selected: p.partition === state.partition },
+        `${p.partition}  (${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)})`)));
+    producePartition.replaceChildren(h("option", { value: "" }, "by key / any"),
+      ...(t ? t.partitions : []).map((p) => h("option", { value: String(p.partition) }, p.partition)));
+  };
+  topicSelect.addEventListener("change", () => { state.partition = 0; fillPartitions(); });
+
+  const go = (start, value, partition = partitionSelect.value || "0") => {
+    const q = new URLSearchParams({ topic: topicSelect.value, partition: String(partition), start,
+      limit: limitSelect.value });
+    if (value !== undefined && value !== "") q.set("value", String(value));
+    if (search.value) q.set("q", search.value);
+    navigate(`#/messages?${q}`);
+  };
+  const load = (event) => {
+    event.preventDefault();
+    const start = startSelect.value;
+    const value = start === "offset" ? offsetInput.value
+      : start === "timestamp" && timeInput.value ? new Date(timeInput.value).getTime() : undefined;
+    go(start, value);
+  };
+
+  // Produce a record by hand.
+  const producePartition = h("select", { id: "produce-partition" });
+  const key = h("input", { id: "produce-key", placeholder: "order-1" });
+  const value = h("textarea", { id: "produce-value", rows: 4, placeholder: '{"id": 1}' });
+  const headers = h("textarea", { id: "produce-headers", rows: 2, placeholder: "source: console" });
+  const produce = async (event) => {
+    event.preventDefault();
+    const parsed = headers.value.split("\n").filter((l) => l.trim()).map((line) => {
+      const at = line.indexOf(":");
+      return at < 0 ? [line.trim(), ""] : [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+    });
+    let done;
+    const ok = await attempt(async () => {
+      done = await api("POST", `/api/topics/${enc(topicSelect.value)}/records`, {
+        partition: producePartition.value === "" ? null : Number(producePartition.value),
+        key: key.value === "" ? null : key.value, value: value.value, headers: parsed,
+      });
+    });
+    if (ok) {
+      toast(`Produced to ${done.topic}-${done.partition} at offset ${done.offset}`);
+      value.value = "";
+      go("offset", done.offset, done.partition);
+    }
+  };
+
+  view.append(
+    h("form", { class: "panel", onsubmit: load },
+      h("div", { class: "row" },
+        h("label", {}, "Topic", topicSelect), h("label", {}, "Partition", partitionSelect),
+        h("label", {}, "Start at", h("div", { class: "row" }, startSelect, offsetInput, timeInput)),
+        h("label", {}, "Page size", limitSelect), h("label", {}, "Search", search),
+        h("button", { type: "submit", id: "msg-load" }, "Show messages"))),
+    h("details", { class: "panel", id: "produce-panel" },
+      h("summary", {}, "Produce a record"),
+      h("form", { onsubmit: produce },
+        h("div", { class: "row" }, h("label", {}, "Partition", producePartition),
+          h("label", { style: "flex:1" }, "Key", key)),
+        h("div", { class: "row", style: "margin-top:10px" },
+          h("label", { style: "flex:2" }, "Value", value),
+          h("label", { style: "flex:1" }, "Headers (name: value per line)", headers)),
+        h("div", { class: "row end", style: "margin-top:10px" },
+          h("button", { type: "submit", id: "produce" }, "Produce")))),
+    h("div", { class: "panel" }, results, pager));
+
+  const showRecords = (page) => {
+    const rows = page.records.map((r) => h("tr", { "data-offset": r.offset },
+      h("td", { class: "num mono" }, r.offset),
+      h("td", { class: "mono", style: "white-space:nowrap" }, fmtTime(r.timestamp)),
+      h("td", { class: "key" }, r.key === null ? h("span", { class: "null" }, "null") : r.key),
+      h("td", {}, valueNode(r.value)),
+      h("td", {}, r.headers.map(([k, v]) => h("span", { class: "chip" }, `${k}: ${v ?? "null"}`)))));
+    results.replaceChildren(table([num("Offset"), "Timestamp", "Key", "Value", "Headers"], rows,
+      state.q ? `No record matching “${state.q}” between offsets ${fmtNum(page.from_offset)} and ` +
+        `${fmtNum(page.next_offset)}.` : "No records here."));
+    const first = page.records.length ? page.records[0].offset : page.from_offset;
+    pager.replaceChildren(
+      h("button", { class: "ghost small", id: "page-older",
+        disabled: first <= page.start_offset || !!state.q,
+        onclick: () => go("offset", Math.max(page.start_offset, first - state.limit)) }, "← Older"),
+      h("span", { class: "muted" }, `partition offsets ${fmtNum(page.start_offset)}–` +
+        `${fmtNum(page.end_offset)} · showing from ${fmtNum(page.from_offset)}`),
+      h("button", { class: "ghost small", id: "page-newer", disabled: page.next_offset >= page.end_offset,
+        onclick: () => go("offset", page.next_offset) }, state.q ? "Search on →" : "Newer →"));
+  };
+
+  api("GET", "/api/topics").then((list) => {
+    topics = list;
+    if (!state.topic && list.length) state.topic = list[0].name;
+    topicSelect.replaceChildren(...list.map((t) =>
+      h("option", { value: t.name, selected: t.name === state.topic }, t.name)));
+    fillPartitions();
+    if (!state.topic) {
+      results.replaceChildren(h("div", { class: "empty" }, "Create a topic first."));
+      return;
+    }
+    const q = new URLSearchParams({ start: state.start, limit: String(state.limit), q: state.q });
+    if (state.value !== "") q.set("value", state.value);
+    api("GET", `/api/topics/${enc(state.topic)}/partitions/${state.partition}/records?${q}`)
+      .then(showRecords, (err) => results.replaceChildren(h("div", { class: "empty" }, err.message)));
+  });
+  return null;
+}
+
+function groupTable(groups) {
+  return table(["Group", "State", num("Members"), "Topics", num("Lag")],
+    groups.map((g) => h("tr", { "data-group": g.group },
+      h("td", {}, h("a", { href: `#/groups/${enc(g.group)}` }, g.group)),
+      h("td", {}, badge(g.state)), h("td", { class: "num" }, g.members),
+      h("td", {}, g.topics.map((t) => h("span", { class: "chip" }, t))),
+      h("td", { class: "num" }, fmtNum(g.lag)))),
+    "No consumer groups yet: they appear when a consumer joins or commits.");
+}
+
+function groupsPage(view) {
+  const list = h("div");
+  view.append(h("div", { class: "panel" }, list));
+  api("GET", "/api/groups").then((groups) => list.replaceChildren(groupTable(groups)));
+  return (d) => list.replaceChildren(groupTable(d.group_list));
+}
+
+function lagCell(lag, end) {
+  if (lag === null) return h("td", { class: "num muted" }, "—");
+  const share = end > 0 ? Math.min(100, (100 * lag) / end) : 0;
+  return h("td", { class: "num" }, h("div", { class: "lag" },
+    h("div", { class: "lagbar" }, h("span", { style: `width:${share}%` })),
+    h("span", { class: "lag-value" }, fmtNum(lag))));
+}
+
+function groupPage(view, group) {
+  const cards = h("div", { class: "cards" });
+  const members = h("div");
+  const offsets = h("div");
+  const topicSelect = h("select", { id: "reset-topic" });
+  const toSelect = h("select", { id: "reset-to" },
+    [["earliest", "Earliest"], ["latest", "Latest"], ["offset", "Offset"], ["timestamp", "Time"]]
+      .map(([v, label]) => h("option", { value: v }, label)));
+  const offsetInput = h("input", { id: "reset-offset", type: "number", min: "0", hidden: true,
+    style: "width:120px" });
+  const timeInput = h("input", { id: "reset-time", type: "datetime-local", step: "1", hidden: true });
+  toSelect.addEventListener("change", () => {
+    offsetInput.hidden = toSelect.value !== "offset";
+    timeInput.hidden = toSelect.value !== "timestamp";
+  });
+  const resetHint = h("span", { class: "muted" });
+  const reset = async (event) => {
+    event.preventDefault();
+    const to = toSelect.value, topic = topicSelect.value;
+    const value = to === "offset" ? Number(offsetInput.value)
+      : to === "timestamp" ? new Date(timeInput.value).getTime() : null;
+    const where = to === "offset" ? `offset ${value}` : to === "timestamp" ? fmtTime(value) : to;
+    const sure = await confirmDialog(`Reset offsets of ${group}?`,
+      `Every partition of ${topic} gets committed offset: ${where}. The group's consumers will ` +
+      "resume from there (records may be skipped or read again). The group must have no " +
+      "active members.", "Reset offsets");
+    if (sure && await attempt(() => api("POST", `/api/groups/${enc(group)}/reset-offsets`,
+      { topic, to, value }), `Offsets of ${group} on ${topic} reset to ${where}`)) refresh();
+  };
+  view.append(cards,
+    h("div", { class: "panel" }, h("h2", {}, "Committed offsets and lag"), offsets),
+    h("div", { class: "panel" }, h("h2", {}, "Members"), members),
+    h("form", { class: "panel", onsubmit: reset }, h("h2", {}, "Reset offsets"),
+      h("div", { class: "row" }, h("label", {}, "Topic", topicSelect),
+        h("label", {}, "To", h("div", { class: "row" }, toSelect, offsetInput, timeInput)),
+        h("button", { type: "submit", class: "danger", id: "reset-offsets" }, "Reset offsets…"),
+        resetHint)));
+  let topicsShown = "";
+  const update = (g) => {
+    resetHint.textContent = g.members.length
+      ? "The group has active members: stop its consumers before resetting." : "";
+    cards.replaceChildren(card("State", badge(g.state), g.protocol || null, "state"),
+      card("Members", g.members.length, null, "members"), card("Total lag", fmtNum(g.lag), null, "lag"));
+    offsets.replaceChildren(table(["Topic", num("Partition"), num("Committed"), num("End offset"),
+      num("Lag"), "Consumer"],
+    g.offsets.map((o) => h("tr", { "data-tp": `${o.topic}-${o.partition}` },
+      h("td", {}, h("a", { href: `#/topics/${enc(o.topic)}` }, o.topic)),
+      h("td", { class: "num" }, o.partition),
+      h("td", { class: "num mono" }, o.committed === null ? "—" : fmtNum(o.committed)),
+      h("td", { class: "num mono" }, fmtNum(o.end_offset)), lagCell(o.lag, o.end_offset),
+      h("td", { class: "mono" }, o.owner || h("span", { class: "muted" }, "unassigned")))),
+    "No committed offsets."));
+    members.replaceChildren(table(["Member", "Client", "Host", "Assigned partitions"],
+      g.members.map((m) => h("tr", {}, h("td", { class: "mono" }, m.member_id),
+        h("td", {}, m.client_id), h("td", { class: "mono" }, m.client_host),
+        h("td", {}, m.assignment.map((a) => h("span", { class: "chip" },
+          `${a.topic}: ${a.partitions.join(", ")}`))))),
+      "No active members."));
+    const names = [...new Set(g.offsets.map((o) => o.topic))];
+    if (names.join() !== topicsShown) {
+      topicsShown = names.join();
+      topicSelect.replaceChildren(...names.map((t) => h("option", { value: t }, t)));
+    }
+  };
+  const refresh = () => api("GET", `/api/groups/${enc(group)}`).then(update,
+    (err) => view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
+  refresh();
+  return refresh;
+}
+
+// --- routing ------------------------------------------------------------------------------------
+
+const ROUTES = [
+  [/^#?\/?$/, "overview", "Overview", (view) => overviewPage(view)],
+  [/^#\/topics$/, "topics", "Topics", (view) => topicsPage(view)],
+  [/^#\/topics\/(.+)$/, "topics", (m) => `Topic ${m[1]}`, (view, m) => topicPage(view, m[1])],
+  [/^#\/messages$/, "messages", "Messages", (view, _m, params) => messagesPage(view, params)],
+  [/^#\/groups$/, "groups", "Consumer groups", (view) => groupsPage(view)],
+  [/^#\/groups\/(.+)$/, "groups", (m) => `Group ${m[1]}`, (view, m) => groupPage(view, m[1])],
+];
+let pageListener = null;
+
+// Go to `hash`, rendering again even when it is the current one (a repeated search).
+function navigate(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+function render() {
+  const [path, query] = location.hash.split("?");
+  const params = new URLSearchParams(query || "");
+  const view = document.getElementById("view");
+  view.replaceChildren();
+  document.getElementById("head-actions").replaceChildren();
+  live.listeners.delete(pageListener);
+  for (const [pattern, nav, title, page] of ROUTES) {
+    const raw = path.match(pattern);
+    if (!raw) continue;
+    const m = raw.map((part, i) => (i ? decodeURIComponent(part) : part));
+    document.getElementById("title").textContent = typeof title === "function" ? title(m) : title;
+    document.title = `${document.getElementById("title").textContent} · minikafka`;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === nav);
+    pageListener = page(view, m, params);
+    if (pageListener) {
+      live.listeners.add(pageListener);
+      if (live.data && nav === "overview") pageListener(live.data);
+    }
+    return;
+  }
+  document.getElementById("title").textContent = "Not found";
+}
+
+window.addEventListener("hashchange", render);
+render();
+connectLive();

@@ -1,0 +1,155 @@
+"""The web server: takes orders over HTTP and publishes them as OrderCreated events.
+
+`POST /orders` answers 202 only once the broker has acknowledged the event (idempotent producer,
+acks=all), so an accepted order is never lost; what happens next is asynchronous, and
+`GET /orders/{id}` shows it. The read endpoints query the order and inventory services' databases
+read-only (they own them; the API never writes there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from .clients import ensure_topics, make_producer
+from .events import Event, OrderCreated, OrderLines, encode, topic_of
+from .inventory import stock_view
+from .orders import order_view
+from .runtime import read_only
+
+PUBLISH_TIMEOUT = 30.0
+
+
+class OrderRequest(OrderLines):
+    """A new order; `total_price` must equal the sum of price x quantity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=64)
+    order_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+        description="your id for the order, which makes retrying safe; generated if absent")
+
+
+class Accepted(BaseModel):
+    order_id: str
+    event_id: uuid.UUID
+    status: str = "accepted"
+
+
+class Publisher:
+    """A producer whose deliveries complete asyncio futures (a thread serves its callbacks)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = make_producer(bootstrap, "shop-api")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve_callbacks, name="publisher",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve_callbacks(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    async def publish(self, event: Event) -> None:
+        """Return once the broker has the event durably; raise HTTP 503 if it does not."""
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def settle(err: KafkaError | None) -> None:
+            if acked.done():
+                return
+            if err is None:
+                acked.set_result(None)
+            else:
+                acked.set_exception(HTTPException(503, f"event not stored: {err.str()}"))
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            loop.call_soon_threadsafe(settle, err)
+
+        try:
+            self.producer.produce(topic_of(event), encode(event), event.order_id.encode(),
+                                  on_delivery=delivered)
+        except BufferError:
+            raise HTTPException(503, "too many orders in flight; retry shortly") from None
+        try:
+            await asyncio.wait_for(acked, PUBLISH_TIMEOUT)
+        except TimeoutError:
+            raise HTTPException(503, "the broker did not acknowledge the order in time") from None
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self._stop.set()
+        self._thread.join()
+
+
+def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) -> FastAPI:
+    """The shop's HTTP API over the given broker and the services' databases."""
+    state: dict[str, Publisher] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(ensure_topics, bootstrap)
+        state["publisher"] = Publisher(bootstrap)
+        yield
+        state.pop("publisher").close()
+
+    app = FastAPI(title="minikafka shop", lifespan=lifespan,
+                  description="Orders in, events out: every order becomes an OrderCreated event "
+                  "on topic `orders`; the services take it from there.")
+
+    @app.post("/orders", status_code=202, response_model=Accepted)
+    async def place_order(order: OrderRequest) -> Accepted:
+        """Accept an order: 202 once the OrderCreated event is stored on the broker."""
+        if order.order_id is not None and _order(orders_db, order.order_id) is not None:
+            raise HTTPException(409, f"order {order.order_id!r} exists already")
+        event = OrderCreated(order_id=order.order_id or uuid.uuid4().hex, user_id=order.user_id,
+                             items=order.items, total_price=order.total_price)
+        await state["publisher"].publish(event)
+        return Accepted(order_id=event.order_id, event_id=event.event_id)
+
+    @app.get("/orders/{order_id}")
+    def get_order(order_id: str) -> dict[str, Any]:
+        """Status and history; 404 until the order service has recorded the order."""
+        order = _order(orders_db, order_id)
+        if order is None:
+            raise HTTPException(404, f"no order {order_id!r}")
+        return order
+
+    @app.get("/products")
+    def get_products() -> list[dict[str, Any]]:
+        """Stock per product: available, reserved (held for open orders), sold."""
+        view = read_only(inventory_db)
+        if view is None:
+            return []
+        with view as db:
+            return stock_view(db)
+
+    return app
+
+
+def _order(orders_db: str | Path, order_id: str) -> dict[str, Any] | None:
+    view = read_only(orders_db)
+    if view is None:
+        return None
+    with view as db:
+        return order_view(db, order_id)
+
+
+def serve(bootstrap: str, orders_db: str | Path, inventory_db: str | Path,
+          host: str = "127.0.0.1", port: int = 8000) -> int:
+    import uvicorn
+
+    print(f"shop api on http://{host}:{port} (OpenAPI at /docs)", flush=True)
+    uvicorn.run(create_app(bootstrap, orders_db, inventory_db), host=host, port=port,
+                log_level="warning", access_log=False)
+    return 0

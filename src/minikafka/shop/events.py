@@ -1,0 +1,163 @@
+"""The event contract: what travels on which topic, as JSON, keyed by `order_id`.
+
+Keying every event by order id puts one order's events on one partition of each topic, so they
+arrive in the order they were written. Every event carries `type` (to tell them apart on a shared
+topic) and `event_id` (so a consumer recognises a redelivery and gives it no second effect).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+PARTITIONS = 3
+
+ORDERS = "orders"
+INVENTORY = "inventory"
+ORDER_STATUS = "order-status"
+NOTIFICATIONS = "notifications"
+
+Status = Literal["created", "confirmed", "rejected", "paid", "shipped", "completed"]
+FINAL_STATUSES: frozenset[str] = frozenset({"rejected", "completed"})
+
+
+def dlq_topic(topic: str) -> str:
+    """Where a service puts the events of `topic` it cannot handle."""
+    return f"{topic}.dlq"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Item(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1)
+    price: float = Field(ge=0)
+
+
+class OrderLines(BaseModel):
+    """Items and their total, checked against each other wherever an order enters the system."""
+
+    items: list[Item] = Field(min_length=1)
+    total_price: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _total_matches(self) -> OrderLines:
+        expected = round(sum(i.price * i.quantity for i in self.items), 2)
+        if round(self.total_price, 2) != expected:
+            raise ValueError(f"total_price {self.total_price} does not equal the sum of "
+                             f"price x quantity over the items, {expected}")
+        return self
+
+
+class Event(BaseModel):
+    """Fields every event has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=_now)
+    order_id: str = Field(min_length=1, max_length=64)
+
+
+class OrderCreated(Event, OrderLines):
+    """A customer placed an order (topic `orders`)."""
+
+    type: Literal["OrderCreated"] = "OrderCreated"
+    user_id: str = Field(min_length=1, max_length=64)
+
+
+class StockReserved(Event):
+    """Every item of the order is set aside (topic `inventory`)."""
+
+    type: Literal["StockReserved"] = "StockReserved"
+    items: list[Item]
+
+
+class StockRejected(Event):
+    """Nothing was set aside, and why (topic `inventory`)."""
+
+    type: Literal["StockRejected"] = "StockRejected"
+    reason: str
+
+
+class StockReleased(Event):
+    """A reservation went back to the shelf because the order failed later (topic `inventory`)."""
+
+    type: Literal["StockReleased"] = "StockReleased"
+    items: list[Item]
+
+
+class OrderStatusChanged(Event, OrderLines):
+    """The order moved on (topic `order-status`).
+
+    It carries the order itself (user, items, total) so that inventory and notifications need no
+    lookup in the order service's database: event-carried state.
+    """
+
+    type: Literal["OrderStatusChanged"] = "OrderStatusChanged"
+    status: Status
+    user_id: str
+    reason: str | None = None
+
+
+class NotificationSent(Event):
+    """The customer was told about a status (topic `notifications`)."""
+
+    type: Literal["NotificationSent"] = "NotificationSent"
+    status: Status
+    channel: str
+    recipient: str
+
+
+AnyEvent = Annotated[
+    OrderCreated | StockReserved | StockRejected | StockReleased | OrderStatusChanged
+    | NotificationSent,
+    Field(discriminator="type"),
+]
+_ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
+    ORDERS: (OrderCreated,),
+    INVENTORY: (StockReserved, StockRejected, StockReleased),
+    ORDER_STATUS: (OrderStatusChanged,),
+    NOTIFICATIONS: (NotificationSent,),
+}
+_TOPIC_OF = {cls: topic for topic, classes in TOPIC_EVENTS.items() for cls in classes}
+INPUT_TOPICS = (ORDERS, INVENTORY, ORDER_STATUS)  # the topics some service consumes
+ALL_TOPICS = (*TOPIC_EVENTS, *(dlq_topic(t) for t in INPUT_TOPICS))
+
+
+class InvalidEvent(ValueError):
+    """Bytes that are not an event this topic carries; the message says why."""
+
+
+def topic_of(event: Event) -> str:
+    return _TOPIC_OF[type(event)]
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode(topic: str, value: bytes | None) -> Event:
+    """The event in `value`, or InvalidEvent with a one-line reason."""
+    if value is None:
+        raise InvalidEvent("empty record (no value)")
+    try:
+        event = _ANY_EVENT.validate_json(value)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}"
+                             for e in exc.errors()[:3])
+        raise InvalidEvent(f"not a valid event: {problems}") from None
+    if not isinstance(event, TOPIC_EVENTS.get(topic, ())):
+        raise InvalidEvent(f"{event.type} does not belong on topic {topic!r}")
+    return event

@@ -1,0 +1,129 @@
+"""The order generator: the course's deterministic orders, POSTed to the shop's API at a rate.
+
+Posting through the API (rather than producing OrderCreated directly) sends every order through
+the same validation and the same idempotent producer as a customer's. Order n is always
+`make_order(n, seed)`, its order id the id the API is given, so a retried POST is answered 409
+(already recorded) instead of making a second order. A state file remembers the next number,
+so a generator started again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ..examples.orders import make_order
+
+Accepted = Callable[[str, float], None]  # (order id, monotonic time the POST began)
+
+
+def order_id(number: int) -> str:
+    return str(make_order(number)["order_id"])
+
+
+def next_number(state: Path) -> int:
+    """The first order number not yet sent (1 on a fresh start)."""
+    try:
+        return int(json.loads(state.read_text())["next"])
+    except FileNotFoundError:
+        return 1
+
+
+async def _post(client: httpx.AsyncClient, number: int, seed: int, on_accepted: Accepted | None,
+                attempts: int = 50) -> bool:
+    """POST order `number` until the API accepts it (or knows it); False after `attempts`."""
+    order = make_order(number, seed)
+    started = time.monotonic()
+    for attempt in range(attempts):
+        try:
+            response = await client.post("/orders", json=order)
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code in (202, 409):
+            if on_accepted is not None:
+                on_accepted(order["order_id"], started)
+            return True
+        if response is not None and response.status_code == 422:
+            raise ValueError(f"the API refused order {number}: {response.text}")
+        await asyncio.sleep(min(0.05 * (attempt + 1), 1.0))
+    return False
+
+
+async def generate(api_url: str, first: int, count: int | None, rate: float, seed: int = 42,
+                   on_accepted: Accepted | None = None, progress: Callable[[int], None] | None
+                   = None, stop: asyncio.Event | None = None, concurrency: int = 64) -> int:
+    """Post orders `first`, `first + 1`, … at `rate` per second; return the next number unsent.
+
+    Posts run concurrently (up to `concurrency`), each starting on schedule, so a slow answer
+    does not lower the offered rate. `progress(n)` is told the lowest number not yet accepted.
+    """
+    stop = stop or asyncio.Event()
+    limit = asyncio.Semaphore(concurrency)
+    pending: set[int] = set()
+    tasks: set[asyncio.Task[None]] = set()
+    failures: list[int] = []
+    number = first
+
+    async def one(n: int) -> None:
+        try:
+            if not await _post(client, n, seed, on_accepted):
+                failures.append(n)
+        finally:
+            pending.discard(n)
+            limit.release()
+            if progress is not None:
+                progress(min(pending, default=number))
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        while (count is None or number < first + count) and not stop.is_set() and not failures:
+            due = started + (number - first) / rate if rate > 0 else 0
+            delay = due - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    break
+                except TimeoutError:
+                    pass
+            await limit.acquire()
+            pending.add(number)
+            task = asyncio.create_task(one(number))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            number += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+    if failures:
+        raise ConnectionError(f"the API at {api_url} did not accept order(s) {sorted(failures)}")
+    return number
+
+
+def run_generator(api_url: str, state: Path, count: int | None, rate: float, seed: int) -> int:
+    """Post orders until `count` are sent or SIGTERM/SIGINT, remembering progress in `state`."""
+    first = next_number(state)
+    state.parent.mkdir(parents=True, exist_ok=True)
+
+    def remember(n: int) -> None:
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"next": n, "seed": seed}))
+        tmp.replace(state)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"generator: posting orders from #{order_id(first)} at {rate}/s to {api_url}",
+              flush=True)
+        return await generate(api_url, first, count, rate, seed, progress=remember, stop=stop)
+
+    last = asyncio.run(main())
+    remember(last)
+    print(f"generator: stopped before #{order_id(last)}", flush=True)
+    return 0

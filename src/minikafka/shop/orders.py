@@ -1,0 +1,148 @@
+"""The order service: records orders and moves each through its life, one event at a time.
+
+    OrderCreated ─► created ─► StockReserved ─► confirmed ─► paid ─► shipped ─► completed
+                           └─► StockRejected ─► rejected         │
+                                         payment declined ◄──────┘─► rejected (stock released)
+
+Each step is triggered by an event (the service reads its own `order-status` topic for the
+payment and shipping steps), so a crash between steps loses nothing: the step's event is
+redelivered and, if it was already applied, the order's status shows it and nothing happens.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .events import (
+    INVENTORY,
+    ORDER_STATUS,
+    ORDERS,
+    Event,
+    OrderCreated,
+    OrderStatusChanged,
+    Status,
+    StockRejected,
+    StockReserved,
+)
+from .runtime import Reject, Tx
+
+DEFAULT_PAYMENT_LIMIT = 2000.0
+
+
+class OrderService:
+    """Owns `orders` and `order_history`; publishes every status change."""
+
+    name = "orders"
+    topics = (ORDERS, INVENTORY, ORDER_STATUS)
+    schema = """
+    CREATE TABLE IF NOT EXISTS orders (
+        order_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        items TEXT NOT NULL,
+        total_price REAL NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS order_history (
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (order_id, status)
+    );
+    CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+    """
+
+    def __init__(self, payment_limit: float = DEFAULT_PAYMENT_LIMIT) -> None:
+        self.payment_limit = payment_limit
+
+    def setup(self, db: sqlite3.Connection) -> None:
+        """Nothing to seed: orders arrive as events."""
+
+    def after_batch(self, db: sqlite3.Connection) -> None:
+        """Everything this service does happens inside the event's transaction."""
+
+    def handle(self, tx: Tx, event: Event) -> None:
+        match event:
+            case OrderCreated():
+                self._create(tx, event)
+            case StockReserved():
+                self._advance(tx, event, "created", "confirmed")
+            case StockRejected():
+                self._advance(tx, event, "created", "rejected", event.reason)
+            case OrderStatusChanged(status="confirmed"):
+                self._pay(tx, event)
+            case OrderStatusChanged(status="paid"):
+                self._advance(tx, event, "paid", "shipped")
+            case OrderStatusChanged(status="shipped"):
+                self._advance(tx, event, "shipped", "completed")
+            # StockReleased and the other statuses need nothing from this service.
+
+    def _create(self, tx: Tx, event: OrderCreated) -> None:
+        at = event.occurred_at.isoformat()
+        inserted = tx.db.execute(
+            "INSERT OR IGNORE INTO orders (order_id, user_id, items, total_price, status, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', ?, ?)",
+            (event.order_id, event.user_id, json.dumps([i.model_dump() for i in event.items]),
+             event.total_price, at, at)).rowcount
+        if inserted:  # a second OrderCreated for a known order id changes nothing
+            self._record(tx, event, "created", None)
+
+    def _pay(self, tx: Tx, event: OrderStatusChanged) -> None:
+        """The simulated payment step: cards have a limit."""
+        if event.total_price > self.payment_limit:
+            self._advance(tx, event, "confirmed", "rejected",
+                          f"payment declined: {event.total_price:.2f} is over the card limit "
+                          f"of {self.payment_limit:.2f}")
+        else:
+            self._advance(tx, event, "confirmed", "paid")
+
+    def _advance(self, tx: Tx, event: Event, expected: str, status: Status,
+                 reason: str | None = None) -> None:
+        """Move the order from `expected` to `status`; an order elsewhere already moved on."""
+        row = _order(tx.db, event.order_id)
+        if row is None:
+            raise Reject(f"unknown order {event.order_id!r}")
+        if row["status"] != expected:
+            return
+        tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
+                      "WHERE order_id = ?",
+                      (status, reason, event.occurred_at.isoformat(), event.order_id))
+        self._record(tx, event, status, reason)
+
+    def _record(self, tx: Tx, event: Event, status: Status, reason: str | None) -> None:
+        """History row and OrderStatusChanged for the status the order just took."""
+        tx.db.execute("INSERT INTO order_history (order_id, status, reason, at) "
+                      "VALUES (?, ?, ?, ?)",
+                      (event.order_id, status, reason, event.occurred_at.isoformat()))
+        row = _order(tx.db, event.order_id)
+        assert row is not None
+        tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=row["user_id"],
+                                   items=json.loads(row["items"]),
+                                   total_price=row["total_price"], status=status,
+                                   reason=reason))
+
+
+def _order(db: sqlite3.Connection, order_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute("SELECT * FROM orders WHERE order_id = ?",
+                                         (order_id,)).fetchone()
+    return row
+
+
+def order_view(db: sqlite3.Connection, order_id: str) -> dict[str, Any] | None:
+    """An order with its history, as the API shows it."""
+    row = _order(db, order_id)
+    if row is None:
+        return None
+    history = db.execute("SELECT status, reason, at FROM order_history WHERE order_id = ? "
+                         "ORDER BY rowid", (order_id,)).fetchall()
+    return {
+        "order_id": row["order_id"], "user_id": row["user_id"],
+        "items": json.loads(row["items"]), "total_price": row["total_price"],
+        "status": row["status"], "reason": row["reason"],
+        "history": [dict(h) for h in history],
+    }

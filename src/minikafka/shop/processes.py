@@ -1,0 +1,95 @@
+"""Child processes the demo (and the tests, and the benchmark) start, stop, kill and restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+_ADDRESS = re.compile(r"bootstrap servers (\S+):(\d+)")
+
+
+class ManagedProcess:
+    """One child whose output goes to a log file; restartable with the same command."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[str] | None = None
+
+    def _spawn(self, argv: Sequence[str], stdout: int | None = None) -> subprocess.Popen[str]:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a")  # noqa: SIM115  (owned by the child)
+        try:
+            return subprocess.Popen(
+                argv, stdout=log if stdout is None else stdout, stderr=log, text=True,
+                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True)  # Ctrl-C in a terminal reaches only the parent
+        finally:
+            log.close()
+
+    def start(self) -> ManagedProcess:
+        self.proc = self._spawn(self.argv)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Signal the child and wait; SIGKILL it if it outlives `timeout`."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+        finally:
+            if proc.stdout:
+                proc.stdout.close()
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop (SIGTERM or SIGKILL) and start again with the same command."""
+        self.stop(sig)
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class BrokerProcess(ManagedProcess):
+    """`minikafka serve` on a free port (the first start picks it; restarts keep it)."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        super().__init__("broker", [], data_dir.parent / f"{data_dir.name}-broker.log")
+        self.data_dir = data_dir
+        self.extra = extra
+        self.port = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> BrokerProcess:
+        self.argv = [sys.executable, "-m", "minikafka", "serve", "--data-dir", str(self.data_dir),
+                     "--port", str(self.port), *self.extra]
+        self.proc = self._spawn(self.argv, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = _ADDRESS.search(line)
+        if not match or time.monotonic() > deadline:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"broker did not start: {line!r}\n{self.log()}")
+        self.port = int(match.group(2))
+        return self

@@ -1,0 +1,277 @@
+"""The consumer loop every shop service runs, and the SQLite store behind it.
+
+For each record: decode it, then in ONE SQLite transaction check its `event_id` against the events
+already handled, apply the service's effect, remember the `event_id`, and write the events it
+causes to an outbox table. Only after that transaction commits are the batch's offsets committed.
+So a record redelivered after a crash (or a rebalance) finds its `event_id` and has no second
+effect, and an event caused by it can never be lost: the outbox is published after the commit
+and kept until the broker has acknowledged it (a crash in between publishes it again, with the
+same `event_id`, which the next service ignores).
+
+A record that cannot be decoded goes to `<topic>.dlq` at once; one whose handler keeps failing
+goes there after `max_attempts`. Either way its offset moves on, so it never blocks a partition.
+Dead letters keep the original key and value bytes; the reason travels in headers, as Kafka
+Connect's dead-letter queues do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from .clients import ensure_topics, make_consumer, make_producer
+from .events import Event, InvalidEvent, decode, dlq_topic, encode, topic_of
+
+log = logging.getLogger("minikafka.shop")
+
+_STORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS processed (
+    key TEXT PRIMARY KEY,           -- an event_id, or topic:partition:offset of a dead letter
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB,
+    headers TEXT NOT NULL DEFAULT '[]'
+);
+"""
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) that waits for locks.
+
+    WAL lets readers (the API, the live view) read while a service writes; two instances of a
+    service share one database file and serialise their writes through BEGIN IMMEDIATE.
+    """
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    db.row_factory = sqlite3.Row
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class Reject(Exception):
+    """Raised by a handler for an event it can never handle: dead-lettered without retries."""
+
+
+class Tx:
+    """What a handler gets: the open transaction, and a way to cause events."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def emit(self, event: Event) -> None:
+        """Publish `event` (keyed by its order id) once this transaction has committed."""
+        self.db.execute("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
+                        (topic_of(event), event.order_id.encode(), encode(event)))
+
+    def dead_letter(self, msg: Message, service: str, reason: str, attempts: int) -> None:
+        headers = [("dlq.reason", reason), ("dlq.service", service),
+                   ("dlq.topic", msg.topic()), ("dlq.partition", str(msg.partition())),
+                   ("dlq.offset", str(msg.offset())), ("dlq.attempts", str(attempts))]
+        self.db.execute("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
+                        (dlq_topic(msg.topic()), msg.key(), msg.value(), json.dumps(headers)))
+
+
+class Service(Protocol):
+    """One concern of the shop: its tables, the topics it reads, what an event does."""
+
+    name: str
+    topics: tuple[str, ...]
+    schema: str
+
+    def setup(self, db: sqlite3.Connection) -> None:
+        """Runs once at start, after the schema exists (seeding, say)."""
+
+    def handle(self, tx: Tx, event: Event) -> None:
+        """Apply `event`; raise Reject for an event that can never be handled."""
+
+    def after_batch(self, db: sqlite3.Connection) -> None:
+        """Work done outside the per-event transaction (delivery to the outside world)."""
+
+
+class ServiceRunner:
+    """Runs a Service against a broker until `stop` is set (SIGTERM/SIGINT set it)."""
+
+    def __init__(self, service: Service, bootstrap: str, db_path: str | Path, *,
+                 max_attempts: int = 3, retry_backoff: float = 0.05,
+                 session_timeout_ms: int = 10_000) -> None:
+        self.service = service
+        self.bootstrap = bootstrap
+        self.db = connect(db_path)
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.session_timeout_ms = session_timeout_ms
+        self.group = f"shop-{service.name}"
+        self.stop = threading.Event()
+        self.db.executescript(_STORE_SCHEMA + service.schema)
+        service.setup(self.db)
+
+    def run(self, batch: int = 500) -> None:
+        ensure_topics(self.bootstrap)
+        self.producer = make_producer(self.bootstrap, self.group)
+        consumer = make_consumer(self.bootstrap, self.group, self.group,
+                                 self.session_timeout_ms)
+        consumer.subscribe(list(self.service.topics))
+        log.info("%s: consuming %s as group %s", self.service.name,
+                 ", ".join(self.service.topics), self.group)
+        try:
+            while not self.stop.is_set():
+                messages = _next_batch(consumer, batch)
+                positions: dict[tuple[str, int], int] = {}
+                repeats = 0
+                for msg in messages:
+                    if msg.error():
+                        log.warning("%s: %s", self.service.name, msg.error())
+                        continue
+                    repeats += not self.process(msg)
+                    positions[msg.topic(), msg.partition()] = msg.offset() + 1
+                if repeats:
+                    log.info("%s: ignored %d redelivered event(s)", self.service.name, repeats)
+                self.service.after_batch(self.db)
+                self.publish_outbox()
+                if positions:
+                    self._commit(consumer, positions)
+        finally:
+            self.publish_outbox()
+            consumer.close()
+            self.producer.flush(10)
+            self.db.close()
+
+    def process(self, msg: Message) -> bool:
+        """Handle one record exactly once in effect, or dead-letter it; False for a repeat."""
+        try:
+            event = decode(msg.topic(), msg.value())
+        except InvalidEvent as exc:
+            return self._dead_letter(msg, str(exc), attempts=1)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with transaction(self.db) as db:
+                    if self._seen(db, str(event.event_id)):
+                        return False
+                    self.service.handle(Tx(db), event)
+                return True
+            except Reject as exc:
+                return self._dead_letter(msg, str(exc), attempts=attempt)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: attempt %d at %s failed: %s", self.service.name, attempt,
+                            event.event_id, reason)
+                if attempt == self.max_attempts:
+                    return self._dead_letter(msg, f"failed {attempt} times, last: {reason}",
+                                             attempt)
+                time.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _seen(self, db: sqlite3.Connection, key: str) -> bool:
+        """True if `key` was handled before; otherwise records it (in the caller's transaction)."""
+        inserted = db.execute("INSERT OR IGNORE INTO processed (key, at) VALUES (?, ?)",
+                              (key, time.time())).rowcount
+        return inserted == 0
+
+    def _dead_letter(self, msg: Message, reason: str, attempts: int) -> bool:
+        """Send `msg` to its dead-letter topic once; False if it was sent there before."""
+        log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service.name, msg.topic(),
+                    msg.partition(), msg.offset(), reason)
+        with transaction(self.db) as db:
+            if self._seen(db, f"{msg.topic()}:{msg.partition()}:{msg.offset()}"):
+                return False
+            Tx(db).dead_letter(msg, self.service.name, reason, attempts)
+        return True
+
+    def publish_outbox(self, limit: int = 2000, timeout: float = 30.0) -> None:
+        """Send what committed transactions caused, oldest first; forget what the broker acked.
+
+        Two instances sharing the database may both send a row: the copies carry the same
+        event_id, and whoever consumes them ignores the second.
+        """
+        rows = self.db.execute("SELECT id, topic, key, value, headers FROM outbox ORDER BY id "
+                               "LIMIT ?", (limit,)).fetchall()
+        if not rows:
+            return
+        delivered: list[int] = []
+        for row in rows:
+            def done(err: object, _msg: Message, row_id: int = row["id"]) -> None:
+                if err is None:
+                    delivered.append(row_id)
+                else:
+                    log.warning("%s: publishing failed: %s", self.service.name, err)
+            headers = [(name, value) for name, value in json.loads(row["headers"])]
+            self.producer.produce(row["topic"], row["value"], row["key"],
+                                  headers=headers or None, on_delivery=done)
+            self.producer.poll(0)
+        self.producer.flush(timeout)
+        with transaction(self.db) as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in delivered])
+
+    def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
+            log.info("%s: commit skipped: %s", self.service.name, exc)
+
+
+def _next_batch(consumer: Consumer, size: int) -> list[Message]:
+    """What is there now, up to `size` records, waiting at most 0.1 s for the first one.
+
+    (`consume(size, timeout)` alone waits for `size` records or the whole timeout: a 100 ms
+    delay per hop when traffic is light.)
+    """
+    first = consumer.poll(0.1)
+    if first is None:
+        return []
+    return [first, *consumer.consume(size - 1, timeout=0)]
+
+
+def run_service(service: Service, bootstrap: str, db_path: str | Path, *,
+                max_attempts: int = 3, session_timeout_ms: int = 10_000) -> int:
+    """Run until SIGTERM/SIGINT, then finish the batch in hand and leave the group."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    runner = ServiceRunner(service, bootstrap, db_path, max_attempts=max_attempts,
+                           session_timeout_ms=session_timeout_ms)
+
+    def request_stop(_sig: int, _frame: FrameType | None) -> None:
+        runner.stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    runner.run()
+    return 0
+
+
+def read_only(path: str | Path) -> closing[sqlite3.Connection] | None:
+    """A read-only view of a service's database, or None when it does not exist yet."""
+    if not Path(path).exists():
+        return None
+    return closing(connect(path, readonly=True))

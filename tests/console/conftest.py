@@ -1,0 +1,88 @@
+"""A real broker with its web console, and a real browser (Debian's Chromium via Playwright)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brokerkit import BrokerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless in a sandboxed machine with no network: no GPU, no sandbox, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@dataclass
+class Console:
+    broker: BrokerProcess
+    url: str  # http://127.0.0.1:PORT/
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """The JSON answer; an error status raises urllib's HTTPError (read its JSON body)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url + "metrics", timeout=10) as response:
+            return response.read().decode()
+
+
+def start_console_broker(data_dir: Path, *extra: str) -> Console:
+    """Start `minikafka serve` and read its console address (the line after the broker's)."""
+    proc = BrokerProcess(data_dir, "--group-initial-rebalance-delay-ms", "0", *extra).start()
+    assert proc.proc is not None and proc.proc.stdout is not None
+    line = proc.proc.stdout.readline()
+    assert line.startswith("minikafka console at http://"), line + proc.log()
+    return Console(proc, line.split()[3])
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    started = start_console_broker(tmp_path_factory.mktemp("console") / "data")
+    yield started
+    assert started.broker.stop() == 0, started.broker.log()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium package is needed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab; JavaScript errors fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert not errors, errors
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

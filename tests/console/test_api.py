@@ -1,0 +1,68 @@
+"""The console's JSON API refuses what the Kafka protocol would refuse, with the reason."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+
+from .conftest import Console
+
+
+def refusal(console: Console, method: str, path: str, body: Any = None) -> tuple[int, dict]:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        console.call(method, path, body)
+    return caught.value.code, json.loads(caught.value.read())
+
+
+def test_unknown_and_duplicate_topics(console: Console) -> None:
+    assert refusal(console, "GET", "api/topics/no.such.topic") == (
+        404, {"error": "unknown topic 'no.such.topic'", "code": "UNKNOWN_TOPIC_OR_PARTITION"})
+    console.call("POST", "api/topics", {"name": "api.twice", "partitions": 1})
+    status, answer = refusal(console, "POST", "api/topics", {"name": "api.twice"})
+    assert (status, answer["code"]) == (409, "TOPIC_ALREADY_EXISTS")
+    status, answer = refusal(console, "POST", "api/topics", {"name": "bad name!"})
+    assert (status, answer["code"]) == (400, "INVALID_TOPIC_EXCEPTION")
+    status, answer = refusal(console, "POST", "api/topics/api.twice/partitions", {"count": 1})
+    assert (status, answer["code"]) == (400, "INVALID_PARTITIONS")
+    status, answer = refusal(console, "PATCH", "api/topics/api.twice/configs",
+                             {"retention.ms": "soon"})
+    assert (status, answer["code"]) == (400, "INVALID_CONFIG")
+
+
+def test_produce_then_read_back_by_offset_and_time(console: Console) -> None:
+    console.call("POST", "api/topics", {"name": "api.records", "partitions": 1})
+    first = console.call("POST", "api/topics/api.records/records",
+                         {"key": "k", "value": "one", "headers": [["h", "v"]]})
+    second = console.call("POST", "api/topics/api.records/records", {"value": "two"})
+    assert (first["offset"], second["offset"]) == (0, 1)
+    page = console.get("api/topics/api.records/partitions/0/records?start=offset&value=1")
+    assert [r["value"] for r in page["records"]] == ["two"]
+    assert page["next_offset"] == page["end_offset"] == 2
+    stamp = console.get("api/topics/api.records/partitions/0/records")["records"][0]["timestamp"]
+    by_time = console.get(f"api/topics/api.records/partitions/0/records?start=timestamp"
+                          f"&value={stamp}&limit=1")
+    assert by_time["records"][0]["headers"] == [["h", "v"]]
+
+
+def test_offsets_of_a_live_group_cannot_be_reset(console: Console) -> None:
+    console.call("POST", "api/topics", {"name": "api.live", "partitions": 1})
+    consumer = Consumer({"bootstrap.servers": console.broker.bootstrap, "group.id": "api.live"})
+    try:
+        consumer.subscribe(["api.live"])
+        for _ in range(40):  # until the group has its member
+            consumer.poll(0.25)
+            if any(g["group"] == "api.live" and g["members"] for g in console.get("api/groups")):
+                break
+        status, answer = refusal(console, "POST", "api/groups/api.live/reset-offsets",
+                                 {"topic": "api.live", "to": "earliest"})
+    finally:
+        consumer.close()
+    assert (status, answer["code"]) == (409, "NON_EMPTY_GROUP")
+    assert "stop its consumers" in answer["error"]
+    status, answer = refusal(console, "POST", "api/groups/api.live/reset-offsets",
+                             {"topic": "api.live", "to": "offset"})
+    assert (status, answer["code"]) == (400, "INVALID_REQUEST")

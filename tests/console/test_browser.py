@@ -1,0 +1,139 @@
+"""The console in a real browser against a real broker, with real Kafka clients beside it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from playwright.sync_api import expect
+
+from .conftest import Console, screenshot
+
+WAIT_MS = 10_000
+
+
+def produce(bootstrap: str, topic: str, values: list[str], partition: int = 0) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i, value in enumerate(values):
+        producer.produce(topic, key=f"order-{i}", value=value, partition=partition)
+    assert producer.flush(10) == 0
+
+
+def consume(consumer: Consumer, count: int) -> None:
+    """Read `count` records, then commit them."""
+    read = 0
+    deadline = time.monotonic() + 20
+    while read < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            read += 1
+    assert read == count
+    consumer.commit(asynchronous=False)
+
+
+def test_overview_shows_the_broker_and_updates_live(console: Console, page: Any) -> None:
+    page.goto(console.url)
+    expect(page.locator("[data-card=broker] .value")).to_have_text(console.broker.bootstrap)
+    expect(page.locator("#live-text")).to_have_text("live", timeout=WAIT_MS)
+    topics = int(page.locator("[data-card=topics] .value").inner_text())
+    admin = AdminClient({"bootstrap.servers": console.broker.bootstrap})
+    admin.create_topics([NewTopic("overview.live", 2)])["overview.live"].result(10)
+    # No reload: the count comes over the live stream.
+    expect(page.locator("[data-card=topics] .value")).to_have_text(str(topics + 1),
+                                                                   timeout=WAIT_MS)
+    expect(page.locator("tr[data-topic='overview.live']")).to_be_visible()
+    screenshot(page, "overview")
+
+
+def test_create_a_topic_produce_a_record_and_find_it(console: Console, page: Any) -> None:
+    page.goto(console.url + "#/topics")
+    page.fill("#new-topic-name", "orders.browser")
+    page.fill("#new-topic-partitions", "2")
+    page.get_by_role("button", name="Create topic").click()
+    expect(page.locator("tr[data-topic='orders.browser']")).to_be_visible()
+
+    page.locator("tr[data-topic='orders.browser']").get_by_role(
+        "link", name="Browse", exact=True).click()
+    page.click("#produce-panel summary")
+    page.select_option("#produce-partition", "1")
+    page.fill("#produce-key", "order-42")
+    page.fill("#produce-value", json.dumps({"id": 42, "status": "created", "total": 9.5}))
+    page.fill("#produce-headers", "source: console\ntrace: abc")
+    page.click("#produce")
+    expect(page.locator(".toast").first).to_have_text(
+        "Produced to orders.browser-1 at offset 0")
+    row = page.locator("tr[data-offset='0']")
+    expect(row).to_contain_text("order-42")
+    expect(row).to_contain_text("source: console")
+    # JSON values are pretty-printed: one field per line.
+    expect(row.locator("pre.value")).to_contain_text('"status": "created",\n')
+
+    produce(console.broker.bootstrap, "orders.browser",
+            [json.dumps({"id": i, "status": "shipped" if i == 3 else "paid"}) for i in range(5)],
+            partition=1)
+    page.select_option("#msg-start", "beginning")
+    page.fill("#msg-search", "SHIPPED")
+    page.click("#msg-load")
+    expect(page.locator("tbody tr[data-offset]")).to_have_count(1)
+    expect(page.locator("tbody tr[data-offset]")).to_contain_text('"shipped"')
+    page.fill("#msg-search", "")
+    page.click("#msg-load")
+    expect(page.locator("tbody tr[data-offset]")).to_have_count(6)
+    screenshot(page, "messages")
+
+
+def test_change_and_delete_a_topic(console: Console, page: Any) -> None:
+    admin = AdminClient({"bootstrap.servers": console.broker.bootstrap})
+    admin.create_topics([NewTopic("scratch.topic", 1)])["scratch.topic"].result(10)
+    page.goto(console.url + "#/topics/scratch.topic")
+    page.fill("#partition-count", "3")
+    page.click("#add-partitions")
+    expect(page.locator("[data-card=Partitions] .value")).to_have_text("3")
+    page.select_option("#retention", "3600000")
+    page.click("#set-retention")
+    expect(page.locator("[data-card=Retention] .value")).to_have_text("1h")
+    assert console.get("api/topics/scratch.topic")["retention_ms"] == 3_600_000
+    screenshot(page, "topic")
+
+    page.click("#delete-topic")
+    expect(page.locator("#confirm")).to_be_visible()
+    page.click("#confirm-ok")
+    expect(page).to_have_url(console.url + "#/topics")
+    expect(page.locator("tr[data-topic='scratch.topic']")).to_have_count(0)
+    assert "scratch.topic" not in [t["name"] for t in console.get("api/topics")]
+
+
+def test_group_lag_drops_live_as_the_consumer_reads(console: Console, page: Any) -> None:
+    topic, group = "orders.lag", "billing"
+    admin = AdminClient({"bootstrap.servers": console.broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(10)
+    produce(console.broker.bootstrap, topic, [f"order {i}" for i in range(30)])
+    consumer = Consumer({"bootstrap.servers": console.broker.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        consume(consumer, 10)
+        page.goto(console.url + f"#/groups/{group}")
+        expect(page.locator("[data-card=lag] .value")).to_have_text("20", timeout=WAIT_MS)
+        expect(page.locator("[data-card=state]")).to_contain_text("Stable")
+        expect(page.locator("[data-card=members] .value")).to_have_text("1")
+        expect(page.locator("tr[data-tp='orders.lag-0']")).to_contain_text("rdkafka")
+        screenshot(page, "group")
+
+        consume(consumer, 20)
+        expect(page.locator("[data-card=lag] .value")).to_have_text("0", timeout=WAIT_MS)
+    finally:
+        consumer.close()
+    expect(page.locator("[data-card=state]")).to_contain_text("Empty", timeout=WAIT_MS)
+
+    page.select_option("#reset-topic", topic)
+    page.select_option("#reset-to", "earliest")
+    page.click("#reset-offsets")
+    expect(page.locator("#confirm-text")).to_contain_text("Every partition of orders.lag")
+    page.click("#confirm-ok")
+    expect(page.locator("[data-card=lag] .value")).to_have_text("30", timeout=WAIT_MS)
+    page.goto(console.url + "#/groups")
+    expect(page.locator(f"tr[data-group='{group}']")).to_contain_text("30")

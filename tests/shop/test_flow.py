@@ -1,0 +1,162 @@
+"""One shop, orders through its API: the happy path, rejections, releases, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from minikafka.shop.demo import wait_settled
+from minikafka.shop.events import INVENTORY, NOTIFICATIONS, ORDER_STATUS
+from minikafka.shop.monitor import BrokerProbe, check_invariants
+from minikafka.shop.stack import ShopStack
+
+from .conftest import read_topic, start_broker, start_shop, wait_for
+
+PRODUCTS = {"mug": 100, "lamp": 100, "rare": 3}
+PAYMENT_LIMIT = 500.0
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopStack]:
+    root = tmp_path_factory.mktemp("shop")
+    broker = start_broker(root / "broker")
+    stack = start_shop(root / "shop", broker.bootstrap, PRODUCTS,
+                       orders=["--payment-limit", str(PAYMENT_LIMIT)])
+    yield stack
+    stack.stop()
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def api(shop: ShopStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=shop.api_url, timeout=30) as client:
+        yield client
+
+
+def order(order_id: str | None, *items: tuple[str, int, float], **fields: Any) -> dict[str, Any]:
+    lines = [{"product_id": p, "quantity": q, "price": price} for p, q, price in items]
+    body = {"user_id": "u1", "items": lines,
+            "total_price": round(sum(q * price for _, q, price in items), 2), **fields}
+    if order_id is not None:
+        body["order_id"] = order_id
+    return body
+
+
+def place(api: httpx.Client, body: dict[str, Any]) -> str:
+    response = api.post("/orders", json=body)
+    assert response.status_code == 202, response.text
+    order_id: str = response.json()["order_id"]
+    return order_id
+
+
+def final(api: httpx.Client, order_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        response = api.get(f"/orders/{order_id}")
+        view: dict[str, Any] = response.json()
+        return view if response.status_code == 200 and view["status"] in (
+            "completed", "rejected") else None
+    result: dict[str, Any] = wait_for(done, 30, f"order {order_id} to finish")
+    return result
+
+
+def stock(api: httpx.Client) -> dict[str, dict[str, int]]:
+    return {p["product_id"]: p for p in api.get("/products").json()}
+
+
+def events_of(shop: ShopStack, topic: str, order_id: str) -> list[dict[str, Any]]:
+    return [json.loads(m.value()) for m in read_topic(shop.bootstrap, topic)
+            if m.key() == order_id.encode()]
+
+
+def test_happy_path_end_to_end(shop: ShopStack, api: httpx.Client) -> None:
+    before = stock(api)
+    order_id = place(api, order("happy-1", ("mug", 2, 10.0), ("lamp", 1, 25.5)))
+    view = final(api, order_id)
+    assert view["status"] == "completed"
+    assert [h["status"] for h in view["history"]] == [
+        "created", "confirmed", "paid", "shipped", "completed"]
+    after = stock(api)
+    assert after["mug"]["sold"] - before["mug"]["sold"] == 2
+    assert after["lamp"]["available"] == before["lamp"]["available"] - 1
+    assert after["mug"]["reserved"] == 0
+    statuses = [e["status"] for e in events_of(shop, ORDER_STATUS, order_id)]
+    assert statuses == ["created", "confirmed", "paid", "shipped", "completed"]
+    assert [e["type"] for e in events_of(shop, INVENTORY, order_id)] == ["StockReserved"]
+    sent = wait_for(lambda: len(events_of(shop, NOTIFICATIONS, order_id)) == 5 and
+                    events_of(shop, NOTIFICATIONS, order_id), 15, "five notifications")
+    assert sorted(e["status"] for e in sent) == sorted(statuses)
+
+
+def test_out_of_stock_is_rejected_and_nothing_is_held(shop: ShopStack,
+                                                      api: httpx.Client) -> None:
+    before = stock(api)
+    order_id = place(api, order(None, ("mug", 1, 1.0), ("rare", 4, 1.0)))
+    view = final(api, order_id)
+    assert view["status"] == "rejected"
+    assert "out of stock" in view["reason"] and "rare" in view["reason"]
+    assert stock(api) == before  # all or nothing: the mug was not reserved either
+    assert [e["type"] for e in events_of(shop, INVENTORY, order_id)] == ["StockRejected"]
+
+
+def test_payment_declined_releases_the_reservation(shop: ShopStack, api: httpx.Client) -> None:
+    before = stock(api)
+    order_id = place(api, order(None, ("lamp", 2, PAYMENT_LIMIT)))
+    view = final(api, order_id)
+    assert view["status"] == "rejected"
+    assert "payment declined" in view["reason"]
+    assert [h["status"] for h in view["history"]] == ["created", "confirmed", "rejected"]
+    wait_for(lambda: [e["type"] for e in events_of(shop, INVENTORY, order_id)] == [
+        "StockReserved", "StockReleased"], 15, "the reservation to be released")
+    assert stock(api)["lamp"] == before["lamp"]
+
+
+def test_an_order_id_is_taken_once(shop: ShopStack, api: httpx.Client) -> None:
+    body = order("twice", ("mug", 1, 2.0))
+    place(api, body)
+    final(api, "twice")
+    response = api.post("/orders", json=body)
+    assert response.status_code == 409
+    assert "exists already" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("body", "complaint"), [
+    (order(None), "items"),
+    (order(None, ("mug", 0, 1.0)), "greater than or equal to 1"),
+    (order(None, ("mug", 1, -1.0)), "greater than or equal to 0"),
+    ({**order(None, ("mug", 2, 3.0)), "total_price": 7.0}, "does not equal"),
+    ({"items": [{"product_id": "mug", "quantity": 1, "price": 1.0}], "total_price": 1.0},
+     "user_id"),
+    ({**order(None, ("mug", 1, 1.0)), "colour": "red"}, "colour"),
+])
+def test_bad_orders_get_422_saying_why(api: httpx.Client, body: dict[str, Any],
+                                       complaint: str) -> None:
+    response = api.post("/orders", json=body)
+    assert response.status_code == 422
+    assert complaint in response.text
+
+
+def test_not_json_is_422(api: httpx.Client) -> None:
+    response = api.post("/orders", content=b"{not json", headers={"content-type":
+                                                                   "application/json"})
+    assert response.status_code == 422
+
+
+def test_unknown_order_is_404_and_the_api_is_documented(api: httpx.Client) -> None:
+    assert api.get("/orders/no-such-order").status_code == 404
+    assert api.get("/docs").status_code == 200
+    assert "/orders/{order_id}" in api.get("/openapi.json").json()["paths"]
+
+
+def test_invariants_hold_once_settled(shop: ShopStack, api: httpx.Client) -> None:
+    probe = BrokerProbe(shop.bootstrap)
+    try:
+        assert wait_settled(shop.paths, probe, time.monotonic() + 20)
+        assert check_invariants(shop.paths, settled=True) == []
+        assert sum(probe.dead_letters().values()) == 0
+    finally:
+        probe.close()
