@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_TEST_PKGS := kcat
+APT_TEST_PKGS := kcat chromium
 APT_BENCH_PKGS := redis-server rabbitmq-server
 
 .PHONY: run test bench soak lint fmt clean apt-test apt-bench
