@@ -70,7 +70,8 @@ def _demo(args: argparse.Namespace) -> int:
         raise ValueError("--no-ui needs --orders N (it exits once they are all final)")
     return run_demo(DemoOptions(
         data_dir=args.data_dir, bootstrap=args.bootstrap_server, orders=args.orders,
-        rate=args.rate, ui=not args.no_ui, api_port=args.api_port, seed=args.seed,
+        rate=args.rate, ui=not args.no_ui, api_port=args.api_port,
+        console_port=args.console_port, seed=args.seed,
         timeout=args.timeout))
 
 
@@ -138,6 +139,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help="headless: wait for the N orders, print a JSON summary, exit 0 only "
                       "if the invariants hold")
     demo.add_argument("--api-port", type=int, default=8000, help="0 picks a free port")
+    demo.add_argument("--console-port", type=int, default=8080,
+                      help="our broker's web console (0 picks a free port)")
     demo.add_argument("--timeout", type=float, default=300.0,
                       help="headless: give up on unfinished orders after this many seconds")
     demo.add_argument("--seed", type=int, default=42)

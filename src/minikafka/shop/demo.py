@@ -9,6 +9,7 @@ the shop against that one instead of starting ours.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from .processes import BrokerProcess
 from .stack import ShopStack
 
 STATUS_ORDER = ("created", "confirmed", "paid", "shipped", "completed", "rejected")
-BROKER_ARGS = ("--group-initial-rebalance-delay-ms", "300", "--num-partitions", "3", "--no-ui")
+BROKER_ARGS = ("--group-initial-rebalance-delay-ms", "300", "--num-partitions", "3")
 
 
 @dataclass
@@ -48,16 +49,25 @@ class DemoOptions:
     rate: float = 5.0
     ui: bool = True
     api_port: int = 8000
+    console_port: int = 8080
     seed: int = 42
     timeout: float = 300.0
     service_args: list[str] = field(default_factory=list)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run_demo(options: DemoOptions) -> int:
+    # A closed terminal (SIGHUP) or a kill (SIGTERM) stops everything as cleanly as Ctrl-C.
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     paths = ShopPaths(Path(options.data_dir) / "shop")
     broker = None
     if options.bootstrap is None:
-        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS).start()
+        console = ("--ui-port", str(options.console_port)) if options.ui else ("--no-ui",)
+        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console).start()
     bootstrap = options.bootstrap or broker.bootstrap  # type: ignore[union-attr]
     stack = ShopStack(paths, bootstrap, options.api_port, options.service_args)
     probe = BrokerProbe(bootstrap)
@@ -67,7 +77,7 @@ def run_demo(options: DemoOptions) -> int:
         first = next_number(paths.generator_state)
         stack.generator(options.orders, options.rate, options.seed)
         if options.ui:
-            _live(paths, stack, probe, bootstrap)
+            _live(paths, stack, probe, bootstrap, broker.console_url if broker else None)
             return 0
         summary = _headless(paths, probe, first, options)
         print(json.dumps(summary), flush=True)
@@ -113,10 +123,12 @@ def _headless(paths: ShopPaths, probe: BrokerProbe, first: int,
     }
 
 
-def _live(paths: ShopPaths, stack: ShopStack, probe: BrokerProbe, bootstrap: str) -> None:
+def _live(paths: ShopPaths, stack: ShopStack, probe: BrokerProbe, bootstrap: str,
+          console_url: str | None) -> None:
     """Refresh the view every second until Ctrl-C."""
     console = Console()
-    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}, API {stack.api_url}/docs, "
+    web = f", console {console_url}" if console_url else ""
+    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}{web}, API {stack.api_url}/docs, "
                   f"state in {paths.root}, logs in {paths.logs}. Ctrl-C stops; run again to "
                   "continue.")
     history: deque[tuple[float, int]] = deque(maxlen=6)

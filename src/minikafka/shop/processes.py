@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _ADDRESS = re.compile(r"bootstrap servers (\S+):(\d+)")
+_CONSOLE = re.compile(r"console at (\S+)")
 
 
 class ManagedProcess:
@@ -30,7 +33,8 @@ class ManagedProcess:
             return subprocess.Popen(
                 argv, stdout=log if stdout is None else stdout, stderr=log, text=True,
                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True)  # Ctrl-C in a terminal reaches only the parent
+                start_new_session=True,  # Ctrl-C in a terminal reaches only the parent
+                preexec_fn=_die_with_parent)
         finally:
             log.close()
 
@@ -67,6 +71,16 @@ class ManagedProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, however it dies (even SIGKILL), so a
+    killed demo leaves no services behind. Linux's prctl(PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class BrokerProcess(ManagedProcess):
     """`minikafka serve` on a free port (the first start picks it; restarts keep it)."""
 
@@ -75,6 +89,7 @@ class BrokerProcess(ManagedProcess):
         self.data_dir = data_dir
         self.extra = extra
         self.port = 0
+        self.console_url: str | None = None  # the web console, unless started with --no-ui
 
     @property
     def bootstrap(self) -> str:
@@ -92,4 +107,7 @@ class BrokerProcess(ManagedProcess):
             self.stop(signal.SIGKILL)
             raise RuntimeError(f"broker did not start: {line!r}\n{self.log()}")
         self.port = int(match.group(2))
+        if "--no-ui" not in self.extra:  # the broker prints the console's address next
+            console = _CONSOLE.search(self.proc.stdout.readline())
+            self.console_url = console.group(1) if console else None
         return self
