@@ -43,12 +43,10 @@ class Console:
 
 
 def start_console_broker(data_dir: Path, *extra: str) -> Console:
-    """Start `minikafka serve` and read its console address (the line after the broker's)."""
+    """Start `minikafka serve`; its console address is the line it prints after the broker's."""
     proc = BrokerProcess(data_dir, "--group-initial-rebalance-delay-ms", "0", *extra).start()
-    assert proc.proc is not None and proc.proc.stdout is not None
-    line = proc.proc.stdout.readline()
-    assert line.startswith("minikafka console at http://"), line + proc.log()
-    return Console(proc, line.split()[3])
+    assert proc.console_url is not None and proc.console_url.startswith("http://"), proc.log()
+    return Console(proc, proc.console_url)
 
 
 @pytest.fixture(scope="module")
