@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_TEST_PKGS := kcat chromium
-APT_BENCH_PKGS := redis-server rabbitmq-server
+APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 
 .PHONY: run test bench soak lint fmt clean apt-test apt-bench
 

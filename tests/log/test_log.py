@@ -209,7 +209,9 @@ def test_offset_for_timestamp(part: Partition) -> None:
 
 
 def test_offset_for_timestamp_across_segments(log: LogManager) -> None:
-    log.create_topic("t", 1, {"segment.bytes": 3000, "index.interval.bytes": 100})
+    # 1970 timestamps: keep them forever, or the rolls' retention would delete them
+    log.create_topic("t", 1, {"segment.bytes": 3000, "index.interval.bytes": 100,
+                              "retention.ms": -1})
     part = log.partition("t", 0)
     for i in range(30):
         part.append(make_batch(5, start=5 * i, timestamp=10_000 + i))
@@ -218,6 +220,16 @@ def test_offset_for_timestamp_across_segments(log: LogManager) -> None:
 
 
 # --- retention and delete_records -----------------------------------------------------------
+
+
+def test_a_segment_roll_applies_retention(log: LogManager, clock: FakeClock) -> None:
+    """Logs that keep growing need nobody to call apply_retention."""
+    log.create_topic("t", 1, {"segment.bytes": 3000, "retention.bytes": 6000})
+    part = log.partition("t", 0)
+    for i in range(40):
+        part.append(make_batch(10, start=10 * i, timestamp=clock.ms))
+    assert part.size <= 6000 + 2 * 3000  # the active segment and the one just closed over
+    assert part.log_start_offset > 0 and part.segments[0].base_offset == part.log_start_offset
 
 
 def test_retention_by_time_removes_whole_old_segments(log: LogManager, clock: FakeClock) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from logkit import make_batch, payload_id, published_state, read_records, rewrit
 from minikafka.log import LogManager, Partition
 from minikafka.records import iter_batches
 
+RECENT_MS = int(time.time() * 1000) - 60_000  # recent: retention (7 days) keeps it
 OpenLog = Callable[..., LogManager]
 BATCHES, PER_BATCH = 12, 10
 
@@ -30,7 +32,7 @@ def write_log(open_log: OpenLog, *, flush: bool = False, **config: object) -> Pa
     log.create_topic("t", 1, {"segment.bytes": 5000, "index.interval.bytes": 1000, **config})
     part = log.partition("t", 0)
     for i in range(BATCHES):
-        part.append(make_batch(PER_BATCH, start=i * PER_BATCH, timestamp=1000 + i))
+        part.append(make_batch(PER_BATCH, start=i * PER_BATCH, timestamp=RECENT_MS + i))
     if flush:
         part.flush()
     log.close()
@@ -271,7 +273,7 @@ def test_damaged_index_is_rebuilt(open_log: OpenLog, suffix: str, damage: Callab
     damage(victim)
     part = reopen_and_check(open_log, BATCHES * PER_BATCH)
     for i in range(BATCHES):
-        assert part.offset_for_timestamp(1000 + i) == (i * PER_BATCH, 1000 + i)
+        assert part.offset_for_timestamp(RECENT_MS + i) == (i * PER_BATCH, RECENT_MS + i)
         assert read_records(part, i * PER_BATCH + 3)[0].offset == i * PER_BATCH + 3
     assert victim.exists() and victim.stat().st_size > 0
     if damage is not half_entry:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from ..log import LogManager, Partition
-from ..protocol.codec import RequestHeader
+from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
 from .config import BrokerConfig
@@ -27,6 +27,7 @@ log = logging.getLogger("minikafka.broker")
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
 Handler = Callable[["BrokerContext", RequestHeader, Any], Awaitable[Answer]]
+Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
 
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
@@ -41,6 +42,7 @@ class Api:
     min_version: int
     max_version: int
     handle: Handler
+    decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
 
 
 class CloseConnection(Exception):

@@ -41,6 +41,7 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self.console: Console | None = None  # the web console and /metrics (config.ui)
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
@@ -55,6 +56,7 @@ class Broker:
         except BaseException:
             logmgr.close()
             raise
+        self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
         port = self._server.sockets[0].getsockname()[1]
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
@@ -65,6 +67,19 @@ class Broker:
             except OSError:
                 await self.stop()
                 raise
+
+    async def _apply_retention(self) -> None:
+        """Kafka's log retention checker: idle logs still lose their expired segments."""
+        assert self.ctx is not None
+        while True:
+            await asyncio.sleep(self.config.log_retention_check_interval_ms / 1000)
+            try:  # inline: unlinking whole segments is quick, and no thread outlives stop()
+                removed = self.ctx.log.apply_retention()
+            except OSError as exc:
+                log.warning("retention check failed: %s", exc)
+                continue
+            if removed:
+                log.info("retention removed %d segment(s)", removed)
 
     @property
     def address(self) -> str:
@@ -90,6 +105,8 @@ class Broker:
         ctx = self.ctx
         ctx.stopping = True
         self._server.close()
+        if self._retention is not None:
+            self._retention.cancel()
         for connection in self._connections.values():
             connection.stop_reading()
         ctx.appends.wake_all()

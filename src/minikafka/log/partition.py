@@ -356,6 +356,7 @@ class Partition:
         self._bases = [*self._bases, base]
         self.producers.write_snapshot(base)
         self._publish()
+        self._retain()
         return segment
 
     # --- reading ------------------------------------------------------------------------------
@@ -423,26 +424,29 @@ class Partition:
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete whole closed segments past retention.ms or over retention.bytes."""
+        """Delete whole closed segments past retention.ms or over retention.bytes (also done on
+        every segment roll; a broker calls this periodically for logs that stopped growing)."""
+        with self._writing():
+            return self._retain(now_ms)
+
+    def _retain(self, now_ms: int | None = None) -> int:
         config = self.config
         now = int(self._clock() * 1000) if now_ms is None else now_ms
-        with self._writing():
-            total = self.size
-            excess = total - config.retention_bytes if config.retention_bytes >= 0 else 0
+        excess = self.size - config.retention_bytes if config.retention_bytes >= 0 else 0
 
-            def expired(segment: LogSegment, _next: int) -> bool:
-                nonlocal excess
-                if excess > 0 and excess - segment.size >= 0:
-                    excess -= segment.size
-                    return True
-                return (config.retention_ms >= 0 and 0 <= segment.max_timestamp
-                        < now - config.retention_ms)
+        def expired(segment: LogSegment, _next: int) -> bool:
+            nonlocal excess
+            if excess > 0 and excess - segment.size >= 0:
+                excess -= segment.size
+                return True
+            return (config.retention_ms >= 0 and 0 <= segment.max_timestamp
+                    < now - config.retention_ms)
 
-            removed = self._drop_segments(expired)
-            if removed:
-                self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
-                self._publish()
-            return removed
+        removed = self._drop_segments(expired)
+        if removed:
+            self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+            self._publish()
+        return removed
 
     def _drop_segments(self, doomed: Callable[[LogSegment, int], bool]) -> int:
         """Delete closed segments from the front while `doomed(segment, next base)` holds."""

@@ -1,7 +1,7 @@
 """Kafka's wire primitives, for the few places we bypass the schema-driven classes.
 
-The request header is parsed here (it is read on every request and is tiny), and the Fetch
-response is written here around record slices that must not pass through Python bytes.
+The request header is parsed here (it is read on every request and is tiny), the Produce request
+is read with `Reader`, and the Produce and Fetch responses are written with these helpers.
 """
 
 from __future__ import annotations
@@ -79,3 +79,57 @@ def bytes_length(length: int | None, flexible: bool) -> bytes:
     if length is None:
         return b"\x00" if flexible else INT32.pack(-1)
     return uvarint(length + 1) if flexible else INT32.pack(length)
+
+
+class Reader:
+    """Reads a request body field by field; MalformedError when it runs past the end."""
+
+    def __init__(self, buf: bytes | memoryview, pos: int = 0) -> None:
+        self.buf = memoryview(buf)
+        self.pos = pos
+
+    def _fixed(self, codec: struct.Struct) -> int:
+        try:
+            value = codec.unpack_from(self.buf, self.pos)[0]
+        except struct.error:
+            raise MalformedError("field runs past the end of the frame") from None
+        self.pos += codec.size
+        return value
+
+    def int16(self) -> int:
+        return self._fixed(INT16)
+
+    def int32(self) -> int:
+        return self._fixed(INT32)
+
+    def _length(self, flexible: bool, short: bool) -> int:
+        """A (nullable) length: compact (varint of length + 1) or INT16 / INT32; -1 is null."""
+        if flexible:
+            value, self.pos = read_uvarint(self.buf, self.pos)
+            return value - 1
+        return self._fixed(INT16 if short else INT32)
+
+    def _take(self, length: int) -> memoryview:
+        end = self.pos + length
+        if length < 0 or end > len(self.buf):
+            raise MalformedError(f"a {length}-byte field runs past the end of the frame")
+        view = self.buf[self.pos : end]
+        self.pos = end
+        return view
+
+    def string(self, flexible: bool) -> str | None:
+        length = self._length(flexible, short=True)
+        return None if length == -1 else str(self._take(length), "utf-8", "replace")
+
+    def bytes(self, flexible: bool) -> memoryview | None:
+        """A nullable bytes / records field, as a view into the frame (no copy)."""
+        length = self._length(flexible, short=False)
+        return None if length == -1 else self._take(length)
+
+    def array_length(self, flexible: bool) -> int:
+        """An array's element count (0 for null)."""
+        return max(self._length(flexible, short=False), 0)
+
+    def tagged_fields(self, flexible: bool) -> None:
+        if flexible:
+            self.pos = skip_tagged_fields(self.buf, self.pos)

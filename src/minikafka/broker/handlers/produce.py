@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -22,7 +21,15 @@ from ...errors import (
     InvalidRecordError,
     KafkaError,
 )
-from ...protocol.codec import RequestHeader, response_class
+from ...protocol.codec import RequestHeader, decode_request
+from ...protocol.produce import (
+    MIN_DECODED_VERSION,
+    PartitionProduceData,
+    PartitionResponse,
+    ProduceRequest,
+    decode_produce_request,
+    encode_produce_response,
+)
 from ...records import HEADER_SIZE, MAGIC, batch_size_at, read_header
 from ..context import Api, BrokerContext, CloseConnection
 
@@ -34,16 +41,7 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
          ErrorCode.MESSAGE_TOO_LARGE}
 
 
-@dataclass(slots=True)
-class _Result:
-    error: int = 0
-    message: str | None = None
-    base_offset: int = -1
-    log_append_time: int = -1
-    log_start_offset: int = -1
-
-
-def check_single_batch(records: bytes | None) -> None:
+def check_single_batch(records: bytes | memoryview | None) -> None:
     """Produce v3+ carries exactly one RecordBatch v2 per partition."""
     if not records:
         raise InvalidRecordError("produce request without a record batch")
@@ -58,8 +56,9 @@ def check_single_batch(records: bytes | None) -> None:
         raise InvalidRecordError("produce requests carry exactly one record batch per partition")
 
 
-def _append(ctx: BrokerContext, topic: str, index: int, records: bytes | None,
-            synced: set[Any]) -> _Result:
+def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, synced: set[Any]
+            ) -> PartitionResponse:
+    index, records = data.index, data.records
     try:
         partition = ctx.partition(topic, index, allow_create=True)
         check_single_batch(records)
@@ -67,48 +66,53 @@ def _append(ctx: BrokerContext, topic: str, index: int, records: bytes | None,
     except KafkaError as exc:
         level = logging.WARNING if exc.code in _WARN else logging.DEBUG
         log.log(level, "produce to %s-%d rejected: %s", topic, index, exc)
-        return _Result(exc.code, str(exc))
+        return PartitionResponse(index, exc.code, error_message=str(exc))
     ctx.appends.notify((topic, index))
     ctx.metrics.produced(topic, records, info)
     synced.add(partition)
-    return _Result(0, None, info.base_offset, info.log_append_time, info.log_start_offset)
+    return PartitionResponse(index, 0, info.base_offset, info.log_append_time,
+                             info.log_start_offset)
 
 
-async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+def _refusal(version: int, acks: int) -> tuple[int, str] | None:
+    """An error for every partition of the request, or None."""
+    if version < MIN_SERVED_VERSION:
+        return ErrorCode.UNSUPPORTED_VERSION, "produce v0-2 are not supported"
+    if acks not in (0, 1, -1):
+        return ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
+    return None
+
+
+def decode(header: RequestHeader, frame: bytes, pos: int) -> Any:
+    """By hand from v3 on; v0-2, only ever refused, through the schema classes."""
+    if header.api_version < MIN_DECODED_VERSION:
+        return decode_request(header, frame, pos)
+    return decode_produce_request(header, frame, pos)
+
+
+async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: ProduceRequest
+                         ) -> Any:
     acks = request.acks
-    refusal = None
-    if header.api_version < MIN_SERVED_VERSION:
-        refusal = _Result(ErrorCode.UNSUPPORTED_VERSION, "produce v0-2 are not supported")
-    elif acks not in (0, 1, -1):
-        refusal = _Result(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}")
+    refusal = _refusal(header.api_version, acks)
     synced: set[Any] = set()
     results = [
-        (topic.name, [(pd.index, refusal or _append(ctx, topic.name, pd.index, pd.records, synced))
+        (topic.name, [PartitionResponse(pd.index, refusal[0], error_message=refusal[1])
+                      if refusal else _append(ctx, topic.name, pd, synced)
                       for pd in topic.partition_data])
         for topic in request.topic_data
     ]
+    failed = [(name, r) for name, parts in results for r in parts if r.error_code]
+    for _name, r in failed:
+        ctx.metrics.error(ApiKey.Produce.name, r.error_code)
     if acks == 0:
         # No response is expected; Kafka closes the connection so the producer notices errors.
-        failed = [f"{t}-{i}" for t, parts in results for i, r in parts if r.error]
         if failed:
-            raise CloseConnection(f"acks=0 produce failed for {', '.join(failed)}")
+            raise CloseConnection("acks=0 produce failed for "
+                                  + ", ".join(f"{name}-{r.index}" for name, r in failed))
         return None
     if acks == -1 and synced and ctx.log.flush_policy.mode == "always":
         await asyncio.gather(*(ctx.commits.sync(p) for p in synced))
-    cls = response_class(ApiKey.Produce, header.api_version)
-    topic_cls = cls.TopicProduceResponse
-    part_cls = topic_cls.PartitionProduceResponse
-    return cls(
-        responses=[
-            topic_cls(name=name, partition_responses=[
-                part_cls(index=index, error_code=r.error, base_offset=r.base_offset,
-                         log_append_time_ms=r.log_append_time, log_start_offset=r.log_start_offset,
-                         record_errors=[], error_message=r.message)
-                for index, r in parts])
-            for name, parts in results
-        ],
-        throttle_time_ms=0,
-    )
+    return [encode_produce_response(header, results)]
 
 
-APIS = (Api(ApiKey.Produce, 0, 9, handle_produce),)
+APIS = (Api(ApiKey.Produce, 0, 9, handle_produce, decode),)

@@ -1,0 +1,105 @@
+"""Produce (0) by hand: the request's record batches as views into the frame, the answer's bytes.
+
+Produce is the broker's busiest request: one per producer batch, and with linger.ms=0 one per
+record. Through kafka-python's generated classes, decoding one took ~3 µs plus a copy of its
+records, and building and encoding the answer ~11 µs: a fifth of the broker's time at 10,000
+requests/s. These do the same in a fraction of that, for every version we serve; the schema
+classes remain the reference in the golden tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .codec import RequestHeader, response_header
+from .primitives import EMPTY_TAGS, INT16, INT32, INT64, Reader, array_length, string
+
+FLEXIBLE_FROM = 9
+MIN_DECODED_VERSION = 3  # transactional_id appears; v0-2 go through the schema classes
+MAX_VERSION = 9
+
+
+@dataclass(slots=True)
+class PartitionProduceData:
+    index: int
+    records: memoryview | None
+
+
+@dataclass(slots=True)
+class TopicProduceData:
+    name: str
+    partition_data: list[PartitionProduceData]
+
+
+@dataclass(slots=True)
+class ProduceRequest:
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    topic_data: list[TopicProduceData]
+
+
+@dataclass(slots=True)
+class PartitionResponse:
+    index: int
+    error_code: int = 0
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+
+
+def decode_produce_request(header: RequestHeader, frame: bytes | memoryview, pos: int
+                           ) -> ProduceRequest:
+    """Produce v3-v9; MalformedError on bytes that do not parse."""
+    version = header.api_version
+    if not MIN_DECODED_VERSION <= version <= MAX_VERSION:
+        raise ValueError(f"Produce v{version} is not decoded here")
+    flexible = version >= FLEXIBLE_FROM
+    r = Reader(frame, pos)
+    transactional_id = r.string(flexible)
+    acks, timeout_ms = r.int16(), r.int32()
+    topics = []
+    for _ in range(r.array_length(flexible)):
+        name = r.string(flexible) or ""
+        partitions = []
+        for _ in range(r.array_length(flexible)):
+            partitions.append(PartitionProduceData(r.int32(), r.bytes(flexible)))
+            r.tagged_fields(flexible)
+        r.tagged_fields(flexible)
+        topics.append(TopicProduceData(name, partitions))
+    r.tagged_fields(flexible)
+    return ProduceRequest(transactional_id, acks, timeout_ms, topics)
+
+
+def encode_produce_response(header: RequestHeader,
+                            responses: Sequence[tuple[str, Sequence[PartitionResponse]]],
+                            throttle_time_ms: int = 0) -> bytes:
+    """Frame a Produce response (v0-v9) for the request `header`."""
+    version = header.api_version
+    if not 0 <= version <= MAX_VERSION:
+        raise ValueError(f"Produce v{version} is not encoded here")
+    flexible = version >= FLEXIBLE_FROM
+    out = [response_header(header), array_length(len(responses), flexible)]
+    for name, partitions in responses:
+        out.append(string(name, flexible))
+        out.append(array_length(len(partitions), flexible))
+        for p in partitions:
+            out.append(INT32.pack(p.index) + INT16.pack(p.error_code) + INT64.pack(p.base_offset))
+            if version >= 2:
+                out.append(INT64.pack(p.log_append_time_ms))
+            if version >= 5:
+                out.append(INT64.pack(p.log_start_offset))
+            if version >= 8:  # record_errors (always empty), error_message
+                out.append(array_length(0, flexible) + string(p.error_message, flexible))
+            if flexible:
+                out.append(EMPTY_TAGS)
+        if flexible:
+            out.append(EMPTY_TAGS)
+    if version >= 1:
+        out.append(INT32.pack(throttle_time_ms))
+    if flexible:
+        out.append(EMPTY_TAGS)
+    body = b"".join(out)
+    return INT32.pack(len(body)) + body
