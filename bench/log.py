@@ -6,6 +6,8 @@ What is measured, all in this process on a temporary directory:
   publish), and with flush `always` a `Partition.flush()` (fdatasync) after every append;
 - read: `Partition.read(offset, 1 MiB).read()` from the first offset to the end, stepping over the
   returned batches by their length fields (what a consumer needs before decoding);
+- clients: the embedded `Producer.send_many` (encoding included) and `Consumer.poll` (records
+  decoded into messages), i.e. what an application sees end to end;
 - SQLite: `persistqueue.SQLiteQueue` (WAL journal) putting and getting the same items, committing
   once per batch; `synchronous=OFF` stands beside flush `never`, `FULL` beside `always`.
 MB/s counts the 100-byte values only, so the two columns compare like with like.
@@ -23,6 +25,7 @@ from pathlib import Path
 import persistqueue
 from rich.table import Table
 
+from minikafka import Consumer, Producer
 from minikafka.log import LogManager
 from minikafka.records import Record, batch_size_at, encode_batch
 
@@ -135,6 +138,26 @@ def ratio(ours: Result, theirs: Result | None) -> str:
     return "" if theirs is None else f"{ours.rate / theirs.rate:,.1f}x"
 
 
+CLIENT_RECORDS = 500_000
+
+
+def bench_clients(root: Path) -> tuple[Result, Result]:
+    """Producer.send_many then Consumer.poll over the same records, in-process."""
+    rows = [(None, b"v" * VALUE, (), None)] * CLIENT_RECORDS
+    with Producer(root / "clients", batch_size=1000) as producer:
+        producer.send_many("warm", rows[:10_000])  # first-touch costs out of the figure
+        produced = timed(CLIENT_RECORDS, lambda: producer.send_many("t", rows))
+
+    def consume_all() -> None:
+        with Consumer(root / "clients", auto_offset_reset="earliest") as consumer:
+            consumer.subscribe(["t"])
+            seen = 0
+            while seen < CLIENT_RECORDS:
+                seen += len(consumer.poll(timeout=1.0, max_records=100_000))
+
+    return produced, timed(CLIENT_RECORDS, consume_all)
+
+
 def run() -> list[Table]:
     encode = Table(title="encode_batch (producer side), 100-byte values")
     for column in ("batch", "records/s", "MB/s"):
@@ -150,6 +173,7 @@ def run() -> list[Table]:
         cases = [(size, flush, False) for flush in ("never", "always") for size in BATCH_SIZES]
         cases += [(size, "never", True) for size in BATCH_SIZES]
         logs = {case: bench_log(root, *case) for case in cases}
+        produced, consumed = bench_clients(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -168,4 +192,12 @@ def run() -> list[Table]:
                           fmt(ours.rate), f"{ours.mb_s:,.1f}", fmt(theirs.rate),
                           ratio(ours, theirs))
         tables.append(table)
-    return [encode, *tables]
+    clients = Table(title="embedded clients end to end, 100-byte records, flush never "
+                          "(encode/decode in Python included)")
+    for column in ("operation", "records/s", "MB/s", "SQLite rec/s", "vs SQLite"):
+        clients.add_column(column, justify="right")
+    for name, ours, theirs in (("Producer.send_many", produced, sqlite[(1000, "never")][0]),
+                               ("Consumer.poll", consumed, sqlite[(1000, "never")][1])):
+        clients.add_row(name, fmt(ours.rate), f"{ours.mb_s:,.1f}", fmt(theirs.rate),
+                        ratio(ours, theirs))
+    return [encode, *tables, clients]
