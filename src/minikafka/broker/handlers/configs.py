@@ -6,6 +6,7 @@ Topic configs live in the log (Kafka's names and defaults); broker configs are r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,10 @@ def _alter(ctx: BrokerContext, resource_type: int, name: str, validate_only: boo
         ctx.log.alter_topic_config(name, set_configs, delete)
 
 
-def _incremental_changes(ctx: BrokerContext, resource: Any) -> tuple[dict[str, str], set[str]]:
+Changes = tuple[dict[str, str], set[str]]  # configs to set, configs to return to default
+
+
+def _incremental_changes(ctx: BrokerContext, resource: Any) -> Changes:
     """Turn SET/DELETE/APPEND/SUBTRACT operations into values to set and names to reset."""
     set_configs: dict[str, str] = {}
     delete: set[str] = set()
@@ -146,50 +150,50 @@ def _incremental_changes(ctx: BrokerContext, resource: Any) -> tuple[dict[str, s
     return set_configs, delete
 
 
-async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """AlterConfigs replaces a topic's whole set of overrides: unlisted configs revert."""
-    cls = response_class(ApiKey.AlterConfigs, header.api_version)
+def _alter_each(ctx: BrokerContext, cls: Any, request: Any,
+                changes_of: Callable[[Any], Changes]) -> Any:
+    """Both alter APIs: apply each resource's changes, answering an error per resource."""
     responses = []
     for resource in request.resources:
         response = cls.AlterConfigsResourceResponse(
             error_code=0, error_message=None, resource_type=resource.resource_type,
             resource_name=resource.resource_name)
         try:
-            if any(c.value is None for c in resource.configs):
-                raise InvalidConfigError("null config values are not allowed")
-            set_configs = {c.name: c.value for c in resource.configs}
-            delete = set()
-            if resource.resource_type == TOPIC:
-                overridden = ctx.log.topic_config(resource.resource_name)
-                delete = set(overridden.as_kafka_configs()) - overridden.defaults() - set(
-                    set_configs)
+            set_configs, delete = changes_of(resource)
             _alter(ctx, resource.resource_type, resource.resource_name, request.validate_only,
                    set_configs, delete)
         except KafkaError as exc:
             response.error_code, response.error_message = exc.code, str(exc)
         responses.append(response)
     return cls(throttle_time_ms=0, responses=responses)
+
+
+async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """AlterConfigs replaces a topic's whole set of overrides: unlisted configs revert."""
+
+    def changes(resource: Any) -> Changes:
+        if any(c.value is None for c in resource.configs):
+            raise InvalidConfigError("null config values are not allowed")
+        set_configs = {c.name: c.value for c in resource.configs}
+        delete: set[str] = set()
+        if resource.resource_type == TOPIC:
+            overridden = ctx.log.topic_config(resource.resource_name)
+            delete = set(overridden.as_kafka_configs()) - overridden.defaults() - set(set_configs)
+        return set_configs, delete
+
+    return _alter_each(ctx, response_class(ApiKey.AlterConfigs, header.api_version), request,
+                       changes)
 
 
 async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader,
                                            request: Any) -> Any:
-    cls = response_class(ApiKey.IncrementalAlterConfigs, header.api_version)
-    responses = []
-    for resource in request.resources:
-        response = cls.AlterConfigsResourceResponse(
-            error_code=0, error_message=None, resource_type=resource.resource_type,
-            resource_name=resource.resource_name)
-        try:
-            if resource.resource_type == TOPIC:
-                set_configs, delete = _incremental_changes(ctx, resource)
-            else:
-                set_configs, delete = {}, set()
-            _alter(ctx, resource.resource_type, resource.resource_name, request.validate_only,
-                   set_configs, delete)
-        except KafkaError as exc:
-            response.error_code, response.error_message = exc.code, str(exc)
-        responses.append(response)
-    return cls(throttle_time_ms=0, responses=responses)
+    def changes(resource: Any) -> Changes:
+        if resource.resource_type == TOPIC:
+            return _incremental_changes(ctx, resource)
+        return {}, set()
+
+    return _alter_each(ctx, response_class(ApiKey.IncrementalAlterConfigs, header.api_version),
+                       request, changes)
 
 
 APIS = (
