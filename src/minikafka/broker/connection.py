@@ -1,18 +1,21 @@
 """One client connection: framing, pipelining, and in-order responses.
 
-A reader task reads size-prefixed frames and starts one handler task per request; a writer task
-awaits those tasks in arrival order and writes each answer, so requests run concurrently but
-answers leave in the order asked (the protocol's rule). At most `max_in_flight` requests are
-read ahead; past that the reader stops reading and TCP pushes back on the client. Answers that
-are ready together leave in one write; record slices go out with sendfile. Anything that breaks
-the protocol closes this connection only.
+A buffered protocol receives into one buffer and cuts size-prefixed frames out of it (one copy per
+frame, none per read), starting one handler task per request; a writer task awaits those tasks in
+arrival order and writes each answer, so requests run concurrently but answers leave in the order
+asked (the protocol's rule). At most `max_in_flight` requests are unanswered; past that reading
+pauses and TCP pushes back on the client. Answers that are ready together leave in one write;
+record slices go out with sendfile. Anything that breaks the protocol closes this connection only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -30,74 +33,174 @@ from .context import Api, BrokerContext, CloseConnection, client_host
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
-_NOTHING = object()
+
+_BUFFER_BYTES = 256 * 1024  # the receive buffer; it grows only to hold a larger frame whole
+_MIN_FREE = 64 * 1024  # less room than this left at the end: move the unread bytes to the front
 
 
-class Connection:
-    def __init__(self, ctx: BrokerContext, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+class Connection(asyncio.BufferedProtocol):
+    """Created per accepted socket; `task` (the writer) lives as long as the connection and is
+    handed to `on_start` so the broker can wait for it on shutdown."""
+
+    def __init__(self, ctx: BrokerContext,
+                 on_start: Callable[[asyncio.Task[None], Connection], None]) -> None:
         self.ctx = ctx
-        self.reader = reader
-        self.writer = writer
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self._answers: asyncio.Queue[asyncio.Future[Pieces] | None] = asyncio.Queue(
-            ctx.config.max_in_flight)
-        self._reading: asyncio.Task[None] | None = None
+        self._on_start = on_start
+        self.peer = ""
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._max_frame = ctx.config.max_frame_bytes
+        self._max_in_flight = ctx.config.max_in_flight
+        self._buf = bytearray(_BUFFER_BYTES)
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0  # the unparsed bytes are _buf[_start:_end]
+        # Answers in request order; None (last) means no more requests will come.
+        self._answers: deque[asyncio.Future[Pieces] | None] = deque()
+        self._reading = True  # requests are still accepted
+        self._read_paused = False  # max_in_flight reached
+        self._gone = False  # lost, or closing for a protocol violation: send nothing more
+        self._wake_writer: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # set while the transport is full
+        self._context = contextvars.copy_context()  # with client_host; each handler a copy
 
-    async def run(self) -> None:
-        self.writer.transport.set_write_buffer_limits(high=256 * 1024)
-        peer = self.writer.get_extra_info("peername")
-        client_host.set(peer[0] if isinstance(peer, tuple) else "")  # inherited by our tasks
-        writing = asyncio.create_task(self._write_answers())
-        self._reading = asyncio.create_task(self._read_requests())
-        try:
-            try:
-                await self._reading
-            except CloseConnection as exc:
-                log.warning("closing connection from %s: %s", self.peer, exc)
-                return  # unanswered requests are dropped with the connection
-            except (asyncio.CancelledError, ConnectionError):
-                pass  # shutdown (stop_reading), the writer gave up, or the client went away
-            if not writing.done():
-                await self._answers.put(None)  # the writer consumes, so there will be room
-                await writing
-        finally:
-            writing.cancel()
-            self._drop_pending()
-            self.writer.close()
+    # --- protocol callbacks -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.ctx.stopping:
+            self._reading, self._gone = False, True
+            transport.close()
+            return
+        transport.set_write_buffer_limits(high=256 * 1024)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._context.run(client_host.set, peer[0] if isinstance(peer, tuple) else "")
+        self.task = asyncio.get_running_loop().create_task(self._run(), context=self._context)
+        self._on_start(self.task, self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if not self._reading:  # bytes after shutdown or a violation are dropped unread
+            self._start = self._end = 0
+        start, end, capacity = self._start, self._end, len(self._buf)
+        if start == end:
+            self._start = self._end = 0
+            if capacity > _BUFFER_BYTES:  # a large frame has gone: give its memory back
+                self._buf = bytearray(_BUFFER_BYTES)
+                self._view = memoryview(self._buf)
+        elif capacity - end < _MIN_FREE or capacity - start < self._frame_end():
+            self._compact(max(capacity, self._frame_end()))
+        return self._view[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        if self._reading:
+            self._parse()
+
+    def eof_received(self) -> bool:
+        if self._reading:
+            unread = self._end - self._start
+            if unread >= 4:
+                size = INT32.unpack_from(self._buf, self._start)[0]
+                self._violation(CloseConnection(f"connection ended inside a {size}-byte frame"))
+            elif unread:
+                self._violation(CloseConnection("truncated frame size"))
+            else:
+                self._end_requests()
+        return True  # half-closed: the answers to what was read still go out
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
+        self._end_requests()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_exception(ConnectionResetError("connection lost"))
+            self._drained.exception()  # retrieved here in case no send is waiting on it
+            self._drained = None
 
     def stop_reading(self) -> None:
         """Shutdown: read no more requests; those already read are still answered."""
-        if self._reading is not None:
-            self._reading.cancel()
-
-    def _drop_pending(self) -> None:
-        while not self._answers.empty():
-            pending = self._answers.get_nowait()
-            if pending is not None:
-                pending.cancel()
+        if self._reading and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._end_requests()
 
     # --- reading ----------------------------------------------------------------------------------
 
-    async def _read_requests(self) -> None:
-        max_frame = self.ctx.config.max_frame_bytes
-        while True:
-            try:
-                prefix = await self.reader.readexactly(4)
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    raise CloseConnection("truncated frame size") from None
-                return  # clean end of stream
-            size = INT32.unpack(prefix)[0]
-            if size < 0 or size > max_frame:
-                raise CloseConnection(f"frame of {size} bytes is outside 0..{max_frame} "
-                                      "(max_frame_bytes)")
-            try:
-                frame = await self.reader.readexactly(size)
-            except asyncio.IncompleteReadError:
-                raise CloseConnection(f"connection ended inside a {size}-byte frame") from None
-            await self._answers.put(self._dispatch(frame))
+    def _frame_end(self) -> int:
+        """Bytes from _start to the end of the frame being received (at least its prefix)."""
+        if self._end - self._start < 4:
+            return 4
+        size = INT32.unpack_from(self._buf, self._start)[0]
+        return 4 + size if 0 <= size <= self._max_frame else 4
+
+    def _compact(self, capacity: int) -> None:
+        """Move the unread bytes to the front, into a new buffer if it must grow (the old one
+        may still be exported to the transport, so it is never resized)."""
+        unread = self._end - self._start
+        if capacity > len(self._buf):
+            buf = bytearray(max(capacity, 2 * len(self._buf)))
+            buf[:unread] = self._view[self._start:self._end]
+            self._buf, self._view = buf, memoryview(buf)
+        else:
+            self._view[:unread] = self._buf[self._start:self._end]
+        self._start, self._end = 0, unread
+
+    def _parse(self) -> None:
+        """Dispatch every whole frame received while fewer than max_in_flight are unanswered."""
+        buf, view, answers = self._buf, self._view, self._answers
+        start, end = self._start, self._end
+        added = False
+        try:
+            while end - start >= 4 and len(answers) < self._max_in_flight:
+                size = INT32.unpack_from(buf, start)[0]
+                if size < 0 or size > self._max_frame:
+                    raise CloseConnection(f"frame of {size} bytes is outside 0..{self._max_frame}"
+                                          " (max_frame_bytes)")
+                if end - start - 4 < size:
+                    break
+                frame = bytes(view[start + 4:start + 4 + size])
+                start += 4 + size
+                answers.append(self._dispatch(frame))
+                added = True
+        except CloseConnection as exc:
+            self._violation(exc)
+            return
+        finally:
+            self._start = start
+        if added:
+            self._wake()
+        full = len(answers) >= self._max_in_flight
+        if full != self._read_paused and self.transport is not None \
+                and not self.transport.is_closing():
+            self._read_paused = full
+            if full:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def _end_requests(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._answers.append(None)
+            self._wake()
+
+    def _violation(self, exc: CloseConnection) -> None:
+        """Close now; unanswered requests are dropped with the connection."""
+        log.warning("closing connection from %s: %s", self.peer, exc)
+        self._reading, self._gone = False, True
+        if self.task is not None:
+            self.task.cancel()
+
+    def _wake(self) -> None:
+        if self._wake_writer is not None and not self._wake_writer.done():
+            self._wake_writer.set_result(None)
 
     def _dispatch(self, frame: bytes) -> asyncio.Future[Pieces]:
         try:
@@ -120,7 +223,8 @@ class Connection:
             request = api.decode(header, frame, pos)
         except MalformedError as exc:
             raise CloseConnection(str(exc)) from None
-        return asyncio.create_task(self._handle(api, header, request))
+        return asyncio.get_running_loop().create_task(self._handle(api, header, request),
+                                                      context=self._context.copy())
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any) -> Pieces:
         answer = await api.handle(self.ctx, header, request)
@@ -130,64 +234,78 @@ class Connection:
 
     # --- writing ----------------------------------------------------------------------------------
 
+    async def _run(self) -> None:
+        assert self.transport is not None
+        try:
+            await self._write_answers()
+        finally:
+            self._reading, self._gone = False, True
+            while self._answers:
+                pending = self._answers.popleft()
+                if pending is not None:
+                    pending.cancel()
+            self.transport.close()
+
     async def _write_answers(self) -> None:
-        following: Any = _NOTHING  # an answer taken from the queue but not ready yet
+        answers, loop = self._answers, asyncio.get_running_loop()
         while True:
-            pending = await self._answers.get() if following is _NOTHING else following
-            if pending is None:
-                break
+            if not answers:
+                self._wake_writer = loop.create_future()
+                await self._wake_writer
+                continue
+            if answers[0] is None:
+                return
             pieces: list[Any] = []
-            following = _NOTHING
             try:
-                answer = await pending
-                while True:  # add every later answer that is ready too
-                    if answer is not None:
+                await answers[0]  # type: ignore[misc]
+                while answers and answers[0] is not None and answers[0].done():
+                    answer = answers.popleft().result()  # type: ignore[union-attr]
+                    if answer is not None:  # ...with every later answer that is ready too
                         pieces += answer
-                    if self._answers.empty():
-                        break
-                    following = self._answers.get_nowait()
-                    if following is None or not following.done():
-                        break
-                    answer, following = following.result(), _NOTHING
             except CloseConnection as exc:
                 log.warning("closing connection from %s: %s", self.peer, exc)
-                break
+                return
             except Exception:
                 log.exception("request from %s failed; closing its connection", self.peer)
-                break
+                return
+            if self._read_paused and self._reading:
+                self._parse()  # room again for requests waiting in the buffer
+            if self._gone:
+                return
             try:
                 await self._send(pieces)
             except (ConnectionError, OSError, RuntimeError) as exc:  # RuntimeError: sendfile
                 log.debug("connection from %s lost: %s", self.peer, exc)  # on a closed transport
-                break
-        if following is not _NOTHING and following is not None:
-            following.cancel()  # taken from the queue, so _drop_pending will not see it
-        if self._reading is not None:
-            self._reading.cancel()
+                return
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of
         pipelined answers), each record slice by sendfile."""
+        assert self.transport is not None
         run: list[bytes] = []
         for piece in pieces:
             if isinstance(piece, bytes):
                 run.append(piece)
                 continue
             if run:
-                self.writer.write(b"".join(run))
+                self.transport.write(b"".join(run))
                 run = []
             await self._sendfile(piece)
         if run:
-            self.writer.write(b"".join(run))
-        await self.writer.drain()
+            self.transport.write(b"".join(run))
+        if self._drained is not None:
+            await self._drained
+        elif self._gone:
+            raise ConnectionResetError("connection lost")
 
     async def _sendfile(self, piece: Any) -> None:
         """Zero-copy: `os.sendfile` straight to the socket when nothing is queued ahead of it
         (usually all of it goes at once); `loop.sendfile` for what the socket does not take.
         loop.sendfile alone costs several event-loop turns and epoll changes per slice, which
         under load kept each long-polling fetch waiting for milliseconds."""
+        assert self.transport is not None
         position, remaining = piece.position, piece.length
-        transport = self.writer.transport
+        transport = self.transport
         if transport.get_write_buffer_size() == 0 and not transport.is_closing():
             socket_fd, file_fd = transport.get_extra_info("socket").fileno(), piece.file.fileno()
             try:

@@ -51,7 +51,7 @@ class Broker:
         self.ctx.metrics.attach(self.ctx, lambda: len(self._connections))
         try:
             await _call_hooks("startup", self.ctx)
-            self._server = await asyncio.start_server(
+            self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, reuse_address=True)
         except BaseException:
             logmgr.close()
@@ -86,19 +86,13 @@ class Broker:
         host, port = self.config.advertised
         return f"{host}:{port}"
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self) -> Connection:
         assert self.ctx is not None
-        if self.ctx.stopping:
-            writer.close()
-            return
-        connection = Connection(self.ctx, reader, writer)
-        task = asyncio.current_task()
-        assert task is not None
+        return Connection(self.ctx, self._track)
+
+    def _track(self, task: asyncio.Task[None], connection: Connection) -> None:
         self._connections[task] = connection
-        try:
-            await connection.run()
-        finally:
-            del self._connections[task]
+        task.add_done_callback(self._connections.pop)
 
     async def stop(self) -> None:
         assert self.ctx is not None and self._server is not None
