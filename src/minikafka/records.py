@@ -26,9 +26,7 @@ CRC_START = 21
 MAGIC = 2
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
-TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
-NO_TIMESTAMP = -1
 _LENGTH = struct.Struct(">qi")
 _OFFSET = struct.Struct(">q")
 _EPOCH = struct.Struct(">i")
@@ -66,9 +64,6 @@ class BatchHeader(NamedTuple):
     def compression(self) -> int:
         return self.attributes & COMPRESSION_MASK
 
-    @property
-    def is_transactional(self) -> bool:
-        return bool(self.attributes & TRANSACTIONAL_BIT)
 
     @property
     def is_control(self) -> bool:

@@ -114,9 +114,6 @@ class OffsetIndex(SparseIndex):
         i = bisect.bisect_right(self.values, position) - 1
         return self.values[i] if i >= 0 else 0
 
-    def truncate_to_position(self, position: int) -> None:
-        self.truncate_entries(bisect.bisect_left(self.values, position))
-
 
 class TimeIndex(SparseIndex):
     """max timestamp so far -> base offset of the batch that reached it."""
@@ -136,6 +133,3 @@ class TimeIndex(SparseIndex):
         """An offset at or before the first batch whose max timestamp is >= timestamp."""
         i = bisect.bisect_left(self.keys, timestamp) - 1
         return self.base_offset if i < 0 else self.values[i]
-
-    def truncate_to_offset(self, offset: int) -> None:
-        self.truncate_entries(bisect.bisect_left(self.values, offset))

@@ -10,7 +10,6 @@ import struct
 
 from ..errors import KafkaError
 
-INT8 = struct.Struct(">b")
 INT16 = struct.Struct(">h")
 INT32 = struct.Struct(">i")
 INT64 = struct.Struct(">q")
