@@ -15,7 +15,8 @@ from typing import Any
 import kafka.protocol.admin
 import kafka.protocol.consumer
 import kafka.protocol.metadata
-import kafka.protocol.producer  # noqa: F401  (imports register every message class)
+import kafka.protocol.producer
+import kafka.protocol.sasl
 from kafka.protocol.api_key import ApiKey
 from kafka.protocol.api_message import ApiMessage
 
@@ -26,21 +27,25 @@ from .primitives import EMPTY_TAGS, INT16, INT32, MalformedError, skip_tagged_fi
 # client can always read the answer, even when it asked with a version we do not know.
 _HEADER_V0_ALWAYS = {ApiKey.ApiVersions}
 
-
-def _message_classes(kind: str) -> dict[int, type[ApiMessage]]:
-    def subclasses(cls: type) -> list[type]:
-        found = []
-        for sub in cls.__subclasses__():
-            found.append(sub)
-            found.extend(subclasses(sub))
-        return found
-
-    return {cls.API_KEY: cls for cls in subclasses(ApiMessage)
-            if cls._class_version is None and cls.type == kind}
+# The packages whose `__all__` lists kafka-python's message classes (its public API).
+_MESSAGE_MODULES = (kafka.protocol.admin, kafka.protocol.consumer, kafka.protocol.metadata,
+                    kafka.protocol.producer, kafka.protocol.sasl)
 
 
-REQUESTS = _message_classes("request")
-RESPONSES = _message_classes("response")
+def _message_classes(requests: bool) -> dict[int, type[ApiMessage]]:
+    """Request (or response) classes by API key, from the names kafka-python exports."""
+    found: dict[int, type[ApiMessage]] = {}
+    for module in _MESSAGE_MODULES:
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if (isinstance(cls, type) and issubclass(cls, ApiMessage)
+                    and cls.is_request() == requests):
+                found[cls.API_KEY] = cls
+    return found
+
+
+REQUESTS = _message_classes(requests=True)
+RESPONSES = _message_classes(requests=False)
 
 
 @dataclass(frozen=True, slots=True)
