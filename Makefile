@@ -11,7 +11,7 @@ APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[console,shop,test,bench]'
 	touch $(STAMP)
 
 # Debian packages, installed only when missing (apt-get needs root, as on CI).

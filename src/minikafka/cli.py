@@ -13,10 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import BinaryIO
-
-from rich.console import Console
-from rich.progress import Progress, TransferSpeedColumn
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import __version__
 from .broker import add_arguments as add_broker_arguments
@@ -32,9 +29,12 @@ from .cli_backends import (
     open_backend,
 )
 from .cli_groups import add_groups_parser
-from .client import Message
 from .errors import KafkaError
+from .extras import MissingExtra, require
 from .shop.cli import add_commands as add_shop_commands
+
+if TYPE_CHECKING:
+    from .client import Message
 
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -124,6 +124,9 @@ def _parse_headers(pairs: Sequence[str]) -> list[tuple[str, bytes]]:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress, TransferSpeedColumn
+
     topic = _one_topic(args)
     options = ProduceOptions(args.partition, args.compression, args.partitioner,
                              args.partitions, args.acks, _parse_headers(args.header))
@@ -302,7 +305,10 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return serve_broker(load_broker_config(args))
+    config = load_broker_config(args)
+    if config.ui:
+        require("console", "serve", hint=" (or --no-ui: no console, no /metrics)")
+    return serve_broker(config)
 
 
 # --- wiring ---------------------------------------------------------------------------------------
@@ -433,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (KafkaError, CliError, ValueError) as exc:
+    except (KafkaError, CliError, MissingExtra, ValueError) as exc:
         print(f"minikafka: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

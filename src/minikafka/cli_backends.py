@@ -1,16 +1,19 @@
 """Where the CLI's commands act: a data directory in-process, or any Kafka-compatible broker over
-the wire (through confluent-kafka and kafka-python, so ours and Apache Kafka alike)."""
+the wire (through confluent-kafka and kafka-python, so ours and Apache Kafka alike).
+
+Each backend imports its clients when it opens, so the CLI starts without loading any of them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .client import Consumer, Message, Producer
 from .errors import ErrorCode, KafkaError
-from .log import LogManager
-from .records import Headers
+
+if TYPE_CHECKING:
+    from .client import Consumer, Message
+    from .records import Headers
 
 RawRecord = tuple[bytes | None, bytes]  # key, value
 TIMEOUT = 15.0
@@ -88,6 +91,8 @@ class Backend(Protocol):
 
 class EmbeddedBackend:
     def __init__(self, data_dir: str) -> None:
+        from .log import LogManager
+
         self.data_dir = data_dir
         self.log = LogManager(data_dir)
 
@@ -118,6 +123,8 @@ class EmbeddedBackend:
         self.log.add_partitions(name, total)
 
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
+        from .client import Producer
+
         headers = options.headers
         with Producer(self.data_dir, compression=options.compression,
                       partitioner=options.partitioner,
@@ -133,6 +140,8 @@ class EmbeddedBackend:
             return total
 
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
+        from .client import Consumer
+
         count = self.log.topic_config(topic).partitions  # unknown topic: one-line error here
         start = options.start or StartAt("end")
         with Consumer(self.data_dir, group_id=options.group,
@@ -340,6 +349,8 @@ class KafkaBackend:
 
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
         from confluent_kafka import TopicPartition
+
+        from .client import Message
 
         meta = self._topic_metadata(topic)
         start = options.start or StartAt("end")

@@ -14,7 +14,8 @@ from brokerkit import BrokerProcess
 from minikafka.shop.clients import ensure_topics
 from minikafka.shop.events import PARTITIONS
 from minikafka.shop.inventory import write_catalogue
-from minikafka.shop.monitor import BrokerProbe, ShopPaths
+from minikafka.shop.monitor import BrokerProbe
+from minikafka.shop.settings import ShopPaths
 from minikafka.shop.stack import ShopStack
 
 # Quick first rebalance and quick takeover of a killed member's partitions.

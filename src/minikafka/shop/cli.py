@@ -12,19 +12,21 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-
-from .clients import BOOTSTRAP_ENV, default_bootstrap
-from .monitor import ShopPaths
+from ..extras import require
+from .settings import BOOTSTRAP_ENV, ShopPaths, default_bootstrap
 
 DEFAULT_PATHS = ShopPaths(Path(os.environ.get("MINIKAFKA_DATA_DIR", "data")) / "shop")
 Command = Callable[[argparse.Namespace], int]
 
 
-def _one_line_errors(command: Command) -> Command:
-    """Client errors become the CLI's one-line error (a ConnectionError is an OSError)."""
+def _shop_command(name: str, command: Command) -> Command:
+    """Check the shop extra is installed, then run; client errors become the CLI's one-line
+    error (a ConnectionError is an OSError)."""
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        require("shop", name)
+        from confluent_kafka import KafkaException
+
         try:
             return command(args)
         except KafkaException as exc:
@@ -96,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                             help="tries per event before it goes to the dead-letter topic")
         parser.add_argument("--session-timeout-ms", type=int, default=10_000,
                             help="how soon the group gives a dead instance's partitions away")
-        parser.set_defaults(func=_one_line_errors(_service), command_name=name)
+        parser.set_defaults(func=_shop_command(f"shop {name}", _service), command_name=name)
     orders_parser = commands.choices["orders"]
     orders_parser.add_argument("--payment-limit", type=float, default=2000.0,
                                help="simulated card limit: dearer orders are declined")
@@ -118,7 +120,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     api.add_argument("--inventory-db", default=str(DEFAULT_PATHS.db("inventory")))
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
-    api.set_defaults(func=_one_line_errors(_api))
+    api.set_defaults(func=_shop_command("shop api", _api))
 
     generator = commands.add_parser("generator", help="post the course's orders to the API")
     generator.add_argument("--api", default="http://127.0.0.1:8000", help="the shop API's URL")
@@ -127,7 +129,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     generator.add_argument("--count", type=int, help="stop after N orders")
     generator.add_argument("--rate", type=float, default=5.0, help="orders per second")
     generator.add_argument("--seed", type=int, default=42)
-    generator.set_defaults(func=_one_line_errors(_generator))
+    generator.set_defaults(func=_shop_command("shop generator", _generator))
 
     demo = sub.add_parser("demo", help="the shop: broker, services, generator, live view")
     demo.add_argument("--data-dir", default=str(DEFAULT_PATHS.root.parent),
@@ -144,4 +146,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     demo.add_argument("--timeout", type=float, default=300.0,
                       help="headless: give up on unfinished orders after this many seconds")
     demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(func=_one_line_errors(_demo))
+    demo.set_defaults(func=_shop_command("demo", _demo))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 
@@ -10,13 +9,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .events import ALL_TOPICS, PARTITIONS
-
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-
-
-def default_bootstrap() -> str:
-    return os.environ.get(BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP)
 
 
 def make_producer(bootstrap: str, client_id: str) -> Producer:

@@ -25,7 +25,6 @@ from .events import FINAL_STATUSES
 from .generator import next_number, order_id
 from .monitor import (
     BrokerProbe,
-    ShopPaths,
     check_invariants,
     notifications_sent,
     orders_by_status,
@@ -35,6 +34,7 @@ from .monitor import (
     unfinished,
 )
 from .processes import BrokerProcess
+from .settings import ShopPaths
 from .stack import ShopStack
 
 STATUS_ORDER = ("created", "confirmed", "paid", "shipped", "completed", "rejected")

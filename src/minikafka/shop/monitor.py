@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,9 @@ from .inventory import InventoryService, stock_view
 from .notifications import NotificationService
 from .orders import OrderService
 from .runtime import read_only
+from .settings import ShopPaths
 
 SERVICES = (OrderService, InventoryService, NotificationService)
-
-
-@dataclass(frozen=True)
-class ShopPaths:
-    """Where one shop keeps its state: the broker's log (when we run it) and each database."""
-
-    root: Path
-
-    @property
-    def broker_dir(self) -> Path:
-        return self.root / "broker"
-
-    def db(self, service: str) -> Path:
-        return self.root / f"{service}.db"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def generator_state(self) -> Path:
-        return self.root / "generator.json"
 
 
 def _query(path: Path, sql: str, *params: object) -> list[dict[str, Any]]:

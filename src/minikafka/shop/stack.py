@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import httpx
 
-from .monitor import ShopPaths
 from .processes import ManagedProcess
+from .settings import ShopPaths
 
 CONSUMERS = ("inventory", "orders", "notifications")
 

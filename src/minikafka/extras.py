@@ -1,0 +1,27 @@
+"""The optional parts of minikafka (pyproject's extras) and the modules each needs.
+
+The core (log, clients, broker, CLI) never imports these at start; a command that needs one
+checks first, so a missing part is one line naming the extra to install, not a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+EXTRAS = {
+    "console": ("fastapi", "uvicorn", "pydantic"),
+    "shop": ("fastapi", "uvicorn", "pydantic", "httpx"),
+}
+
+
+class MissingExtra(Exception):
+    """An optional part is not installed."""
+
+
+def require(extra: str, command: str, hint: str = "") -> None:
+    """Raise MissingExtra unless every module of `extra` can be imported."""
+    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtra(f"minikafka {command} needs the {extra} extra "
+                           f"({', '.join(missing)} not installed): "
+                           f"pip install 'minikafka[{extra}]'{hint}")
