@@ -46,6 +46,7 @@ soak: $(STAMP) apt-test
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench

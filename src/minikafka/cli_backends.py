@@ -213,7 +213,7 @@ _OFFSET_BEGINNING, _OFFSET_END, _OFFSET_TAIL_BASE = -2, -1, -2000  # librdkafka'
 def _raise_kafka(exc: Any) -> None:
     """confluent-kafka's KafkaException -> our one-line KafkaError."""
     err = exc.args[0] if exc.args else None
-    if hasattr(err, "code") and hasattr(err, "str"):
+    if err is not None and hasattr(err, "code") and hasattr(err, "str"):
         try:
             code = ErrorCode(err.code())
         except ValueError:
@@ -230,8 +230,8 @@ class KafkaBackend:
 
         self.bootstrap = bootstrap
         # librdkafka's own log lines would break the one-line error rule: errors reach us anyway
-        self._base = {"bootstrap.servers": bootstrap, "client.id": "minikafka-cli",
-                      "log_level": 0}
+        self._base: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap, "client.id": "minikafka-cli", "log_level": 0}
         self.admin = AdminClient(self._base)
         try:
             self.admin.list_topics(timeout=CONNECT_TIMEOUT)
@@ -420,8 +420,8 @@ class KafkaBackend:
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="minikafka-cli")
         try:
-            return {key.name: tuple(versions)  # type: ignore[misc]
-                    for key, versions in sorted(admin.api_versions().items())}
+            return {key.name: (low, high)
+                    for key, (low, high) in sorted(admin.api_versions().items())}
         finally:
             admin.close()
 

@@ -231,11 +231,11 @@ def reset_offsets(admin: GroupsAdmin, args: argparse.Namespace) -> None:
         plan = earliest
     elif args.to_latest:
         plan = latest
-    elif args.to_offset is not None:
-        plan = {tp: min(max(args.to_offset, earliest[tp]), latest[tp]) for tp in partitions}
-    else:
+    elif at is not None:
         found = admin.offsets(partitions, OffsetSpec.for_timestamp(at))
         plan = {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
+    else:  # --to-offset: the parser requires one of the four
+        plan = {tp: min(max(args.to_offset, earliest[tp]), latest[tp]) for tp in partitions}
     if args.execute:
         admin.alter(args.group, plan)
     _print_table(("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),

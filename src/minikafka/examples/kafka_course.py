@@ -44,10 +44,11 @@ def run_consumer(bootstrap: str, topic: str = TOPIC, group: str = "loggers",
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     continue  # the producer has not created the topic yet
-                raise KafkaException(msg.error())
+                raise KafkaException(error)
             key = (msg.key() or b"").decode()
             print(f"{key}: {(msg.value() or b'').decode()}", flush=True)
             seen += 1

@@ -29,7 +29,7 @@ PARTITIONS = 3
 def make_order(number: int, seed: int = 42) -> dict[str, Any]:
     """Order `number`, the same for the same seed whenever it is made."""
     rng = random.Random(f"{seed}:{number}")
-    items = []
+    items: list[dict[str, Any]] = []
     for _ in range(rng.randint(1, 5)):
         items.append({
             "product_id": f"{rng.randint(1, 50):03d}",

@@ -34,14 +34,10 @@ _MESSAGE_MODULES = (kafka.protocol.admin, kafka.protocol.consumer, kafka.protoco
 
 def _message_classes(requests: bool) -> dict[int, type[ApiMessage]]:
     """Request (or response) classes by API key, from the names kafka-python exports."""
-    found: dict[int, type[ApiMessage]] = {}
-    for module in _MESSAGE_MODULES:
-        for name in module.__all__:
-            cls = getattr(module, name)
-            if (isinstance(cls, type) and issubclass(cls, ApiMessage)
-                    and cls.is_request() == requests):
-                found[cls.API_KEY] = cls
-    return found
+    exported = [getattr(module, name) for module in _MESSAGE_MODULES for name in module.__all__]
+    messages: list[type[ApiMessage]] = [
+        cls for cls in exported if isinstance(cls, type) and issubclass(cls, ApiMessage)]
+    return {cls.API_KEY: cls for cls in messages if cls.is_request() == requests}
 
 
 REQUESTS = _message_classes(requests=True)
@@ -110,7 +106,8 @@ def decode_request(header: RequestHeader, frame: bytes | memoryview, pos: int) -
 
 def response_class(api_key: int, api_version: int) -> type[ApiMessage]:
     """The kafka-python response class to build an answer with (`cls(field=..., ...)`)."""
-    return RESPONSES[api_key][api_version]
+    cls: type[ApiMessage] = RESPONSES[api_key][api_version]
+    return cls
 
 
 def response_header(header: RequestHeader) -> bytes:
@@ -123,7 +120,7 @@ def response_header(header: RequestHeader) -> bytes:
 def encode_response(header: RequestHeader, response: ApiMessage, version: int | None = None
                     ) -> bytes:
     """Frame a response: size, header, body at the request's version (or `version`)."""
-    body = response.encode(version=header.api_version if version is None else version)
+    body: bytes = response.encode(version=header.api_version if version is None else version)
     head = response_header(header)
     return INT32.pack(len(head) + len(body)) + head + body
 

@@ -23,7 +23,8 @@ FLEXIBLE_FROM = 12
 class RecordsSlice(Protocol):
     """A run of whole record batches that the I/O layer knows how to send (e.g. a FileSlice)."""
 
-    length: int
+    @property
+    def length(self) -> int: ...
 
 
 Records = bytes | RecordsSlice
@@ -68,9 +69,13 @@ class _Writer:
         self._buf = bytearray()
 
     def finish(self) -> list[bytes | RecordsSlice]:
+        """The pieces, the first one prefixed with the frame's size."""
         self.size += len(self._buf)
         if self._buf:
             self.pieces.append(bytes(self._buf))
+        head = self.pieces[0]
+        assert isinstance(head, bytes)  # the response header is written before any slice
+        self.pieces[0] = INT32.pack(self.size) + head
         return self.pieces
 
 
@@ -124,6 +129,4 @@ def encode_fetch_response(
             out.write(EMPTY_TAGS)
     if flexible:
         out.write(EMPTY_TAGS)
-    pieces = out.finish()
-    pieces[0] = INT32.pack(out.size) + pieces[0]
-    return pieces
+    return out.finish()

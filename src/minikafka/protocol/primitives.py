@@ -89,7 +89,7 @@ class Reader:
 
     def _fixed(self, codec: struct.Struct) -> int:
         try:
-            value = codec.unpack_from(self.buf, self.pos)[0]
+            value: int = codec.unpack_from(self.buf, self.pos)[0]
         except struct.error:
             raise MalformedError("field runs past the end of the frame") from None
         self.pos += codec.size

@@ -99,15 +99,18 @@ class Tx:
                    ("dlq.topic", msg.topic()), ("dlq.partition", str(msg.partition())),
                    ("dlq.offset", str(msg.offset())), ("dlq.attempts", str(attempts))]
         self.db.execute("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
-                        (dlq_topic(msg.topic()), msg.key(), msg.value(), json.dumps(headers)))
+                        (dlq_topic(_topic(msg)), msg.key(), msg.value(), json.dumps(headers)))
 
 
 class Service(Protocol):
     """One concern of the shop: its tables, the topics it reads, what an event does."""
 
     name: str
-    topics: tuple[str, ...]
     schema: str
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics it consumes (a class attribute in each service)."""
 
     def setup(self, db: sqlite3.Connection) -> None:
         """Runs once at start, after the schema exists (seeding, say)."""
@@ -154,7 +157,7 @@ class ServiceRunner:
                         log.warning("%s: %s", self.service.name, msg.error())
                         continue
                     repeats += not self.process(msg)
-                    positions[msg.topic(), msg.partition()] = msg.offset() + 1
+                    positions[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
                 if repeats:
                     log.info("%s: ignored %d redelivered event(s)", self.service.name, repeats)
                 self.service.after_batch(self.db)
@@ -170,7 +173,7 @@ class ServiceRunner:
     def process(self, msg: Message) -> bool:
         """Handle one record exactly once in effect, or dead-letter it; False for a repeat."""
         try:
-            event = decode(msg.topic(), msg.value())
+            event = decode(_topic(msg), msg.value())
         except InvalidEvent as exc:
             return self._dead_letter(msg, str(exc), attempts=1)
         for attempt in range(1, self.max_attempts + 1):
@@ -240,6 +243,11 @@ class ServiceRunner:
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
+
+
+def _topic(msg: Message) -> str:
+    """A consumed record's topic (confluent-kafka's type allows None, for error events)."""
+    return msg.topic() or ""
 
 
 def _next_batch(consumer: Consumer, size: int) -> list[Message]:
