@@ -2,9 +2,11 @@
 the frame's bytes out.
 
 Message bodies use kafka-python's classes, which are generated from Kafka's published JSON
-schemas (pinned in pyproject). This module is the only place that touches them directly, so a
-swap to our own generator would stay local. The request header is parsed by hand: it is tiny,
-read on every request, and kafka-python's header path is the slow one.
+schemas; tests/protocol/test_golden.py pins the bytes they write, so an upgrade that changes the
+wire fails there. The classes are found through the names kafka-python's packages export. This
+module is the only place that touches them directly, so a swap to our own generator would stay
+local. The request header is parsed by hand: it is tiny, read on every request, and
+kafka-python's header path is the slow one.
 """
 
 from __future__ import annotations
