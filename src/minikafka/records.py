@@ -22,14 +22,21 @@ from .errors import CorruptRecordError
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
-CRC_START = 21
+# Byte positions of the header fields the broker patches in place.
+BASE_OFFSET_AT = 0
+LEADER_EPOCH_AT = 12
+CRC_AT = 17
+CRC_START = ATTRIBUTES_AT = 21  # the CRC covers the attributes and everything after them
+MAX_TIMESTAMP_AT = 35
 MAGIC = 2
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
 CONTROL_BIT = 0x20
 _LENGTH = struct.Struct(">qi")
-_OFFSET = struct.Struct(">q")
-_EPOCH = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_INT16 = struct.Struct(">h")
+_UINT32 = struct.Struct(">I")
 
 
 class BatchHeader(NamedTuple):
@@ -76,7 +83,8 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeade
 
 def batch_size_at(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
     """Size of the batch starting at `pos`, from its length field alone."""
-    return _LENGTH.unpack_from(buf, pos)[1] + LOG_OVERHEAD
+    length: int = _LENGTH.unpack_from(buf, pos)[1]
+    return length + LOG_OVERHEAD
 
 
 def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0, size: int | None = None
@@ -119,8 +127,18 @@ def iter_batches(buf: bytes | bytearray | memoryview, validate: bool = True
 
 def assign_offsets(batch: bytearray | memoryview, base_offset: int, leader_epoch: int = 0) -> None:
     """Patch a batch in place with its log offsets; the CRC stays valid (it starts at byte 21)."""
-    _OFFSET.pack_into(batch, 0, base_offset)
-    _EPOCH.pack_into(batch, 12, leader_epoch)
+    _INT64.pack_into(batch, BASE_OFFSET_AT, base_offset)
+    _INT32.pack_into(batch, LEADER_EPOCH_AT, leader_epoch)
+
+
+def set_log_append_time(batch: bytearray | memoryview, timestamp_ms: int) -> None:
+    """LogAppendTime: mark the batch's timestamps as the broker's and make `timestamp_ms` its max
+    timestamp (what consumers then see for every record). Both fields are under the CRC, so the
+    CRC is computed anew."""
+    attributes = _INT16.unpack_from(batch, ATTRIBUTES_AT)[0]
+    _INT16.pack_into(batch, ATTRIBUTES_AT, attributes | TIMESTAMP_TYPE_BIT)
+    _INT64.pack_into(batch, MAX_TIMESTAMP_AT, timestamp_ms)
+    _UINT32.pack_into(batch, CRC_AT, crc32c(memoryview(batch)[CRC_START:]))
 
 
 # --- varints (zigzag, as Kafka's records use them) --------------------------------------------
@@ -239,7 +257,7 @@ def encode_batch(
     timestamps = [now if row[3] is None else row[3] for row in rows]
     base_ts = timestamps[0]
     max_ts = max(timestamps)
-    body = []
+    body: list[bytes] = []
     append = body.append
     varints, small, minus_one = _VARINTS, _SMALL, _MINUS_ONE
     for delta, ((key, value, headers, _), ts) in enumerate(zip(rows, timestamps, strict=True)):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crc32c import crc32c
-
 from minikafka.log import Partition
-from minikafka.log.partition import _CRC, _STATE, PartitionState
+from minikafka.log.partition import CHECKPOINT, PartitionState
+from minikafka.log.shared import LOCK_FILE
 from minikafka.records import Record, decode_batches, encode_batch
 
 T0 = 1_700_000_000.0  # a fixed "now" (seconds) for the fake clock
@@ -64,15 +63,19 @@ def read_records(partition: Partition, start: int | None = None, max_bytes: int 
         offset = batches[-1].header.next_offset
 
 
-def published_state(partition_dir: Path) -> PartitionState:
-    """The state a partition publishes in its `partition.lock` (what other processes trust)."""
-    raw = (partition_dir / "partition.lock").read_bytes()
-    return PartitionState._make(_STATE.unpack_from(raw))
+def published_state(partition_dir: Path, name: str = LOCK_FILE) -> PartitionState:
+    """The state a partition publishes in its `partition.lock` (what other processes trust), or
+    with `name=CHECKPOINT` the one it saved in its checkpoint."""
+    state = PartitionState.unpack((partition_dir / name).read_bytes())
+    assert state is not None
+    return state
 
 
 def rewrite_boot_id(partition_dir: Path, boot_id: bytes = b"\x01" * 16) -> None:
-    """Make `partition.lock` look written before a reboot: an OS crash, not a process crash."""
-    state = published_state(partition_dir)._replace(boot_id=boot_id)
-    raw = _STATE.pack(*state)
-    with open(partition_dir / "partition.lock", "r+b") as f:
-        f.write(raw + _CRC.pack(crc32c(raw)))
+    """Make the saved and published states look written before a reboot: an OS crash, not a
+    process crash."""
+    for name in (LOCK_FILE, CHECKPOINT):
+        if (partition_dir / name).exists():
+            state = published_state(partition_dir, name)._replace(boot_id=boot_id)
+            with open(partition_dir / name, "r+b") as f:
+                f.write(state.pack())

@@ -94,7 +94,7 @@ def test_compaction_shrinks_the_file_and_keeps_the_latest(open_store: Callable[.
     assert {tp: o.offset for tp, o in other.fetch("g").items()} == {("t", 0): 398, ("t", 1): 399}
     other.commit("g", {("t", 2): om(1)})
     assert store.fetch("g")[("t", 2)].offset == 1
-    assert not list(path.parent.glob("*.compacting"))
+    assert not list(path.parent.glob("*.tmp"))
 
 
 def test_torn_final_frame_is_ignored_then_cut(open_store: Callable[..., OffsetStore],

@@ -206,10 +206,11 @@ def test_os_crash_trusts_what_was_flushed(open_log: OpenLog) -> None:
     assert_log_holds(part, BATCHES * PER_BATCH)
 
 
-def test_lost_partition_lock_means_a_full_check(open_log: OpenLog) -> None:
+def test_lost_partition_state_means_a_full_check(open_log: OpenLog) -> None:
     pdir = write_log(open_log)
     flip_in_last_batch(segment_files(pdir)[-1])
     (pdir / "partition.lock").unlink()
+    (pdir / "partition.checkpoint").unlink()
     reopen_and_check(open_log, (BATCHES - 1) * PER_BATCH)
 
 

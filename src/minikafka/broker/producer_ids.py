@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .meta import write_atomically
+from ..log.durable import read_metadata, write_atomically
 
 BLOCK_SIZE = 1000
 STATE_FILE = "producer-ids"
@@ -17,7 +17,7 @@ STATE_FILE = "producer-ids"
 class ProducerIdManager:
     def __init__(self, data_dir: Path) -> None:
         self._path = data_dir / STATE_FILE
-        start = int(self._path.read_text().strip()) if self._path.exists() else 0
+        start = read_metadata(self._path, int) if self._path.exists() else 0
         self._next = self._block_end = start
 
     def allocate(self) -> int:

@@ -67,9 +67,8 @@ class TopicConfig:
             attr = self._attr(name)
             changes[attr] = next(f.default for f in fields(TopicConfig) if f.name == attr)
         for name, raw in configs.items():
-            attr, kind, minimum = _KAFKA_NAMES.get(name, (None, str, 0))
-            if attr is None:
-                raise InvalidConfigError(f"unknown topic config {name!r}")
+            attr = self._attr(name)
+            _, kind, minimum = _KAFKA_NAMES[name]
             try:
                 value = kind(raw)
             except (TypeError, ValueError):

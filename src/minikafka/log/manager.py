@@ -28,8 +28,10 @@ from ..errors import (
     UnknownTopicOrPartitionError,
 )
 from .config import FlushPolicy, TopicConfig, validate_topic_name
+from .durable import read_metadata, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
+from .shared import SharedPartition
 
 META = "__meta"
 RESERVED_TOPICS = {"__consumer_offsets", "__transaction_state", META}
@@ -67,9 +69,7 @@ class DataDirLock:
             return None
 
     def write_owner_info(self, info: dict[str, Any]) -> None:
-        tmp = self.meta_dir / "broker.json.tmp"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.meta_dir / "broker.json")
+        write_atomically(self.meta_dir / "broker.json", json.dumps(info))
 
     def release(self) -> None:
         if self.exclusive:
@@ -80,8 +80,9 @@ class DataDirLock:
 class LogManager:
     """Opens a data directory and hands out its partitions.
 
-    `exclusive=True` is the broker's mode: it alone writes, so partitions skip the cross-process
-    locking. Otherwise several processes may use the directory at once.
+    `exclusive=True` is the broker's mode: it alone writes, so its partitions are single-writer
+    `Partition`s. Otherwise several processes may use the directory at once, through
+    `SharedPartition`s.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, exclusive: bool = False,
@@ -131,10 +132,7 @@ class LogManager:
             yield
 
     def _write_config(self, topic: str, config: TopicConfig) -> None:
-        path = self._config_path(topic)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(config.to_json(), indent=1))
-        os.replace(tmp, path)
+        write_atomically(self._config_path(topic), json.dumps(config.to_json(), indent=1))
         self._configs[topic] = config
 
     def topics(self) -> list[str]:
@@ -148,7 +146,8 @@ class LogManager:
         if not _plausible(topic):
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}")
         try:
-            config = TopicConfig.from_json(json.loads(self._config_path(topic).read_text()))
+            config = read_metadata(self._config_path(topic),
+                                   lambda text: TopicConfig.from_json(json.loads(text)))
         except FileNotFoundError:
             self._configs.pop(topic, None)
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}") from None
@@ -219,9 +218,9 @@ class LogManager:
                 raise UnknownTopicOrPartitionError(
                     f"topic {topic!r} has no partition {index} (it has {config.partitions})"
                 )
-            partition = Partition(topic, index, self.data_dir / f"{topic}-{index}",
-                                  lambda: self._configs.get(topic, config),
-                                  shared=not self.exclusive, clock=self.clock)
+            kind = Partition if self.exclusive else SharedPartition
+            partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
+                             lambda: self._configs.get(topic, config), clock=self.clock)
             self._partitions[(topic, index)] = partition
             return partition
 

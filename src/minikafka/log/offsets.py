@@ -17,11 +17,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crc32c import crc32c
 
+from .durable import write_atomically
+
 _FRAME = struct.Struct(">II")  # payload length, CRC-32C of the payload
 TopicPartition = tuple[str, int]
+
+
+def _frame(group: str, rows: list[list[Any]]) -> bytes:
+    """One commit as stored: length, CRC-32C, JSON payload."""
+    payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
+    return _FRAME.pack(len(payload), crc32c(payload)) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +101,7 @@ class OffsetStore:
             pos += _FRAME.size + length
         self._position += pos
 
-    def _apply(self, frame: dict) -> None:
+    def _apply(self, frame: dict[str, Any]) -> None:
         group = self._offsets.setdefault(frame["g"], {})
         for topic, partition, offset, epoch, metadata, ts in frame["o"]:
             self._entries += 1
@@ -103,13 +112,12 @@ class OffsetStore:
         if not group:
             del self._offsets[frame["g"]]
 
-    def _append(self, group: str, rows: list[list]) -> None:
+    def _append(self, group: str, rows: list[list[Any]]) -> None:
         with self._locked():
             self._refresh()
             if os.fstat(self._fd).st_size > self._position:
                 os.ftruncate(self._fd, self._position)  # a torn frame from a killed writer
-            payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
-            frame = _FRAME.pack(len(payload), crc32c(payload)) + payload
+            frame = _frame(group, rows)
             os.pwrite(self._fd, frame, self._position)
             if self._fsync:
                 os.fdatasync(self._fd)
@@ -122,16 +130,10 @@ class OffsetStore:
         return sum(len(g) for g in self._offsets.values())
 
     def _compact(self) -> None:
-        tmp = self.path.with_suffix(".compacting")
-        with open(tmp, "wb") as out:
-            for group, offsets in self._offsets.items():
-                rows = [[t, p, o.offset, o.leader_epoch, o.metadata, o.commit_timestamp]
-                        for (t, p), o in offsets.items()]
-                payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
-                out.write(_FRAME.pack(len(payload), crc32c(payload)) + payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, b"".join(
+            _frame(group, [[t, p, o.offset, o.leader_epoch, o.metadata, o.commit_timestamp]
+                           for (t, p), o in offsets.items()])
+            for group, offsets in self._offsets.items()))
         self._open()
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # released by the caller's _locked()
         self._refresh()

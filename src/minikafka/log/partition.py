@@ -1,45 +1,42 @@
-"""One partition's log: an ordered run of segments with a log start offset and a high watermark.
+"""One partition's log as its single writer keeps it: an ordered run of segments with a log start
+offset and a high watermark (Kafka's LocalLog and UnifiedLog, on one node).
 
-Several processes may share a partition. Appends run under an exclusive `flock` on
-`partition.lock`, whose first bytes hold the published state (active segment, log end offset and
-size, log start offset, recovery point, boot id) with a CRC. A writer publishes only after its batch
-is fully in the file, so readers, who read only up to the published size, never see a partial
-batch. A writer that finds bytes past the published size knows their author died and validates them.
+Beside the segments, `partition.checkpoint` says where the log stood at the last roll,
+DeleteRecords, retention or close: its end and the boot that wrote it, its log start offset, and
+its recovery point (everything before it is fsynced). It is replaced atomically, so a crash leaves
+the old or the new one. Opening trusts what it says and validates only what comes after: after a
+process crash everything the checkpoint covers is in the page cache, after an OS crash only what
+was flushed before the recovery point is.
+
+Other processes appending to the same partition are `SharedPartition`'s business (shared.py).
 """
 
 from __future__ import annotations
 
 import bisect
-import fcntl
 import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
 from crc32c import crc32c
 
 from ..errors import CorruptRecordError, MessageTooLargeError, OffsetOutOfRangeError
-from ..records import (
-    CRC_START,
-    HEADER,
-    TIMESTAMP_TYPE_BIT,
-    BatchHeader,
-    assign_offsets,
-    decode_batch,
-    validate_batch,
-)
+from ..records import assign_offsets, decode_batch, set_log_append_time, validate_batch
 from .config import TopicConfig
+from .durable import write_atomically
 from .producer_state import ProducerStateManager
 from .segment import FileSlice, LogSegment, segment_name
 
 LEADER_EPOCH = 0
+CHECKPOINT = "partition.checkpoint"
 _STATE = struct.Struct(">qqqqqq16s")
 _CRC = struct.Struct(">I")
-_PUBLISH_EVERY_BYTES = 16 * 1024 * 1024
+STATE_SIZE = _STATE.size + _CRC.size
 
 
 def _boot_id() -> bytes:
@@ -54,6 +51,8 @@ BOOT_ID = _boot_id()
 
 
 class PartitionState(NamedTuple):
+    """Where a partition's log stood, as stored with a CRC (a checkpoint, or a publication)."""
+
     active_base: int
     log_end_offset: int
     active_size: int
@@ -61,6 +60,19 @@ class PartitionState(NamedTuple):
     recovery_base: int
     recovery_position: int
     boot_id: bytes
+
+    def pack(self) -> bytes:
+        raw = _STATE.pack(*self)
+        return raw + _CRC.pack(crc32c(raw))
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> PartitionState | None:
+        """The state `raw` starts with; None if it is short or fails its CRC."""
+        if len(raw) < STATE_SIZE:
+            return None
+        if crc32c(raw[: _STATE.size]) != _CRC.unpack_from(raw, _STATE.size)[0]:
+            return None
+        return cls._make(_STATE.unpack_from(raw))
 
 
 class AppendInfo(NamedTuple):
@@ -75,31 +87,27 @@ class Partition:
     """Appends validated batches, assigns their offsets, and reads them back as file slices."""
 
     def __init__(self, topic: str, index: int, directory: Path,
-                 config: Callable[[], TopicConfig], *, shared: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time
+                 ) -> None:
         self.topic = topic
         self.index = index
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._config = config
-        self._shared = shared
         self._clock = clock
         self._mutex = threading.RLock()
         self._flush_lock = threading.Lock()
-        self._lock_fd = os.open(self.dir / "partition.lock", os.O_RDWR | os.O_CREAT, 0o644)
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.producers = ProducerStateManager(self.dir / "producer.snapshot")
-        self._state: PartitionState | None = None
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
-        self._unpublished = 0
         self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
-        with self._locked():
-            self._open()
+        self._closed = False
+        self._open()
 
     # --- properties ---------------------------------------------------------------------------
 
@@ -110,15 +118,11 @@ class Partition:
     @property
     def high_watermark(self) -> int:
         """One node, no followers: everything appended is committed."""
-        if self._shared:
-            self._refresh()
         return self.log_end_offset
 
     @property
     def max_timestamp(self) -> int:
         """The largest record timestamp in the log (-1 when empty); ListOffsets MAX_TIMESTAMP."""
-        if self._shared:
-            self._refresh()
         return max((s.max_timestamp for s in self.segments), default=-1)
 
     @property
@@ -129,45 +133,26 @@ class Partition:
     def _active(self) -> LogSegment:
         return self.segments[-1]
 
-    # --- locking and the published state ------------------------------------------------------
+    def _writing(self) -> AbstractContextManager[object]:
+        """Held while changing the log (appends come from the broker's loop, flushes and
+        retention from other threads)."""
+        return self._mutex
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._mutex:
-            if not self._shared:
-                yield
-                return
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+    # --- the checkpoint -----------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Locked and up to date: only then may this process publish a state."""
-        with self._locked():
-            if self._shared:
-                self._refresh(writer=True)
-            yield
-
-    def _read_state(self) -> PartitionState | None:
-        for _attempt in range(3):  # a torn read of a concurrent publish fails the CRC: retry
-            raw = os.pread(self._lock_fd, _STATE.size + _CRC.size, 0)
-            if len(raw) < _STATE.size + _CRC.size:
-                return None
-            if crc32c(raw[: _STATE.size]) == _CRC.unpack_from(raw, _STATE.size)[0]:
-                return PartitionState._make(_STATE.unpack_from(raw))
-        return None
-
-    def _publish(self) -> None:
+    def _current_state(self) -> PartitionState:
         active = self._active
-        state = PartitionState(active.base_offset, self.log_end_offset, active.size,
-                               self.log_start_offset, *self._recovery_point, BOOT_ID)
-        raw = _STATE.pack(*state)
-        os.pwrite(self._lock_fd, raw + _CRC.pack(crc32c(raw)), 0)
-        self._state = state
-        self._unpublished = 0
+        return PartitionState(active.base_offset, self.log_end_offset, active.size,
+                              self.log_start_offset, *self._recovery_point, BOOT_ID)
+
+    def _saved_state(self) -> PartitionState | None:
+        try:
+            return PartitionState.unpack((self.dir / CHECKPOINT).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def _checkpoint(self) -> None:
+        write_atomically(self.dir / CHECKPOINT, self._current_state().pack())
 
     # --- opening and recovery -----------------------------------------------------------------
 
@@ -179,12 +164,12 @@ class Partition:
         return LogSegment(self.dir, base, self.config.index_interval_bytes)
 
     def _open(self) -> None:
-        state = self._read_state()
+        state = self._saved_state()
         bases = self._segment_bases()
         if not bases:
             bases = [state.log_start_offset if state else 0]
         if state and state.boot_id == BOOT_ID and state.active_base in bases:
-            # Same boot: the page cache holds everything published; check only what is past it.
+            # Same boot: the page cache holds everything written before the state was saved.
             start = (state.active_base, state.active_size)
         elif state and state.recovery_base in bases:
             start = (state.recovery_base, state.recovery_position)
@@ -212,75 +197,19 @@ class Partition:
         else:
             self._recovery_point = (self._bases[0], 0)
         self._replay_producers()
-        self._publish()
 
     def _replay_producers(self) -> None:
         """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
         start = self.producers.load_snapshot(self.log_end_offset)
-        for _segment, _pos, header in self._headers_from(max(start, self.log_start_offset)):
-            self.producers.update(header)
+        self._replay_headers(max(start, self.log_start_offset))
 
-    def _headers_from(self, offset: int) -> Iterator[tuple[LogSegment, int, BatchHeader]]:
+    def _replay_headers(self, offset: int) -> None:
+        """Feed the producer state the headers of the batches from `offset` on."""
         i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
         for segment in self.segments[i:]:
-            for pos, header in segment.headers(0):
+            for _pos, header in segment.headers(0):
                 if header.last_offset >= offset:
-                    yield segment, pos, header
-
-    # --- seeing other processes' work -------------------------------------------------------------
-
-    def _refresh(self, writer: bool = False) -> None:
-        """Bring this process's view up to the published state (shared mode only)."""
-        state = self._read_state()
-        if state is None or (state == self._state and not writer):
-            return
-        with self._mutex:
-            if state != self._state:
-                if (state.active_base != self._active.base_offset
-                        or state.log_start_offset != self.log_start_offset):
-                    self._reload_segments(state)
-                old_end = self.log_end_offset
-                self._active.refresh(state.active_size, state.log_end_offset)
-                self.log_end_offset = state.log_end_offset
-                self.log_start_offset = state.log_start_offset
-                self._recovery_point = (state.recovery_base, state.recovery_position)
-                self._state = state
-                if writer:
-                    for _seg, _pos, header in self._headers_from(old_end):
-                        self.producers.update(header)
-            if writer and os.fstat(self._active.fd).st_size > self._active.size:
-                # A writer died between writing and publishing: keep its whole batches.
-                old_end = self.log_end_offset
-                self._active.recover(self._active.size)
-                self.log_end_offset = self._active.next_offset
-                for _seg, _pos, header in self._headers_from(old_end):
                     self.producers.update(header)
-                self._publish()
-
-    def _reload_segments(self, state: PartitionState) -> None:
-        known = {s.base_offset: s for s in self.segments}
-        old_active = self._active.base_offset
-        segments = []
-        for base in self._segment_bases():
-            if base > state.active_base:
-                continue  # created by a writer that has not published it (yet)
-            segment = known.pop(base, None)
-            if segment is not None and base == old_active and base != state.active_base:
-                segment.load()  # our active segment was filled and rolled by others: all of it
-            elif segment is None:
-                try:
-                    segment = self._new_segment(base)
-                except FileNotFoundError:
-                    continue  # deleted by retention meanwhile
-                segment.load(state.active_size if base == state.active_base else None)
-            segments.append(segment)
-        next_start = [s for s in segments if s.base_offset <= state.log_start_offset]
-        if len(next_start) > 1:
-            segments = segments[len(next_start) - 1:]
-        for gone in known.values():
-            gone.close()
-        self.segments = segments
-        self._bases = [s.base_offset for s in segments]
 
     # --- appending ----------------------------------------------------------------------------
 
@@ -305,7 +234,7 @@ class Partition:
             log_append_time = -1
             if config.message_timestamp_type == "LogAppendTime":
                 log_append_time = int(self._clock() * 1000)
-                self._stamp_append_time(buf, log_append_time)
+                set_log_append_time(buf, log_append_time)
             base = self.log_end_offset
             assign_offsets(buf, base, LEADER_EPOCH)
             header = header._replace(base_offset=base, max_timestamp=max(header.max_timestamp,
@@ -317,19 +246,7 @@ class Partition:
             if idempotent:
                 self.producers.update(header)
             self.log_end_offset = header.next_offset
-            self._unpublished += len(buf)
-            if self._shared or self._unpublished >= _PUBLISH_EVERY_BYTES:
-                self._publish()
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
-
-    @staticmethod
-    def _stamp_append_time(buf: bytearray, now_ms: int) -> None:
-        """LogAppendTime: the broker's clock replaces the timestamps, so the CRC is redone."""
-        fields = list(HEADER.unpack_from(buf))
-        fields[5] |= TIMESTAMP_TYPE_BIT
-        fields[8] = now_ms
-        HEADER.pack_into(buf, 0, *fields)
-        _CRC.pack_into(buf, 17, crc32c(memoryview(buf)[CRC_START:]))
 
     def _should_roll(self, segment: LogSegment, incoming: int, incoming_timestamp: int) -> bool:
         """Kafka's rule: too big, index full, or the incoming batch's timestamp is segment.ms
@@ -348,15 +265,16 @@ class Partition:
     def _roll(self) -> LogSegment:
         base = self.log_end_offset
         for suffix in (".log", ".index", ".timeindex"):
-            # A writer that died mid-roll may have left files nobody published: start clean.
+            # Files a crash left at this base (a half-made roll, a segment recovery cut off
+            # but could not finish deleting) are not part of the log: start clean.
             (self.dir / segment_name(base, suffix)).unlink(missing_ok=True)
         segment = self._new_segment(base)
         segment.next_offset = base
         self.segments = [*self.segments, segment]
         self._bases = [*self._bases, base]
         self.producers.write_snapshot(base)
-        self._publish()
         self._retain()
+        self._checkpoint()
         return segment
 
     # --- reading ------------------------------------------------------------------------------
@@ -376,12 +294,11 @@ class Partition:
         i = bisect.bisect_right(bases, offset) - 1
         while i < len(segments):
             segment = segments[i]
-            limit = segment.size
             hint_offset, hint_base, hint_pos = self._read_hint
             hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
             position = segment.find_position(offset, hint)
             if position is not None:
-                stop, next_offset = segment.slice_end(position, max_bytes, limit)
+                stop, next_offset = segment.slice_end(position, max_bytes, segment.size)
                 self._read_hint = (next_offset, segment.base_offset, stop)
                 return segment.slice(position, stop, next_offset)
             i += 1
@@ -394,8 +311,6 @@ class Partition:
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record whose timestamp is >= `timestamp`."""
-        if self._shared:
-            self._refresh()
         for segment in self.segments:
             found = segment.timestamp_lookup(timestamp)
             if found is None:
@@ -420,14 +335,17 @@ class Partition:
                 )
             self.log_start_offset = max(self.log_start_offset, before_offset)
             self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)
-            self._publish()
+            self._checkpoint()
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole closed segments past retention.ms or over retention.bytes (also done on
         every segment roll; a broker calls this periodically for logs that stopped growing)."""
         with self._writing():
-            return self._retain(now_ms)
+            removed = self._retain(now_ms)
+            if removed:
+                self._checkpoint()
+            return removed
 
     def _retain(self, now_ms: int | None = None) -> int:
         config = self.config
@@ -445,7 +363,6 @@ class Partition:
         removed = self._drop_segments(expired)
         if removed:
             self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
-            self._publish()
         return removed
 
     def _drop_segments(self, doomed: Callable[[LogSegment, int], bool]) -> int:
@@ -476,25 +393,22 @@ class Partition:
             with self._writing():
                 self._flushed_offset = end
                 self._recovery_point = max(self._recovery_point, point)
-                self._publish()
 
     def close(self) -> None:
         """Idempotent: a second close must not touch an fd number the OS may have reused."""
-        if self._lock_fd < 0:
+        if self._closed:
             return
         with self._writing():
             self.producers.write_snapshot(self.log_end_offset)
-            self._publish()
+            self._checkpoint()
             for segment in self.segments:
                 segment.close()
-        os.close(self._lock_fd)
-        self._lock_fd = -1
+            self._closed = True
 
     def delete(self) -> None:
         for segment in self.segments:
             segment.delete()
-        for name in ("partition.lock", "producer.snapshot"):
+        for name in (CHECKPOINT, "producer.snapshot"):
             (self.dir / name).unlink(missing_ok=True)
-        os.close(self._lock_fd)
         with suppress(OSError):
             self.dir.rmdir()

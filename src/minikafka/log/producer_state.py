@@ -8,13 +8,13 @@ a snapshot plus the batch headers after it, so it survives restarts and crashes 
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ErrorCode, KafkaError
 from ..records import BatchHeader
+from .durable import write_atomically
 
 WINDOW = 5
 INT32_MAX = 2**31 - 1
@@ -93,19 +93,21 @@ class ProducerStateManager:
                                         header.max_timestamp))
 
     def load_snapshot(self, log_end_offset: int) -> int:
-        """Load the snapshot; return the offset to replay headers from (0 if none is usable)."""
+        """Load the snapshot; return the offset to replay headers from. The snapshot only saves
+        work: one that is missing, damaged or past the log end means replaying it all (0)."""
         try:
             data = json.loads(self.snapshot_path.read_text())
             offset = int(data["offset"])
-        except (OSError, ValueError, KeyError, TypeError):
+            producers = {
+                int(pid): _Producer(int(p["epoch"]), deque((_BatchMeta(*b) for b in p["batches"]),
+                                                           maxlen=WINDOW))
+                for pid, p in data["producers"].items()
+            }
+        except (OSError, ValueError, LookupError, TypeError, AttributeError):
             return 0
         if offset > log_end_offset:
             return 0  # the log was cut below the snapshot (recovery): replay everything
-        self.producers = {
-            int(pid): _Producer(p["epoch"], deque((_BatchMeta(*b) for b in p["batches"]),
-                                                  maxlen=WINDOW))
-            for pid, p in data["producers"].items()
-        }
+        self.producers = producers
         return offset
 
     def write_snapshot(self, offset: int) -> None:
@@ -118,6 +120,4 @@ class ProducerStateManager:
                 for pid, p in self.producers.items()
             },
         }
-        tmp = self.snapshot_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.snapshot_path)
+        write_atomically(self.snapshot_path, json.dumps(data))

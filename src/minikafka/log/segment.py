@@ -219,7 +219,7 @@ class LogSegment:
             end, next_offset = pos + header.size, header.next_offset
         return end, next_offset
 
-    def timestamp_lookup(self, timestamp: int) -> tuple[int, int] | None:
+    def timestamp_lookup(self, timestamp: int) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose max timestamp is >= timestamp."""
         if self.max_timestamp < timestamp:
             return None
