@@ -83,6 +83,18 @@ def test_single_writer_recovers_from_its_checkpoint(open_log: OpenLog, data_dir:
     assert [r.offset for r in read_records(part)] == list(range(50))
 
 
+def test_single_writer_checkpoints_while_appending(open_log: OpenLog, data_dir: Path) -> None:
+    """Not only at rolls: a crash must not leave a whole large segment to validate."""
+    log = open_log(exclusive=True)
+    log.create_topic("t", 1, {"max.message.bytes": 2 << 20})
+    part = log.partition("t", 0)
+    batch = make_batch(1, size=1 << 20)
+    for _ in range(70):
+        part.append(batch)
+    assert len(part.segments) == 1
+    assert published_state(data_dir / "t-0", CHECKPOINT).log_end_offset >= 64
+
+
 def test_single_writer_after_an_os_crash_checks_past_the_recovery_point(
         open_log: OpenLog, data_dir: Path) -> None:
     log = open_log(exclusive=True)

@@ -2,11 +2,11 @@
 offset and a high watermark (Kafka's LocalLog and UnifiedLog, on one node).
 
 Beside the segments, `partition.checkpoint` says where the log stood at the last roll,
-DeleteRecords, retention or close: its end and the boot that wrote it, its log start offset, and
-its recovery point (everything before it is fsynced). It is replaced atomically, so a crash leaves
-the old or the new one. Opening trusts what it says and validates only what comes after: after a
-process crash everything the checkpoint covers is in the page cache, after an OS crash only what
-was flushed before the recovery point is.
+DeleteRecords, retention or close, or after every 64 MiB appended: its end and the boot that wrote
+it, its log start offset, and its recovery point (everything before it is fsynced). It is replaced
+atomically, so a crash leaves the old or the new one. Opening trusts what it says and validates
+only what comes after: after a process crash everything the checkpoint covers is in the page
+cache, after an OS crash only what was flushed before the recovery point is.
 
 Other processes appending to the same partition are `SharedPartition`'s business (shared.py).
 """
@@ -37,6 +37,7 @@ CHECKPOINT = "partition.checkpoint"
 _STATE = struct.Struct(">qqqqqq16s")
 _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
+_CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
 
 
 def _boot_id() -> bytes:
@@ -104,6 +105,7 @@ class Partition:
         self.producers = ProducerStateManager(self.dir / "producer.snapshot")
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
+        self._unsaved_bytes = 0  # appended since the last checkpoint
         self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
         self._closed = False
@@ -153,6 +155,7 @@ class Partition:
 
     def _checkpoint(self) -> None:
         write_atomically(self.dir / CHECKPOINT, self._current_state().pack())
+        self._unsaved_bytes = 0
 
     # --- opening and recovery -----------------------------------------------------------------
 
@@ -246,6 +249,9 @@ class Partition:
             if idempotent:
                 self.producers.update(header)
             self.log_end_offset = header.next_offset
+            self._unsaved_bytes += len(buf)
+            if self._unsaved_bytes >= _CHECKPOINT_EVERY_BYTES:
+                self._checkpoint()
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
 
     def _should_roll(self, segment: LogSegment, incoming: int, incoming_timestamp: int) -> bool:
