@@ -17,6 +17,7 @@ from minikafka.broker.groups import (
     GroupState,
     HeartbeatRequest,
     HeartbeatResponse,
+    IllegalStateTransition,
     JoinGroupRequest,
     JoinGroupResponse,
     LeaveGroupRequest,
@@ -26,6 +27,7 @@ from minikafka.broker.groups import (
     Response,
     SyncGroupRequest,
     SyncGroupResponse,
+    _Group,
 )
 from minikafka.errors import ErrorCode
 
@@ -591,6 +593,33 @@ def test_next_deadline_tracks_the_earliest_timer() -> None:
     assert h.coordinator.next_deadline() is None
     h.stable_group(None)
     assert h.coordinator.next_deadline() == h.now + SESSION  # the member's session
+
+
+# --- the state transition table ------------------------------------------------------------------
+
+
+def test_group_states_follow_kafkas_transition_table() -> None:
+    empty, preparing, completing, stable, dead = GroupState
+    assert {state: state.previous for state in GroupState} == {
+        empty: {preparing},
+        preparing: {empty, stable, completing},
+        completing: {preparing},
+        stable: {completing},
+        dead: set(GroupState),
+    }
+
+
+def test_an_illegal_transition_raises_and_leaves_the_state_alone() -> None:
+    group = _Group(G, GroupConfig(), [])
+    with pytest.raises(IllegalStateTransition, match="Empty -> Stable"):
+        group.transition_to(GroupState.STABLE)
+    assert group.state is GroupState.EMPTY
+    for state in (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE,
+                  GroupState.STABLE, GroupState.PREPARING_REBALANCE, GroupState.EMPTY,
+                  GroupState.DEAD, GroupState.DEAD):
+        group.transition_to(state)
+    with pytest.raises(IllegalStateTransition, match="Dead -> PreparingRebalance"):
+        group.transition_to(GroupState.PREPARING_REBALANCE)
 
 
 # --- property: any interleaving keeps the group coherent -----------------------------------------

@@ -100,3 +100,18 @@ def test_a_taken_console_port_stops_the_broker_with_a_clear_message(tmp_path: Pa
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeError, match=f"web console cannot listen on 127.0.0.1:{port}"):
             start_console_broker(tmp_path / "data", "--ui-port", str(port))
+
+
+def test_an_offset_reset_is_fsynced_before_it_answers(flushing_console: Console) -> None:
+    """Under flush=always a console reset, like OffsetCommit, answers only after the offsets
+    store's group-commit fsync (the fsync histogram counts it)."""
+    flushing_console.call("POST", "api/topics", {"name": "reset.durable", "partitions": 2})
+
+    def fsyncs() -> float:
+        return Scrape(flushing_console.metrics_text())("minikafka_fsync_duration_seconds_count")
+
+    before = fsyncs()
+    answer = flushing_console.call("POST", "api/groups/reset.readers/reset-offsets",
+                                   {"topic": "reset.durable", "to": "earliest"})
+    assert [row["committed"] for row in answer["offsets"]] == [0, 0]
+    assert fsyncs() == before + 1

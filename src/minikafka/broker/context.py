@@ -1,4 +1,5 @@
-"""What every request handler sees: the log, the settings, and the broker's shared services.
+"""What every request handler (and `ops`, and the console) sees: the log, the settings, and the
+broker's shared services, each a typed field.
 
 A handler is `async def handle(ctx, header, request) -> Answer`, registered with the versions it
 serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modules.
@@ -18,6 +19,7 @@ from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
 from .config import BrokerConfig
+from .group_service import GroupService
 from .meta import NODE_ID
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
@@ -55,14 +57,13 @@ class BrokerContext:
     log: LogManager
     cluster_id: str
     producer_ids: ProducerIdManager
+    groups: GroupService  # the group coordinator and its runtime
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
-    # State of handler families that need their own (e.g. the group coordinator), by name.
-    extensions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:

@@ -8,7 +8,8 @@ this call finished a rebalance, and whatever timers expired up to `now_ms`. The 
 each response to its waiter and calls `tick()` again at `next_deadline()`. Every waiter gets
 exactly one response, so a connection never waits forever.
 
-States (Kafka's names and transitions):
+States (Kafka's names and transitions, `GroupState.previous` holds them and every change is
+checked against it):
   Empty --first join--> PreparingRebalance --everyone rejoined, or rebalance timeout-->
   CompletingRebalance --leader's SyncGroup--> Stable; a join with new metadata, a leave or an
   expired session sends CompletingRebalance/Stable back to PreparingRebalance; a rebalance that
@@ -43,6 +44,25 @@ class GroupState(StrEnum):
     COMPLETING_REBALANCE = "CompletingRebalance"
     STABLE = "Stable"
     DEAD = "Dead"
+
+    @property
+    def previous(self) -> frozenset[GroupState]:
+        """The states a group may enter this one from (Kafka's ClassicGroupState)."""
+        return _PREVIOUS[self]
+
+
+_PREVIOUS: dict[GroupState, frozenset[GroupState]] = {
+    GroupState.EMPTY: frozenset({GroupState.PREPARING_REBALANCE}),
+    GroupState.PREPARING_REBALANCE: frozenset({GroupState.EMPTY, GroupState.STABLE,
+                                               GroupState.COMPLETING_REBALANCE}),
+    GroupState.COMPLETING_REBALANCE: frozenset({GroupState.PREPARING_REBALANCE}),
+    GroupState.STABLE: frozenset({GroupState.COMPLETING_REBALANCE}),
+    GroupState.DEAD: frozenset(GroupState),
+}
+
+
+class IllegalStateTransition(AssertionError):
+    """A bug in the coordinator: a group was about to take a transition Kafka never takes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +275,7 @@ class _Group:
         self.group_id = group_id
         self._config = config
         self._outbox = outbox
-        self.state = GroupState.EMPTY
+        self._state = GroupState.EMPTY
         self.generation_id = 0
         self.protocol_type: str | None = None
         self.protocol_name: str | None = None
@@ -268,6 +288,17 @@ class _Group:
         self.initial_delay_left_ms: int | None = None  # set while the initial join is delayed
         self.new_member_added = False  # a new member came during the initial delay: wait more
         self.sync_deadline_ms: int | None = None  # pending_sync members are removed then
+
+    @property
+    def state(self) -> GroupState:
+        return self._state
+
+    def transition_to(self, state: GroupState) -> None:
+        """Every state change goes through here, checked against the transition table."""
+        if self._state not in state.previous:
+            raise IllegalStateTransition(f"group {self.group_id!r}: {self._state} -> {state} "
+                                         f"(only from {', '.join(sorted(state.previous))})")
+        self._state = state
 
     # -- helpers --
 
@@ -365,7 +396,7 @@ class _Group:
         self.sync_deadline_ms = None
         timeout = self._rebalance_timeout_ms()
         starting = self.state is GroupState.EMPTY
-        self.state = GroupState.PREPARING_REBALANCE
+        self.transition_to(GroupState.PREPARING_REBALANCE)
         if starting:
             # Let the other members of a starting group arrive before the first generation.
             delay = self._config.initial_rebalance_delay_ms
@@ -403,10 +434,10 @@ class _Group:
         self.generation_id += 1
         if not self.members:
             self.protocol_name = None
-            self.state = GroupState.EMPTY
+            self.transition_to(GroupState.EMPTY)
             return
         self.protocol_name = self._select_protocol()
-        self.state = GroupState.COMPLETING_REBALANCE
+        self.transition_to(GroupState.COMPLETING_REBALANCE)
         self.pending_sync = set(self.members)
         self.sync_deadline_ms = now_ms + self._rebalance_timeout_ms()
         for member in self.members.values():
@@ -565,7 +596,7 @@ class _Group:
             assignments = dict(request.assignments)
             for m in self.members.values():
                 m.assignment = assignments.get(m.member_id, b"")
-            self.state = GroupState.STABLE
+            self.transition_to(GroupState.STABLE)
         if self.state is GroupState.STABLE:
             self._deliver_assignments(now_ms)
 
@@ -806,7 +837,7 @@ class GroupCoordinator:
             elif group.state is not GroupState.EMPTY:
                 error = ErrorCode.NON_EMPTY_GROUP
             else:
-                group.state = GroupState.DEAD
+                group.transition_to(GroupState.DEAD)
                 del self._groups[group_id]
                 error = ErrorCode.NONE
             results.append((group_id, error))

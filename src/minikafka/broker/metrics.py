@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from kafka.protocol.api_key import ApiKey
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -21,14 +20,12 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..errors import ErrorCode
-from ..log import AppendInfo, FileSlice
+from ..log import AppendInfo, FileSlice, LogManager
 from ..protocol.codec import RequestHeader
 from ..protocol.fetch import TopicData
 from ..records import read_header
+from .appends import GroupCommit
 from .snapshot import all_partitions, committed_offsets
-
-if TYPE_CHECKING:
-    from .context import Answer, BrokerContext, Handler
 
 # Requests take from ~50 µs (metadata) to the long-poll and rebalance waits clients ask for.
 REQUEST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -65,7 +62,8 @@ class _TopicCounters(NamedTuple):
 
 
 class BrokerMetrics:
-    """A broker's registry and the hooks that feed it (see `attach`)."""
+    """A broker's registry and the hooks that feed it: `answered` for every request (called
+    where requests are handled), `produced`/`fetched` per partition, and `attach`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -86,38 +84,27 @@ class BrokerMetrics:
                                  registry=reg)
         self.fsync_seconds = Histogram(
             "minikafka_fsync_duration_seconds",
-            "Group-commit fsyncs that acks=all produce requests wait for (flush policy 'always')",
+            "Group-commit fsyncs that acks=all produces and offset commits wait for (flush "
+            "policy 'always')",
             buckets=FSYNC_BUCKETS, registry=reg)
         self.open_connections: Callable[[], int] = lambda: 0  # set by `attach`
         self._per_api: dict[tuple[int, int], tuple[str, Counter, Histogram]] = {}
         self._per_topic: dict[str, _TopicCounters] = {}
 
-    def attach(self, ctx: BrokerContext, open_connections: Callable[[], int]) -> None:
-        """Hook into a starting broker: time every handler and count the errors it answers,
-        time the group-commit fsyncs, count connections, and read log sizes and consumer lag
-        whenever the registry is collected."""
-        ctx.apis = {key: replace(api, handle=self._timed(api.handle))
-                    for key, api in ctx.apis.items()}
-        ctx.commits.on_flush = self.fsync_seconds.observe
+    def attach(self, log: LogManager, commits: GroupCommit,
+               open_connections: Callable[[], int]) -> None:
+        """Hook into a starting broker: time the group-commit fsyncs, count connections, and
+        read log sizes and consumer lag whenever the registry is collected."""
+        commits.on_flush = self.fsync_seconds.observe
         self.open_connections = open_connections
         self.connections.set_function(open_connections)
-        self.registry.register(_StateCollector(ctx))
+        self.registry.register(_StateCollector(log))
 
     # --- hooks on the hot path ----------------------------------------------------------------
 
-    def _timed(self, handle: Handler) -> Handler:
-        async def timed(ctx: BrokerContext, header: RequestHeader, request: Any) -> Answer:
-            started = time.perf_counter()
-            answer = None
-            try:
-                answer = await handle(ctx, header, request)
-                return answer
-            finally:
-                self._answered(header, time.perf_counter() - started, answer)
-
-        return timed
-
-    def _answered(self, header: RequestHeader, seconds: float, answer: Answer) -> None:
+    def answered(self, header: RequestHeader, seconds: float, answer: Any) -> None:
+        """A request took `seconds` to answer with `answer` (a response object, pieces already
+        encoded, or None): count it, time it, and count the error codes it carries."""
         key = (header.api_key, header.api_version)
         children = self._per_api.get(key)
         if children is None:
@@ -146,7 +133,7 @@ class BrokerMetrics:
                 *(c.labels(topic) for c in self._traffic))
         return counters
 
-    def produced(self, topic: str, batch: bytes, info: AppendInfo) -> None:
+    def produced(self, topic: str, batch: bytes | memoryview, info: AppendInfo) -> None:
         """A batch was appended (a producer's retry of one already stored is not counted)."""
         if info.duplicate:
             return
@@ -177,8 +164,8 @@ class BrokerMetrics:
 class _StateCollector(Collector):
     """What is cheaper to read when scraped than to track: partitions' logs and consumer lag."""
 
-    def __init__(self, ctx: BrokerContext) -> None:
-        self.ctx = ctx
+    def __init__(self, log: LogManager) -> None:
+        self.log = log
 
     def collect(self) -> Iterator[Metric]:
         labels = ["topic", "partition"]
@@ -191,7 +178,7 @@ class _StateCollector(Collector):
         end = GaugeMetricFamily("minikafka_log_end_offset",
                                 "High watermark: the offset a partition's next record gets",
                                 labels=labels)
-        for views in all_partitions(self.ctx).values():
+        for views in all_partitions(self.log).values():
             for v in views:
                 key = [v.topic, str(v.partition)]
                 size.add_metric(key, v.size)
@@ -204,8 +191,8 @@ class _StateCollector(Collector):
         lag = GaugeMetricFamily("minikafka_consumer_group_lag",
                                 "Records between a group's committed offset and the high "
                                 "watermark", labels=labels)
-        for group in self.ctx.log.offsets.groups():
-            for c in committed_offsets(self.ctx, group):
+        for group in self.log.offsets.groups():
+            for c in committed_offsets(self.log, group):
                 key = [group, c.topic, str(c.partition)]
                 committed.add_metric(key, c.committed)
                 lag.add_metric(key, c.lag)
@@ -215,7 +202,7 @@ class _StateCollector(Collector):
 def _error_codes(message: Any, found: list[int]) -> list[int]:
     """Add the non-zero error codes anywhere in a response object to `found`: a plain recursion
     into only the fields that can hold one (~1 µs for a produce answer)."""
-    has_error, nested = _layout(type(message))
+    has_error, nested = _layout(message.__class__)
     if has_error and message.error_code:
         found.append(message.error_code)
     for name in nested:

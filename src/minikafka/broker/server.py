@@ -7,7 +7,6 @@ polls return at once), flushes the log and exits 0. Recovery on the next start i
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import signal
 import sys
@@ -20,7 +19,8 @@ from ..log import LogManager
 from .config import BrokerConfig
 from .connection import Connection
 from .context import BrokerContext
-from .handlers import FAMILIES, build_registry
+from .group_service import GroupService
+from .handlers import build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
 
@@ -47,13 +47,14 @@ class Broker:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
         self.ctx = BrokerContext(
             config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
-            producer_ids=ProducerIdManager(logmgr.meta_dir), apis=build_registry())
-        self.ctx.metrics.attach(self.ctx, lambda: len(self._connections))
+            producer_ids=ProducerIdManager(logmgr.meta_dir),
+            groups=GroupService(self.config, logmgr.offsets), apis=build_registry())
+        self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
         try:
-            await _call_hooks("startup", self.ctx)
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, reuse_address=True)
         except BaseException:
+            await self.ctx.groups.close()
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
@@ -104,7 +105,7 @@ class Broker:
         for connection in self._connections.values():
             connection.stop_reading()
         ctx.appends.wake_all()
-        await _call_hooks("stopping", ctx)  # families answer the requests they hold back
+        ctx.groups.stop_waiting()  # held JoinGroup/SyncGroup requests are answered now
         pending = list(self._connections)
         if pending:
             _done, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -114,18 +115,9 @@ class Broker:
                 await asyncio.wait(stuck)
         if self.console is not None:
             await self.console.stop()
-        await _call_hooks("shutdown", ctx)
+        await ctx.groups.close()
         await asyncio.to_thread(ctx.log.flush)
         ctx.log.close()
-
-
-async def _call_hooks(name: str, ctx: BrokerContext) -> None:
-    for module in FAMILIES:
-        hook = getattr(module, name, None)
-        if hook is not None:
-            result = hook(ctx)
-            if inspect.isawaitable(result):
-                await result
 
 
 async def run(config: BrokerConfig) -> None:

@@ -1,18 +1,16 @@
 """Read-only views of a running broker's state, shared by the web console and the metrics scrape.
 
 They read through the objects the Kafka handlers use (the log manager, its partitions, the
-offsets store), from the event loop's thread, so they show exactly what clients are served.
+offsets store), from the event loop's thread, so they show exactly what clients are served. This
+is the describing half of the service layer; `ops.py` holds the changing half.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import UnknownTopicOrPartitionError
-
-if TYPE_CHECKING:
-    from .context import BrokerContext
+from ..log import LogManager
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,36 +40,36 @@ class CommittedView:
         return max(self.high_watermark - self.committed, 0)
 
 
-def topic_partitions(ctx: BrokerContext, topic: str) -> list[PartitionView]:
+def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
     """Every partition of `topic` (opening those no client has touched yet); raises
     UnknownTopicOrPartitionError for a topic that does not exist."""
     views = []
-    for index in range(ctx.log.topic_config(topic).partitions):
-        p = ctx.partition(topic, index)
+    for index in range(log.topic_config(topic).partitions):
+        p = log.partition(topic, index)
         segments = p.segments
         views.append(PartitionView(topic, index, p.log_start_offset, p.high_watermark,
                                    sum(s.size for s in segments), len(segments)))
     return views
 
 
-def all_partitions(ctx: BrokerContext) -> dict[str, list[PartitionView]]:
+def all_partitions(log: LogManager) -> dict[str, list[PartitionView]]:
     """Topic -> its partitions, skipping topics deleted while we looked."""
     found = {}
-    for topic in ctx.log.topics():
+    for topic in log.topics():
         try:
-            found[topic] = topic_partitions(ctx, topic)
+            found[topic] = topic_partitions(log, topic)
         except UnknownTopicOrPartitionError:
             continue
     return found
 
 
-def committed_offsets(ctx: BrokerContext, group: str) -> list[CommittedView]:
+def committed_offsets(log: LogManager, group: str) -> list[CommittedView]:
     """The group's committed offsets with their partitions' ends, sorted by topic and partition;
     commits of partitions that no longer exist are left out."""
     views = []
-    for (topic, index), committed in sorted(ctx.log.offsets.fetch(group).items()):
+    for (topic, index), committed in sorted(log.offsets.fetch(group).items()):
         try:
-            end = ctx.partition(topic, index).high_watermark
+            end = log.partition(topic, index).high_watermark
         except UnknownTopicOrPartitionError:
             continue
         views.append(CommittedView(topic, index, committed.offset, end))

@@ -12,7 +12,7 @@ import uvicorn
 from ..broker.context import BrokerContext
 from .app import create_app
 
-SHUTDOWN_GRACE_SECONDS = 3.0
+SHUTDOWN_GRACE_SECONDS = 3  # uvicorn takes whole seconds
 
 
 class _InLoopServer(uvicorn.Server):

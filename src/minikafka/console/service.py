@@ -1,10 +1,10 @@
 """What the console shows and changes, over a running broker's `BrokerContext`.
 
-Everything goes through the objects and steps the Kafka handlers use: topics through the log
-manager (as CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs do), records appended to
-the partition with long polls woken and metrics counted (as Produce does), offsets reset through
-the group coordinator's commit check and the offsets store (as OffsetCommit does). It all runs in
-the broker's event loop, so it never races a handler. Failures raise `KafkaError`s, as there.
+Every change goes through the broker's service layer (`broker/ops.py`), the one the Kafka
+handlers call: topics change as CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs change
+them, records are appended as Produce with acks=all appends them, offsets are reset as an
+OffsetCommit commits them. Reading goes through `broker/snapshot.py`, as /metrics does. It all
+runs in the broker's event loop, so it never races a handler. Failures raise `KafkaError`s.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 
+from ..broker import ops
 from ..broker.context import BrokerContext
-from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState, OffsetCommitCheck
-from ..broker.handlers.groups import EXTENSION, GroupService
+from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState
 from ..broker.metrics import Traffic
 from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
 from ..errors import ErrorCode, KafkaError
-from ..log import OffsetAndMetadata, Partition
+from ..log import Partition
 from ..partitioner import murmur2_partition
 from ..records import Record, decode_batches, encode_batch
 
@@ -57,7 +57,7 @@ class RateMeter:
 
 def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None = None) -> Json:
     """The broker at a glance; `topics` saves reading the partitions again (from `live`)."""
-    topics = all_partitions(ctx) if topics is None else topics
+    topics = all_partitions(ctx.log) if topics is None else topics
     views = [v for partitions in topics.values() for v in partitions]
     host, port = ctx.config.advertised
     return {
@@ -80,7 +80,7 @@ def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None =
 
 def live(ctx: BrokerContext, meter: RateMeter) -> Json:
     """One tick of the live stream: the overview, rates, and the topic and group lists."""
-    topics = all_partitions(ctx)
+    topics = all_partitions(ctx.log)
     return {**overview(ctx, topics), "rates": meter.rates(),
             "topic_list": [_topic_json(ctx, t, views) for t, views in topics.items()],
             "group_list": list_groups(ctx)}
@@ -111,35 +111,30 @@ def _topic_json(ctx: BrokerContext, topic: str, views: list[PartitionView]) -> J
 
 
 def list_topics(ctx: BrokerContext) -> list[Json]:
-    return [_topic_json(ctx, topic, views) for topic, views in all_partitions(ctx).items()]
+    return [_topic_json(ctx, topic, views) for topic, views in all_partitions(ctx.log).items()]
 
 
 def describe_topic(ctx: BrokerContext, topic: str) -> Json:
-    return _topic_json(ctx, topic, topic_partitions(ctx, topic))
+    return _topic_json(ctx, topic, topic_partitions(ctx.log, topic))
 
 
 def create_topic(ctx: BrokerContext, name: str, partitions: int | None,
                  configs: dict[str, str]) -> Json:
-    count = ctx.config.num_partitions if partitions is None else partitions
-    ctx.log.create_topic(name, count, configs)
-    log.info("console: created topic %s with %d partition(s)", name, count)
+    ops.create_topic(ctx, name, partitions, configs)
     return describe_topic(ctx, name)
 
 
 def delete_topic(ctx: BrokerContext, name: str) -> None:
-    ctx.log.delete_topic(name)
-    log.info("console: deleted topic %s", name)
+    ops.delete_topic(ctx, name)
 
 
 def add_partitions(ctx: BrokerContext, name: str, total: int) -> Json:
-    ctx.log.add_partitions(name, total)
-    log.info("console: topic %s now has %d partitions", name, total)
+    ops.add_partitions(ctx, name, total)
     return describe_topic(ctx, name)
 
 
 def alter_configs(ctx: BrokerContext, name: str, configs: dict[str, str]) -> Json:
-    ctx.log.alter_topic_config(name, configs)
-    log.info("console: topic %s configs set: %s", name, configs)
+    ops.alter_topic_configs(ctx, name, configs)
     return describe_topic(ctx, name)
 
 
@@ -221,28 +216,17 @@ async def produce(ctx: BrokerContext, topic: str, index: int | None, key: str | 
     if index is None:
         index = (murmur2_partition(key_bytes, partitions) if key_bytes
                  else random.randrange(partitions))
-    partition = ctx.partition(topic, index)
     batch = encode_batch([(key_bytes, None if value is None else value.encode(),
                            [(name, text.encode()) for name, text in headers], None)])
-    info = partition.append(batch)
-    ctx.appends.notify((topic, index))
-    ctx.metrics.produced(topic, batch, info)
-    if ctx.log.flush_policy.mode == "always":
-        await ctx.commits.sync(partition)
+    info = await ops.produce(ctx, topic, index, batch)
     return {"topic": topic, "partition": index, "offset": info.base_offset}
 
 
 # --- consumer groups ------------------------------------------------------------------------------
 
 
-def _groups(ctx: BrokerContext) -> GroupService | None:
-    """The group coordinator's service, when this broker runs one."""
-    return cast(GroupService | None, ctx.extensions.get(EXTENSION))
-
-
 def _group_ids(ctx: BrokerContext) -> list[str]:
-    service = _groups(ctx)
-    known = {g.group_id for g in service.coordinator.list_groups()} if service else set()
+    known = {g.group_id for g in ctx.groups.coordinator.list_groups()}
     return sorted(known | set(ctx.log.offsets.groups()))
 
 
@@ -268,12 +252,9 @@ def _assignment(protocol_type: str, data: bytes) -> list[tuple[str, list[int]]]:
 
 
 def _described(ctx: BrokerContext, group: str) -> tuple[str, str, list[_Member]]:
-    """(state, protocol, members) of a group; a group without a coordinator entry is Empty
-    when it has committed offsets (Kafka's view too), else Dead."""
-    service = _groups(ctx)
-    if service is None:
-        return GroupState.EMPTY, "", []
-    described = service.coordinator.describe_groups([group])[0]
+    """(state, protocol, members) of a group as the coordinator describes it: Dead when it
+    knows no such group (groups with committed offsets are known from the start)."""
+    described = ctx.groups.coordinator.describe_groups([group])[0]
     members = [_Member(m.member_id, m.group_instance_id, m.client_id, m.client_host,
                        _assignment(described.protocol_type, m.assignment))
                for m in described.members]
@@ -284,7 +265,7 @@ def list_groups(ctx: BrokerContext) -> list[Json]:
     groups = []
     for group in _group_ids(ctx):
         state, _protocol, members = _described(ctx, group)
-        offsets = committed_offsets(ctx, group)
+        offsets = committed_offsets(ctx.log, group)
         groups.append({"group": group, "state": state, "members": len(members),
                        "topics": sorted({c.topic for c in offsets}),
                        "lag": sum(c.lag for c in offsets)})
@@ -293,7 +274,7 @@ def list_groups(ctx: BrokerContext) -> list[Json]:
 
 def describe_group(ctx: BrokerContext, group: str) -> Json:
     state, protocol, members = _described(ctx, group)
-    offsets = committed_offsets(ctx, group)
+    offsets = committed_offsets(ctx.log, group)
     if state == GroupState.DEAD and not offsets:
         raise KafkaError(f"consumer group {group!r} does not exist", ErrorCode.GROUP_ID_NOT_FOUND)
     owners = {(topic, p): m.client_id or m.member_id
@@ -316,40 +297,8 @@ def describe_group(ctx: BrokerContext, group: str) -> Json:
             "offsets": rows, "lag": sum(c.lag for c in offsets)}
 
 
-def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
-    if to == "earliest":
-        return view.log_start_offset
-    if to == "timestamp" and value is not None:
-        found = partition.offset_for_timestamp(value)
-        return view.high_watermark if found is None else found[0]
-    if to == "offset" and value is not None:
-        return min(max(value, view.log_start_offset), view.high_watermark)
-    return view.high_watermark  # "latest"
-
-
 async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
                         value: int | None = None) -> Json:
-    """Commit new offsets for every partition of `topic`, like kafka-consumer-groups.sh
-    --reset-offsets --execute: only while the group has no members, and through the
-    coordinator's check for a simple (generation-less) commit, as OffsetCommit does."""
-    if to in ("offset", "timestamp") and value is None:
-        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
-    service = _groups(ctx)
-    if service is None:
-        raise KafkaError("this broker runs no group coordinator",
-                         ErrorCode.COORDINATOR_NOT_AVAILABLE)
-    state, _protocol, members = _described(ctx, group)
-    if members:
-        raise KafkaError(f"consumer group {group!r} is {state} with {len(members)} member(s); "
-                         "stop its consumers before resetting its offsets",
-                         ErrorCode.NON_EMPTY_GROUP)
-    targets = {(topic, v.partition): OffsetAndMetadata(_reset_target(
-                   v, ctx.partition(topic, v.partition), to, value))
-               for v in topic_partitions(ctx, topic)}
-    error = await service.call(service.coordinator.validate_offset_commit,
-                               OffsetCommitCheck(group), ErrorCode.NOT_COORDINATOR)
-    if error is not ErrorCode.NONE:
-        raise KafkaError(f"the coordinator refused the commit: {error.name}", error)
-    service.offsets.commit(group, targets)
-    log.info("console: group %s offsets on %s reset to %s", group, topic, to)
+    """Reset the group's offsets on `topic` (see `ops.reset_offsets`); the group as now."""
+    await ops.reset_offsets(ctx, group, topic, to, value)
     return describe_group(ctx, group)

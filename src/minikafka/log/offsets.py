@@ -172,10 +172,11 @@ class OffsetStore:
         for group in self.groups():
             self.delete(group, [tp for tp in self.fetch(group) if tp[0] == topic])
 
-    def expire(self, older_than_ms: int) -> int:
-        """Drop commits older than the cutoff (offsets.retention.minutes); returns how many."""
+    def expire(self, older_than_ms: int, groups: Iterable[str] | None = None) -> int:
+        """Drop commits older than the cutoff (offsets.retention.minutes), of `groups` or of
+        every group; returns how many."""
         dropped = 0
-        for group in self.groups():
+        for group in self.groups() if groups is None else groups:
             old = [tp for tp, o in self.fetch(group).items() if o.commit_timestamp < older_than_ms]
             if old:
                 self.delete(group, old)

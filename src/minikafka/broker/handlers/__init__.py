@@ -1,9 +1,10 @@
 """Request handlers, one module per API family (kfake-style), each exporting `APIS`.
 
-To serve more APIs (e.g. the consumer-group family), write a module with an `APIS` tuple of
-`Api(key, min_version, max_version, handler)` and add it to `FAMILIES`. A module may also define
-`startup(ctx)` / `shutdown(ctx)` (sync or async) to keep state in `ctx.extensions`, and
-`stopping(ctx)`, called when shutdown begins, to answer requests it holds back (long waits).
+To serve more APIs, write a module with an `APIS` tuple of
+`Api(key, min_version, max_version, handler)` and add it to `FAMILIES`. A handler decodes its
+request, calls the service layer (`broker/ops.py`, or a service on the context such as
+`ctx.groups`) and encodes the answer; state that outlives a request is a typed field of the
+`BrokerContext`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from kafka.protocol.api_key import ApiKey
 from ...errors import ErrorCode, InvalidConfigError, KafkaError
 from ...log import TopicConfig
 from ...protocol.codec import RequestHeader, response_class
+from .. import ops
 from ..context import Api, BrokerContext
 
 TOPIC, BROKER = 2, 4  # ConfigResource.Type
@@ -111,10 +112,7 @@ def _alter(ctx: BrokerContext, resource_type: int, name: str, validate_only: boo
     if resource_type != TOPIC:
         raise KafkaError(f"config resource type {resource_type} is not supported",
                          ErrorCode.INVALID_REQUEST)
-    current = ctx.log.topic_config(name)
-    current.with_kafka_configs(set_configs, tuple(delete))  # raises on bad names or values
-    if not validate_only:
-        ctx.log.alter_topic_config(name, set_configs, delete)
+    ops.alter_topic_configs(ctx, name, set_configs, delete, validate_only)
 
 
 Changes = tuple[dict[str, str], set[str]]  # configs to set, configs to return to default

@@ -22,7 +22,6 @@ from ...protocol.fetch import (
     PartitionData,
     TopicData,
     encode_fetch_response,
-    records_length,
 )
 from ..context import Api, BrokerContext
 
@@ -30,12 +29,13 @@ READ_COMMITTED = 1
 
 
 def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, first: bool,
-                    read_committed: bool) -> PartitionData:
+                    read_committed: bool) -> tuple[PartitionData, int]:
+    """The partition's answer and the record bytes it carries."""
     index = request.partition
     try:
         partition = ctx.partition(topic, index)
     except KafkaError as exc:
-        return PartitionData(index, exc.code, records=b"")
+        return PartitionData(index, exc.code, records=b""), 0
     data = PartitionData(
         index,
         high_watermark=partition.high_watermark,
@@ -46,16 +46,17 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
     )
     if request.current_leader_epoch > LEADER_EPOCH:
         data.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
-        return data
+        return data, 0
     limit = min(request.partition_max_bytes, budget)
     try:
         found = partition.read(request.fetch_offset, max(limit, 1))
     except KafkaError as exc:  # OFFSET_OUT_OF_RANGE
         data.error_code = exc.code
-        return data
-    if found is not None and (first or found.length <= limit):
-        data.records = found
-    return data
+        return data, 0
+    if found is None or not (first or found.length <= limit):
+        return data, 0
+    data.records = found
+    return data, found.length
 
 
 def _read_all(ctx: BrokerContext, request: Any) -> tuple[list[TopicData], int, bool]:
@@ -68,8 +69,8 @@ def _read_all(ctx: BrokerContext, request: Any) -> tuple[list[TopicData], int, b
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
-            data = _read_partition(ctx, topic.topic, wanted, budget, total == 0, read_committed)
-            size = records_length(data.records)
+            data, size = _read_partition(ctx, topic.topic, wanted, budget, total == 0,
+                                         read_committed)
             total += size
             budget -= size
             failed = failed or data.error_code != 0

@@ -2,38 +2,28 @@
 SyncGroup (14), DescribeGroups (15), ListGroups (16), DeleteGroups (42), OffsetCommit (8),
 OffsetFetch (9), OffsetDelete (47).
 
-The protocol itself is `broker/groups.py`, a pure state machine; this module is its I/O. Each
-handler maps its request version onto the machine's dataclasses and awaits an asyncio future the
-machine answers when it decides: at once, or (JoinGroup, SyncGroup) when the rebalance moves on.
-One loop timer follows the machine's next deadline (sessions, rebalance and sync timeouts, the
-initial delay); the machine's clock is the loop's monotonic clock. Committed offsets go to the
-log's offsets store, so they survive restarts; membership does not (clients rejoin).
+The protocol itself is `broker/groups.py`, a pure state machine, run by `ctx.groups`
+(`broker/group_service.py`); committing offsets is `ops.commit_offsets`. Each handler maps its
+request version onto their dataclasses and back.
 
 We are the only node, so we coordinate every group and every transactional id.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
-from ...errors import ErrorCode, KafkaError
+from ...errors import ErrorCode
 from ...log import OffsetAndMetadata, OffsetStore
+from ...log.offsets import TopicPartition
 from ...protocol.codec import RequestHeader, response_class
-from ..config import BrokerConfig
+from .. import ops
 from ..context import Api, BrokerContext, client_host
 from ..groups import (
-    Completion,
-    GroupConfig,
-    GroupCoordinator,
-    GroupState,
     HeartbeatRequest,
     HeartbeatResponse,
     JoinGroupRequest,
@@ -42,161 +32,12 @@ from ..groups import (
     LeaveGroupResponse,
     MemberIdentity,
     OffsetCommitCheck,
-    Response,
     SyncGroupRequest,
     SyncGroupResponse,
 )
 
-log = logging.getLogger("minikafka.broker")
-
-EXTENSION = "groups"
 KEY_TYPES = {0, 1}  # FindCoordinator: group, transaction
-MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes
 GROUP_OPERATIONS = {3, 6, 8}  # everything is allowed: read, delete, describe (AclOperation codes)
-TopicPartition = tuple[str, int]
-R = TypeVar("R", bound=Response)
-Q = TypeVar("Q")
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class GroupService:
-    """The coordinator's runtime: futures for its waiters, its timer, offsets and their expiry."""
-
-    def __init__(self, config: BrokerConfig, offsets: OffsetStore) -> None:
-        self.coordinator = GroupCoordinator(GroupConfig(
-            initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
-            min_session_timeout_ms=config.group_min_session_timeout_ms,
-            max_session_timeout_ms=config.group_max_session_timeout_ms))
-        self.offsets = offsets
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: int | None = None
-        self._held: dict[asyncio.Future[Response], Response] = {}  # -> answer if we stop
-        self._stopping = False
-        # Groups known from committed offsets are listed, described and deletable after a
-        # restart; their offsets' retention counts from now, as we cannot tell when they last
-        # had members.
-        started = _wall_ms()
-        self._active_at: dict[str, int] = {}  # group -> wall time it was last seen with members
-        for group in offsets.groups():
-            self.coordinator.load_group(group)
-            self._active_at[group] = started
-        self._expiry = self._loop.create_task(self._expire_periodically(
-            config.offsets_retention_minutes * 60_000,
-            config.offsets_retention_check_interval_ms / 1000))
-
-    def now_ms(self) -> int:
-        return int(self._loop.time() * 1000)
-
-    async def call(self, method: Callable[[Q, object, int], list[Completion]], request: Q,
-                   if_stopping: R) -> R:
-        """Run one coordinator call and wait for its answer; `if_stopping` answers it instead
-        when the broker shuts down first (JoinGroup and SyncGroup can wait a long time)."""
-        waiter: asyncio.Future[Response] = self._loop.create_future()
-        self._held[waiter] = if_stopping
-        try:
-            self._deliver(method(request, waiter, self.now_ms()))
-            if self._stopping and not waiter.done():
-                waiter.set_result(if_stopping)
-            return cast(R, await waiter)
-        finally:
-            del self._held[waiter]
-
-    def _deliver(self, completions: Iterable[Completion]) -> None:
-        for waiter, response in completions:
-            future = cast(asyncio.Future[Response], waiter)
-            if not future.done():  # its request's connection may be gone
-                future.set_result(response)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        deadline = self.coordinator.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_deadline = deadline
-        # +1 ms: the loop may wake a little early, and `tick` rounds its clock down.
-        self._timer = (None if deadline is None
-                       else self._loop.call_at((deadline + 1) / 1000, self._on_timer))
-
-    def _on_timer(self) -> None:
-        self._timer = self._timer_deadline = None
-        self._deliver(self.coordinator.tick(self.now_ms()))
-
-    # -- offsets --
-
-    def forget(self, group: str) -> None:
-        """A deleted group: its committed offsets go too."""
-        self.offsets.delete(group)
-        self._active_at.pop(group, None)
-
-    async def _expire_periodically(self, retention_ms: int, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                self.expire_offsets(_wall_ms() - retention_ms)
-            except OSError:
-                log.exception("expiring committed offsets failed; will retry")
-
-    def expire_offsets(self, cutoff_ms: int) -> None:
-        """Kafka's rule (KIP-211): a group with members keeps its offsets; once it has none, an
-        offset expires when both its commit and the group's last member are older than the
-        retention. A group left with neither members nor offsets is removed."""
-        now = _wall_ms()
-        states = {group.group_id: group.state for group in self.coordinator.list_groups()}
-        for group, state in states.items():
-            if state != GroupState.EMPTY:
-                self._active_at[group] = now
-        for group in set(states) | set(self.offsets.groups()):
-            if states.get(group, GroupState.EMPTY) != GroupState.EMPTY:
-                continue
-            since = self._active_at.get(group, 0)
-            committed = self.offsets.fetch(group)
-            expired = [tp for tp, o in committed.items() if max(o.commit_timestamp, since)
-                       < cutoff_ms]
-            if expired:
-                log.info("group %s: %d committed offset(s) expired", group, len(expired))
-                self.offsets.delete(group, expired)
-            if len(expired) == len(committed):
-                self.coordinator.delete_groups([group])
-                self._active_at.pop(group, None)
-
-    # -- lifecycle --
-
-    def stop_waiting(self) -> None:
-        """Shutdown begins: answer every held JoinGroup/SyncGroup (NOT_COORDINATOR), so that
-        their clients look for the coordinator again instead of holding the shutdown up."""
-        self._stopping = True
-        for waiter, answer in self._held.items():
-            if not waiter.done():
-                waiter.set_result(answer)
-
-    async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._expiry.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._expiry
-
-
-def startup(ctx: BrokerContext) -> None:
-    ctx.extensions[EXTENSION] = GroupService(ctx.config, ctx.log.offsets)
-
-
-def stopping(ctx: BrokerContext) -> None:
-    _service(ctx).stop_waiting()
-
-
-async def shutdown(ctx: BrokerContext) -> None:
-    await _service(ctx).close()
-
-
-def _service(ctx: BrokerContext) -> GroupService:
-    return cast(GroupService, ctx.extensions[EXTENSION])
 
 
 # --- FindCoordinator -----------------------------------------------------------------------------
@@ -221,7 +62,7 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
 
 
 async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
+    service = ctx.groups
     version = header.api_version
     joined = await service.call(service.coordinator.join_group, JoinGroupRequest(
         group_id=request.group_id, member_id=request.member_id,
@@ -246,7 +87,7 @@ async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: 
 
 
 async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
+    service = ctx.groups
     synced = await service.call(service.coordinator.sync_group, SyncGroupRequest(
         group_id=request.group_id, generation_id=request.generation_id,
         member_id=request.member_id,
@@ -261,7 +102,7 @@ async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: 
 
 
 async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
+    service = ctx.groups
     beat = await service.call(service.coordinator.heartbeat, HeartbeatRequest(
         group_id=request.group_id, generation_id=request.generation_id,
         member_id=request.member_id, group_instance_id=request.group_instance_id),
@@ -271,7 +112,7 @@ async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: A
 
 
 async def handle_leave_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
+    service = ctx.groups
     batch = header.api_version >= 3  # v0-2 leave one member, named by the request itself
     members = ([MemberIdentity(m.member_id, m.group_instance_id) for m in request.members]
                if batch else [MemberIdentity(request.member_id)])
@@ -295,7 +136,7 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     cls = response_class(ApiKey.ListGroups, header.api_version)
     return cls(throttle_time_ms=0, error_code=0, groups=[
         cls.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
-        for g in _service(ctx).coordinator.list_groups(states)])
+        for g in ctx.groups.coordinator.list_groups(states)])
 
 
 async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, request: Any
@@ -312,15 +153,11 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
                           client_id=m.client_id, client_host=m.client_host,
                           member_metadata=m.metadata, member_assignment=m.assignment)
                       for m in g.members])
-        for g in _service(ctx).coordinator.describe_groups(request.groups)])
+        for g in ctx.groups.coordinator.describe_groups(request.groups)])
 
 
 async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
-    results = service.coordinator.delete_groups(request.groups_names)
-    for group, error in results:
-        if error is ErrorCode.NONE:
-            service.forget(group)
+    results = ctx.groups.delete_groups(request.groups_names)
     cls = response_class(ApiKey.DeleteGroups, header.api_version)
     return cls(throttle_time_ms=0, results=[
         cls.DeletableGroupResult(group_id=group, error_code=error) for group, error in results])
@@ -329,47 +166,15 @@ async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, reques
 # --- OffsetCommit, OffsetFetch, OffsetDelete ----------------------------------------------------
 
 
-def _partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
-    """Offsets are kept only for partitions that exist (Kafka checks its metadata too)."""
-    try:
-        ctx.partition(topic, index)
-    except KafkaError as exc:
-        return ErrorCode(exc.code)
-    return ErrorCode.NONE
-
-
 async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """The group decides first (all partitions share its error); then each partition is checked
-    and the valid ones are stored together, in one durable write."""
-    service = _service(ctx)
-    version = header.api_version
-    if not request.group_id:
-        group_error = ErrorCode.INVALID_GROUP_ID
-    else:
-        group_error = await service.call(service.coordinator.validate_offset_commit,
-                                         OffsetCommitCheck(
-                                             request.group_id, request.member_id,
-                                             request.generation_id_or_member_epoch,
-                                             request.group_instance_id),
-                                         ErrorCode.NOT_COORDINATOR)
-    errors: dict[TopicPartition, ErrorCode] = {}
-    accepted: dict[TopicPartition, OffsetAndMetadata] = {}
-    for topic in request.topics:
-        for p in topic.partitions:
-            tp = (topic.name, p.partition_index)
-            metadata = p.committed_metadata or ""
-            error = group_error or _partition_error(ctx, *tp)
-            if error is ErrorCode.NONE and len(metadata.encode()) > MAX_METADATA_BYTES:
-                error = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            if error is ErrorCode.NONE:
-                accepted[tp] = OffsetAndMetadata(
-                    p.committed_offset, p.committed_leader_epoch, metadata,
-                    max(p.commit_timestamp, 0))  # v1 may set it; 0: the store stamps it now
-            errors[tp] = error
-    service.offsets.commit(request.group_id, accepted)
-    if accepted and ctx.log.flush_policy.mode == "always":
-        await ctx.commits.sync(service.offsets)  # one fsync shared by concurrent commits
-    cls = response_class(ApiKey.OffsetCommit, version)
+    check = OffsetCommitCheck(request.group_id, request.member_id,
+                              request.generation_id_or_member_epoch, request.group_instance_id)
+    offsets = {(topic.name, p.partition_index): OffsetAndMetadata(
+                   p.committed_offset, p.committed_leader_epoch, p.committed_metadata or "",
+                   max(p.commit_timestamp, 0))  # v1 may set it; 0: the store stamps it now
+               for topic in request.topics for p in topic.partitions}
+    errors = await ops.commit_offsets(ctx, check, offsets)
+    cls = response_class(ApiKey.OffsetCommit, header.api_version)
     topic_cls = cls.OffsetCommitResponseTopic
     return cls(throttle_time_ms=0, topics=[
         topic_cls(name=t.name, partitions=[
@@ -408,7 +213,7 @@ def _fetch_offsets(offsets: OffsetStore, group: str, topics: Any
 async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     """v0-7 ask for one group, v8 for several; a null topic list means every committed one.
     Without transactions every offset is stable, so require_stable changes nothing."""
-    offsets = _service(ctx).offsets
+    offsets = ctx.log.offsets
     cls = response_class(ApiKey.OffsetFetch, header.api_version)
     if header.api_version < 8:
         topic_cls = cls.OffsetFetchResponseTopic
@@ -434,18 +239,13 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
 
 
 async def handle_offset_delete(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    service = _service(ctx)
     cls = response_class(ApiKey.OffsetDelete, header.api_version)
     topic_cls = cls.OffsetDeleteResponseTopic
-    group_error, topic_errors = service.coordinator.offset_delete_errors(
-        request.group_id, [t.name for t in request.topics])
+    group_error, errors = ops.delete_offsets(
+        ctx, request.group_id, [(t.name, p.partition_index)
+                                for t in request.topics for p in t.partitions])
     if group_error is not ErrorCode.NONE:
         return cls(error_code=group_error, throttle_time_ms=0, topics=[])
-    errors = {(t.name, p.partition_index): (_partition_error(ctx, t.name, p.partition_index)
-                                            or topic_errors[t.name])
-              for t in request.topics for p in t.partitions}
-    service.offsets.delete(request.group_id,
-                           [tp for tp, error in errors.items() if error is ErrorCode.NONE])
     return cls(error_code=0, throttle_time_ms=0, topics=[
         topic_cls(name=t.name, partitions=[
             topic_cls.OffsetDeleteResponsePartition(

@@ -9,18 +9,13 @@ one group-committed fsync per partition.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
-from ...errors import (
-    CorruptRecordError,
-    ErrorCode,
-    InvalidRecordError,
-    KafkaError,
-)
+from ...errors import ErrorCode, KafkaError
+from ...log import Partition
 from ...protocol.codec import RequestHeader, decode_request
 from ...protocol.produce import (
     MIN_DECODED_VERSION,
@@ -30,7 +25,7 @@ from ...protocol.produce import (
     decode_produce_request,
     encode_produce_response,
 )
-from ...records import HEADER_SIZE, MAGIC, batch_size_at, read_header
+from .. import ops
 from ..context import Api, BrokerContext, CloseConnection
 
 log = logging.getLogger("minikafka.broker")
@@ -41,35 +36,16 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
          ErrorCode.MESSAGE_TOO_LARGE}
 
 
-def check_single_batch(records: bytes | memoryview | None) -> None:
-    """Produce v3+ carries exactly one RecordBatch v2 per partition."""
-    if not records:
-        raise InvalidRecordError("produce request without a record batch")
-    if len(records) < HEADER_SIZE:
-        raise CorruptRecordError(f"record batch truncated: {len(records)} bytes")
-    if read_header(records).magic != MAGIC:
-        raise InvalidRecordError("record batch magic must be 2 for produce v3+")
-    size = batch_size_at(records)
-    if size > len(records):
-        raise CorruptRecordError(f"record batch claims {size} bytes, {len(records)} sent")
-    if size < len(records):
-        raise InvalidRecordError("produce requests carry exactly one record batch per partition")
-
-
-def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, synced: set[Any]
-            ) -> PartitionResponse:
-    index, records = data.index, data.records
+def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData,
+            appended: set[Partition]) -> PartitionResponse:
+    index = data.index
     try:
-        partition = ctx.partition(topic, index, allow_create=True)
-        check_single_batch(records)
-        info = partition.append(records)
+        partition, info = ops.append(ctx, topic, index, data.records, allow_create=True)
     except KafkaError as exc:
         level = logging.WARNING if exc.code in _WARN else logging.DEBUG
         log.log(level, "produce to %s-%d rejected: %s", topic, index, exc)
         return PartitionResponse(index, exc.code, error_message=str(exc))
-    ctx.appends.notify((topic, index))
-    ctx.metrics.produced(topic, records, info)
-    synced.add(partition)
+    appended.add(partition)
     return PartitionResponse(index, 0, info.base_offset, info.log_append_time,
                              info.log_start_offset)
 
@@ -94,10 +70,10 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
                          ) -> Any:
     acks = request.acks
     refusal = _refusal(header.api_version, acks)
-    synced: set[Any] = set()
+    appended: set[Partition] = set()
     results = [
         (topic.name, [PartitionResponse(pd.index, refusal[0], error_message=refusal[1])
-                      if refusal else _append(ctx, topic.name, pd, synced)
+                      if refusal else _append(ctx, topic.name, pd, appended)
                       for pd in topic.partition_data])
         for topic in request.topic_data
     ]
@@ -110,8 +86,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
             raise CloseConnection("acks=0 produce failed for "
                                   + ", ".join(f"{name}-{r.index}" for name, r in failed))
         return None
-    if acks == -1 and synced and ctx.log.flush_policy.mode == "always":
-        await asyncio.gather(*(ctx.commits.sync(p) for p in synced))
+    if acks == -1:
+        await ops.durable(ctx, appended)
     return [encode_produce_response(header, results)]
 
 

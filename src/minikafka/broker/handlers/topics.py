@@ -12,15 +12,10 @@ from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
-from ...errors import (
-    ErrorCode,
-    InvalidConfigError,
-    InvalidPartitionsError,
-    KafkaError,
-    TopicAlreadyExistsError,
-)
-from ...log import TopicConfig, validate_topic_name
+from ...errors import ErrorCode, InvalidConfigError, KafkaError
+from ...log import TopicConfig
 from ...protocol.codec import RequestHeader, response_class
+from .. import ops
 from ..context import Api, BrokerContext
 from .configs import topic_config_entries
 
@@ -49,19 +44,10 @@ def _create_topic(ctx: BrokerContext, topic: Any, validate_only: bool) -> TopicC
                              ErrorCode.INVALID_REPLICA_ASSIGNMENT)
     _check_replicas(ctx, topic.replication_factor, assignments)
     partitions = len(assignments) or topic.num_partitions
-    if partitions == -1:
-        partitions = ctx.config.num_partitions
     if any(c.value is None for c in topic.configs):
         raise InvalidConfigError("null config values are not allowed")
-    configs = {c.name: c.value for c in topic.configs}
-    if not validate_only:
-        return ctx.log.create_topic(topic.name, partitions, configs)
-    validate_topic_name(topic.name)
-    if ctx.log.exists(topic.name):
-        raise TopicAlreadyExistsError(f"topic {topic.name!r} already exists")
-    if partitions < 1:
-        raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {partitions}")
-    return TopicConfig(partitions=partitions).with_kafka_configs(configs)
+    return ops.create_topic(ctx, topic.name, None if partitions == -1 else partitions,
+                            {c.name: c.value for c in topic.configs}, validate_only)
 
 
 async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -83,8 +69,6 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
                 log.warning("create topic %r refused: %s", topic.name, exc)
             result.error_code, result.error_message = exc.code, str(exc)
         else:
-            if not request.validate_only:
-                log.info("created topic %s with %d partition(s)", topic.name, config.partitions)
             result.num_partitions, result.replication_factor = config.partitions, 1
             result.configs = [config_cls(name=e.name, value=e.value, read_only=False,
                                          config_source=e.source, is_sensitive=False)
@@ -106,8 +90,7 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
         try:
             if name is None:  # we keep no topic ids; clients that have them also have names
                 raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.UNKNOWN_TOPIC_ID)
-            ctx.log.delete_topic(name)
-            log.info("deleted topic %s", name)
+            ops.delete_topic(ctx, name)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, str(exc)
         results.append(result)
@@ -122,13 +105,7 @@ async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, re
         result = cls.CreatePartitionsTopicResult(name=topic.name, error_code=0, error_message=None)
         try:
             _check_replicas(ctx, 1, [a.broker_ids for a in topic.assignments or ()])
-            current = ctx.log.topic_config(topic.name).partitions
-            if topic.count <= current:
-                raise InvalidPartitionsError(f"topic {topic.name!r} has {current} partitions; "
-                                             f"the new count must be larger, got {topic.count}")
-            if not request.validate_only:
-                ctx.log.add_partitions(topic.name, topic.count)
-                log.info("topic %s now has %d partitions", topic.name, topic.count)
+            ops.add_partitions(ctx, topic.name, topic.count, request.validate_only)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, str(exc)
         results.append(result)

@@ -1,0 +1,223 @@
+"""The broker's service layer: every change to the log or to committed offsets, with the steps
+that must come with it.
+
+The Kafka handlers (decode → op → encode) and the web console both change the broker through
+these, so a change is the same whoever asks for it: an appended batch wakes the fetches waiting
+for it and is counted; an acknowledged append or commit waits for the flush policy (under
+`always`, a group-committed fdatasync); topics change with the same checks and log lines. Reading
+is `snapshot.py`'s. Everything runs in the broker's event loop; refusals raise `KafkaError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable, Mapping
+
+from ..errors import (
+    CorruptRecordError,
+    ErrorCode,
+    InvalidPartitionsError,
+    InvalidRecordError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
+from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log.offsets import TopicPartition
+from ..records import HEADER_SIZE, MAGIC, batch_size_at, read_header
+from .appends import Flushable
+from .context import BrokerContext
+from .groups import OffsetCommitCheck
+from .snapshot import PartitionView, topic_partitions
+
+log = logging.getLogger("minikafka.broker")
+
+MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes
+
+
+async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
+    """Return once `targets` (partitions, the offsets store) hold what was written to them as
+    durably as the flush policy promises an acknowledged write: under `always`, after one
+    group-committed fdatasync each, shared with every other request waiting on it."""
+    if targets and ctx.log.flush_policy.mode == "always":
+        await asyncio.gather(*(ctx.commits.sync(target) for target in targets))
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+Batch = bytes | memoryview
+
+
+def check_single_batch(records: Batch | None) -> Batch:
+    """`records`, which must be exactly one RecordBatch v2 (as Produce v3+ carries per
+    partition)."""
+    if not records:
+        raise InvalidRecordError("produce request without a record batch")
+    if len(records) < HEADER_SIZE:
+        raise CorruptRecordError(f"record batch truncated: {len(records)} bytes")
+    if read_header(records).magic != MAGIC:
+        raise InvalidRecordError("record batch magic must be 2 for produce v3+")
+    size = batch_size_at(records)
+    if size > len(records):
+        raise CorruptRecordError(f"record batch claims {size} bytes, {len(records)} sent")
+    if size < len(records):
+        raise InvalidRecordError("produce requests carry exactly one record batch per partition")
+    return records
+
+
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
+           allow_create: bool = False) -> tuple[Partition, AppendInfo]:
+    """Append one record batch, as opaque bytes checked by its header only, then wake the
+    fetches waiting on the partition and count it. Waiting for durability is `durable`'s part,
+    so that a request appending to many partitions waits for all of them at once."""
+    partition = ctx.partition(topic, index, allow_create)
+    batch = check_single_batch(records)
+    info = partition.append(batch)
+    ctx.appends.notify((topic, index))
+    ctx.metrics.produced(topic, batch, info)
+    return partition, info
+
+
+async def produce(ctx: BrokerContext, topic: str, index: int, batch: bytes) -> AppendInfo:
+    """Append one batch as Produce with acks=all does."""
+    partition, info = append(ctx, topic, index, batch)
+    await durable(ctx, [partition])
+    return info
+
+
+# --- committed offsets ---------------------------------------------------------------------------
+
+
+def _partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
+    """Offsets are kept only for partitions that exist (Kafka checks its metadata too)."""
+    try:
+        ctx.partition(topic, index)
+    except KafkaError as exc:
+        return ErrorCode(exc.code)
+    return ErrorCode.NONE
+
+
+async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
+                         offsets: Mapping[TopicPartition, OffsetAndMetadata]
+                         ) -> dict[TopicPartition, ErrorCode]:
+    """OffsetCommit: the group coordinator decides first (every partition shares its error);
+    then each partition is checked, and the valid ones are stored together in one write, made
+    durable before this returns. Returns each partition's error."""
+    if not check.group_id:
+        group_error = ErrorCode.INVALID_GROUP_ID
+    else:
+        group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
+                                            check, ErrorCode.NOT_COORDINATOR)
+    errors: dict[TopicPartition, ErrorCode] = {}
+    accepted: dict[TopicPartition, OffsetAndMetadata] = {}
+    for tp, offset in offsets.items():
+        error = group_error or _partition_error(ctx, *tp)
+        if error is ErrorCode.NONE and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
+            error = ErrorCode.OFFSET_METADATA_TOO_LARGE
+        if error is ErrorCode.NONE:
+            accepted[tp] = offset
+        errors[tp] = error
+    if accepted:
+        ctx.log.offsets.commit(check.group_id, accepted)
+        await durable(ctx, [ctx.log.offsets])
+    return errors
+
+
+def delete_offsets(ctx: BrokerContext, group: str, partitions: Iterable[TopicPartition]
+                   ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+    """OffsetDelete: (the group's error, each partition's). A live consumer group keeps the
+    offsets of the topics it is subscribed to; the others go."""
+    partitions = list(partitions)
+    group_error, topic_errors = ctx.groups.coordinator.offset_delete_errors(
+        group, {topic for topic, _ in partitions})
+    if group_error is not ErrorCode.NONE:
+        return group_error, {}
+    errors = {tp: _partition_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
+    ctx.log.offsets.delete(group, [tp for tp, error in errors.items() if error is ErrorCode.NONE])
+    return ErrorCode.NONE, errors
+
+
+def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
+    if to == "earliest":
+        return view.log_start_offset
+    if to == "timestamp" and value is not None:
+        found = partition.offset_for_timestamp(value)
+        return view.high_watermark if found is None else found[0]
+    if to == "offset" and value is not None:
+        return min(max(value, view.log_start_offset), view.high_watermark)
+    return view.high_watermark  # "latest"
+
+
+async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
+                        value: int | None = None) -> None:
+    """Commit new offsets for every partition of `topic`, like kafka-consumer-groups.sh
+    --reset-offsets --execute: `to` is earliest, latest, an offset or a timestamp (`value`),
+    only while the group has no members, as a simple (generation-less) OffsetCommit."""
+    if to in ("offset", "timestamp") and value is None:
+        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
+    described = ctx.groups.coordinator.describe_groups([group])[0]
+    if described.members:
+        raise KafkaError(f"consumer group {group!r} is {described.state} with "
+                         f"{len(described.members)} member(s); stop its consumers before "
+                         "resetting its offsets", ErrorCode.NON_EMPTY_GROUP)
+    targets = {(topic, v.partition): OffsetAndMetadata(_reset_target(
+                   v, ctx.partition(topic, v.partition), to, value))
+               for v in topic_partitions(ctx.log, topic)}
+    errors = await commit_offsets(ctx, OffsetCommitCheck(group), targets)
+    for error in errors.values():
+        if error is not ErrorCode.NONE:
+            raise KafkaError(f"the commit was refused: {error.name}", error)
+    log.info("group %s offsets on %s reset to %s", group, topic, to)
+
+
+# --- topics --------------------------------------------------------------------------------------
+
+
+def create_topic(ctx: BrokerContext, name: str, partitions: int | None = None,
+                 configs: Mapping[str, str] | None = None, validate_only: bool = False
+                 ) -> TopicConfig:
+    """A new topic of `partitions` (None: the broker's num.partitions) with config overrides;
+    `validate_only` checks the same and creates nothing."""
+    count = ctx.config.num_partitions if partitions is None else partitions
+    configs = dict(configs or {})
+    if validate_only:
+        validate_topic_name(name)
+        if ctx.log.exists(name):
+            raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+        if count < 1:
+            raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
+        return TopicConfig(partitions=count).with_kafka_configs(configs)
+    config = ctx.log.create_topic(name, count, configs)
+    log.info("created topic %s with %d partition(s)", name, count)
+    return config
+
+
+def delete_topic(ctx: BrokerContext, name: str) -> None:
+    """The topic, its files and the offsets committed for it."""
+    ctx.log.delete_topic(name)
+    log.info("deleted topic %s", name)
+
+
+def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: bool = False
+                   ) -> None:
+    """Grow the topic to `total` partitions (never shrink it)."""
+    current = ctx.log.topic_config(name).partitions
+    if total <= current:
+        raise InvalidPartitionsError(f"topic {name!r} has {current} partitions; the new count "
+                                     f"must be larger, got {total}")
+    if not validate_only:
+        ctx.log.add_partitions(name, total)
+        log.info("topic %s now has %d partitions", name, total)
+
+
+def alter_topic_configs(ctx: BrokerContext, name: str, set_configs: Mapping[str, str],
+                        delete: Iterable[str] = (), validate_only: bool = False) -> None:
+    """Set some of the topic's config overrides and return others to their defaults; a bad
+    name or value refuses the whole change."""
+    delete = tuple(delete)
+    ctx.log.topic_config(name).with_kafka_configs(dict(set_configs), delete)
+    if not validate_only:
+        ctx.log.alter_topic_config(name, dict(set_configs), delete)
+        log.info("topic %s configs changed: set %s, reset %s", name, dict(set_configs),
+                 list(delete))
