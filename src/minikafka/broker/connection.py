@@ -1,11 +1,12 @@
 """One client connection: framing, pipelining, and in-order responses.
 
 A buffered protocol receives into one buffer and cuts size-prefixed frames out of it (one copy per
-frame, none per read), starting one handler task per request; a writer task awaits those tasks in
-arrival order and writes each answer, so requests run concurrently but answers leave in the order
-asked (the protocol's rule). At most `max_in_flight` requests are unanswered; past that reading
-pauses and TCP pushes back on the client. Answers that are ready together leave in one write;
-record slices go out with sendfile. Anything that breaks the protocol closes this connection only.
+frame, none per read: protocol.framing's FrameBuffer), starting one handler task per request; a
+writer task awaits those tasks in arrival order and writes each answer, so requests run
+concurrently but answers leave in the order asked (the protocol's rule). At most `max_in_flight`
+requests are unanswered; past that reading pauses and TCP pushes back on the client. Answers that
+are ready together leave in one write; record slices go out with sendfile. Anything that breaks
+the protocol closes this connection only.
 """
 
 from __future__ import annotations
@@ -28,15 +29,13 @@ from ..protocol.codec import (
     parse_header,
     unsupported_api_versions,
 )
-from ..protocol.primitives import INT32, MalformedError
+from ..protocol.framing import FrameBuffer, FramingError
+from ..protocol.primitives import MalformedError
 from .context import Api, BrokerContext, CloseConnection, client_host
 
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
-
-_BUFFER_BYTES = 256 * 1024  # the receive buffer; it grows only to hold a larger frame whole
-_MIN_FREE = 64 * 1024  # less room than this left at the end: move the unread bytes to the front
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -50,11 +49,8 @@ class Connection(asyncio.BufferedProtocol):
         self.peer = ""
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
-        self._max_frame = ctx.config.max_frame_bytes
         self._max_in_flight = ctx.config.max_in_flight
-        self._buf = bytearray(_BUFFER_BYTES)
-        self._view = memoryview(self._buf)
-        self._start = self._end = 0  # the unparsed bytes are _buf[_start:_end]
+        self._frames = FrameBuffer(ctx.config.max_frame_bytes)
         # Answers in request order; None (last) means no more requests will come.
         self._answers: deque[asyncio.Future[Pieces] | None] = deque()
         self._reading = True  # requests are still accepted
@@ -82,30 +78,20 @@ class Connection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if not self._reading:  # bytes after shutdown or a violation are dropped unread
-            self._start = self._end = 0
-        start, end, capacity = self._start, self._end, len(self._buf)
-        if start == end:
-            self._start = self._end = 0
-            if capacity > _BUFFER_BYTES:  # a large frame has gone: give its memory back
-                self._buf = bytearray(_BUFFER_BYTES)
-                self._view = memoryview(self._buf)
-        elif capacity - end < _MIN_FREE or capacity - start < self._frame_end():
-            self._compact(max(capacity, self._frame_end()))
-        return self._view[self._end:]
+            self._frames.clear()
+        return self._frames.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._end += nbytes
+        self._frames.buffer_updated(nbytes)
         if self._reading:
             self._parse()
 
     def eof_received(self) -> bool:
         if self._reading:
-            unread = self._end - self._start
-            if unread >= 4:
-                size = INT32.unpack_from(self._buf, self._start)[0]
-                self._violation(CloseConnection(f"connection ended inside a {size}-byte frame"))
-            elif unread:
-                self._violation(CloseConnection("truncated frame size"))
+            try:
+                self._frames.at_eof()
+            except FramingError as exc:
+                self._violation(CloseConnection(str(exc)))
             else:
                 self._end_requests()
         return True  # half-closed: the answers to what was read still go out
@@ -134,47 +120,23 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _frame_end(self) -> int:
-        """Bytes from _start to the end of the frame being received (at least its prefix)."""
-        if self._end - self._start < 4:
-            return 4
-        size = INT32.unpack_from(self._buf, self._start)[0]
-        return 4 + size if 0 <= size <= self._max_frame else 4
-
-    def _compact(self, capacity: int) -> None:
-        """Move the unread bytes to the front, into a new buffer if it must grow (the old one
-        may still be exported to the transport, so it is never resized)."""
-        unread = self._end - self._start
-        if capacity > len(self._buf):
-            buf = bytearray(max(capacity, 2 * len(self._buf)))
-            buf[:unread] = self._view[self._start:self._end]
-            self._buf, self._view = buf, memoryview(buf)
-        else:
-            self._view[:unread] = self._buf[self._start:self._end]
-        self._start, self._end = 0, unread
-
     def _parse(self) -> None:
         """Dispatch every whole frame received while fewer than max_in_flight are unanswered."""
-        buf, view, answers = self._buf, self._view, self._answers
-        start, end = self._start, self._end
+        frames, answers, max_in_flight = self._frames, self._answers, self._max_in_flight
         added = False
         try:
-            while end - start >= 4 and len(answers) < self._max_in_flight:
-                size = INT32.unpack_from(buf, start)[0]
-                if size < 0 or size > self._max_frame:
-                    raise CloseConnection(f"frame of {size} bytes is outside 0..{self._max_frame}"
-                                          " (max_frame_bytes)")
-                if end - start - 4 < size:
+            while len(answers) < max_in_flight:
+                frame = frames.next_frame()
+                if frame is None:
                     break
-                frame = bytes(view[start + 4:start + 4 + size])
-                start += 4 + size
                 answers.append(self._dispatch(frame))
                 added = True
+        except FramingError as exc:
+            self._violation(CloseConnection(str(exc)))
+            return
         except CloseConnection as exc:
             self._violation(exc)
             return
-        finally:
-            self._start = start
         if added:
             self._wake()
         full = len(answers) >= self._max_in_flight
