@@ -32,8 +32,7 @@ apt-bench:
 run: $(STAMP)
 	$(VENV)/bin/minikafka demo
 
-test: $(STAMP) apt-test
-	$(VENV)/bin/ruff check src tests bench
+test: $(STAMP) apt-test lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP) apt-bench
