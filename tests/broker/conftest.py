@@ -1,5 +1,4 @@
-"""A real `minikafka serve` in a subprocess on a free port (see brokerkit), and helpers to talk
-raw protocol."""
+"""A real broker on a free port (see brokerkit), and helpers to talk raw protocol."""
 
 from __future__ import annotations
 
@@ -9,9 +8,17 @@ import struct
 
 import pytest
 
-from brokerkit import BrokerProcess, broker, broker_args, own_broker
+from brokerkit import (
+    BrokerProcess,
+    InProcessBroker,
+    broker,
+    broker_args,
+    broker_process,
+    own_broker,
+)
 
-__all__ = ["BrokerProcess", "broker", "broker_args", "own_broker"]  # tests import them here
+__all__ = ["BrokerProcess", "InProcessBroker", "broker", "broker_args", "broker_process",
+           "own_broker"]  # tests import them here
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 
 async def _round_trip(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
@@ -37,6 +37,6 @@ async def _round_trip(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
         await consumer.stop()
 
 
-def test_produce_and_consume(broker: BrokerProcess, topic: str) -> None:
+def test_produce_and_consume(broker: InProcessBroker, topic: str) -> None:
     got = asyncio.run(asyncio.wait_for(_round_trip(broker.bootstrap, topic), 60))
     assert got == [(i, b"aio %d" % i) for i in range(50, 200)]

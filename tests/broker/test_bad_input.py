@@ -16,17 +16,17 @@ from kafka.protocol.producer import ProduceRequest
 from minikafka.errors import ErrorCode
 from minikafka.records import Record, encode_batch
 
-from .conftest import BrokerProcess, RawClient
+from .conftest import InProcessBroker, RawClient
 
 
 @pytest.fixture
-def raw(broker: BrokerProcess) -> Iterator[RawClient]:
+def raw(broker: InProcessBroker) -> Iterator[RawClient]:
     client = RawClient(broker.bootstrap)
     yield client
     client.close()
 
 
-def still_serving(broker: BrokerProcess) -> None:
+def still_serving(broker: InProcessBroker) -> None:
     client = RawClient(broker.bootstrap)
     try:
         response = client.request(ApiVersionsRequest[0]())
@@ -46,7 +46,7 @@ def partition_error(response: object) -> int:
     return response.responses[0].partition_responses[0].error_code  # type: ignore[attr-defined]
 
 
-def high_watermark(broker: BrokerProcess, topic: str) -> int:
+def high_watermark(broker: InProcessBroker, topic: str) -> int:
     from kafka.protocol.consumer import ListOffsetsRequest
 
     client = RawClient(broker.bootstrap)
@@ -72,13 +72,13 @@ def high_watermark(broker: BrokerProcess, topic: str) -> int:
     struct.pack(">ihhih", 14, 3, 1, 7, -1) + b"\x00\x00\x00\x05",  # body truncated
 ], ids=["oversized", "negative", "http", "short", "client-id", "api-key", "version", "body"])
 def test_protocol_violations_close_only_that_connection(
-        broker: BrokerProcess, raw: RawClient, payload: bytes) -> None:
+        broker: InProcessBroker, raw: RawClient, payload: bytes) -> None:
     raw.send(payload)
     assert raw.read_frame() is None
     still_serving(broker)
 
 
-def test_truncated_frame_then_eof(broker: BrokerProcess, raw: RawClient) -> None:
+def test_truncated_frame_then_eof(broker: InProcessBroker, raw: RawClient) -> None:
     raw.send(struct.pack(">i", 100) + b"\x00\x03")
     raw.sock.shutdown(1)
     assert raw.read_frame() is None
@@ -95,7 +95,7 @@ def test_api_versions_above_ours_gets_v0_error_and_our_ranges(raw: RawClient) ->
     assert ranges[18] == (0, 4) and ranges[0] == (0, 9) and ranges[1] == (4, 12)
 
 
-def test_bad_crc_is_corrupt_message(broker: BrokerProcess, raw: RawClient, topic: str) -> None:
+def test_bad_crc_is_corrupt_message(broker: InProcessBroker, raw: RawClient, topic: str) -> None:
     batch = bytearray(encode_batch([Record(b"value")]))
     batch[-1] ^= 0xFF
     assert partition_error(raw.request(produce_request(topic, bytes(batch)))) == \
@@ -109,13 +109,13 @@ def test_bad_crc_is_corrupt_message(broker: BrokerProcess, raw: RawClient, topic
     (encode_batch([Record(b"x")]) * 2, ErrorCode.INVALID_RECORD),         # two batches
     (None, ErrorCode.INVALID_RECORD),                                     # no records
 ], ids=["header", "batch", "two-batches", "null"])
-def test_bad_batches_are_refused(broker: BrokerProcess, raw: RawClient, topic: str,
+def test_bad_batches_are_refused(broker: InProcessBroker, raw: RawClient, topic: str,
                                  records: bytes | None, code: int) -> None:
     assert partition_error(raw.request(produce_request(topic, records))) == code
     assert high_watermark(broker, topic) == 0
 
 
-def test_bad_magic_is_invalid_record(broker: BrokerProcess, raw: RawClient, topic: str) -> None:
+def test_bad_magic_is_invalid_record(broker: InProcessBroker, raw: RawClient, topic: str) -> None:
     batch = bytearray(encode_batch([Record(b"x")]))
     batch[16] = 1
     assert partition_error(raw.request(produce_request(topic, bytes(batch)))) == \
@@ -137,7 +137,7 @@ def test_old_produce_versions_are_unsupported(raw: RawClient, topic: str) -> Non
     assert partition_error(response) == ErrorCode.UNSUPPORTED_VERSION
 
 
-def test_acks0_error_closes_the_connection(broker: BrokerProcess, raw: RawClient) -> None:
+def test_acks0_error_closes_the_connection(broker: InProcessBroker, raw: RawClient) -> None:
     request = produce_request("bad name", encode_batch([Record(b"x")]), acks=0)
     request.with_header(correlation_id=1, client_id="raw")  # type: ignore[attr-defined]
     raw.send(request.encode(header=True, framed=True))  # type: ignore[attr-defined]
@@ -145,7 +145,7 @@ def test_acks0_error_closes_the_connection(broker: BrokerProcess, raw: RawClient
     still_serving(broker)
 
 
-def test_create_topics_errors(broker: BrokerProcess, raw: RawClient, topic: str) -> None:
+def test_create_topics_errors(broker: InProcessBroker, raw: RawClient, topic: str) -> None:
     cls = CreateTopicsRequest[7]
 
     def creatable(name: str, partitions: int, replication: int = 1) -> object:

@@ -7,16 +7,16 @@ import os
 import subprocess
 import sys
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 
-def mk(broker: BrokerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def mk(broker: InProcessBroker, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     return subprocess.run([sys.executable, "-m", "minikafka", *args, "-b", broker.bootstrap],
                           input=stdin, capture_output=True, text=True, timeout=90, env=env)
 
 
-def test_topics_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+def test_topics_over_the_wire(broker: InProcessBroker, topic: str) -> None:
     created = mk(broker, "topics", "create", topic, "--partitions", "3", "--config",
                  "retention.ms=60000")
     assert created.returncode == 0, created.stderr
@@ -30,7 +30,7 @@ def test_topics_over_the_wire(broker: BrokerProcess, topic: str) -> None:
     assert topic not in mk(broker, "topics", "list").stdout.split()
 
 
-def test_produce_then_consume_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+def test_produce_then_consume_over_the_wire(broker: InProcessBroker, topic: str) -> None:
     produced = mk(broker, "produce", topic, "-K", ":", "--partitions", "1",
                   stdin="".join(f"k{i}:v{i}\n" for i in range(20)))
     assert produced.returncode == 0, produced.stderr
@@ -40,7 +40,7 @@ def test_produce_then_consume_over_the_wire(broker: BrokerProcess, topic: str) -
     assert len(consumed.stdout.splitlines()) == 20
 
 
-def test_consume_as_a_group_over_the_wire_resumes(broker: BrokerProcess, topic: str) -> None:
+def test_consume_as_a_group_over_the_wire_resumes(broker: InProcessBroker, topic: str) -> None:
     mk(broker, "produce", topic, stdin="".join(f"v{i}\n" for i in range(20)))
     first = mk(broker, "consume", topic, "-G", "cli-g", "--from-beginning", "-c", "5")
     assert first.stdout.split() == [f"v{i}" for i in range(5)]
@@ -48,7 +48,7 @@ def test_consume_as_a_group_over_the_wire_resumes(broker: BrokerProcess, topic: 
     assert rest.stdout.split() == [f"v{i}" for i in range(5, 20)]
 
 
-def test_embedded_and_wire_agree_on_placement(broker: BrokerProcess, topic: str,
+def test_embedded_and_wire_agree_on_placement(broker: InProcessBroker, topic: str,
                                               tmp_path) -> None:
     """The murmur2 partitioner over the wire (librdkafka's murmur2_random) and in-process place
     keys identically; crc32 matches librdkafka's default."""
@@ -70,7 +70,7 @@ def test_embedded_and_wire_agree_on_placement(broker: BrokerProcess, topic: str,
         assert sorted(wire.splitlines()) == sorted(here.stdout.splitlines())
 
 
-def test_wire_errors_are_one_line(broker: BrokerProcess) -> None:
+def test_wire_errors_are_one_line(broker: InProcessBroker) -> None:
     missing = mk(broker, "consume", "no-such-topic-here", "-e")
     assert missing.returncode == 1 and "unknown topic" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
@@ -88,7 +88,7 @@ def test_unreachable_broker_is_one_line() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_alter_and_cluster_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+def test_alter_and_cluster_over_the_wire(broker: InProcessBroker, topic: str) -> None:
     assert mk(broker, "topics", "create", topic).returncode == 0
     altered = mk(broker, "topics", "alter", topic, "--partitions", "3", "--config",
                  "retention.ms=1000")
@@ -100,7 +100,7 @@ def test_alter_and_cluster_over_the_wire(broker: BrokerProcess, topic: str) -> N
     assert "Produce 0-9" in versions and "Fetch 4-12" in versions
 
 
-def test_offsets_headers_and_json_over_the_wire(broker: BrokerProcess, topic: str) -> None:
+def test_offsets_headers_and_json_over_the_wire(broker: InProcessBroker, topic: str) -> None:
     mk(broker, "produce", topic, "-H", "src=cli", stdin="".join(f"m{i}\n" for i in range(5)))
     tail = mk(broker, "consume", topic, "-p", "0", "-o", "-2", "-e", "--json")
     records = [json.loads(line) for line in tail.stdout.splitlines()]

@@ -13,7 +13,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 FAST_CONSUMER = {"fetch.wait.max.ms": 50, "enable.auto.commit": False,
                  "group.id": "unused", "enable.partition.eof": True}
@@ -57,14 +57,14 @@ def consume(bootstrap: str, topic: str, count: int, partition: int = 0, offset: 
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_batches_round_trip(broker: BrokerProcess, topic: str, codec: str) -> None:
+def test_compressed_batches_round_trip(broker: InProcessBroker, topic: str, codec: str) -> None:
     values = [f"{codec} record {i} ".encode() * 5 for i in range(500)]
     offsets = produce(broker.bootstrap, topic, values, **{"compression.type": codec})
     assert offsets == list(range(500))
     assert consume(broker.bootstrap, topic, 500) == list(enumerate(values))
 
 
-def test_idempotent_producer(broker: BrokerProcess, topic: str) -> None:
+def test_idempotent_producer(broker: InProcessBroker, topic: str) -> None:
     values = [f"idempotent {i}".encode() for i in range(2000)]
     offsets = produce(broker.bootstrap, topic, values, **{
         "enable.idempotence": True, "acks": "all", "max.in.flight.requests.per.connection": 5,
@@ -73,12 +73,12 @@ def test_idempotent_producer(broker: BrokerProcess, topic: str) -> None:
     assert [v for _, v in consume(broker.bootstrap, topic, 2000)] == values
 
 
-def test_consume_from_the_middle_of_a_batch(broker: BrokerProcess, topic: str) -> None:
+def test_consume_from_the_middle_of_a_batch(broker: InProcessBroker, topic: str) -> None:
     produce(broker.bootstrap, topic, [b"a", b"b", b"c", b"d"], **{"linger.ms": 50})
     assert consume(broker.bootstrap, topic, 2, offset=2) == [(2, b"c"), (3, b"d")]
 
 
-def test_admin_topics_and_configs(broker: BrokerProcess, topic: str) -> None:
+def test_admin_topics_and_configs(broker: InProcessBroker, topic: str) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     futures = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1,
                                             config={"retention.ms": "3600000"})],
@@ -117,7 +117,7 @@ def test_admin_topics_and_configs(broker: BrokerProcess, topic: str) -> None:
     assert topic not in admin.list_topics(timeout=10).topics
 
 
-def test_admin_refuses_bad_topics(broker: BrokerProcess) -> None:
+def test_admin_refuses_bad_topics(broker: InProcessBroker) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     bad = {"bad name!": NewTopic("bad name!", 1), "too-many-replicas": NewTopic(
         "too-many-replicas", 1, replication_factor=3)}

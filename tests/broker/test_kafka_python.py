@@ -5,10 +5,10 @@ from __future__ import annotations
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 
-def test_produce_and_consume(broker: BrokerProcess, topic: str) -> None:
+def test_produce_and_consume(broker: InProcessBroker, topic: str) -> None:
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5,
                              compression_type="gzip", acks="all")
     futures = [producer.send(topic, key=b"k%d" % i, value=b"v%d" % i) for i in range(300)]
@@ -26,7 +26,7 @@ def test_produce_and_consume(broker: BrokerProcess, topic: str) -> None:
     assert got == [(i, b"k%d" % i, b"v%d" % i) for i in range(100, 300)]
 
 
-def test_admin(broker: BrokerProcess, topic: str) -> None:
+def test_admin(broker: InProcessBroker, topic: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     admin.create_topics([NewTopic(topic, 2, 1, topic_configs={"cleanup.policy": "delete"})])
     assert topic in admin.list_topics()

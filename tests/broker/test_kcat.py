@@ -7,26 +7,26 @@ import subprocess
 
 import pytest
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 
 
-def kcat(broker: BrokerProcess, *args: str, stdin: str | None = None) -> str:
+def kcat(broker: InProcessBroker, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(["kcat", "-b", broker.bootstrap, *args], input=stdin, text=True,
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def test_metadata_lists_the_broker_and_topics(broker: BrokerProcess, topic: str) -> None:
+def test_metadata_lists_the_broker_and_topics(broker: InProcessBroker, topic: str) -> None:
     kcat(broker, "-P", "-t", topic, stdin="x\n")
     out = kcat(broker, "-L")
     assert f"broker 0 at 127.0.0.1:{broker.port} (controller)" in out
     assert f'topic "{topic}" with 1 partitions' in out
 
 
-def test_produce_then_consume_to_the_end(broker: BrokerProcess, topic: str) -> None:
+def test_produce_then_consume_to_the_end(broker: InProcessBroker, topic: str) -> None:
     lines = [f"message {i}" for i in range(100)]
     kcat(broker, "-P", "-t", topic, "-K:", stdin="".join(f"k{i}:{m}\n" for i, m in
                                                         enumerate(lines)))

@@ -8,12 +8,12 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .conftest import BrokerProcess
+from .conftest import InProcessBroker
 
 
 def test_idle_log_loses_expired_segments(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "data", "--log-retention-check-interval-ms", "200",
-                           "--no-ui").start()
+    broker = InProcessBroker(tmp_path / "data", "--log-retention-check-interval-ms", "200",
+                             "--no-ui").start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         topic = NewTopic("expiring", 1, 1, config={"segment.bytes": "2000",

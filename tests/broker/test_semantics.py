@@ -20,12 +20,12 @@ from kafka.protocol.producer import InitProducerIdRequest
 from minikafka.errors import ErrorCode
 from minikafka.records import Record, decode_batches, encode_batch
 
-from .conftest import BrokerProcess, RawClient
+from .conftest import InProcessBroker, RawClient
 from .test_bad_input import partition_error, produce_request
 
 
 @pytest.fixture
-def raw(broker: BrokerProcess) -> Iterator[RawClient]:
+def raw(broker: InProcessBroker) -> Iterator[RawClient]:
     client = RawClient(broker.bootstrap)
     yield client
     client.close()
@@ -92,7 +92,7 @@ def test_fetch_out_of_range(raw: RawClient, topic: str) -> None:
     assert fetch(raw, "no-such-topic-here", 0).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def test_long_poll_waits_and_is_woken_by_an_append(broker: BrokerProcess, raw: RawClient,
+def test_long_poll_waits_and_is_woken_by_an_append(broker: InProcessBroker, raw: RawClient,
                                                    topic: str) -> None:
     produce(raw, topic, b"first")
     start = time.monotonic()
@@ -171,7 +171,7 @@ def test_idempotent_sequences(raw: RawClient, topic: str) -> None:
     assert list_offset(raw, topic, -1) == (3, -1)
 
 
-def test_pipelined_requests_are_answered_in_order(broker: BrokerProcess, topic: str) -> None:
+def test_pipelined_requests_are_answered_in_order(broker: InProcessBroker, topic: str) -> None:
     raw = RawClient(broker.bootstrap)
     produce(raw, topic, b"seed")
     # A long poll first, then quick requests: answers must still come in request order.
@@ -199,7 +199,7 @@ def test_pipelined_requests_are_answered_in_order(broker: BrokerProcess, topic: 
     assert order == list(range(1, 12))
 
 
-def test_a_stalled_client_does_not_block_others(broker: BrokerProcess, topic: str) -> None:
+def test_a_stalled_client_does_not_block_others(broker: InProcessBroker, topic: str) -> None:
     raw = RawClient(broker.bootstrap)
     produce(raw, topic, b"z" * 900_000)
     stalled = socket.create_connection(("127.0.0.1", broker.port))
@@ -225,7 +225,7 @@ def test_a_stalled_client_does_not_block_others(broker: BrokerProcess, topic: st
     raw.close()
 
 
-def test_auto_create_can_be_disabled(own_broker: BrokerProcess) -> None:
+def test_auto_create_can_be_disabled(own_broker: InProcessBroker) -> None:
     own_broker.extra = ("--no-auto-create-topics",)
     own_broker.start()
     raw = RawClient(own_broker.bootstrap)

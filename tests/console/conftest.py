@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from brokerkit import BrokerProcess
+from brokerkit import InProcessBroker
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,7 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @dataclass
 class Console:
-    broker: BrokerProcess
+    broker: InProcessBroker
     url: str  # http://127.0.0.1:PORT/
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -43,8 +43,8 @@ class Console:
 
 
 def start_console_broker(data_dir: Path, *extra: str) -> Console:
-    """Start `minikafka serve`; its console address is the line it prints after the broker's."""
-    proc = BrokerProcess(data_dir, "--group-initial-rebalance-delay-ms", "0", *extra).start()
+    """Start a broker with its console (`minikafka serve`'s, in this process)."""
+    proc = InProcessBroker(data_dir, "--group-initial-rebalance-delay-ms", "0", *extra).start()
     assert proc.console_url is not None and proc.console_url.startswith("http://"), proc.log()
     return Console(proc, proc.console_url)
 

@@ -8,11 +8,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from broker.conftest import RawClient, topic
 from broker.test_bad_input import raw
-from brokerkit import BrokerProcess, broker, own_broker
+from brokerkit import BrokerProcess, InProcessBroker, broker, broker_process, own_broker
 
 from .members import create_topic
 
-__all__ = ["BrokerProcess", "RawClient", "broker", "create_topic", "own_broker", "raw", "topic"]
+__all__ = ["BrokerProcess", "InProcessBroker", "RawClient", "broker", "broker_process",
+           "create_topic", "own_broker", "raw", "topic"]
 
 @pytest.fixture(scope="session")
 def broker_args() -> tuple[str, ...]:

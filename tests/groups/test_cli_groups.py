@@ -8,7 +8,7 @@ from confluent_kafka import Consumer
 from broker.test_cli_wire import mk
 from broker.test_confluent import produce
 
-from .conftest import BrokerProcess, create_topic, end_offsets
+from .conftest import InProcessBroker, create_topic, end_offsets
 from .members import DEFAULT_SESSION_TIMEOUT_MS
 
 
@@ -24,7 +24,7 @@ def table(stdout: str, first_column: str) -> list[list[str]]:
     return rows
 
 
-def offsets_table(broker: BrokerProcess, group: str) -> dict[int, tuple[str, str, str]]:
+def offsets_table(broker: InProcessBroker, group: str) -> dict[int, tuple[str, str, str]]:
     """partition -> (current offset, log end offset, lag) as `groups describe` prints them."""
     described = mk(broker, "groups", "describe", group)
     assert described.returncode == 0, described.stderr
@@ -32,7 +32,7 @@ def offsets_table(broker: BrokerProcess, group: str) -> dict[int, tuple[str, str
             for row in table(described.stdout, "TOPIC")}
 
 
-def test_describe_lag_and_reset_offsets(broker: BrokerProcess, topic: str) -> None:
+def test_describe_lag_and_reset_offsets(broker: InProcessBroker, topic: str) -> None:
     group = topic
     create_topic(broker.bootstrap, topic, 2)
     produce(broker.bootstrap, topic, [b"v%d" % i for i in range(40)])

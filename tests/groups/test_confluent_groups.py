@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from broker.test_confluent import produce
 
-from .conftest import BrokerProcess, create_topic, end_offsets
+from .conftest import BrokerProcess, InProcessBroker, create_topic, end_offsets
 from .members import (
     DEFAULT_SESSION_TIMEOUT_MS,
     MemberProcess,
@@ -32,7 +32,7 @@ def consumed_everything(members: list[MemberProcess], ends: dict[int, int]) -> b
 
 @pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
 def test_members_share_partitions_and_take_over_from_a_killed_one(
-        broker: BrokerProcess, topic: str, assignor: str) -> None:
+        broker: InProcessBroker, topic: str, assignor: str) -> None:
     create_topic(broker.bootstrap, topic, PARTITIONS)
     members = [MemberProcess(broker.bootstrap, topic, "sharing", assignor=assignor,
                              client_id=f"member-{i}") for i in range(3)]
@@ -84,23 +84,23 @@ def _consume(bootstrap: str, topic: str, group: str, count: int) -> set[tuple[in
 
 @pytest.mark.parametrize("restart", [None, signal.SIGTERM, signal.SIGKILL],
                          ids=["no-restart", "sigterm", "sigkill"])
-def test_a_new_consumer_resumes_at_the_commit(own_broker: BrokerProcess, topic: str,
+def test_a_new_consumer_resumes_at_the_commit(broker_process: BrokerProcess, topic: str,
                                               restart: int | None) -> None:
-    own_broker.start()
-    create_topic(own_broker.bootstrap, topic, 2)
-    produce(own_broker.bootstrap, topic, [b"r%d" % i for i in range(100)])
-    ends = end_offsets(own_broker.bootstrap, topic, 2)
+    broker_process.start()
+    create_topic(broker_process.bootstrap, topic, 2)
+    produce(broker_process.bootstrap, topic, [b"r%d" % i for i in range(100)])
+    ends = end_offsets(broker_process.bootstrap, topic, 2)
     everything = {(p, o) for p, end in ends.items() for o in range(end)}
 
-    first = _consume(own_broker.bootstrap, topic, "resumer", 40)
+    first = _consume(broker_process.bootstrap, topic, "resumer", 40)
     if restart is not None:
-        own_broker.restart(restart)
-    rest = _consume(own_broker.bootstrap, topic, "resumer", 60)
+        broker_process.restart(restart)
+    rest = _consume(broker_process.bootstrap, topic, "resumer", 60)
     assert first | rest == everything
     assert not first & rest
 
 
-def test_a_restarted_static_member_causes_no_rebalance(broker: BrokerProcess, topic: str
+def test_a_restarted_static_member_causes_no_rebalance(broker: InProcessBroker, topic: str
                                                        ) -> None:
     create_topic(broker.bootstrap, topic, PARTITIONS)
 

@@ -14,14 +14,14 @@ from kafka import KafkaConsumer
 from broker.test_confluent import produce
 from broker.test_kcat import kcat
 
-from .conftest import BrokerProcess, create_topic
+from .conftest import InProcessBroker, create_topic
 from .members import DEFAULT_SESSION_TIMEOUT_MS
 
 PARTITIONS = 3
 Records = set[tuple[int, int]]  # (partition, offset)
 
 
-def run_kcat(broker: BrokerProcess, topic: str, group: str, count: int) -> Records:
+def run_kcat(broker: InProcessBroker, topic: str, group: str, count: int) -> Records:
     """Read to the end of every partition (-e), committing on the way out."""
     out = kcat(broker, "-G", group, "-X", "auto.offset.reset=earliest",
                "-X", f"session.timeout.ms={DEFAULT_SESSION_TIMEOUT_MS}", "-e", "-q",
@@ -31,7 +31,7 @@ def run_kcat(broker: BrokerProcess, topic: str, group: str, count: int) -> Recor
     return records
 
 
-def run_kafka_python(broker: BrokerProcess, topic: str, group: str, count: int) -> Records:
+def run_kafka_python(broker: InProcessBroker, topic: str, group: str, count: int) -> Records:
     consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              session_timeout_ms=DEFAULT_SESSION_TIMEOUT_MS,
@@ -66,7 +66,7 @@ async def _aiokafka(bootstrap: str, topic: str, group: str, count: int) -> Recor
     return got
 
 
-def run_aiokafka(broker: BrokerProcess, topic: str, group: str, count: int) -> Records:
+def run_aiokafka(broker: InProcessBroker, topic: str, group: str, count: int) -> Records:
     return asyncio.run(asyncio.wait_for(_aiokafka(broker.bootstrap, topic, group, count), 60))
 
 
@@ -76,8 +76,8 @@ needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is no
 @pytest.mark.parametrize("run", [pytest.param(run_kcat, marks=needs_kcat), run_kafka_python,
                                  run_aiokafka], ids=["kcat", "kafka-python", "aiokafka"])
 def test_group_consumer_resumes_at_its_commit(
-        broker: BrokerProcess, topic: str,
-        run: Callable[[BrokerProcess, str, str, int], Records]) -> None:
+        broker: InProcessBroker, topic: str,
+        run: Callable[[InProcessBroker, str, str, int], Records]) -> None:
     create_topic(broker.bootstrap, topic, PARTITIONS)
     produce(broker.bootstrap, topic, [b"a%d" % i for i in range(30)])
     first = run(broker, topic, "resumer", 30)

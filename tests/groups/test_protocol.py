@@ -26,7 +26,7 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
 from minikafka.errors import ErrorCode
 
-from .conftest import BrokerProcess, RawClient, create_topic
+from .conftest import InProcessBroker, RawClient, create_topic
 from .members import wait_until
 
 SESSION_MS = 10_000
@@ -85,7 +85,7 @@ def fetch(raw: RawClient, group: str, topic: str | None, version: int = 7) -> di
 
 
 @pytest.fixture
-def two_partitions(broker: BrokerProcess, topic: str) -> str:
+def two_partitions(broker: InProcessBroker, topic: str) -> str:
     create_topic(broker.bootstrap, topic, 2)
     return topic
 
@@ -213,7 +213,7 @@ def test_describe_leave_and_delete(raw: RawClient, two_partitions: str) -> None:
     assert [f.committed_offset for f in fetch(raw, group, topic).values()] == [-1, -1]
 
 
-def test_find_coordinator(broker: BrokerProcess, raw: RawClient) -> None:
+def test_find_coordinator(broker: InProcessBroker, raw: RawClient) -> None:
     old = raw.request(FindCoordinatorRequest[0](key="any-group"))
     assert (old.error_code, old.node_id, old.port) == (0, 0, broker.port)
     batched = raw.request(FindCoordinatorRequest[4](key_type=1, coordinator_keys=["t1", "t2"]))
@@ -223,7 +223,7 @@ def test_find_coordinator(broker: BrokerProcess, raw: RawClient) -> None:
     assert (bad.error_code, bad.node_id) == (ErrorCode.INVALID_REQUEST, -1)
 
 
-def test_offsets_expire_only_once_the_group_has_no_members(own_broker: BrokerProcess,
+def test_offsets_expire_only_once_the_group_has_no_members(own_broker: InProcessBroker,
                                                            topic: str) -> None:
     own_broker.extra = (*own_broker.extra, "--offsets-retention-minutes", "0",
                         "--offsets-retention-check-interval-ms", "100")
@@ -244,7 +244,7 @@ def test_offsets_expire_only_once_the_group_has_no_members(own_broker: BrokerPro
         raw.close()
 
 
-def test_shutdown_answers_a_join_it_holds(own_broker: BrokerProcess) -> None:
+def test_shutdown_answers_a_join_it_holds(own_broker: InProcessBroker) -> None:
     """A JoinGroup waiting for a rebalance gets NOT_COORDINATOR (look again) when the broker
     stops, and does not hold the shutdown up."""
     own_broker.start()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from brokerkit import BrokerProcess
+from brokerkit import InProcessBroker
 from minikafka.shop.clients import ensure_topics
 from minikafka.shop.events import PARTITIONS
 from minikafka.shop.inventory import write_catalogue
@@ -24,8 +24,8 @@ BROKER_ARGS = ("--group-initial-rebalance-delay-ms", "100", "--group-min-session
 SERVICE_ARGS = ("--session-timeout-ms", "2000")
 
 
-def start_broker(path: Path) -> BrokerProcess:
-    broker = BrokerProcess(path, *BROKER_ARGS).start()
+def start_broker(path: Path) -> InProcessBroker:
+    broker = InProcessBroker(path, *BROKER_ARGS).start()
     ensure_topics(broker.bootstrap)
     return broker
 
@@ -40,14 +40,14 @@ def start_shop(root: Path, bootstrap: str, products: dict[str, int],
 
 
 @pytest.fixture
-def shop_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+def shop_broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     broker = start_broker(tmp_path / "broker")
     yield broker
     broker.stop()
 
 
 @pytest.fixture
-def probe(shop_broker: BrokerProcess) -> Iterator[BrokerProbe]:
+def probe(shop_broker: InProcessBroker) -> Iterator[BrokerProbe]:
     probe = BrokerProbe(shop_broker.bootstrap)
     yield probe
     probe.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from brokerkit import BrokerProcess
+from brokerkit import InProcessBroker
 
 MINIKAFKA = [sys.executable, "-m", "minikafka"]
 
@@ -36,7 +36,7 @@ def test_no_ui_needs_an_order_count() -> None:
                                    "they are all final)")
 
 
-def test_course_kafka_example(shop_broker: BrokerProcess) -> None:
+def test_course_kafka_example(shop_broker: InProcessBroker) -> None:
     wire = ["--bootstrap-server", shop_broker.bootstrap]
     consumer = subprocess.Popen([*MINIKAFKA, "example", "kafka-consumer", *wire, "-c", "3"],
                                 stdout=subprocess.PIPE, text=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Producer
 
-from brokerkit import BrokerProcess
+from brokerkit import InProcessBroker
 from minikafka.shop.events import INVENTORY, ORDERS, StockReserved, dlq_topic, encode
 from minikafka.shop.monitor import BrokerProbe
 
@@ -16,7 +16,7 @@ from .conftest import read_topic, start_shop, wait_for
 
 
 def test_malformed_and_unhandleable_events_are_dead_lettered(
-        tmp_path: Path, shop_broker: BrokerProcess, probe: BrokerProbe) -> None:
+        tmp_path: Path, shop_broker: InProcessBroker, probe: BrokerProbe) -> None:
     shop = start_shop(tmp_path / "shop", shop_broker.bootstrap, {"mug": 10})
     try:
         producer = Producer({"bootstrap.servers": shop_broker.bootstrap})

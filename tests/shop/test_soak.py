@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from brokerkit import BrokerProcess
+from brokerkit import InProcessBroker
 from minikafka.shop.demo import wait_settled
 from minikafka.shop.events import NOTIFICATIONS
 from minikafka.shop.generator import order_id
@@ -23,7 +23,7 @@ STOCK = 120  # per product; the orders want about 340 of each, so most of them r
 
 
 def test_thousand_orders_through_kills_and_a_second_inventory(
-        tmp_path: Path, shop_broker: BrokerProcess, probe: BrokerProbe) -> None:
+        tmp_path: Path, shop_broker: InProcessBroker, probe: BrokerProbe) -> None:
     shop = start_shop(tmp_path / "shop", shop_broker.bootstrap,
                       {f"{i:03d}": STOCK for i in range(1, 51)},
                       orders=["--payment-limit", "1500"])
