@@ -60,7 +60,7 @@ def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
         await asyncio.sleep(0)  # the long poll is waiting
         info = await ops.produce(ctx, "t", 0, BATCH)
         await asyncio.wait_for(poll, 1)
-        assert (info.base_offset, ctx.partition("t", 0).high_watermark) == (0, 1)
+        assert (info.base_offset, ctx.log.partition("t", 0).high_watermark) == (0, 1)
         assert (records_in(ctx, "t"), fsyncs(ctx)) == (1, synced)
 
     run(tmp_path, body, flush)
@@ -75,7 +75,7 @@ def test_a_refused_batch_changes_nothing(tmp_path: Path) -> None:
         with pytest.raises(KafkaError) as unknown:
             ops.append(ctx, "t", 1, BATCH)
         assert unknown.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        assert (ctx.partition("t", 0).high_watermark, records_in(ctx, "t")) == (0, 0)
+        assert (ctx.log.partition("t", 0).high_watermark, records_in(ctx, "t")) == (0, 0)
 
     run(tmp_path, body)
 

@@ -7,14 +7,12 @@ serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
-from ..log import LogManager, Partition
+from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
@@ -23,8 +21,6 @@ from .group_service import GroupService
 from .meta import NODE_ID
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
-
-log = logging.getLogger("minikafka.broker")
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
@@ -68,28 +64,3 @@ class BrokerContext:
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:
         return {key: (api.min_version, api.max_version) for key, api in self.apis.items()}
-
-    def ensure_topic(self, name: str, allow_create: bool) -> bool:
-        """Whether `name` exists, creating it first when auto-creation applies.
-
-        Raises InvalidTopicError for a bad name (only when asked to create it)."""
-        if self.log.exists(name):
-            return True
-        if not (allow_create and self.config.auto_create_topics):
-            return False
-        try:
-            self.log.create_topic(name, partitions=self.config.num_partitions)
-        except TopicAlreadyExistsError:
-            return True
-        log.info("auto-created topic %s with %d partition(s)", name, self.config.num_partitions)
-        return True
-
-    def partition(self, topic: str, index: int, allow_create: bool = False) -> Partition:
-        """The log partition (auto-creating its topic if allowed), or
-        UnknownTopicOrPartitionError. The common case is one dictionary lookup in the log."""
-        try:
-            return self.log.partition(topic, index)
-        except UnknownTopicOrPartitionError:
-            if not self.ensure_topic(topic, allow_create):
-                raise
-        return self.log.partition(topic, index)

@@ -21,6 +21,7 @@ from ..errors import (
     InvalidRecordError,
     KafkaError,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
 )
 from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
 from ..log.offsets import TopicPartition
@@ -68,10 +69,16 @@ def check_single_batch(records: Batch | None) -> Batch:
 
 def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
            allow_create: bool = False) -> tuple[Partition, AppendInfo]:
-    """Append one record batch, as opaque bytes checked by its header only, then wake the
-    fetches waiting on the partition and count it. Waiting for durability is `durable`'s part,
-    so that a request appending to many partitions waits for all of them at once."""
-    partition = ctx.partition(topic, index, allow_create)
+    """Append one record batch, as opaque bytes checked by its header only (to a new topic when
+    `allow_create` lets `ensure_topic` make one), then wake the fetches waiting on the partition
+    and count it. Waiting for durability is `durable`'s part, so that a request appending to
+    many partitions waits for all of them at once."""
+    try:
+        partition = ctx.log.partition(topic, index)
+    except UnknownTopicOrPartitionError:
+        if not ensure_topic(ctx, topic, allow_create):
+            raise
+        partition = ctx.log.partition(topic, index)
     batch = check_single_batch(records)
     info = partition.append(batch)
     ctx.appends.notify((topic, index))
@@ -92,7 +99,7 @@ async def produce(ctx: BrokerContext, topic: str, index: int, batch: bytes) -> A
 def _partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
     """Offsets are kept only for partitions that exist (Kafka checks its metadata too)."""
     try:
-        ctx.partition(topic, index)
+        ctx.log.partition(topic, index)
     except KafkaError as exc:
         return ErrorCode(exc.code)
     return ErrorCode.NONE
@@ -162,7 +169,7 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
                          f"{len(described.members)} member(s); stop its consumers before "
                          "resetting its offsets", ErrorCode.NON_EMPTY_GROUP)
     targets = {(topic, v.partition): OffsetAndMetadata(_reset_target(
-                   v, ctx.partition(topic, v.partition), to, value))
+                   v, ctx.log.partition(topic, v.partition), to, value))
                for v in topic_partitions(ctx.log, topic)}
     errors = await commit_offsets(ctx, OffsetCommitCheck(group), targets)
     for error in errors.values():
@@ -191,6 +198,18 @@ def create_topic(ctx: BrokerContext, name: str, partitions: int | None = None,
     config = ctx.log.create_topic(name, count, configs)
     log.info("created topic %s with %d partition(s)", name, count)
     return config
+
+
+def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
+    """Whether `name` exists, creating it first (num.partitions, default configs) when the
+    client allows it and auto.create.topics.enable is on. Raises InvalidTopicError for a bad
+    name, only when asked to create it."""
+    if ctx.log.exists(name):
+        return True
+    if not (allow_create and ctx.config.auto_create_topics):
+        return False
+    create_topic(ctx, name)
+    return True
 
 
 def delete_topic(ctx: BrokerContext, name: str) -> None:

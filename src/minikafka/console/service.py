@@ -174,7 +174,7 @@ async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str
     those whose key or value contains `query` when one is given (case-insensitive). A search
     reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
     Decoding is slow Python, so the broker's other work runs between chunks."""
-    partition = ctx.partition(topic, index)
+    partition = ctx.log.partition(topic, index)
     end = partition.high_watermark
     position = _start_offset(partition, start, value, limit)
     first_position = position
@@ -287,7 +287,7 @@ def describe_group(ctx: BrokerContext, group: str) -> Json:
         if (topic, p) in committed or not ctx.log.exists(topic):
             continue
         rows.append({"topic": topic, "partition": p, "committed": None,
-                     "end_offset": ctx.partition(topic, p).high_watermark, "lag": None,
+                     "end_offset": ctx.log.partition(topic, p).high_watermark, "lag": None,
                      "owner": owner})
     return {"group": group, "state": state, "protocol": protocol,
             "members": [{"member_id": m.member_id, "instance_id": m.instance_id,

@@ -33,7 +33,7 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
     """The partition's answer and the record bytes it carries."""
     index = request.partition
     try:
-        partition = ctx.partition(topic, index)
+        partition = ctx.log.partition(topic, index)
     except KafkaError as exc:
         return PartitionData(index, exc.code, records=b""), 0
     data = PartitionData(

@@ -46,7 +46,7 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
             answer = part_cls(partition_index=wanted.partition_index, error_code=0,
                               old_style_offsets=[], timestamp=-1, offset=-1, leader_epoch=-1)
             try:
-                partition = ctx.partition(topic.name, wanted.partition_index)
+                partition = ctx.log.partition(topic.name, wanted.partition_index)
                 if wanted.current_leader_epoch > LEADER_EPOCH:
                     raise KafkaError("leader epoch from the future", ErrorCode.UNKNOWN_LEADER_EPOCH)
                 offset, timestamp = _lookup(partition, wanted.timestamp)
@@ -73,7 +73,7 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
             answer = part_cls(error_code=0, partition=wanted.partition, leader_epoch=-1,
                               end_offset=-1)
             try:
-                partition = ctx.partition(topic.topic, wanted.partition)
+                partition = ctx.log.partition(topic.topic, wanted.partition)
             except KafkaError as exc:
                 answer.error_code = exc.code
             else:

@@ -13,6 +13,7 @@ from kafka.protocol.api_key import ApiKey
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH
 from ...protocol.codec import RequestHeader, response_class
+from .. import ops
 from ..context import Api, BrokerContext
 
 # Everything is allowed (no ACLs); bit numbers are Kafka's AclOperation codes.
@@ -40,7 +41,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
     topics = []
     for name in names:
         try:
-            exists = ctx.ensure_topic(name, allow_create)
+            exists = ops.ensure_topic(ctx, name, allow_create)
         except KafkaError as exc:  # an invalid name we were asked to create
             topics.append(_topic_error(cls, name, exc.code))
             continue
