@@ -1,5 +1,6 @@
-"""The broker's service layer: every change to the log or to committed offsets, with the steps
-that must come with it.
+"""The broker's service layer: every change a request makes to the log or to committed offsets,
+with the steps that must come with it. (The group service, `ctx.groups`, drops the offsets of the
+groups it deletes or expires itself.)
 
 The Kafka handlers (decode → op → encode) and the web console both change the broker through
 these, so a change is the same whoever asks for it: an appended batch wakes the fetches waiting
@@ -91,6 +92,13 @@ async def produce(ctx: BrokerContext, topic: str, index: int, batch: bytes) -> A
     partition, info = append(ctx, topic, index, batch)
     await durable(ctx, [partition])
     return info
+
+
+def delete_records(ctx: BrokerContext, topic: str, index: int, before: int) -> int:
+    """DeleteRecords: move the partition's log start up to `before` (-1: the high watermark);
+    returns the new log start offset."""
+    partition = ctx.log.partition(topic, index)
+    return partition.delete_records(partition.high_watermark if before == -1 else before)
 
 
 # --- committed offsets ---------------------------------------------------------------------------

@@ -123,9 +123,8 @@ async def handle_delete_records(ctx: BrokerContext, header: RequestHeader, reque
             result = part_cls(partition_index=wanted.partition_index, low_watermark=-1,
                               error_code=0)
             try:
-                partition = ctx.log.partition(topic.name, wanted.partition_index)
-                offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
-                result.low_watermark = partition.delete_records(offset)
+                result.low_watermark = ops.delete_records(ctx, topic.name, wanted.partition_index,
+                                                          wanted.offset)
             except KafkaError as exc:
                 result.error_code = exc.code
             partitions.append(result)
