@@ -12,13 +12,19 @@ from brokerkit import (
     BrokerProcess,
     InProcessBroker,
     broker,
-    broker_args,
     broker_process,
     own_broker,
 )
 
-__all__ = ["BrokerProcess", "InProcessBroker", "broker", "broker_args", "broker_process",
+__all__ = ["BrokerProcess", "InProcessBroker", "broker", "broker_process",
            "own_broker"]  # tests import them here
+
+
+@pytest.fixture(scope="session")
+def broker_args() -> tuple[str, ...]:
+    """No initial rebalance delay: groups here are joined one consumer at a time, and waiting
+    Kafka's 3 s for more members to come tests nothing."""
+    return ("--group-initial-rebalance-delay-ms", "0")
 
 
 @pytest.fixture
