@@ -22,7 +22,7 @@ from .members import (
 
 PARTITIONS = 6
 SESSION_S = DEFAULT_SESSION_TIMEOUT_MS / 1000
-STATIC_SESSION_MS = 6000
+STATIC_SESSION_MS = 4000  # several times a member restart (~0.5 s)
 
 
 def consumed_everything(members: list[MemberProcess], ends: dict[int, int]) -> bool:
