@@ -1,11 +1,12 @@
 """Broker fixtures shared by the broker, group, console and shop tests.
 
-Most tests need a real broker on real sockets, not a separate process: `InProcessBroker` runs the
-server `minikafka serve` runs (`Broker`, configured from the same flags and environment) in a
-thread of the test process with its own event loop, which saves a Python start-up and imports
-per broker. Tests about the process itself (a signal, a crash, `serve`'s output) use
-`broker_process`, a real `minikafka serve` (`BrokerProcess`). Both expose `.bootstrap`,
-`.start()`, `.stop()`, `.restart()`, `.log()`, `.console_url`, `.data_dir` and `.extra`.
+Most tests need a real broker on real sockets, not a separate process: `InProcessBroker` runs
+what `minikafka serve` runs (`minikafka.serve.Server`: the broker and its console, configured
+from the same flags and environment) in a thread of the test process with its own event loop,
+which saves a Python start-up and imports per broker. Tests about the process itself (a signal,
+a crash, `serve`'s output) use `broker_process`, a real `minikafka serve` (`BrokerProcess`).
+Both expose `.bootstrap`, `.start()`, `.stop()`, `.restart()`, `.log()`, `.console_url`,
+`.data_dir` and `.extra`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from minikafka.broker.config import BrokerConfig, add_arguments, load_config
-from minikafka.broker.server import Broker
+from minikafka.serve import Server
 from minikafka.shop.processes import BrokerProcess
 
 __all__ = ["BrokerProcess", "InProcessBroker", "broker", "broker_args", "broker_process",
@@ -72,19 +73,19 @@ class InProcessBroker:
         assert self._thread is None, "already started"
         config = self.config()
         self._attach_log(config.log_level)
-        ready: Future[Broker] = Future()
+        ready: Future[Server] = Future()
         thread = threading.Thread(target=self._serve, args=(config, ready), daemon=True,
                                   name=f"broker {self.data_dir}")
         thread.start()
         try:
-            broker = ready.result(timeout)
+            server = ready.result(timeout)
         except Exception as exc:
             thread.join(timeout)
             self._detach_log()
             raise RuntimeError(f"broker did not start: {exc}\n{self.log()}") from exc
         self._thread, self._status = thread, 0
-        self.port = broker.config.port
-        self.console_url = broker.console.url if broker.console is not None else None
+        self.port = server.broker.config.port
+        self.console_url = server.console.url if server.console is not None else None
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -113,23 +114,23 @@ class InProcessBroker:
 
     # --- the broker's thread ----------------------------------------------------------------------
 
-    def _serve(self, config: BrokerConfig, ready: Future[Broker]) -> None:
+    def _serve(self, config: BrokerConfig, ready: Future[Server]) -> None:
         _serving.set(self)  # tags this broker's log records, in its tasks and worker threads
         asyncio.run(self._main(config, ready))
 
-    async def _main(self, config: BrokerConfig, ready: Future[Broker]) -> None:
-        broker = Broker(config)
+    async def _main(self, config: BrokerConfig, ready: Future[Server]) -> None:
+        server = Server(config)
         try:
-            await broker.start()
+            await server.start()
         except BaseException as exc:
             ready.set_exception(exc)
             return
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        ready.set_result(broker)
+        ready.set_result(server)
         await self._stop.wait()
         logging.getLogger("minikafka.broker").info("shutting down")
         try:
-            await broker.stop()
+            await server.stop()
         except Exception:
             logging.getLogger("minikafka.broker").exception("broker failed to stop")
             self._status = 1

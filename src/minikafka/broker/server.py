@@ -1,20 +1,16 @@
-"""The broker process: owns the data directory, accepts connections, shuts down cleanly.
+"""The broker: owns the data directory, accepts connections, shuts down cleanly.
 
-On SIGINT/SIGTERM it stops accepting, stops reading requests, answers those already read (long
-polls return at once), flushes the log and exits 0. Recovery on the next start is the log's job.
+`stop()` stops accepting, stops reading requests, answers those already read (long polls return
+at once) and flushes the log. Recovery on the next start is the log's job. The process around it
+(signals, the web console) is `minikafka.serve`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from ..console import start_console
-from ..errors import KafkaError
 from ..log import LogManager
 from .config import BrokerConfig
 from .connection import Connection
@@ -23,9 +19,6 @@ from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
-
-if TYPE_CHECKING:
-    from ..console.server import Console
 
 log = logging.getLogger("minikafka.broker")
 
@@ -40,7 +33,6 @@ class Broker:
         self.ctx: BrokerContext | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
-        self.console: Console | None = None  # the web console and /metrics (config.ui)
         self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -62,12 +54,6 @@ class Broker:
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
         logmgr.lock.write_owner_info({"host": host, "port": port})
-        if self.config.ui:
-            try:
-                self.console = await start_console(self.ctx)
-            except OSError:
-                await self.stop()
-                raise
 
     async def _apply_retention(self) -> None:
         """Kafka's log retention checker: idle logs still lose their expired segments."""
@@ -113,39 +99,6 @@ class Broker:
                 task.cancel()
             if stuck:
                 await asyncio.wait(stuck)
-        if self.console is not None:
-            await self.console.stop()
         await ctx.groups.close()
         await asyncio.to_thread(ctx.log.flush)
         ctx.log.close()
-
-
-async def run(config: BrokerConfig) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    broker = Broker(config)
-    await broker.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
-          f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
-          flush=True)
-    if broker.console is not None:
-        print(f"minikafka console at {broker.console.url} "
-              f"(Prometheus metrics at {broker.console.url}metrics)", flush=True)
-    await stop.wait()
-    log.info("shutting down")
-    await broker.stop()
-
-
-def serve(config: BrokerConfig) -> int:
-    """Run a broker in this process (the CLI's `minikafka serve`); returns the exit status."""
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run(config))
-    except (KafkaError, OSError, ValueError) as exc:  # startup: port taken, dir locked, ...
-        print(f"minikafka serve: {exc}", file=sys.stderr)
-        return 1
-    return 0

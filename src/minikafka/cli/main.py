@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import __version__
-from .broker import add_arguments as add_broker_arguments
-from .broker import load_config as load_broker_config
-from .broker import serve as serve_broker
-from .cli_backends import (
+from .. import __version__
+from ..broker import add_arguments as add_broker_arguments
+from ..broker import load_config as load_broker_config
+from ..errors import KafkaError
+from ..extras import MissingExtra, require
+from ..shop.cli import add_commands as add_shop_commands
+from .backends import (
     Backend,
     ConsumeOptions,
     ProduceOptions,
@@ -28,13 +30,10 @@ from .cli_backends import (
     TopicInfo,
     open_backend,
 )
-from .cli_groups import add_groups_parser
-from .errors import KafkaError
-from .extras import MissingExtra, require
-from .shop.cli import add_commands as add_shop_commands
+from .groups import add_groups_parser
 
 if TYPE_CHECKING:
-    from .client import Message
+    from ..client import Message
 
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -284,7 +283,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_example(args: argparse.Namespace) -> int:
     """The course exercise (embedded, on --data-dir) and the course's Kafka example (over the
     wire, on --bootstrap-server)."""
-    from .examples import kafka_course, orders
+    from ..examples import kafka_course, orders
 
     if args.role.startswith("kafka-"):
         if not args.bootstrap_server:
@@ -308,7 +307,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_broker_config(args)
     if config.ui:
         require("console", "serve", hint=" (or --no-ui: no console, no /metrics)")
-    return serve_broker(config)
+    from ..serve import serve
+
+    return serve(config)
 
 
 # --- wiring ---------------------------------------------------------------------------------------

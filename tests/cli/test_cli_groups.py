@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer
 
-from broker.test_cli_wire import mk
+from broker.groups.members import DEFAULT_SESSION_TIMEOUT_MS
 from broker.test_confluent import produce
 
-from .conftest import InProcessBroker, create_topic, end_offsets
-from .members import DEFAULT_SESSION_TIMEOUT_MS
+from .conftest import InProcessBroker, create_topic, end_offsets, mk
 
 
 def table(stdout: str, first_column: str) -> list[list[str]]:

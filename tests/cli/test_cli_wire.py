@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-from .conftest import InProcessBroker
-
-
-def mk(broker: InProcessBroker, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    return subprocess.run([sys.executable, "-m", "minikafka", *args, "-b", broker.bootstrap],
-                          input=stdin, capture_output=True, text=True, timeout=90, env=env)
+from .conftest import InProcessBroker, mk
 
 
 def test_topics_over_the_wire(broker: InProcessBroker, topic: str) -> None:

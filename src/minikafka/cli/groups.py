@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .cli_backends import TIMEOUT, KafkaBackend, _raise_kafka
-from .errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError
+from .backends import TIMEOUT, KafkaBackend, _raise_kafka
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 DEFAULT_BOOTSTRAP = "localhost:9092"

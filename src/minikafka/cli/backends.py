@@ -9,11 +9,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
-    from .client import Consumer, Message
-    from .records import Headers
+    from ..client import Consumer, Message
+    from ..records import Headers
 
 RawRecord = tuple[bytes | None, bytes]  # key, value
 TIMEOUT = 15.0
@@ -91,7 +91,7 @@ class Backend(Protocol):
 
 class EmbeddedBackend:
     def __init__(self, data_dir: str) -> None:
-        from .log import LogManager
+        from ..log import LogManager
 
         self.data_dir = data_dir
         self.log = LogManager(data_dir)
@@ -123,7 +123,7 @@ class EmbeddedBackend:
         self.log.add_partitions(name, total)
 
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
-        from .client import Producer
+        from ..client import Producer
 
         headers = options.headers
         with Producer(self.data_dir, compression=options.compression,
@@ -140,7 +140,7 @@ class EmbeddedBackend:
             return total
 
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
-        from .client import Consumer
+        from ..client import Consumer
 
         count = self.log.topic_config(topic).partitions  # unknown topic: one-line error here
         start = options.start or StartAt("end")
@@ -350,7 +350,7 @@ class KafkaBackend:
     def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
         from confluent_kafka import TopicPartition
 
-        from .client import Message
+        from ..client import Message
 
         meta = self._topic_metadata(topic)
         start = options.start or StartAt("end")
