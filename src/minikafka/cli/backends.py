@@ -5,6 +5,7 @@ Each backend imports its clients when it opens, so the CLI starts without loadin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 RawRecord = tuple[bytes | None, bytes]  # key, value
 TIMEOUT = 15.0
 CONNECT_TIMEOUT = 5.0  # a broker that does not answer the first metadata request in time
+_CONNECT_POLL = 0.25  # how often the first request looks at connection errors
 
 
 @dataclass(slots=True)
@@ -232,11 +234,34 @@ class KafkaBackend:
         # librdkafka's own log lines would break the one-line error rule: errors reach us anyway
         self._base: dict[str, str | int | float | bool] = {
             "bootstrap.servers": bootstrap, "client.id": "minikafka-cli", "log_level": 0}
-        self.admin = AdminClient(self._base)
-        try:
-            self.admin.list_topics(timeout=CONNECT_TIMEOUT)
-        except Exception as exc:
-            raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {exc}") from None
+        self._refused: str | None = None  # why the last connection attempt failed
+        self._all_down = False
+        config: dict[str, Any] = {**self._base, "error_cb": self._on_error}
+        self.admin = AdminClient(config)
+        self._connect()
+
+    def _on_error(self, err: Any) -> None:
+        from confluent_kafka import KafkaError as ClientError
+
+        if err.code() == ClientError._TRANSPORT:
+            self._refused = err.str().rsplit(": ", 1)[-1].split(" (after ")[0]
+        elif err.code() == ClientError._ALL_BROKERS_DOWN:
+            self._all_down = self._refused is not None
+
+    def _connect(self) -> None:
+        """The first metadata request, retried until CONNECT_TIMEOUT; when every bootstrap
+        server refused the connection it ends at once, with the reason, as kcat does."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        reason = "no answer"
+        while time.monotonic() < deadline and not self._all_down:
+            try:
+                self.admin.list_topics(timeout=_CONNECT_POLL)
+                return
+            except Exception as exc:  # not yet: the errors it met arrive with poll()
+                reason = str(exc)
+            self.admin.poll(0)
+        raise KafkaError(f"cannot reach a Kafka broker at {self.bootstrap}: "
+                         f"{self._refused if self._all_down else reason}")
 
     def _wait(self, futures: Iterable[Any]) -> list[Any]:
         from confluent_kafka import KafkaException
