@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptRecordError
 from ..records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, read_header, validate_batch
+from .durable import storage_error, write_fully
 from .index import OffsetIndex, TimeIndex
 
 SCAN_CHUNK = 64 * 1024
@@ -43,30 +45,58 @@ class LogSegment:
                  ) -> None:
         self.base_offset = base_offset
         self.log_path = directory / segment_name(base_offset, ".log")
-        self.file: BinaryIO = open(self.log_path, "a+b", buffering=0)  # noqa: SIM115
+        # Read-write, never O_APPEND: there Linux ignores pwrite's offset, so after one short
+        # write every later batch would land behind the partial bytes instead of over them.
+        self.file: BinaryIO = open(  # noqa: SIM115 (closed by `close`, or by the last FileSlice)
+            os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.first_timestamp = -1
         self.index_interval_bytes = index_interval_bytes
-        self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
-                                        base_offset)
-        self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
-                                    base_offset)
+        try:
+            self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
+                                            base_offset)
+            try:
+                self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
+                                            base_offset)
+            except OSError:
+                self.offset_index.close()
+                raise
+        except OSError:
+            self.file.close()
+            raise
         self._indexed_bytes = 0  # file position of the last index entry
 
     # --- appending ----------------------------------------------------------------------------
 
     def append(self, batch: bytes | bytearray, header: BatchHeader) -> int:
-        """Write a batch whose offsets are already assigned; return its file position."""
+        """Write a batch whose offsets are already assigned, then its index entries; return its
+        file position. All or nothing: if any write fails, the log and both indexes are cut
+        back to where they ended and KafkaStorageError is raised."""
         position = self.size
-        written = os.pwrite(self.fd, batch, position)
-        if written != len(batch):
-            raise OSError(f"short write to {self.log_path}: {written} of {len(batch)} bytes")
-        self.size += written
-        self._track(header, position)
+        before = (len(self.offset_index.keys), len(self.time_index.keys), self._indexed_bytes)
+        try:
+            write_fully(self.fd, batch, position)
+            self._track(header, position)
+        except OSError as exc:
+            self._cut_back(position, *before)
+            raise storage_error(exc, f"appending to {self.log_path}") from exc
+        self.size = position + len(batch)
         return position
+
+    def _cut_back(self, size: int, index_entries: int, time_entries: int, indexed_bytes: int
+                  ) -> None:
+        """Undo a failed append. (Should a truncation fail too, the next append still writes at
+        `size` and the index at its entry count, over whatever was left.)"""
+        with suppress(OSError):
+            os.ftruncate(self.fd, size)
+        with suppress(OSError):
+            self.offset_index.truncate_entries(index_entries)
+        with suppress(OSError):
+            self.time_index.truncate_entries(time_entries)
+        self._indexed_bytes = indexed_bytes
 
     def _track(self, header: BatchHeader, position: int) -> None:
         """Account for a batch this process wrote or validated, adding sparse index entries."""
