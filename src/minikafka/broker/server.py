@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..console import start_console
-from ..errors import KafkaError
+from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
 from .config import BrokerConfig
 from .connection import Connection
@@ -61,7 +61,11 @@ class Broker:
         port = self._server.sockets[0].getsockname()[1]
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
-        logmgr.lock.write_owner_info({"host": host, "port": port})
+        try:
+            logmgr.lock.write_owner_info({"host": host, "port": port})
+        except KafkaStorageError as exc:  # it only points embedded clients here
+            log.warning("%s; embedded clients will not be told where the broker listens",
+                        str(exc))
         if self.config.ui:
             try:
                 self.console = await start_console(self.ctx)
@@ -76,7 +80,7 @@ class Broker:
             await asyncio.sleep(self.config.log_retention_check_interval_ms / 1000)
             try:  # inline: unlinking whole segments is quick, and no thread outlives stop()
                 removed = self.ctx.log.apply_retention()
-            except OSError as exc:
+            except (OSError, KafkaError) as exc:
                 log.warning("retention check failed: %s", exc)
                 continue
             if removed:

@@ -176,7 +176,7 @@ class Partition:
         except KafkaStorageError as exc:
             if not self._saving_failed:
                 log.warning("%s-%d: %s; going on without it (a restart validates more)",
-                            self.topic, self.index, exc)
+                            self.topic, self.index, str(exc))  # its frames hold files
             self._saving_failed = True
         else:
             self._saving_failed = False
