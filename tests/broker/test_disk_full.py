@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer import OffsetCommitRequest
+from kafka.protocol.producer import InitProducerIdRequest
 
 from diskkit import PAGE, SmallDisk, mounted, unmount
 
@@ -239,3 +240,29 @@ def test_roll_and_shutdown_on_a_full_disk(disk: SmallDisk, disk_broker: InProces
     ledger.send(10, size=1000)
     assert len(ledger.acked) == 13
     ledger.check()
+
+
+def test_producer_ids_on_a_full_disk(disk: SmallDisk, disk_broker: InProcessBroker) -> None:
+    """InitProducerId cannot reserve its block of ids on a full disk: answered
+    COORDINATOR_LOAD_IN_PROGRESS (Kafka's answer while no block is available, which clients
+    retry) as often as asked, never an id whose block is not on disk (after a restart it would
+    be handed out again). With space, ids come, and stay unique across a restart."""
+    disk.fill(leave=0)
+    raw = RawClient(disk_broker.bootstrap)
+
+    def init() -> tuple[int, int]:
+        answer = raw.request(InitProducerIdRequest[0](transactional_id=None,
+                                                      transaction_timeout_ms=1))
+        return answer.error_code, answer.producer_id  # type: ignore[attr-defined]
+
+    assert init() == (KafkaError.COORDINATOR_LOAD_IN_PROGRESS, -1)
+    assert init() == (KafkaError.COORDINATOR_LOAD_IN_PROGRESS, -1)
+    disk.release()
+    first = init()
+    assert first[0] == 0
+    raw.close()
+    disk_broker.restart()
+    raw = RawClient(disk_broker.bootstrap)
+    after = init()
+    raw.close()
+    assert after[0] == 0 and after[1] > first[1]
