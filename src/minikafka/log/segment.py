@@ -76,27 +76,27 @@ class LogSegment:
         file position. All or nothing: if any write fails, the log and both indexes are cut
         back to where they ended and KafkaStorageError is raised."""
         position = self.size
-        before = (len(self.offset_index.keys), len(self.time_index.keys), self._indexed_bytes)
         try:
             write_fully(self.fd, batch, position)
             self._track(header, position)
         except OSError as exc:
-            self._cut_back(position, *before)
+            self._cut_back(position, header.base_offset)
             raise storage_error(exc, f"appending to {self.log_path}") from exc
         self.size = position + len(batch)
         return position
 
-    def _cut_back(self, size: int, index_entries: int, time_entries: int, indexed_bytes: int
-                  ) -> None:
-        """Undo a failed append. (Should a truncation fail too, the next append still writes at
-        `size` and the index at its entry count, over whatever was left.)"""
+    def _cut_back(self, position: int, base_offset: int) -> None:
+        """Undo a failed append of the batch `base_offset` at `position`: the entries it added
+        are the ones that point at it (both indexes only grow). Should a truncation fail too,
+        the next append still writes at `position`, and the indexes at their entry counts."""
+        index, times = self.offset_index, self.time_index
         with suppress(OSError):
-            os.ftruncate(self.fd, size)
+            os.ftruncate(self.fd, position)
         with suppress(OSError):
-            self.offset_index.truncate_entries(index_entries)
+            index.truncate_entries(len(index.keys) - (index.values[-1:] == [position]))
         with suppress(OSError):
-            self.time_index.truncate_entries(time_entries)
-        self._indexed_bytes = indexed_bytes
+            times.truncate_entries(len(times.keys) - (times.values[-1:] == [base_offset]))
+        self._indexed_bytes = index.values[-1] if index.values else 0
 
     def _track(self, header: BatchHeader, position: int) -> None:
         """Account for a batch this process wrote or validated, adding sparse index entries."""
