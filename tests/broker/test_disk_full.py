@@ -9,7 +9,6 @@ import re
 import signal
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -17,31 +16,24 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer import OffsetCommitRequest
 from kafka.protocol.producer import InitProducerIdRequest
 
-from diskkit import PAGE, SmallDisk, mounted, unmount
+from diskkit import PAGE, SmallDisk, small_disk
 
 from .conftest import BrokerProcess, InProcessBroker, RawClient
+
+__all__ = ["small_disk"]
 
 TOPIC = "t"
 REFUSED_LOG_LINE = "writes are refused with KAFKA_STORAGE_ERROR"
 
 
 @pytest.fixture
-def disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    made = mounted(tmp_path / "data")
-    try:
-        yield made
-    finally:
-        unmount(made)
-
-
-@pytest.fixture
-def disk_broker(disk: SmallDisk, broker_args: tuple[str, ...]) -> Iterator[InProcessBroker]:
+def disk_broker(small_disk: SmallDisk, broker_args: tuple[str, ...]) -> Iterator[InProcessBroker]:
     """A broker whose data directory is the small disk (its log file is beside it)."""
-    started = InProcessBroker(disk.path, *broker_args).start()
+    started = InProcessBroker(small_disk.path, *broker_args).start()
     try:
         yield started
     finally:
-        disk.release()
+        small_disk.release()
         try:
             assert started.stop() in (0, None)
         finally:
@@ -116,7 +108,7 @@ def storage_errors_metric(broker: InProcessBroker) -> float:
     return float(found.group(1))
 
 
-def test_full_disk_refuses_produce_and_keeps_serving(disk: SmallDisk,
+def test_full_disk_refuses_produce_and_keeps_serving(small_disk: SmallDisk,
                                                       disk_broker: InProcessBroker) -> None:
     """Produce on a full disk is answered KAFKA_STORAGE_ERROR, with one log line and a
     counter, while fetch, metadata, groups and offsets are served; once space is freed produce
@@ -130,7 +122,7 @@ def test_full_disk_refuses_produce_and_keeps_serving(disk: SmallDisk,
     committer.commit(offsets=[TopicPartition(TOPIC, 0, 7)], asynchronous=False)
     committer.close()
 
-    disk.fill(leave=0)
+    small_disk.fill(leave=0)
     ledger.send(4, size=5000)  # each needs pages the disk no longer has
     assert ledger.errors == [KafkaError.KAFKA_STORAGE_ERROR] * 4
     assert len(ledger.acked) == 20
@@ -145,7 +137,7 @@ def test_full_disk_refuses_produce_and_keeps_serving(disk: SmallDisk,
     assert disk_broker.log().count(REFUSED_LOG_LINE) == 1, disk_broker.log()
     assert storage_errors_metric(disk_broker) == 8
 
-    disk.release()
+    small_disk.release()
     ledger.send(20)
     ledger.send(3, size=5000)
     assert len(ledger.acked) == 43
@@ -156,21 +148,21 @@ def test_full_disk_refuses_produce_and_keeps_serving(disk: SmallDisk,
 
 
 @pytest.mark.parametrize("failing", [".index", ".timeindex"])
-def test_enospc_at_an_index_write_then_kill(disk: SmallDisk, broker_args: tuple[str, ...],
+def test_enospc_at_an_index_write_then_kill(small_disk: SmallDisk, broker_args: tuple[str, ...],
                                             failing: str) -> None:
     """A partition's first batch fits the page of .log left free, but its index entry needs
     another page: refused as a whole. Records acknowledged after space is freed are read back
     once each, also after the broker is killed and restarted. (The refused batch's bytes used
     to stay, the next batch took its offsets, and after a restart acknowledged records were
     gone.)"""
-    proc = BrokerProcess(disk.path, *broker_args).start()
+    proc = BrokerProcess(small_disk.path, *broker_args).start()
     try:
         create_topic(proc.bootstrap)
         ledger = Ledger(proc.bootstrap)
-        disk.fill(leave=PAGE if failing == ".index" else 2 * PAGE)
+        small_disk.fill(leave=PAGE if failing == ".index" else 2 * PAGE)
         ledger.send(1, size=1000)
         assert ledger.errors == [KafkaError.KAFKA_STORAGE_ERROR]
-        disk.release()
+        small_disk.release()
         ledger.send(30, size=1000)
         assert len(ledger.acked) == 30
         ledger.check()
@@ -178,12 +170,12 @@ def test_enospc_at_an_index_write_then_kill(disk: SmallDisk, broker_args: tuple[
         proc.start()
         ledger.check(proc.bootstrap)
     finally:
-        disk.release()
+        small_disk.release()
         proc.stop(signal.SIGKILL)
         print(proc.log())
 
 
-def test_offset_commit_and_create_topics_on_a_full_disk(disk: SmallDisk,
+def test_offset_commit_and_create_topics_on_a_full_disk(small_disk: SmallDisk,
                                                         disk_broker: InProcessBroker) -> None:
     """OffsetCommit answers each partition NOT_COORDINATOR (Kafka's answer when its offsets log
     refuses an append: the client finds the coordinator again and retries), CreateTopics
@@ -191,7 +183,7 @@ def test_offset_commit_and_create_topics_on_a_full_disk(disk: SmallDisk,
     is freed. (Both used to drop the connection, and CreateTopics left partition
     directories.)"""
     create_topic(disk_broker.bootstrap)
-    disk.fill(leave=0)  # before the first commit: the offsets log has no page yet
+    small_disk.fill(leave=0)  # before the first commit: the offsets log has no page yet
     raw = RawClient(disk_broker.bootstrap)
     cls = OffsetCommitRequest[2]
 
@@ -209,9 +201,9 @@ def test_offset_commit_and_create_topics_on_a_full_disk(disk: SmallDisk,
         admin.create_topics([NewTopic("new", 3, 1)])["new"].result(10)
     assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
     assert "new" not in admin.list_topics(timeout=10).topics
-    assert not list(disk.path.glob("new-*"))
+    assert not list(small_disk.path.glob("new-*"))
 
-    disk.release()
+    small_disk.release()
     assert commit(6) == 0
     admin.create_topics([NewTopic("new", 3, 1)])["new"].result(10)
     raw.close()
@@ -222,7 +214,7 @@ def test_offset_commit_and_create_topics_on_a_full_disk(disk: SmallDisk,
     assert len(admin.list_topics(timeout=10).topics["new"].partitions) == 3
 
 
-def test_roll_and_shutdown_on_a_full_disk(disk: SmallDisk, disk_broker: InProcessBroker
+def test_roll_and_shutdown_on_a_full_disk(small_disk: SmallDisk, disk_broker: InProcessBroker
                                           ) -> None:
     """A produce that rolls the segment cannot write the producer snapshot: refused, the
     broker serves on; a shutdown on the full disk (producer snapshots, checkpoints) is clean;
@@ -231,24 +223,24 @@ def test_roll_and_shutdown_on_a_full_disk(disk: SmallDisk, disk_broker: InProces
     create_topic(disk_broker.bootstrap, **{"segment.bytes": "4000"})
     ledger = Ledger(disk_broker.bootstrap)
     ledger.send(3, size=1000)
-    disk.fill(leave=0)
+    small_disk.fill(leave=0)
     ledger.send(2, size=1000)  # the first rolls and is refused, so is the second
     assert ledger.errors == [KafkaError.KAFKA_STORAGE_ERROR] * 2
     ledger.check()
     assert disk_broker.stop() == 0
-    disk.release()
+    small_disk.release()
     disk_broker.start()
     ledger.send(10, size=1000)
     assert len(ledger.acked) == 13
     ledger.check()
 
 
-def test_producer_ids_on_a_full_disk(disk: SmallDisk, disk_broker: InProcessBroker) -> None:
+def test_producer_ids_on_a_full_disk(small_disk: SmallDisk, disk_broker: InProcessBroker) -> None:
     """InitProducerId cannot reserve its block of ids on a full disk: answered
     COORDINATOR_LOAD_IN_PROGRESS (Kafka's answer while no block is available, which clients
     retry) as often as asked, never an id whose block is not on disk (after a restart it would
     be handed out again). With space, ids come, and stay unique across a restart."""
-    disk.fill(leave=0)
+    small_disk.fill(leave=0)
     raw = RawClient(disk_broker.bootstrap)
 
     def init() -> tuple[int, int]:
@@ -258,7 +250,7 @@ def test_producer_ids_on_a_full_disk(disk: SmallDisk, disk_broker: InProcessBrok
 
     assert init() == (KafkaError.COORDINATOR_LOAD_IN_PROGRESS, -1)
     assert init() == (KafkaError.COORDINATOR_LOAD_IN_PROGRESS, -1)
-    disk.release()
+    small_disk.release()
     first = init()
     assert first[0] == 0
     raw.close()
@@ -270,7 +262,7 @@ def test_producer_ids_on_a_full_disk(disk: SmallDisk, disk_broker: InProcessBrok
 
 
 @pytest.mark.parametrize("rounds", [3, pytest.param(30, marks=pytest.mark.soak)])
-def test_disk_fault_campaign(disk: SmallDisk, broker_args: tuple[str, ...], rounds: int,
+def test_disk_fault_campaign(small_disk: SmallDisk, broker_args: tuple[str, ...], rounds: int,
                              capsys: pytest.CaptureFixture[str]) -> None:
     """Rounds of: fill the disk to a few pages or none, send a burst of records of mixed sizes
     (an idempotent producer, acks=all, retrying as clients do), sometimes SIGKILL the broker
@@ -278,7 +270,7 @@ def test_disk_fault_campaign(disk: SmallDisk, broker_args: tuple[str, ...], roun
     last kill: no acknowledged record lost, none duplicated, offsets contiguous. `make soak`
     runs 10x the rounds; the figures are printed."""
     rng = random.Random(rounds)
-    proc = BrokerProcess(disk.path, *broker_args).start()
+    proc = BrokerProcess(small_disk.path, *broker_args).start()
     acked: dict[bytes, int] = {}
     failed: list[int] = []
 
@@ -295,7 +287,7 @@ def test_disk_fault_campaign(disk: SmallDisk, broker_args: tuple[str, ...], roun
                              "message.timeout.ms": 10000, "retry.backoff.ms": 20})
         sent = kills = 0
         for round_ in range(rounds):
-            disk.fill(leave=PAGE * rng.randrange(4))
+            small_disk.fill(leave=PAGE * rng.randrange(4))
             for _ in range(rng.randrange(10, 40)):
                 value = f"v{sent:08d}".encode().ljust(rng.choice([50, 500, 3000]), b".")
                 producer.produce(TOPIC, value, partition=0, on_delivery=delivered)
@@ -305,14 +297,14 @@ def test_disk_fault_campaign(disk: SmallDisk, broker_args: tuple[str, ...], roun
                 proc.stop(signal.SIGKILL)
                 proc.start()
                 kills += 1
-            disk.release()
+            small_disk.release()
             assert producer.flush(30) == 0
         got = read_all(proc.bootstrap)
         proc.stop(signal.SIGKILL)
         proc.start()
         assert read_all(proc.bootstrap) == got
     finally:
-        disk.release()
+        small_disk.release()
         proc.stop(signal.SIGKILL)
     offsets = {value: offset for offset, value in got}
     lost = sum(1 for value, offset in acked.items() if offsets.get(value) != offset)
