@@ -2,7 +2,8 @@
 
 tmpfs allocates whole pages: a write that extends a file into a new page needs a free page, one
 that stays inside the file's last page needs none. `fill(leave=N)` leaves exactly N bytes (a
-multiple of the page size) for everything else, with a preallocated filler file.
+multiple of the page size) for everything else, with a preallocated filler file; `use_inodes`
+leaves a number of files that can still be created.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 PAGE = 4096
 SIZE = 8 * 1024 * 1024
+INODES = 256  # files and directories it can hold
 FILLER = "filler"
 
 
@@ -45,17 +47,27 @@ class SmallDisk:
             os.close(fd)
         assert self.free_bytes() == leave
 
+    def use_inodes(self, leave: int) -> None:
+        """Create empty files until only `leave` more files can be created."""
+        made = len(list(self.path.glob(f"{FILLER}-*")))
+        while os.statvfs(self.path).f_favail > leave:
+            (self.path / f"{FILLER}-{made}").touch()
+            made += 1
+
     def release(self) -> None:
-        """Free the space again."""
+        """Free the space and the inodes again."""
         self.filler.unlink(missing_ok=True)
+        for path in self.path.glob(f"{FILLER}-*"):
+            path.unlink()
 
 
-def mounted(path: Path, size: int = SIZE) -> SmallDisk:
-    """Mount a tmpfs of `size` bytes at `path`, or skip the test saying why it cannot."""
+def mounted(path: Path) -> SmallDisk:
+    """Mount a small tmpfs at `path`, or skip the test saying why it cannot."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs to fill needs root (CI runs as root)")
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE},nr_inodes={INODES}", "tmpfs",
+                           str(path)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
@@ -69,7 +81,7 @@ def unmount(disk: SmallDisk) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """An 8 MiB tmpfs at `tmp_path / "data"`, unmounted afterwards whatever happened."""
+    """A small tmpfs at `tmp_path / "data"`, unmounted afterwards whatever happened."""
     disk = mounted(tmp_path / "data")
     try:
         yield disk

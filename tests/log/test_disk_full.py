@@ -4,6 +4,7 @@ small tmpfs (diskkit)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,42 @@ def test_close_on_a_full_disk(small_disk: SmallDisk, appender: Appender) -> None
     appender.log = LogManager(appender.path, exclusive=True)
     appender.append(5)
     appender.check()
+
+
+def test_roll_without_inodes(small_disk: SmallDisk, appender: Appender) -> None:
+    """A roll that can create the new .log but not its .index fails the append, and leaves no
+    file or open descriptor of the new segment behind. (The .log stayed, its descriptor
+    leaked, and the error was a bare OSError.)"""
+    appender.log.alter_topic_config("t", {"segment.bytes": "2000"})
+    appender.append(10)
+    small_disk.use_inodes(leave=1)
+    appender.refused(10)
+    new_log = appender.path / "t-0" / f"{10:020d}.log"
+    assert not new_log.exists()
+    assert str(new_log) not in {os.readlink(f"/proc/self/fd/{fd}")
+                                for fd in os.listdir("/proc/self/fd")
+                                if os.path.exists(f"/proc/self/fd/{fd}")}
+    small_disk.release()
+    appender.append(10)
+    appender.check()
+
+
+def test_delete_records_on_a_full_disk(small_disk: SmallDisk, appender: Appender) -> None:
+    """DeleteRecords inside the first segment cannot save the new log start on a full disk:
+    refused, and the log is as it was (the log start used to move in memory only, back after
+    a restart). One that deletes whole segments frees their space first, then saves: it works
+    on the full disk, and lasts."""
+    appender.log.alter_topic_config("t", {"segment.bytes": "2000"})
+    for _ in range(4):
+        appender.append(10)  # a segment each
+    small_disk.fill(leave=0)
+    with pytest.raises(KafkaStorageError):
+        appender.partition.delete_records(5)
+    assert appender.partition.log_start_offset == 0
+    appender.check()
+    assert appender.partition.delete_records(25) == 25
+    appender.acked = appender.acked[25:]
+    appender.log.close()
+    appender.log = LogManager(appender.path, exclusive=True)
+    assert appender.partition.log_start_offset == 25
+    assert [payload_id(r.value) for r in read_records(appender.partition)] == appender.acked

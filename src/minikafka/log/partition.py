@@ -378,11 +378,16 @@ class Partition:
                     f"cannot delete records before {before_offset}: the log ends at "
                     f"{self.log_end_offset}"
                 )
-            # Saved before anything goes: if it cannot be, nothing changes (KafkaStorageError).
-            start = max(self.log_start_offset, before_offset)
-            self._checkpoint(self._current_state()._replace(log_start_offset=start))
-            self.log_start_offset = start
-            self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)
+            old_start = self.log_start_offset
+            self.log_start_offset = max(old_start, before_offset)
+            self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)  # frees space first
+            try:
+                self._checkpoint()
+            except KafkaStorageError:
+                # Back to what a restart would find: the whole segments deleted are gone, the
+                # rest of the move was not saved.
+                self.log_start_offset = max(old_start, self.segments[0].base_offset)
+                raise
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
