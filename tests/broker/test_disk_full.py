@@ -316,3 +316,19 @@ def test_disk_fault_campaign(small_disk: SmallDisk, broker_args: tuple[str, ...]
     assert [offset for offset, _ in got] == list(range(len(got)))
     assert lost == 0 and duplicated == 0
     assert len(acked) > sent // 2, "few records were acknowledged: the campaign proves little"
+
+
+def test_first_produce_without_inodes(small_disk: SmallDisk, disk_broker: InProcessBroker
+                                      ) -> None:
+    """A partition's first produce creates its segment files; with no inode left that fails:
+    answered KAFKA_STORAGE_ERROR and counted, and it works once files can be created. (The
+    connection used to be dropped.)"""
+    create_topic(disk_broker.bootstrap)
+    ledger = Ledger(disk_broker.bootstrap)
+    small_disk.use_inodes(leave=0)
+    ledger.send(1)
+    assert ledger.errors == [KafkaError.KAFKA_STORAGE_ERROR]
+    assert storage_errors_metric(disk_broker) == 1
+    small_disk.release()
+    ledger.send(5)
+    ledger.check()

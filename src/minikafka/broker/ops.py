@@ -105,6 +105,15 @@ def check_single_batch(records: Batch | None) -> Batch:
     return records
 
 
+def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
+    """The partition to append to; the first use opens it, creating files that may fail."""
+    try:
+        return ctx.log.partition(topic, index)
+    except KafkaStorageError as exc:
+        storage_failed(ctx, exc)
+        raise
+
+
 def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
            allow_create: bool = False) -> tuple[Partition, AppendInfo]:
     """Append one record batch, as opaque bytes checked by its header only (to a new topic when
@@ -112,11 +121,11 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
     and count it. Waiting for durability is `durable`'s part, so that a request appending to
     many partitions waits for all of them at once."""
     try:
-        partition = ctx.log.partition(topic, index)
+        partition = _partition(ctx, topic, index)
     except UnknownTopicOrPartitionError:
         if not ensure_topic(ctx, topic, allow_create):
             raise
-        partition = ctx.log.partition(topic, index)
+        partition = _partition(ctx, topic, index)
     batch = check_single_batch(records)
     try:
         info = partition.append(batch)

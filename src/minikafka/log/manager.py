@@ -237,8 +237,11 @@ class LogManager:
                     f"topic {topic!r} has no partition {index} (it has {config.partitions})"
                 )
             kind = Partition if self.exclusive else SharedPartition
-            partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
-                             lambda: self._configs.get(topic, config), clock=self.clock)
+            try:  # opening creates its files, a new partition's first segment among them
+                partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
+                                 lambda: self._configs.get(topic, config), clock=self.clock)
+            except OSError as exc:
+                raise storage_error(exc, f"opening partition {topic}-{index}") from exc
             self._partitions[(topic, index)] = partition
             return partition
 
