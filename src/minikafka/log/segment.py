@@ -73,15 +73,17 @@ class LogSegment:
 
     def append(self, batch: bytes | bytearray, header: BatchHeader) -> int:
         """Write a batch whose offsets are already assigned, then its index entries; return its
-        file position. All or nothing: if any write fails, the log and both indexes are cut
-        back to where they ended and KafkaStorageError is raised."""
+        file position. All or nothing: if anything fails, the log and both indexes are cut back
+        to where they ended; a failed write raises KafkaStorageError."""
         position = self.size
         try:
             write_fully(self.fd, batch, position)
             self._track(header, position)
-        except OSError as exc:
+        except BaseException as exc:
             self._cut_back(position, header.base_offset)
-            raise storage_error(exc, f"appending to {self.log_path}") from exc
+            if isinstance(exc, OSError):
+                raise storage_error(exc, f"appending to {self.log_path}") from exc
+            raise
         self.size = position + len(batch)
         return position
 
