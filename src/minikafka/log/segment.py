@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -45,29 +45,25 @@ class LogSegment:
                  ) -> None:
         self.base_offset = base_offset
         self.log_path = directory / segment_name(base_offset, ".log")
-        # Read-write, never O_APPEND: there Linux ignores pwrite's offset, so after one short
-        # write every later batch would land behind the partial bytes instead of over them.
-        self.file: BinaryIO = open(  # noqa: SIM115 (closed by `close`, or by the last FileSlice)
-            os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
-        self.fd = self.file.fileno()
-        self.size = os.fstat(self.fd).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.first_timestamp = -1
         self.index_interval_bytes = index_interval_bytes
-        try:
+        self._indexed_bytes = 0  # file position of the last index entry
+        with ExitStack() as opened:  # if a file cannot be opened, those opened before close
+            # Read-write, never O_APPEND: there Linux ignores pwrite's offset, so after one
+            # short write every later batch would land behind the partial bytes, not over them.
+            self.file: BinaryIO = open(  # noqa: SIM115 (closed by the last FileSlice using it)
+                os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+            opened.callback(self.file.close)
             self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
                                             base_offset)
-            try:
-                self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
-                                            base_offset)
-            except OSError:
-                self.offset_index.close()
-                raise
-        except OSError:
-            self.file.close()
-            raise
-        self._indexed_bytes = 0  # file position of the last index entry
+            opened.callback(self.offset_index.close)
+            self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
+                                        base_offset)
+            opened.pop_all()
+        self.fd = self.file.fileno()
+        self.size = os.fstat(self.fd).st_size
 
     # --- appending ----------------------------------------------------------------------------
 
