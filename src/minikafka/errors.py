@@ -59,6 +59,7 @@ class ErrorCode(IntEnum):
     INVALID_PRODUCER_ID_MAPPING = 49
     INVALID_TRANSACTION_TIMEOUT = 50
     CONCURRENT_TRANSACTIONS = 51
+    KAFKA_STORAGE_ERROR = 56
     UNKNOWN_PRODUCER_ID = 59
     REASSIGNMENT_IN_PROGRESS = 60
     GROUP_ID_NOT_FOUND = 69
@@ -128,6 +129,13 @@ class OffsetOutOfRangeError(KafkaError):
 
 class MessageTooLargeError(KafkaError):
     code = ErrorCode.MESSAGE_TOO_LARGE
+
+
+class KafkaStorageError(KafkaError):
+    """A write to the data directory failed (disk full, quota, I/O error): the change it was
+    part of did not happen, and the log is as it was before it."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 class DataDirLockedError(KafkaError):

@@ -60,6 +60,7 @@ class BrokerContext:
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
+    storage_failing: bool = False  # the last write to the data directory failed (ops)
 
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:

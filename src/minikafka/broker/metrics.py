@@ -80,6 +80,10 @@ class BrokerMetrics:
                                ["api", "error"], registry=reg)
         self._traffic = [Counter(f"minikafka_topic_{name}", _TRAFFIC_HELP[name], ["topic"],
                                  registry=reg) for name in Traffic._fields]
+        self.storage_errors = Counter(
+            "minikafka_storage_errors",
+            "Writes to the data directory that failed (disk full, quota, I/O error); each "
+            "refused the change it was part of", registry=reg)
         self.connections = Gauge("minikafka_connections", "Open client connections",
                                  registry=reg)
         self.fsync_seconds = Histogram(

@@ -7,13 +7,19 @@ these, so a change is the same whoever asks for it: an appended batch wakes the 
 for it and is counted; an acknowledged append or commit waits for the flush policy (under
 `always`, a group-committed fdatasync); topics change with the same checks and log lines. Reading
 is `snapshot.py`'s. Everything runs in the broker's event loop; refusals raise `KafkaError`s.
+
+A write the disk refuses (full, quota, I/O error) is a `KafkaStorageError` from the log, which
+left everything as it was. Each passes through `storage_failed` here: counted, logged once
+when writes start failing, and answered as Kafka answers it; the broker serves on, and the same
+request succeeds once there is room again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from ..errors import (
     CorruptRecordError,
@@ -21,6 +27,7 @@ from ..errors import (
     InvalidPartitionsError,
     InvalidRecordError,
     KafkaError,
+    KafkaStorageError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -35,6 +42,36 @@ from .snapshot import PartitionView, topic_partitions
 log = logging.getLogger("minikafka.broker")
 
 MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes
+
+
+# --- storage failures ----------------------------------------------------------------------------
+
+
+def storage_failed(ctx: BrokerContext, exc: KafkaStorageError) -> None:
+    """Count a refused write; log only the first of a run (a full disk refuses every produce)."""
+    ctx.metrics.storage_errors.inc()
+    if not ctx.storage_failing:
+        ctx.storage_failing = True
+        log.error("%s; writes are refused with KAFKA_STORAGE_ERROR until the disk takes them "
+                  "again (reads go on)", str(exc))  # not the error: its frames hold files
+
+
+def storage_worked(ctx: BrokerContext) -> None:
+    """A write succeeded: after a run of failures, say that writes work again."""
+    if ctx.storage_failing:
+        ctx.storage_failing = False
+        log.warning("writes to %s work again", ctx.config.data_dir)
+
+
+@contextmanager
+def _storing(ctx: BrokerContext) -> Iterator[None]:
+    """Around an op that writes: its storage failure counted and re-raised, its success noted."""
+    try:
+        yield
+    except KafkaStorageError as exc:
+        storage_failed(ctx, exc)
+        raise
+    storage_worked(ctx)
 
 
 async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
@@ -68,6 +105,15 @@ def check_single_batch(records: Batch | None) -> Batch:
     return records
 
 
+def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
+    """The partition to append to; the first use opens it, creating files that may fail."""
+    try:
+        return ctx.log.partition(topic, index)
+    except KafkaStorageError as exc:
+        storage_failed(ctx, exc)
+        raise
+
+
 def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
            allow_create: bool = False) -> tuple[Partition, AppendInfo]:
     """Append one record batch, as opaque bytes checked by its header only (to a new topic when
@@ -75,13 +121,19 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
     and count it. Waiting for durability is `durable`'s part, so that a request appending to
     many partitions waits for all of them at once."""
     try:
-        partition = ctx.log.partition(topic, index)
+        partition = _partition(ctx, topic, index)
     except UnknownTopicOrPartitionError:
         if not ensure_topic(ctx, topic, allow_create):
             raise
-        partition = ctx.log.partition(topic, index)
+        partition = _partition(ctx, topic, index)
     batch = check_single_batch(records)
-    info = partition.append(batch)
+    try:
+        info = partition.append(batch)
+    except KafkaStorageError as exc:
+        storage_failed(ctx, exc)
+        raise
+    if ctx.storage_failing:
+        storage_worked(ctx)
     ctx.appends.notify((topic, index))
     ctx.metrics.produced(topic, batch, info)
     return partition, info
@@ -98,7 +150,8 @@ def delete_records(ctx: BrokerContext, topic: str, index: int, before: int) -> i
     """DeleteRecords: move the partition's log start up to `before` (-1: the high watermark);
     returns the new log start offset."""
     partition = ctx.log.partition(topic, index)
-    return partition.delete_records(partition.high_watermark if before == -1 else before)
+    with _storing(ctx):
+        return partition.delete_records(partition.high_watermark if before == -1 else before)
 
 
 # --- committed offsets ---------------------------------------------------------------------------
@@ -134,7 +187,15 @@ async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
             accepted[tp] = offset
         errors[tp] = error
     if accepted:
-        ctx.log.offsets.commit(check.group_id, accepted)
+        try:
+            with _storing(ctx):
+                ctx.log.offsets.commit(check.group_id, accepted)
+        except KafkaStorageError:
+            # Kafka's answer when its offsets log refuses the append (the group coordinator's
+            # appendGroupMetadataErrorToResponseError): retriable, clients find the coordinator
+            # again and retry the commit.
+            return {tp: ErrorCode.NOT_COORDINATOR if tp in accepted else error
+                    for tp, error in errors.items()}
         await durable(ctx, [ctx.log.offsets])
     return errors
 
@@ -149,8 +210,23 @@ def delete_offsets(ctx: BrokerContext, group: str, partitions: Iterable[TopicPar
     if group_error is not ErrorCode.NONE:
         return group_error, {}
     errors = {tp: _partition_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
-    ctx.log.offsets.delete(group, [tp for tp, error in errors.items() if error is ErrorCode.NONE])
+    try:
+        with _storing(ctx):
+            ctx.log.offsets.delete(group, [tp for tp, error in errors.items()
+                                           if error is ErrorCode.NONE])
+    except KafkaStorageError:
+        return ErrorCode.NOT_COORDINATOR, {}  # as a refused commit (see commit_offsets)
     return ErrorCode.NONE, errors
+
+
+def delete_groups(ctx: BrokerContext, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
+    """DeleteGroups: each group's error; one whose offsets the disk cannot drop is refused as
+    a refused commit is."""
+    try:
+        with _storing(ctx):
+            return ctx.groups.delete_groups(group_ids)
+    except KafkaStorageError:
+        return [(group, ErrorCode.NOT_COORDINATOR) for group in group_ids]
 
 
 def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
@@ -203,7 +279,8 @@ def create_topic(ctx: BrokerContext, name: str, partitions: int | None = None,
         if count < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
         return TopicConfig(partitions=count).with_kafka_configs(configs)
-    config = ctx.log.create_topic(name, count, configs)
+    with _storing(ctx):
+        config = ctx.log.create_topic(name, count, configs)
     log.info("created topic %s with %d partition(s)", name, count)
     return config
 
@@ -222,7 +299,8 @@ def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
 
 def delete_topic(ctx: BrokerContext, name: str) -> None:
     """The topic, its files and the offsets committed for it."""
-    ctx.log.delete_topic(name)
+    with _storing(ctx):
+        ctx.log.delete_topic(name)
     log.info("deleted topic %s", name)
 
 
@@ -234,7 +312,8 @@ def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: boo
         raise InvalidPartitionsError(f"topic {name!r} has {current} partitions; the new count "
                                      f"must be larger, got {total}")
     if not validate_only:
-        ctx.log.add_partitions(name, total)
+        with _storing(ctx):
+            ctx.log.add_partitions(name, total)
         log.info("topic %s now has %d partitions", name, total)
 
 
@@ -245,6 +324,20 @@ def alter_topic_configs(ctx: BrokerContext, name: str, set_configs: Mapping[str,
     delete = tuple(delete)
     ctx.log.topic_config(name).with_kafka_configs(dict(set_configs), delete)
     if not validate_only:
-        ctx.log.alter_topic_config(name, dict(set_configs), delete)
+        with _storing(ctx):
+            ctx.log.alter_topic_config(name, dict(set_configs), delete)
         log.info("topic %s configs changed: set %s, reset %s", name, dict(set_configs),
                  list(delete))
+
+
+# --- producer ids --------------------------------------------------------------------------------
+
+
+def allocate_producer_id(ctx: BrokerContext) -> int:
+    """A new producer id. When the next block of ids cannot be reserved on disk, Kafka's answer
+    for a block not yet available: COORDINATOR_LOAD_IN_PROGRESS, which clients retry."""
+    try:
+        with _storing(ctx):
+            return ctx.producer_ids.allocate()
+    except KafkaStorageError as exc:
+        raise KafkaError(str(exc), ErrorCode.COORDINATOR_LOAD_IN_PROGRESS) from exc

@@ -22,8 +22,9 @@ class ProducerIdManager:
 
     def allocate(self) -> int:
         if self._next >= self._block_end:
-            self._block_end = self._next + BLOCK_SIZE
-            write_atomically(self._path, f"{self._block_end}\n")
+            block_end = self._next + BLOCK_SIZE
+            write_atomically(self._path, f"{block_end}\n")  # may fail: then no id is handed out
+            self._block_end = block_end
         producer_id = self._next
         self._next += 1
         return producer_id

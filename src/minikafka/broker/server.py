@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
+from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
 from .config import BrokerConfig
 from .connection import Connection
@@ -53,7 +54,11 @@ class Broker:
         port = self._server.sockets[0].getsockname()[1]
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
-        logmgr.lock.write_owner_info({"host": host, "port": port})
+        try:
+            logmgr.lock.write_owner_info({"host": host, "port": port})
+        except KafkaStorageError as exc:  # it only points embedded clients here
+            log.warning("%s; embedded clients will not be told where the broker listens",
+                        str(exc))
 
     async def _apply_retention(self) -> None:
         """Kafka's log retention checker: idle logs still lose their expired segments."""
@@ -62,7 +67,7 @@ class Broker:
             await asyncio.sleep(self.config.log_retention_check_interval_ms / 1000)
             try:  # inline: unlinking whole segments is quick, and no thread outlives stop()
                 removed = self.ctx.log.apply_retention()
-            except OSError as exc:
+            except (OSError, KafkaError) as exc:
                 log.warning("retention check failed: %s", exc)
                 continue
             if removed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnknownTopicOrPartitionError
+from ..errors import KafkaStorageError, UnknownTopicOrPartitionError
 from ..log import LogManager
 
 
@@ -53,12 +53,13 @@ def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
 
 
 def all_partitions(log: LogManager) -> dict[str, list[PartitionView]]:
-    """Topic -> its partitions, skipping topics deleted while we looked."""
+    """Topic -> its partitions, skipping topics deleted while we looked, and those with a
+    partition that cannot be opened yet (its files cannot be created: no inode left)."""
     found = {}
     for topic in log.topics():
         try:
             found[topic] = topic_partitions(log, topic)
-        except UnknownTopicOrPartitionError:
+        except (UnknownTopicOrPartitionError, KafkaStorageError):
             continue
     return found
 

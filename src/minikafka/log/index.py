@@ -13,6 +13,8 @@ import os
 import struct
 from pathlib import Path
 
+from .durable import write_fully
+
 
 class SparseIndex:
     """An append-only file of fixed-size (key, relative offset or position) entries."""
@@ -66,11 +68,13 @@ class SparseIndex:
         return True
 
     def append(self, key: int, value: int) -> None:
+        """Write the entry, then take it in: a failed write (raised) leaves the index as it was,
+        but for bytes past its end that `truncate_entries` cuts."""
+        entry = self._encode(key, value)
+        write_fully(self._fd, entry, self._file_bytes)
+        self._file_bytes += len(entry)
         self.keys.append(key)
         self.values.append(value)
-        entry = self._encode(key, value)
-        os.pwrite(self._fd, entry, self._file_bytes)
-        self._file_bytes += len(entry)
 
     def truncate_entries(self, count: int) -> None:
         """Drop entries from `count` on, in memory and on disk (only under the writer's lock)."""

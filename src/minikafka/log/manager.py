@@ -24,11 +24,12 @@ from ..errors import (
     DataDirLockedError,
     InvalidPartitionsError,
     InvalidTopicError,
+    KafkaStorageError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
 from .config import FlushPolicy, TopicConfig, validate_topic_name
-from .durable import read_metadata, write_atomically
+from .durable import read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
 from .shared import SharedPartition
@@ -165,9 +166,7 @@ class LogManager:
         with self._topics_locked():
             if self._config_path(name).exists():
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")
-            for p in range(partitions):
-                (self.data_dir / f"{name}-{p}").mkdir(exist_ok=True)
-            self._write_config(name, topic_config)
+            self._add_partition_dirs(name, 0, partitions, topic_config)
         return topic_config
 
     def delete_topic(self, name: str) -> None:
@@ -190,11 +189,30 @@ class LogManager:
                     f"topic {name!r} has {config.partitions} partitions; the new count must be "
                     f"larger, got {total}"
                 )
-            for p in range(config.partitions, total):
-                (self.data_dir / f"{name}-{p}").mkdir(exist_ok=True)
             new = TopicConfig.from_json({**config.to_json(), "partitions": total})
-            self._write_config(name, new)
+            self._add_partition_dirs(name, config.partitions, total, new)
         return new
+
+    def _add_partition_dirs(self, name: str, first: int, end: int, config: TopicConfig) -> None:
+        """Make the directories of partitions [first, end), then write the topic's config: the
+        topic changes only then. If any of it fails, the new directories go again and
+        KafkaStorageError is raised: no half-made topic or partition is left behind."""
+        made: list[Path] = []
+        try:
+            for p in range(first, end):
+                path = self.data_dir / f"{name}-{p}"
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    continue  # left by a crash: not ours to remove
+                made.append(path)
+            self._write_config(name, config)
+        except (OSError, KafkaStorageError) as exc:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, f"creating partitions of {name!r}") from exc
+            raise
 
     def alter_topic_config(self, name: str, set_configs: dict[str, Any],
                            delete: Iterable[str] = ()) -> TopicConfig:
@@ -219,8 +237,11 @@ class LogManager:
                     f"topic {topic!r} has no partition {index} (it has {config.partitions})"
                 )
             kind = Partition if self.exclusive else SharedPartition
-            partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
-                             lambda: self._configs.get(topic, config), clock=self.clock)
+            try:  # opening creates its files, a new partition's first segment among them
+                partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
+                                 lambda: self._configs.get(topic, config), clock=self.clock)
+            except OSError as exc:
+                raise storage_error(exc, f"opening partition {topic}-{index}") from exc
             self._partitions[(topic, index)] = partition
             return partition
 

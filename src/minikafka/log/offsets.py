@@ -14,14 +14,15 @@ import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crc32c import crc32c
 
-from .durable import write_atomically
+from ..errors import KafkaStorageError
+from .durable import storage_error, write_atomically, write_fully
 
 _FRAME = struct.Struct(">II")  # payload length, CRC-32C of the payload
 TopicPartition = tuple[str, int]
@@ -113,18 +114,25 @@ class OffsetStore:
             del self._offsets[frame["g"]]
 
     def _append(self, group: str, rows: list[list[Any]]) -> None:
+        """Store one frame, or none: a failed write is cut back and raises KafkaStorageError."""
         with self._locked():
             self._refresh()
-            if os.fstat(self._fd).st_size > self._position:
-                os.ftruncate(self._fd, self._position)  # a torn frame from a killed writer
             frame = _frame(group, rows)
-            os.pwrite(self._fd, frame, self._position)
-            if self._fsync:
-                os.fdatasync(self._fd)
+            try:
+                if os.fstat(self._fd).st_size > self._position:
+                    os.ftruncate(self._fd, self._position)  # a torn frame from a killed writer
+                write_fully(self._fd, frame, self._position)
+                if self._fsync:
+                    os.fdatasync(self._fd)
+            except OSError as exc:
+                with suppress(OSError):
+                    os.ftruncate(self._fd, self._position)
+                raise storage_error(exc, f"committing offsets to {self.path}") from exc
             self._position += len(frame)
             self._apply({"g": group, "o": rows})
             if self._entries > self._compact_min and self._entries > 4 * self._live_entries():
-                self._compact()
+                with suppress(KafkaStorageError):  # the commit is stored; compact another time
+                    self._compact()
 
     def _live_entries(self) -> int:
         return sum(len(g) for g in self._offsets.values())

@@ -14,6 +14,7 @@ Other processes appending to the same partition are `SharedPartition`'s business
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import struct
 import threading
@@ -25,12 +26,19 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
-from ..errors import CorruptRecordError, MessageTooLargeError, OffsetOutOfRangeError
+from ..errors import (
+    CorruptRecordError,
+    KafkaStorageError,
+    MessageTooLargeError,
+    OffsetOutOfRangeError,
+)
 from ..records import assign_offsets, decode_batch, set_log_append_time, validate_batch
 from .config import TopicConfig
-from .durable import write_atomically
+from .durable import storage_error, write_atomically
 from .producer_state import ProducerStateManager
 from .segment import FileSlice, LogSegment, segment_name
+
+log = logging.getLogger("minikafka.log")
 
 LEADER_EPOCH = 0
 CHECKPOINT = "partition.checkpoint"
@@ -108,6 +116,7 @@ class Partition:
         self._unsaved_bytes = 0  # appended since the last checkpoint
         self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
+        self._saving_failed = False  # the last checkpoint or snapshot write failed (`_save_work`)
         self._closed = False
         self._open()
 
@@ -153,9 +162,24 @@ class Partition:
         except FileNotFoundError:
             return None
 
-    def _checkpoint(self) -> None:
-        write_atomically(self.dir / CHECKPOINT, self._current_state().pack())
+    def _checkpoint(self, state: PartitionState | None = None) -> None:
+        """Save `state` (default: the current one); raises KafkaStorageError if it cannot."""
+        write_atomically(self.dir / CHECKPOINT, (state or self._current_state()).pack())
         self._unsaved_bytes = 0
+
+    def _save_work(self, save: Callable[[], None]) -> None:
+        """Run `save`, a write that only saves recovery work (a checkpoint that no change
+        depends on, a producer snapshot): if the disk refuses it, the log goes on without it,
+        with one warning until such a write works again."""
+        try:
+            save()
+        except KafkaStorageError as exc:
+            if not self._saving_failed:
+                log.warning("%s-%d: %s; going on without it (a restart validates more)",
+                            self.topic, self.index, str(exc))  # its frames hold files
+            self._saving_failed = True
+        else:
+            self._saving_failed = False
 
     # --- opening and recovery -----------------------------------------------------------------
 
@@ -251,7 +275,7 @@ class Partition:
             self.log_end_offset = header.next_offset
             self._unsaved_bytes += len(buf)
             if self._unsaved_bytes >= _CHECKPOINT_EVERY_BYTES:
-                self._checkpoint()
+                self._save_work(self._checkpoint)
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
 
     def _should_roll(self, segment: LogSegment, incoming: int, incoming_timestamp: int) -> bool:
@@ -269,18 +293,33 @@ class Partition:
         return first >= 0 and incoming_timestamp - first > config.segment_ms
 
     def _roll(self) -> LogSegment:
+        """Start a new active segment at the log end, with the producer snapshot and the
+        checkpoint that say where it starts. All or nothing: if a write fails, the new files go
+        and KafkaStorageError is raised (retention's work is kept: a later open derives it from
+        the files)."""
         base = self.log_end_offset
-        for suffix in (".log", ".index", ".timeindex"):
+        paths = [self.dir / segment_name(base, suffix) for suffix in (".log", ".index",
+                                                                      ".timeindex")]
+        for path in paths:
             # Files a crash left at this base (a half-made roll, a segment recovery cut off
             # but could not finish deleting) are not part of the log: start clean.
-            (self.dir / segment_name(base, suffix)).unlink(missing_ok=True)
-        segment = self._new_segment(base)
+            path.unlink(missing_ok=True)
+        try:
+            segment = self._new_segment(base)
+        except OSError as exc:
+            for path in paths:
+                path.unlink(missing_ok=True)
+            raise storage_error(exc, f"creating segment {paths[0]}") from exc
+        try:
+            self.producers.write_snapshot(base)
+            self._checkpoint(self._current_state()._replace(active_base=base, active_size=0))
+        except KafkaStorageError:
+            segment.delete()
+            raise
         segment.next_offset = base
         self.segments = [*self.segments, segment]
         self._bases = [*self._bases, base]
-        self.producers.write_snapshot(base)
         self._retain()
-        self._checkpoint()
         return segment
 
     # --- reading ------------------------------------------------------------------------------
@@ -339,9 +378,16 @@ class Partition:
                     f"cannot delete records before {before_offset}: the log ends at "
                     f"{self.log_end_offset}"
                 )
-            self.log_start_offset = max(self.log_start_offset, before_offset)
-            self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)
-            self._checkpoint()
+            old_start = self.log_start_offset
+            self.log_start_offset = max(old_start, before_offset)
+            self._drop_segments(lambda s, nxt: nxt <= self.log_start_offset)  # frees space first
+            try:
+                self._checkpoint()
+            except KafkaStorageError:
+                # Back to what a restart would find: the whole segments deleted are gone, the
+                # rest of the move was not saved.
+                self.log_start_offset = max(old_start, self.segments[0].base_offset)
+                raise
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
@@ -350,7 +396,7 @@ class Partition:
         with self._writing():
             removed = self._retain(now_ms)
             if removed:
-                self._checkpoint()
+                self._save_work(self._checkpoint)
             return removed
 
     def _retain(self, now_ms: int | None = None) -> int:
@@ -405,8 +451,8 @@ class Partition:
         if self._closed:
             return
         with self._writing():
-            self.producers.write_snapshot(self.log_end_offset)
-            self._checkpoint()
+            self._save_work(lambda: self.producers.write_snapshot(self.log_end_offset))
+            self._save_work(self._checkpoint)
             for segment in self.segments:
                 segment.close()
             self._closed = True

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptRecordError
 from ..records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, read_header, validate_batch
+from .durable import storage_error, write_fully
 from .index import OffsetIndex, TimeIndex
 
 SCAN_CHUNK = 64 * 1024
@@ -43,30 +45,56 @@ class LogSegment:
                  ) -> None:
         self.base_offset = base_offset
         self.log_path = directory / segment_name(base_offset, ".log")
-        self.file: BinaryIO = open(self.log_path, "a+b", buffering=0)  # noqa: SIM115
-        self.fd = self.file.fileno()
-        self.size = os.fstat(self.fd).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.first_timestamp = -1
         self.index_interval_bytes = index_interval_bytes
-        self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
-                                        base_offset)
-        self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
-                                    base_offset)
         self._indexed_bytes = 0  # file position of the last index entry
+        with ExitStack() as opened:  # if a file cannot be opened, those opened before close
+            # Read-write, never O_APPEND: there Linux ignores pwrite's offset, so after one
+            # short write every later batch would land behind the partial bytes, not over them.
+            self.file: BinaryIO = open(  # noqa: SIM115 (closed by the last FileSlice using it)
+                os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+            opened.callback(self.file.close)
+            self.offset_index = OffsetIndex(directory / segment_name(base_offset, ".index"),
+                                            base_offset)
+            opened.callback(self.offset_index.close)
+            self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
+                                        base_offset)
+            opened.pop_all()
+        self.fd = self.file.fileno()
+        self.size = os.fstat(self.fd).st_size
 
     # --- appending ----------------------------------------------------------------------------
 
     def append(self, batch: bytes | bytearray, header: BatchHeader) -> int:
-        """Write a batch whose offsets are already assigned; return its file position."""
+        """Write a batch whose offsets are already assigned, then its index entries; return its
+        file position. All or nothing: if anything fails, the log and both indexes are cut back
+        to where they ended; a failed write raises KafkaStorageError."""
         position = self.size
-        written = os.pwrite(self.fd, batch, position)
-        if written != len(batch):
-            raise OSError(f"short write to {self.log_path}: {written} of {len(batch)} bytes")
-        self.size += written
-        self._track(header, position)
+        try:
+            write_fully(self.fd, batch, position)
+            self._track(header, position)
+        except BaseException as exc:
+            self._cut_back(position, header.base_offset)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, f"appending to {self.log_path}") from exc
+            raise
+        self.size = position + len(batch)
         return position
+
+    def _cut_back(self, position: int, base_offset: int) -> None:
+        """Undo a failed append of the batch `base_offset` at `position`: the entries it added
+        are the ones that point at it (both indexes only grow). Should a truncation fail too,
+        the next append still writes at `position`, and the indexes at their entry counts."""
+        index, times = self.offset_index, self.time_index
+        with suppress(OSError):
+            os.ftruncate(self.fd, position)
+        with suppress(OSError):
+            index.truncate_entries(len(index.keys) - (index.values[-1:] == [position]))
+        with suppress(OSError):
+            times.truncate_entries(len(times.keys) - (times.values[-1:] == [base_offset]))
+        self._indexed_bytes = index.values[-1] if index.values else 0
 
     def _track(self, header: BatchHeader, position: int) -> None:
         """Account for a batch this process wrote or validated, adding sparse index entries."""

@@ -157,7 +157,7 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
 
 
 async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    results = ctx.groups.delete_groups(request.groups_names)
+    results = ops.delete_groups(ctx, request.groups_names)
     cls = response_class(ApiKey.DeleteGroups, header.api_version)
     return cls(throttle_time_ms=0, results=[
         cls.DeletableGroupResult(group_id=group, error_code=error) for group, error in results])

@@ -11,8 +11,9 @@ from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
-from ...errors import ErrorCode
+from ...errors import ErrorCode, KafkaError
 from ...protocol.codec import RequestHeader, response_class
+from .. import ops
 from ..context import Api, BrokerContext
 
 
@@ -22,8 +23,11 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
     if request.transactional_id is not None:
         return cls(throttle_time_ms=0, error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                    producer_id=-1, producer_epoch=-1)
-    return cls(throttle_time_ms=0, error_code=0, producer_id=ctx.producer_ids.allocate(),
-               producer_epoch=0)
+    try:
+        producer_id = ops.allocate_producer_id(ctx)
+    except KafkaError as exc:
+        return cls(throttle_time_ms=0, error_code=exc.code, producer_id=-1, producer_epoch=-1)
+    return cls(throttle_time_ms=0, error_code=0, producer_id=producer_id, producer_epoch=0)
 
 
 APIS = (Api(ApiKey.InitProducerId, 0, 4, handle_init_producer_id),)
