@@ -67,11 +67,27 @@ def test_a_frame_larger_than_the_buffer_grows_it_then_it_shrinks_back() -> None:
     assert len(frames.get_buffer(-1)) == initial  # the large frame's memory is given back
 
 
-def test_the_buffer_grows_to_the_frame_once_its_size_has_arrived() -> None:
-    """Today's behaviour (issue 11 will bound it): the prefix alone sizes the buffer."""
+def test_memory_follows_the_bytes_received_not_the_announced_size() -> None:
+    """A size prefix alone commits nothing (8 clients announcing 100 MiB each cost 800 MiB):
+    the buffer doubles only when full of a frame still coming."""
     frames = FrameBuffer(max_frame=1 << 20, initial=64, min_free=16)
-    feed(frames, struct.pack(">i", 100_000))
-    assert len(frames.get_buffer(-1)) >= 100_000
+    body = bytes(range(256)) * 400
+    stream = framed(body)
+    received = 7
+    assert feed(frames, stream[:received]) == []
+    frames.get_buffer(-1)
+    assert frames.capacity == 64
+    growth = [64]
+    while received < len(stream):
+        step = min(50, len(stream) - received)
+        got = feed(frames, stream[received:received + step])
+        received += step
+        assert frames.capacity <= 2 * (received + 16), received
+        if frames.capacity != growth[-1]:
+            growth.append(frames.capacity)
+    assert got == [body]
+    assert growth[:4] == [64, 128, 256, 512]  # doubling up to the frame's size
+    assert growth[-1] == len(body) + 4
 
 
 def test_unread_bytes_move_to_the_front_when_room_runs_out() -> None:

@@ -16,6 +16,7 @@ from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
+from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .group_service import GroupService
 from .meta import NODE_ID
@@ -54,6 +55,8 @@ class BrokerContext:
     cluster_id: str
     producer_ids: ProducerIdManager
     groups: GroupService  # the group coordinator and its runtime
+    budget: RequestBudget  # queued.max.request.bytes, shared by every connection
+    connections: ConnectionLimits  # max.connections, max.connections.per.ip
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)

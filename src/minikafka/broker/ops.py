@@ -68,18 +68,18 @@ def check_single_batch(records: Batch | None) -> Batch:
     return records
 
 
-def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
-           allow_create: bool = False) -> tuple[Partition, AppendInfo]:
-    """Append one record batch, as opaque bytes checked by its header only (to a new topic when
-    `allow_create` lets `ensure_topic` make one), then wake the fetches waiting on the partition
-    and count it. Waiting for durability is `durable`'s part, so that a request appending to
-    many partitions waits for all of them at once."""
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
+           ) -> tuple[Partition, AppendInfo]:
+    """Append one record batch, as opaque bytes checked by its header only, then wake the
+    fetches waiting on the partition and count it. The topic must exist: as in Kafka, only
+    Metadata creates topics, so a deleted one does not come back while producers run. Waiting
+    for durability is `durable`'s part, so that a request appending to many partitions waits
+    for all of them at once."""
     try:
         partition = ctx.log.partition(topic, index)
     except UnknownTopicOrPartitionError:
-        if not ensure_topic(ctx, topic, allow_create):
-            raise
-        partition = ctx.log.partition(topic, index)
+        validate_topic_name(topic)  # a name no topic could have is INVALID_TOPIC_EXCEPTION
+        raise
     batch = check_single_batch(records)
     info = partition.append(batch)
     ctx.appends.notify((topic, index))
