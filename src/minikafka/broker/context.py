@@ -7,6 +7,7 @@ serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class BrokerContext:
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
+    topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one
 
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:
