@@ -20,6 +20,7 @@ from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
 
 from minikafka.errors import ErrorCode
+from minikafka.log import LogManager
 from minikafka.records import Record, encode_batch
 
 from .conftest import InProcessBroker, RawClient
@@ -362,8 +363,6 @@ def read_syscalls() -> int:
 def test_metadata_for_every_topic_reads_no_file(own_broker: InProcessBroker) -> None:
     """Metadata reread every topic's config file: 10,000 topics blocked every client ~1 s. The
     broker keeps its topics in memory, changed as they change."""
-    from minikafka.log import LogManager  # noqa: PLC0415
-
     with LogManager(own_broker.data_dir) as log:
         for i in range(500):
             log.create_topic(f"t{i:03d}", 1)

@@ -33,7 +33,7 @@ class AppendNotifier:
         keys = list(keys)
         for key in keys:
             self._waiters.setdefault(key, set()).add(waiter)
-        forget = on_hangup(lambda: waiter.done() or waiter.set_result(None))
+        forget = on_hangup(waiter, None)
         try:
             await asyncio.wait_for(waiter, timeout)
         except TimeoutError:

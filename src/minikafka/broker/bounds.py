@@ -10,6 +10,9 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Done once the client whose request is being handled has hung up (set per connection): its long
 # waits (long-polling fetches, JoinGroup and SyncGroup) end at once instead of holding the
@@ -22,21 +25,26 @@ def client_gone() -> bool:
     return gone is not None and gone.done()
 
 
-def on_hangup(callback: Callable[[], None]) -> Callable[[], None]:
-    """Call `callback` when the current request's client hangs up (at once if it has); returns
-    the function that cancels this."""
+def on_hangup(waiter: asyncio.Future[T], answer: T) -> Callable[[], None]:
+    """Answer `waiter` with `answer` when the current request's client hangs up (at once if it
+    has); returns the function that cancels this."""
     gone = hangup.get()
     if gone is None:
         return _nothing
-    if gone.done():
-        callback()
-        return _nothing
 
     def fire(_: object) -> None:
-        callback()
+        if not waiter.done():
+            waiter.set_result(answer)
 
+    if gone.done():
+        fire(gone)
+        return _nothing
     gone.add_done_callback(fire)
-    return lambda: gone.remove_done_callback(fire)
+
+    def forget() -> None:
+        gone.remove_done_callback(fire)
+
+    return forget
 
 
 def _nothing() -> None:

@@ -68,7 +68,7 @@ class GroupService:
         wait a long time)."""
         waiter: asyncio.Future[Response] = self._loop.create_future()
         self._held[waiter] = if_stopping
-        forget = on_hangup(lambda: waiter.done() or waiter.set_result(if_stopping))
+        forget = on_hangup(waiter, if_stopping)
         try:
             self._deliver(method(request, waiter, self.now_ms()))
             if self._stopping and not waiter.done():

@@ -14,6 +14,7 @@ served; refusals raise `KafkaError`s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Iterable, Mapping
 
@@ -232,10 +233,8 @@ async def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> boo
         return True
     if not (allow_create and ctx.config.auto_create_topics):
         return False
-    try:
+    with contextlib.suppress(TopicAlreadyExistsError):  # another request made it meanwhile
         await create_topic(ctx, name)
-    except TopicAlreadyExistsError:  # another request created it meanwhile
-        pass
     return True
 
 

@@ -35,14 +35,14 @@ def _requested_partitions(ctx: BrokerContext, topic: Any) -> int:
     """Kafka's count: the assignment's length, else the count (the default for -1)."""
     if topic.assignments:
         return len(topic.assignments)
-    if topic.num_partitions == -1:
-        return ctx.config.num_partitions
-    return max(topic.num_partitions, 0)
+    count: int = topic.num_partitions
+    return ctx.config.num_partitions if count == -1 else max(count, 0)
 
 
 def _new_partitions(ctx: BrokerContext, topic: Any) -> int:
     try:
-        return max(topic.count - ctx.log.topic_config(topic.name).partitions, 0)
+        count: int = topic.count
+        return max(count - ctx.log.topic_config(topic.name).partitions, 0)
     except KafkaError:  # refused on its own later
         return 0
 
