@@ -7,17 +7,20 @@ whole frames with `next_frame()` until it returns None. Reads go straight into t
 each frame is copied once, when it is cut out. Unread bytes move to the front when little room
 is left at the end.
 
-Memory follows the bytes that arrived, never a frame's announced size: the buffer starts small,
-and only when it is full of a frame still coming does it double, up to that frame's size. So a
-client that announces 100 MiB and sends 3 bytes costs a few KiB, and a big frame's bytes are
-copied about twice on the way in. The buffer goes back to its initial size once it is empty.
+Memory follows the bytes that arrived, never a frame's announced size: the buffer starts small
+and doubles only when bytes filled it: when it is full of a frame still coming (up to that
+frame's size), or when a read filled all the room it was given (up to STREAM_BYTES, so that a
+busy connection reads in large gulps). So a client that announces 100 MiB and sends 3 bytes
+costs a few KiB, an idle connection 16 KiB, and a big frame's bytes are copied about twice on
+the way in. Once empty, a buffer larger than STREAM_BYTES goes back to its initial size.
 """
 
 from __future__ import annotations
 
 from .primitives import INT32, MalformedError
 
-BUFFER_BYTES = 16 * 1024  # the receive buffer at first; it grows as a larger frame arrives
+BUFFER_BYTES = 16 * 1024  # the receive buffer at first
+STREAM_BYTES = 256 * 1024  # grown by full reads up to this; a larger one shrinks when empty
 MIN_FREE = 4 * 1024  # less room than this left at the end: move the unread bytes to the front
 
 
@@ -37,6 +40,7 @@ class FrameBuffer:
         self._buf = bytearray(initial)
         self._view = memoryview(self._buf)
         self._start = self._end = 0  # the unread bytes are _buf[_start:_end]
+        self._filled = False  # the last read filled all the room it was given
 
     @property
     def capacity(self) -> int:
@@ -53,9 +57,12 @@ class FrameBuffer:
         valid until the next call: a buffer that must grow is replaced, never resized, since
         the caller may still hold the old view. `sizehint` is ignored, as asyncio allows."""
         start, end, capacity = self._start, self._end, len(self._buf)
-        if start == end:
+        if self._filled and capacity < STREAM_BYTES:
+            self._filled = False  # more came than fitted: read more at a time
+            self._compact(2 * capacity)
+        elif start == end:
             self._start = self._end = 0
-            if capacity > self._initial:  # a large frame has gone: give its memory back
+            if capacity > STREAM_BYTES:  # a large frame has gone: give its memory back
                 self._buf = bytearray(self._initial)
                 self._view = memoryview(self._buf)
         elif capacity - end < self._min_free:
@@ -68,6 +75,7 @@ class FrameBuffer:
     def buffer_updated(self, nbytes: int) -> None:
         """`nbytes` were written at the start of the last `get_buffer()` view."""
         self._end += nbytes
+        self._filled = self._end == len(self._buf)
 
     def next_frame(self) -> bytes | None:
         """The next whole frame's body (without its size), or None until more bytes come."""
