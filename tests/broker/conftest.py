@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from collections.abc import Iterator
 
 import pytest
 from kafka.protocol.admin import CreateTopicsRequest
@@ -47,6 +48,14 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
         client.close()
     assert response.topics[0].error_code == 0, response  # type: ignore[attr-defined]
     return name
+
+
+@pytest.fixture
+def raw(broker: InProcessBroker) -> Iterator[RawClient]:
+    """A raw connection to the shared broker."""
+    client = RawClient(broker.bootstrap)
+    yield client
+    client.close()
 
 
 # --- raw protocol --------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Each case also checks that nothing was written and that the broker still serves 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import pytest
 from kafka.protocol.admin import CreatePartitionsRequest, CreateTopicsRequest
@@ -23,13 +22,6 @@ from .conftest import InProcessBroker, RawClient, create_topic
 def topic(topic: str, broker: InProcessBroker) -> str:
     """This module's topic exists: its tests produce to it, and Produce creates no topic."""
     return create_topic(broker.bootstrap, topic)
-
-
-@pytest.fixture
-def raw(broker: InProcessBroker) -> Iterator[RawClient]:
-    client = RawClient(broker.bootstrap)
-    yield client
-    client.close()
 
 
 def still_serving(broker: InProcessBroker) -> None:

@@ -12,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kafka.protocol.admin import CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest
@@ -25,13 +25,6 @@ from minikafka.records import Record, encode_batch
 
 from .conftest import InProcessBroker, RawClient
 from .test_bad_input import partition_error, produce_request, still_serving
-
-
-@pytest.fixture
-def raw(broker: InProcessBroker) -> Iterator[RawClient]:
-    client = RawClient(broker.bootstrap)
-    yield client
-    client.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
