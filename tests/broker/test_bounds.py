@@ -19,6 +19,7 @@ from kafka.protocol.admin import CreatePartitionsRequest, CreateTopicsRequest, D
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
 
+from minikafka.broker.bounds import RequestBudget
 from minikafka.errors import ErrorCode
 from minikafka.log import LogManager
 from minikafka.records import Record, encode_batch
@@ -232,6 +233,28 @@ def test_in_flight_request_bytes_are_bounded(own_broker: InProcessBroker, topic:
     finally:
         for client in [admin, *clients]:
             client.close()
+
+
+def test_the_request_budget_pauses_readers_and_lets_one_finish_its_frame() -> None:
+    """Spent, the budget stops every reader but one, the lead, which may finish the frame it is
+    in (else clients half-way through large requests could hold it all, none able to finish);
+    a refund that brings it back wakes them all."""
+    budget = RequestBudget(100)
+    woken: list[str] = []
+    budget.available -= 250  # 150 over
+    assert budget.may_read("a", True, lambda: woken.append("a"))  # mid-frame: the lead
+    assert not budget.may_read("b", True, lambda: woken.append("b"))
+    assert not budget.may_read("c", False, lambda: woken.append("c"))
+    assert not budget.may_read("a", False, lambda: woken.append("a"))  # whole: lead passes on
+    assert woken == ["b", "c"]
+    assert budget.may_read("b", True, lambda: woken.append("b"))
+    assert not budget.may_read("c", False, lambda: woken.append("c"))
+    budget.refund(100)
+    assert woken == ["b", "c"]  # still spent
+    budget.release("b", 0)  # the lead went: the others may try again
+    assert woken == ["b", "c", "a", "c"]
+    budget.refund(100)
+    assert budget.available > 0
 
 
 # --- a connection that goes frees what it held ---------------------------------------------------
