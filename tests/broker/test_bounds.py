@@ -211,6 +211,20 @@ def test_a_frame_size_alone_commits_no_memory(broker: InProcessBroker) -> None:
             client.close()
 
 
+def test_idle_connections_hold_small_buffers(broker: InProcessBroker) -> None:
+    """Every connection preallocated 256 KiB: 1,000 idle ones cost 250 MiB."""
+    before = committed_kib()
+    clients = [RawClient(broker.bootstrap) for _ in range(200)]
+    try:
+        for client in clients:
+            assert served(client)
+        grown_mib = (committed_kib() - before) / 1024
+        assert grown_mib < 25, f"{grown_mib:.0f} MiB committed for 200 idle connections"
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_in_flight_request_bytes_are_bounded(own_broker: InProcessBroker, topic: str) -> None:
     """queued.max.request.bytes: once requests hold that much, reading pauses everywhere
     until they are answered; then every request is answered."""
