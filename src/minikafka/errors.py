@@ -113,6 +113,10 @@ class InvalidPartitionsError(KafkaError):
     code = ErrorCode.INVALID_PARTITIONS
 
 
+class PolicyViolationError(KafkaError):
+    code = ErrorCode.POLICY_VIOLATION
+
+
 class InvalidConfigError(KafkaError):
     code = ErrorCode.INVALID_CONFIG
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from collections.abc import Iterator
 
 import pytest
+from kafka.protocol.admin import CreateTopicsRequest
 
 from brokerkit import (
     BrokerProcess,
@@ -32,6 +34,28 @@ def topic(request: pytest.FixtureRequest) -> str:
     """A topic name unique to this test."""
     name = f"{request.node.module.__name__.rsplit('.', 1)[-1]}.{request.node.name}"
     return re.sub(r"[^a-zA-Z0-9._-]", "-", name)[:200]
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
+    """Create `name` (Produce creates no topic, as in Kafka); returns it."""
+    cls = CreateTopicsRequest[7]
+    client = RawClient(bootstrap)
+    try:
+        response = client.request(cls(topics=[cls.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=1, assignments=[],
+            configs=[])], timeout_ms=30_000, validate_only=False))
+    finally:
+        client.close()
+    assert response.topics[0].error_code == 0, response  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture
+def raw(broker: InProcessBroker) -> Iterator[RawClient]:
+    """A raw connection to the shared broker."""
+    client = RawClient(broker.bootstrap)
+    yield client
+    client.close()
 
 
 # --- raw protocol --------------------------------------------------------------------------------

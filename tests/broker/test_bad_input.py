@@ -6,7 +6,6 @@ Each case also checks that nothing was written and that the broker still serves 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import pytest
 from kafka.protocol.admin import CreatePartitionsRequest, CreateTopicsRequest
@@ -16,14 +15,13 @@ from kafka.protocol.producer import ProduceRequest
 from minikafka.errors import ErrorCode
 from minikafka.records import Record, encode_batch
 
-from .conftest import InProcessBroker, RawClient
+from .conftest import InProcessBroker, RawClient, create_topic
 
 
 @pytest.fixture
-def raw(broker: InProcessBroker) -> Iterator[RawClient]:
-    client = RawClient(broker.bootstrap)
-    yield client
-    client.close()
+def topic(topic: str, broker: InProcessBroker) -> str:
+    """This module's topic exists: its tests produce to it, and Produce creates no topic."""
+    return create_topic(broker.bootstrap, topic)
 
 
 def still_serving(broker: InProcessBroker) -> None:
@@ -62,7 +60,7 @@ def high_watermark(broker: InProcessBroker, topic: str) -> int:
 
 
 @pytest.mark.parametrize("payload", [
-    struct.pack(">i", 200 * 1024 * 1024),             # over max_frame_bytes (100 MiB)
+    struct.pack(">i", 200 * 1024 * 1024),             # over socket.request.max.bytes (100 MiB)
     struct.pack(">i", -5),                            # negative size
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",             # not Kafka at all
     struct.pack(">i", 3) + b"abc",                    # frame shorter than a request header

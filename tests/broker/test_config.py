@@ -40,5 +40,5 @@ def test_help_lists_every_setting_with_its_default() -> None:
                          capture_output=True, text=True, timeout=30).stdout
     out = " ".join(out.split())  # argparse wraps lines
     for text in ("--data-dir", "default: data", "--port", "default: 9092", "MINIKAFKA_FLUSH",
-                 "--max-frame-bytes", "default: 104857600", "--no-auto-create-topics"):
+                 "--socket-request-max-bytes", "default: 104857600", "--no-auto-create-topics"):
         assert text in out

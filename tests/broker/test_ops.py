@@ -55,7 +55,7 @@ def records_in(ctx: BrokerContext, topic: str) -> float:
 def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
         tmp_path: Path, flush: str, synced: int) -> None:
     async def body(ctx: BrokerContext) -> None:
-        ops.create_topic(ctx, "t", 1)
+        await ops.create_topic(ctx, "t", 1)
         poll = asyncio.create_task(ctx.appends.wait([("t", 0)], 10))
         await asyncio.sleep(0)  # the long poll is waiting
         info = await ops.produce(ctx, "t", 0, BATCH)
@@ -68,7 +68,7 @@ def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
 
 def test_a_refused_batch_changes_nothing(tmp_path: Path) -> None:
     async def body(ctx: BrokerContext) -> None:
-        ops.create_topic(ctx, "t", 1)
+        await ops.create_topic(ctx, "t", 1)
         with pytest.raises(KafkaError) as refused:
             ops.append(ctx, "t", 0, BATCH + BATCH)
         assert refused.value.code == ErrorCode.INVALID_RECORD
@@ -82,7 +82,7 @@ def test_a_refused_batch_changes_nothing(tmp_path: Path) -> None:
 
 def test_commit_offsets_answers_per_partition_and_syncs_once(tmp_path: Path) -> None:
     async def body(ctx: BrokerContext) -> None:
-        ops.create_topic(ctx, "t", 2)
+        await ops.create_topic(ctx, "t", 2)
         errors = await ops.commit_offsets(ctx, OffsetCommitCheck("readers"), {
             ("t", 0): OffsetAndMetadata(5),
             ("t", 1): OffsetAndMetadata(6, metadata="m" * (ops.MAX_METADATA_BYTES + 1)),
@@ -104,7 +104,7 @@ def test_commit_offsets_answers_per_partition_and_syncs_once(tmp_path: Path) -> 
 
 def test_reset_offsets_commits_every_partition_of_the_topic(tmp_path: Path) -> None:
     async def body(ctx: BrokerContext) -> None:
-        ops.create_topic(ctx, "t", 2)
+        await ops.create_topic(ctx, "t", 2)
         for _ in range(3):
             await ops.produce(ctx, "t", 0, BATCH)
         await ops.reset_offsets(ctx, "readers", "t", "latest")
@@ -121,21 +121,21 @@ def test_reset_offsets_commits_every_partition_of_the_topic(tmp_path: Path) -> N
 
 def test_validate_only_topic_changes_check_but_change_nothing(tmp_path: Path) -> None:
     async def body(ctx: BrokerContext) -> None:
-        config = ops.create_topic(ctx, "t", 3, {"retention.ms": "1000"}, validate_only=True)
+        config = await ops.create_topic(ctx, "t", 3, {"retention.ms": "1000"}, validate_only=True)
         assert (config.partitions, config.retention_ms) == (3, 1000)
         assert not ctx.log.exists("t")
-        ops.create_topic(ctx, "t")  # the broker's num.partitions
+        await ops.create_topic(ctx, "t")  # the broker's num.partitions
         assert ctx.log.topic_config("t").partitions == ctx.config.num_partitions
         with pytest.raises(KafkaError) as exists:
-            ops.create_topic(ctx, "t", validate_only=True)
+            await ops.create_topic(ctx, "t", validate_only=True)
         assert exists.value.code == ErrorCode.TOPIC_ALREADY_EXISTS
-        ops.add_partitions(ctx, "t", 5, validate_only=True)
+        await ops.add_partitions(ctx, "t", 5, validate_only=True)
         ops.alter_topic_configs(ctx, "t", {"retention.ms": "1000"}, validate_only=True)
         config = ctx.log.topic_config("t")
         assert config.partitions == ctx.config.num_partitions
         assert "retention.ms" in config.defaults()  # not overridden
         with pytest.raises(KafkaError) as shrink:
-            ops.add_partitions(ctx, "t", 1, validate_only=True)
+            await ops.add_partitions(ctx, "t", 1, validate_only=True)
         assert shrink.value.code == ErrorCode.INVALID_PARTITIONS
         with pytest.raises(KafkaError) as bad:
             ops.alter_topic_configs(ctx, "t", {"retention.ms": "soon"})

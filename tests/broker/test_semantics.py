@@ -20,8 +20,14 @@ from kafka.protocol.producer import InitProducerIdRequest
 from minikafka.errors import ErrorCode
 from minikafka.records import Record, decode_batches, encode_batch
 
-from .conftest import InProcessBroker, RawClient
+from .conftest import InProcessBroker, RawClient, create_topic
 from .test_bad_input import partition_error, produce_request
+
+
+@pytest.fixture
+def topic(topic: str, broker: InProcessBroker) -> str:
+    """This module's topic exists: its tests produce to it, and Produce creates no topic."""
+    return create_topic(broker.bootstrap, topic)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from minikafka.protocol.framing import FrameBuffer, FramingError
+from minikafka.protocol.framing import BUFFER_BYTES, STREAM_BYTES, FrameBuffer, FramingError
 
 
 def framed(*bodies: bytes) -> bytes:
@@ -60,18 +60,42 @@ def test_several_frames_in_one_read() -> None:
 
 
 def test_a_frame_larger_than_the_buffer_grows_it_then_it_shrinks_back() -> None:
-    frames = FrameBuffer(max_frame=1 << 20)
+    frames = FrameBuffer(max_frame=4 << 20)
     initial = len(frames.get_buffer(-1))
-    big = bytes(range(256)) * (3 * initial // 256)  # three buffers' worth
+    big = bytes(range(256)) * (3 * STREAM_BYTES // 256)  # larger than a busy buffer
     assert feed(frames, framed(b"small", big, b"after")) == [b"small", big, b"after"]
     assert len(frames.get_buffer(-1)) == initial  # the large frame's memory is given back
 
 
-def test_the_buffer_grows_to_the_frame_once_its_size_has_arrived() -> None:
-    """Today's behaviour (issue 11 will bound it): the prefix alone sizes the buffer."""
+def test_reads_that_fill_the_buffer_grow_it_up_to_stream_bytes() -> None:
+    """A busy connection reads in large gulps; an idle one keeps its small buffer."""
+    frames = FrameBuffer(max_frame=1 << 20)
+    assert frames.capacity == BUFFER_BYTES
+    feed(frames, framed(*[b"r" * 1000] * 2000))  # each read fills the room it is given
+    assert frames.capacity == STREAM_BYTES
+
+
+def test_memory_follows_the_bytes_received_not_the_announced_size() -> None:
+    """A size prefix alone commits nothing (8 clients announcing 100 MiB each cost 800 MiB):
+    the buffer doubles only when full of a frame still coming."""
     frames = FrameBuffer(max_frame=1 << 20, initial=64, min_free=16)
-    feed(frames, struct.pack(">i", 100_000))
-    assert len(frames.get_buffer(-1)) >= 100_000
+    body = bytes(range(256)) * 400
+    stream = framed(body)
+    received = 7
+    assert feed(frames, stream[:received]) == []
+    frames.get_buffer(-1)
+    assert frames.capacity == 64
+    growth = [64]
+    while received < len(stream):
+        step = min(50, len(stream) - received)
+        got = feed(frames, stream[received:received + step])
+        received += step
+        assert frames.capacity <= 2 * (received + 16), received
+        if frames.capacity != growth[-1]:
+            growth.append(frames.capacity)
+    assert got == [body]
+    assert growth[:4] == [64, 128, 256, 512]  # doubling as the frame comes
+    assert growth[-1] <= 2 * (len(body) + 4)
 
 
 def test_unread_bytes_move_to_the_front_when_room_runs_out() -> None:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
+from .bounds import on_hangup
+
 
 class AppendNotifier:
     """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory)."""
@@ -25,16 +27,19 @@ class AppendNotifier:
             self.notify(key)
 
     async def wait(self, keys: Iterable[Hashable], timeout: float) -> None:
-        """Return when any of `keys` gets an append, or after `timeout` seconds."""
+        """Return when any of `keys` gets an append, after `timeout` seconds, or when the
+        client hangs up."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         keys = list(keys)
         for key in keys:
             self._waiters.setdefault(key, set()).add(waiter)
+        forget = on_hangup(waiter, None)
         try:
             await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             pass
         finally:
+            forget()
             for key in keys:
                 waiting = self._waiters.get(key)
                 if waiting is not None:

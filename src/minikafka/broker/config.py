@@ -35,12 +35,29 @@ class BrokerConfig:
         "never", "when to fsync: 'always' (acks=all waits, group commit), an interval like "
         "'100ms', or 'never' (the OS decides; survives a process crash)")
     auto_create_topics: bool = _setting(
-        True, "create unknown topics on Metadata and Produce requests")
+        True, "create unknown topics on Metadata requests (Produce never creates "
+        "topics, as in Kafka)")
     num_partitions: int = _setting(1, "partitions of auto-created topics and of CreateTopics "
                                    "requests that leave the count to the broker")
-    max_frame_bytes: int = _setting(100 * MiB, "largest request accepted; a connection sending "
-                                    "a bigger one is closed")
     max_in_flight: int = _setting(64, "requests read ahead per connection (pipelining)")
+    # Bounds on what clients can make the broker hold (Kafka's names and defaults where Kafka
+    # has the setting; max.topics and max.partitions are ours).
+    socket_request_max_bytes: int = _setting(
+        100 * MiB, "largest request accepted; a connection announcing a bigger one is closed")
+    queued_max_request_bytes: int = _setting(
+        100 * MiB, "request bytes received and not yet answered, all connections together; "
+        "past it reading pauses until requests are answered (-1: unbounded)")
+    max_connections: int = _setting(
+        10_000, "open client connections; a new one past it is closed at once")
+    max_connections_per_ip: int = _setting(
+        1_000, "open client connections from one address; a new one past it is closed at once")
+    connections_max_idle_ms: int = _setting(
+        600_000, "a connection with no request or answer for this long is closed")
+    max_topics: int = _setting(
+        10_000, "topics the broker holds; creating more is refused (POLICY_VIOLATION)")
+    max_partitions: int = _setting(
+        100_000, "partitions the broker holds, all topics together; creating more is refused "
+        "(POLICY_VIOLATION)")
     log_level: str = _setting("INFO", "logging level")
     # Consumer groups: Kafka's broker configs of the same names (and defaults).
     group_initial_rebalance_delay_ms: int = _setting(

@@ -7,6 +7,11 @@ concurrently but answers leave in the order asked (the protocol's rule). At most
 requests are unanswered; past that reading pauses and TCP pushes back on the client. Answers that
 are ready together leave in one write; record slices go out with sendfile. Anything that breaks
 the protocol closes this connection only.
+
+Bounds (bounds.py): bytes read are charged to the broker's request budget until their request is
+answered, and reading pauses while it is spent; connections past max.connections(.per.ip) are
+closed at once, and idle ones after connections.max.idle.ms. A client that hangs up (EOF or a
+reset) ends its long waits at once, so its descriptor and memory go with it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..protocol.codec import (
 )
 from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
+from .bounds import hangup
 from .context import Api, BrokerContext, CloseConnection, client_host
 
 log = logging.getLogger("minikafka.broker")
@@ -50,11 +56,18 @@ class Connection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self._max_in_flight = ctx.config.max_in_flight
-        self._frames = FrameBuffer(ctx.config.max_frame_bytes)
+        self._frames = FrameBuffer(ctx.config.socket_request_max_bytes)
         # Answers in request order; None (last) means no more requests will come.
         self._answers: deque[asyncio.Future[Pieces] | None] = deque()
         self._reading = True  # requests are still accepted
-        self._read_paused = False  # max_in_flight reached
+        self._read_paused = False  # max_in_flight reached, or the request budget spent
+        self._charged = 0  # bytes read and charged to ctx.budget, until their answers are due
+        self._released = False  # the charge went back to ctx.budget with the connection
+        self._loop = asyncio.get_running_loop()
+        self._ip: str | None = None  # counted in ctx.connections
+        self._hangup: asyncio.Future[None] | None = None  # done when the client is gone
+        self._last_active = 0.0  # loop time of the last read or write
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._gone = False  # lost, or closing for a protocol violation: send nothing more
         self._wake_writer: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
@@ -69,11 +82,24 @@ class Connection(asyncio.BufferedProtocol):
             self._reading, self._gone = False, True
             transport.close()
             return
-        transport.set_write_buffer_limits(high=256 * 1024)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self._context.run(client_host.set, peer[0] if isinstance(peer, tuple) else "")
-        self.task = asyncio.get_running_loop().create_task(self._run(), context=self._context)
+        ip = peer[0] if isinstance(peer, tuple) else ""
+        refused = self.ctx.connections.admit(ip)
+        if refused is not None:
+            log.info("refusing connection from %s: %s", self.peer, refused)
+            self._reading, self._gone = False, True
+            transport.abort()
+            return
+        self._ip = ip
+        transport.set_write_buffer_limits(high=256 * 1024)
+        loop = self._loop
+        self._hangup = loop.create_future()
+        self._context.run(client_host.set, ip)
+        self._context.run(hangup.set, self._hangup)
+        self._last_active = loop.time()
+        self._watch_idle()
+        self.task = loop.create_task(self._run(), context=self._context)
         self._on_start(self.task, self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -84,9 +110,13 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self._frames.buffer_updated(nbytes)
         if self._reading:
+            self._charged += nbytes
+            self.ctx.budget.available -= nbytes
+            self._last_active = self._loop.time()
             self._parse()
 
     def eof_received(self) -> bool:
+        self._hang_up()  # its long waits answer now
         if self._reading:
             try:
                 self._frames.at_eof()
@@ -106,11 +136,14 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone = True
+        self._hang_up()
         self._end_requests()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(ConnectionResetError("connection lost"))
             self._drained.exception()  # retrieved here in case no send is waiting on it
             self._drained = None
+        if self.task is not None:  # nothing can be sent: unanswered requests go at once
+            self.task.cancel()
 
     def stop_reading(self) -> None:
         """Shutdown: read no more requests; those already read are still answered."""
@@ -139,14 +172,30 @@ class Connection(asyncio.BufferedProtocol):
             return
         if added:
             self._wake()
-        full = len(answers) >= self._max_in_flight
-        if full != self._read_paused and self.transport is not None \
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause reading while max_in_flight requests are unanswered or the broker's request
+        budget is spent (unless this connection may finish the frame it is in); resume after."""
+        pause = len(self._answers) >= self._max_in_flight or (
+            self.ctx.budget.available <= 0 and not self.ctx.budget.may_read(
+                self, self._frames.unread > 0, self._budget_refilled))
+        if pause != self._read_paused and self._reading and self.transport is not None \
                 and not self.transport.is_closing():
-            self._read_paused = full
-            if full:
+            self._read_paused = pause
+            if pause:
                 self.transport.pause_reading()
             else:
                 self.transport.resume_reading()
+
+    def _budget_refilled(self) -> None:
+        if self._reading:
+            self._update_reading()
+
+    def _refund(self, nbytes: int) -> None:
+        if not self._released:
+            self._charged -= nbytes
+            self.ctx.budget.refund(nbytes)
 
     def _end_requests(self) -> None:
         if self._reading:
@@ -157,9 +206,31 @@ class Connection(asyncio.BufferedProtocol):
     def _violation(self, exc: CloseConnection) -> None:
         """Close now; unanswered requests are dropped with the connection."""
         log.warning("closing connection from %s: %s", self.peer, exc)
+        self._close_now()
+
+    def _close_now(self) -> None:
         self._reading, self._gone = False, True
+        self._hang_up()
         if self.task is not None:
             self.task.cancel()
+
+    def _hang_up(self) -> None:
+        if self._hangup is not None and not self._hangup.done():
+            self._hangup.set_result(None)
+
+    def _watch_idle(self) -> None:
+        """connections.max.idle.ms: close a connection that neither asked nor was answered for
+        that long (one timer per connection, moved on lazily)."""
+        limit = self.ctx.config.connections_max_idle_ms / 1000
+        if limit <= 0 or self._gone:
+            return
+        loop = self._loop
+        if loop.time() - self._last_active >= limit and not self._answers:
+            log.debug("closing connection from %s: idle for %.0f ms", self.peer, limit * 1000)
+            self._close_now()
+            return
+        when = max(self._last_active, loop.time() if self._answers else 0) + limit
+        self._idle_timer = loop.call_at(when, self._watch_idle)
 
     def _wake(self) -> None:
         if self._wake_writer is not None and not self._wake_writer.done():
@@ -177,6 +248,7 @@ class Connection(asyncio.BufferedProtocol):
             if header.api_key == ApiKey.ApiVersions:
                 done: asyncio.Future[Pieces] = asyncio.get_running_loop().create_future()
                 done.set_result([unsupported_api_versions(header, self.ctx.served_versions)])
+                self._refund(len(frame) + 4)
                 return done
             raise CloseConnection(f"{ApiKey(header.api_key).name} v{header.api_version} is not "
                                   f"served (v{api.min_version}-v{api.max_version})")
@@ -186,16 +258,18 @@ class Connection(asyncio.BufferedProtocol):
             request = api.decode(header, frame, pos)
         except MalformedError as exc:
             raise CloseConnection(str(exc)) from None
-        return asyncio.get_running_loop().create_task(self._handle(api, header, request),
-                                                      context=self._context.copy())
+        return asyncio.get_running_loop().create_task(
+            self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
 
-    async def _handle(self, api: Api, header: RequestHeader, request: Any) -> Pieces:
-        """Run the handler (timed, its answer's errors counted) and encode its answer."""
+    async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
+        """Run the handler (timed, its answer's errors counted) and encode its answer; its
+        `size` bytes go back to the request budget then."""
         started = time.perf_counter()
         answer = None
         try:
             answer = await api.handle(self.ctx, header, request)
         finally:
+            self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
         if answer is None or isinstance(answer, list):
             return answer
@@ -209,11 +283,18 @@ class Connection(asyncio.BufferedProtocol):
             await self._write_answers()
         finally:
             self._reading, self._gone = False, True
+            self._hang_up()
             while self._answers:
                 pending = self._answers.popleft()
                 if pending is not None:
                     pending.cancel()
             self.transport.close()
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            self.ctx.budget.release(self, self._charged)
+            self._released = True
+            if self._ip is not None:
+                self.ctx.connections.release(self._ip)
 
     async def _write_answers(self) -> None:
         answers, loop = self._answers, asyncio.get_running_loop()
@@ -246,6 +327,7 @@ class Connection(asyncio.BufferedProtocol):
             except (ConnectionError, OSError, RuntimeError) as exc:  # RuntimeError: sendfile
                 log.debug("connection from %s lost: %s", self.peer, exc)  # on a closed transport
                 return
+            self._last_active = loop.time()
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of

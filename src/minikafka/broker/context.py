@@ -7,6 +7,7 @@ serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
+from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .group_service import GroupService
 from .meta import NODE_ID
@@ -54,6 +56,8 @@ class BrokerContext:
     cluster_id: str
     producer_ids: ProducerIdManager
     groups: GroupService  # the group coordinator and its runtime
+    budget: RequestBudget  # queued.max.request.bytes, shared by every connection
+    connections: ConnectionLimits  # max.connections, max.connections.per.ip
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
@@ -61,6 +65,7 @@ class BrokerContext:
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
+    topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one
 
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:

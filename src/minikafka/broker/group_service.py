@@ -18,6 +18,7 @@ from typing import TypeVar, cast
 
 from ..errors import ErrorCode
 from ..log import OffsetStore
+from .bounds import on_hangup
 from .config import BrokerConfig
 from .groups import Completion, GroupConfig, GroupCoordinator, GroupState, Response
 
@@ -63,15 +64,18 @@ class GroupService:
     async def call(self, method: Callable[[Q, object, int], list[Completion]], request: Q,
                    if_stopping: R) -> R:
         """Run one coordinator call and wait for its answer; `if_stopping` answers it instead
-        when the broker shuts down first (JoinGroup and SyncGroup can wait a long time)."""
+        when the broker shuts down or the client hangs up first (JoinGroup and SyncGroup can
+        wait a long time)."""
         waiter: asyncio.Future[Response] = self._loop.create_future()
         self._held[waiter] = if_stopping
+        forget = on_hangup(waiter, if_stopping)
         try:
             self._deliver(method(request, waiter, self.now_ms()))
             if self._stopping and not waiter.done():
                 waiter.set_result(if_stopping)
             return cast(R, await waiter)
         finally:
+            forget()
             del self._held[waiter]
 
     def _deliver(self, completions: Iterable[Completion]) -> None:

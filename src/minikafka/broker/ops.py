@@ -6,7 +6,9 @@ The Kafka handlers (decode → op → encode) and the web console both change th
 these, so a change is the same whoever asks for it: an appended batch wakes the fetches waiting
 for it and is counted; an acknowledged append or commit waits for the flush policy (under
 `always`, a group-committed fdatasync); topics change with the same checks and log lines. Reading
-is `snapshot.py`'s. Everything runs in the broker's event loop; refusals raise `KafkaError`s.
+is `snapshot.py`'s. Everything runs in the broker's event loop, except the making of partition
+directories (thousands for one request), which runs in a worker thread while other clients are
+served; refusals raise `KafkaError`s.
 
 A write the disk refuses (full, quota, I/O error) is a `KafkaStorageError` from the log, which
 left everything as it was. Each passes through `storage_failed` here: counted, logged once
@@ -17,6 +19,7 @@ request succeeds once there is room again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +31,7 @@ from ..errors import (
     InvalidRecordError,
     KafkaError,
     KafkaStorageError,
+    PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -114,18 +118,18 @@ def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
         raise
 
 
-def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
-           allow_create: bool = False) -> tuple[Partition, AppendInfo]:
-    """Append one record batch, as opaque bytes checked by its header only (to a new topic when
-    `allow_create` lets `ensure_topic` make one), then wake the fetches waiting on the partition
-    and count it. Waiting for durability is `durable`'s part, so that a request appending to
-    many partitions waits for all of them at once."""
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
+           ) -> tuple[Partition, AppendInfo]:
+    """Append one record batch, as opaque bytes checked by its header only, then wake the
+    fetches waiting on the partition and count it. The topic must exist: as in Kafka, only
+    Metadata creates topics, so a deleted one does not come back while producers run. Waiting
+    for durability is `durable`'s part, so that a request appending to many partitions waits
+    for all of them at once."""
     try:
         partition = _partition(ctx, topic, index)
     except UnknownTopicOrPartitionError:
-        if not ensure_topic(ctx, topic, allow_create):
-            raise
-        partition = _partition(ctx, topic, index)
+        validate_topic_name(topic)  # a name no topic could have is INVALID_TOPIC_EXCEPTION
+        raise
     batch = check_single_batch(records)
     try:
         info = partition.append(batch)
@@ -265,27 +269,40 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
 # --- topics --------------------------------------------------------------------------------------
 
 
-def create_topic(ctx: BrokerContext, name: str, partitions: int | None = None,
-                 configs: Mapping[str, str] | None = None, validate_only: bool = False
-                 ) -> TopicConfig:
+def _check_room(ctx: BrokerContext, topics: int, partitions: int) -> None:
+    """The broker's max.topics and max.partitions leave room for this many more."""
+    if topics and len(ctx.log.topics()) + topics > ctx.config.max_topics:
+        raise PolicyViolationError(f"the broker holds its max.topics ({ctx.config.max_topics})")
+    total = ctx.log.partition_count() + partitions
+    if total > ctx.config.max_partitions:
+        raise PolicyViolationError(f"{partitions} more partition(s) would make {total}, over the "
+                                   f"broker's max.partitions ({ctx.config.max_partitions})")
+
+
+async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = None,
+                       configs: Mapping[str, str] | None = None, validate_only: bool = False
+                       ) -> TopicConfig:
     """A new topic of `partitions` (None: the broker's num.partitions) with config overrides;
     `validate_only` checks the same and creates nothing."""
     count = ctx.config.num_partitions if partitions is None else partitions
     configs = dict(configs or {})
-    if validate_only:
+    async with ctx.topic_changes:  # one at a time, so that the limits hold exactly
         validate_topic_name(name)
         if ctx.log.exists(name):
             raise TopicAlreadyExistsError(f"topic {name!r} already exists")
         if count < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
-        return TopicConfig(partitions=count).with_kafka_configs(configs)
-    with _storing(ctx):
-        config = ctx.log.create_topic(name, count, configs)
+        config = TopicConfig(partitions=count).with_kafka_configs(configs)
+        _check_room(ctx, 1, count)
+        if validate_only:
+            return config
+        with _storing(ctx):
+            config = await asyncio.to_thread(ctx.log.create_topic, name, count, configs)
     log.info("created topic %s with %d partition(s)", name, count)
     return config
 
 
-def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
+async def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
     """Whether `name` exists, creating it first (num.partitions, default configs) when the
     client allows it and auto.create.topics.enable is on. Raises InvalidTopicError for a bad
     name, only when asked to create it."""
@@ -293,7 +310,8 @@ def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
         return True
     if not (allow_create and ctx.config.auto_create_topics):
         return False
-    create_topic(ctx, name)
+    with contextlib.suppress(TopicAlreadyExistsError):  # another request made it meanwhile
+        await create_topic(ctx, name)
     return True
 
 
@@ -304,17 +322,20 @@ def delete_topic(ctx: BrokerContext, name: str) -> None:
     log.info("deleted topic %s", name)
 
 
-def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: bool = False
-                   ) -> None:
+async def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: bool = False
+                         ) -> None:
     """Grow the topic to `total` partitions (never shrink it)."""
-    current = ctx.log.topic_config(name).partitions
-    if total <= current:
-        raise InvalidPartitionsError(f"topic {name!r} has {current} partitions; the new count "
-                                     f"must be larger, got {total}")
-    if not validate_only:
+    async with ctx.topic_changes:
+        current = ctx.log.topic_config(name).partitions
+        if total <= current:
+            raise InvalidPartitionsError(f"topic {name!r} has {current} partitions; the new "
+                                         f"count must be larger, got {total}")
+        _check_room(ctx, 0, total - current)
+        if validate_only:
+            return
         with _storing(ctx):
-            ctx.log.add_partitions(name, total)
-        log.info("topic %s now has %d partitions", name, total)
+            await asyncio.to_thread(ctx.log.add_partitions, name, total)
+    log.info("topic %s now has %d partitions", name, total)
 
 
 def alter_topic_configs(ctx: BrokerContext, name: str, set_configs: Mapping[str, str],

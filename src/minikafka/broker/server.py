@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
+from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
 from .context import BrokerContext
@@ -41,7 +42,11 @@ class Broker:
         self.ctx = BrokerContext(
             config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
             producer_ids=ProducerIdManager(logmgr.meta_dir),
-            groups=GroupService(self.config, logmgr.offsets), apis=build_registry())
+            groups=GroupService(self.config, logmgr.offsets),
+            budget=RequestBudget(self.config.queued_max_request_bytes),
+            connections=ConnectionLimits(self.config.max_connections,
+                                         self.config.max_connections_per_ip),
+            apis=build_registry())
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
         try:
             self._server = await asyncio.get_running_loop().create_server(

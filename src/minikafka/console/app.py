@@ -102,7 +102,7 @@ def create_app(ctx: BrokerContext) -> FastAPI:
 
     @app.post("/api/topics", status_code=201)
     async def create_topic(body: NewTopic) -> service.Json:
-        return service.create_topic(ctx, body.name, body.partitions, body.configs)
+        return await service.create_topic(ctx, body.name, body.partitions, body.configs)
 
     @app.get("/api/topics/{topic}")
     async def describe_topic(topic: str) -> service.Json:
@@ -114,7 +114,7 @@ def create_app(ctx: BrokerContext) -> FastAPI:
 
     @app.post("/api/topics/{topic}/partitions")
     async def add_partitions(topic: str, body: PartitionCount) -> service.Json:
-        return service.add_partitions(ctx, topic, body.count)
+        return await service.add_partitions(ctx, topic, body.count)
 
     @app.patch("/api/topics/{topic}/configs")
     async def alter_configs(topic: str, body: dict[str, str]) -> service.Json:

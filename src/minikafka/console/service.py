@@ -118,9 +118,9 @@ def describe_topic(ctx: BrokerContext, topic: str) -> Json:
     return _topic_json(ctx, topic, topic_partitions(ctx.log, topic))
 
 
-def create_topic(ctx: BrokerContext, name: str, partitions: int | None,
-                 configs: dict[str, str]) -> Json:
-    ops.create_topic(ctx, name, partitions, configs)
+async def create_topic(ctx: BrokerContext, name: str, partitions: int | None,
+                       configs: dict[str, str]) -> Json:
+    await ops.create_topic(ctx, name, partitions, configs)
     return describe_topic(ctx, name)
 
 
@@ -128,8 +128,8 @@ def delete_topic(ctx: BrokerContext, name: str) -> None:
     ops.delete_topic(ctx, name)
 
 
-def add_partitions(ctx: BrokerContext, name: str, total: int) -> Json:
-    ops.add_partitions(ctx, name, total)
+async def add_partitions(ctx: BrokerContext, name: str, total: int) -> Json:
+    await ops.add_partitions(ctx, name, total)
     return describe_topic(ctx, name)
 
 

@@ -29,7 +29,7 @@ from ..errors import (
     UnknownTopicOrPartitionError,
 )
 from .config import FlushPolicy, TopicConfig, validate_topic_name
-from .durable import read_metadata, storage_error, write_atomically
+from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
 from .shared import SharedPartition
@@ -82,8 +82,10 @@ class LogManager:
     """Opens a data directory and hands out its partitions.
 
     `exclusive=True` is the broker's mode: it alone writes, so its partitions are single-writer
-    `Partition`s. Otherwise several processes may use the directory at once, through
-    `SharedPartition`s.
+    `Partition`s, and its topics and their configs are read from disk once, at start, and kept
+    in memory as they change (a Metadata request for every topic reads no file). Otherwise
+    several processes may use the directory at once, through `SharedPartition`s, and topic
+    configs are read afresh each time.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, exclusive: bool = False,
@@ -106,10 +108,13 @@ class LogManager:
         self.offsets = OffsetStore(self.meta_dir / "offsets.log",
                                    fsync=self.flush_policy.mode == "always" and not exclusive)
         self._configs: dict[str, TopicConfig] = {}
+        self._names: list[str] | None = None  # exclusive: every topic, sorted (None: stale)
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._mutex = threading.RLock()
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
+        if exclusive:
+            self._load_configs()
         if self.flush_policy.mode == "interval":
             self._flusher = threading.Thread(target=self._flush_every_interval,
                                              name="minikafka-flusher", daemon=True)
@@ -134,26 +139,65 @@ class LogManager:
 
     def _write_config(self, topic: str, config: TopicConfig) -> None:
         write_atomically(self._config_path(topic), json.dumps(config.to_json(), indent=1))
-        self._configs[topic] = config
+        self._remember(topic, config)
+
+    def _load_configs(self) -> None:
+        """The broker's topic cache. A damaged config file is left out, so that using its topic
+        raises as it always did (topic_config reads it again)."""
+        for path in (self.meta_dir / "topics").glob("*.json"):
+            try:
+                self._configs[path.stem] = read_metadata(
+                    path, lambda text: TopicConfig.from_json(json.loads(text)))
+            except (OSError, MetadataFileError):
+                continue
 
     def topics(self) -> list[str]:
-        return sorted(p.stem for p in (self.meta_dir / "topics").glob("*.json"))
+        if not self.exclusive:
+            return sorted(p.stem for p in (self.meta_dir / "topics").glob("*.json"))
+        if self._names is None:
+            self._names = sorted(self._configs)
+        return list(self._names)
 
     def exists(self, topic: str) -> bool:
+        if self.exclusive and topic in self._configs:
+            return True
         return self._config_path(topic).exists() if _plausible(topic) else False
 
+    def partition_count(self) -> int:
+        """Partitions of every topic together (the broker's cache; embedded: read afresh)."""
+        if self.exclusive:
+            return sum(config.partitions for config in self._configs.values())
+        return sum(self.topic_config(topic).partitions for topic in self.topics())
+
     def topic_config(self, topic: str) -> TopicConfig:
-        """The topic's current config, read afresh (another process may have changed it)."""
+        """The topic's current config: the broker's cached one, or (embedded clients) read
+        afresh, since another process may have changed it."""
+        if self.exclusive:
+            cached = self._configs.get(topic)
+            if cached is not None:
+                return cached
         if not _plausible(topic):
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}")
         try:
             config = read_metadata(self._config_path(topic),
                                    lambda text: TopicConfig.from_json(json.loads(text)))
         except FileNotFoundError:
-            self._configs.pop(topic, None)
+            self._forget(topic)
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}") from None
-        self._configs[topic] = config
+        self._remember(topic, config)
         return config
+
+    # Copy on write: the broker reads the cache in its event loop while a worker thread creates
+    # topics, and a dict must not change while it is iterated.
+
+    def _remember(self, topic: str, config: TopicConfig) -> None:
+        self._configs = {**self._configs, topic: config}
+        self._names = None
+
+    def _forget(self, topic: str) -> None:
+        if topic in self._configs:
+            self._configs = {name: c for name, c in self._configs.items() if name != topic}
+            self._names = None
 
     def create_topic(self, name: str, partitions: int = 1,
                      config: dict[str, Any] | None = None) -> TopicConfig:
@@ -173,7 +217,7 @@ class LogManager:
         with self._topics_locked():
             config = self.topic_config(name)
             self._config_path(name).unlink()
-            self._configs.pop(name, None)
+            self._forget(name)
             for p in range(config.partitions):
                 partition = self._partitions.pop((name, p), None)
                 if partition is not None:

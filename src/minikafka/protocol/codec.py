@@ -97,13 +97,74 @@ def decode_request(header: RequestHeader, frame: bytes | memoryview, pos: int) -
     cls = REQUESTS[header.api_key]
     view = memoryview(frame)[pos:]
     try:
-        return cls.decode(view, version=header.api_version)
+        request = cls.decode(view, version=header.api_version)
     except MalformedError:
         raise
     except Exception as exc:  # the generated decoders raise struct.error, IndexError, ...
         raise MalformedError(
             f"cannot decode {cls.__name__} v{header.api_version}: {type(exc).__name__}: {exc}"
         ) from None
+    null = _null_field(cls._struct, request, header.api_version)
+    if null is not None:
+        raise MalformedError(f"{cls.__name__} v{header.api_version}: null {null}, a field that "
+                             "cannot be null")
+    return request
+
+
+# What may arrive as null, per struct and version: (attribute, nullable, kind, inner struct).
+_SIMPLE, _STRUCT, _STRUCT_ARRAY, _ARRAY = range(4)
+_Check = tuple[str, bool, int, Any]
+_CHECKS: dict[tuple[int, int], tuple[_Check, ...]] = {}
+_NEVER_NULL = {"int8", "int16", "int32", "int64", "uint16", "uint32", "float64", "bool", "uuid"}
+
+
+def _checks(struct: Any, version: int) -> tuple[_Check, ...]:
+    key = (id(struct), version)
+    found = _CHECKS.get(key)
+    if found is None:
+        checks = []
+        for field in struct.fields.values():
+            if not field.for_version_q(version) or field.tagged_field_q(version):
+                continue
+            nullable = field.nullable_for_version_q(version)
+            if field.is_struct_array():
+                checks.append((field.name, nullable, _STRUCT_ARRAY, field.array_of))
+            elif field.is_array():
+                if nullable and field.array_of.type_str in _NEVER_NULL:
+                    continue
+                checks.append((field.name, nullable, _ARRAY, field.array_of))
+            elif field.is_struct():
+                checks.append((field.name, nullable, _STRUCT, field))
+            elif not nullable and field.type_str not in _NEVER_NULL:
+                checks.append((field.name, False, _SIMPLE, None))
+        found = _CHECKS[key] = tuple(checks)
+    return found
+
+
+def _null_field(struct: Any, value: Any, version: int, path: str = "") -> str | None:
+    """The path of the first field holding null where the schema allows none, if any.
+
+    kafka-python decodes a length of -1 as None whatever the schema says, and Kafka's own
+    parser refuses it; checking here, once, spares every handler the TypeError. The fields
+    to look at are worked out once per struct and version."""
+    for name, nullable, kind, inner in _checks(struct, version):
+        item = getattr(value, name)
+        if item is None:
+            if not nullable:
+                return path + name
+        elif kind == _STRUCT_ARRAY:
+            for element in item:
+                found = _null_field(inner, element, version, f"{path}{name}[].")
+                if found is not None:
+                    return found
+        elif kind == _ARRAY:
+            if None in item and not inner.nullable_for_version_q(version):
+                return f"{path}{name}[]"
+        elif kind == _STRUCT:
+            found = _null_field(inner, item, version, f"{path}{name}.")
+            if found is not None:
+                return found
+    return None
 
 
 def response_class(api_key: int, api_version: int) -> type[ApiMessage]:

@@ -5,20 +5,23 @@ The caller owns the I/O: it asks `get_buffer()` for room, reads into it (asyncio
 `BufferedProtocol` does exactly this), reports the count with `buffer_updated(n)`, and takes
 whole frames with `next_frame()` until it returns None. Reads go straight into the buffer and
 each frame is copied once, when it is cut out. Unread bytes move to the front when little room
-is left at the end; the buffer grows only to hold a larger frame whole, and goes back to its
-initial size once that frame has been taken.
+is left at the end.
 
-Memory: today the buffer grows to a frame's full size as soon as its 4-byte size prefix has
-arrived (up to `max_frame`, 100 MiB by default), whether or not the rest ever comes. Issue 11
-will bound that; this module keeps the behaviour as it was.
+Memory follows the bytes that arrived, never a frame's announced size: the buffer starts small
+and doubles only when bytes filled it: when it is full of a frame still coming (up to that
+frame's size), or when a read filled all the room it was given (up to STREAM_BYTES, so that a
+busy connection reads in large gulps). So a client that announces 100 MiB and sends 3 bytes
+costs a few KiB, an idle connection 16 KiB, and a big frame's bytes are copied about twice on
+the way in. Once empty, a buffer larger than STREAM_BYTES goes back to its initial size.
 """
 
 from __future__ import annotations
 
 from .primitives import INT32, MalformedError
 
-BUFFER_BYTES = 256 * 1024  # the receive buffer; it grows only to hold a larger frame whole
-MIN_FREE = 64 * 1024  # less room than this left at the end: move the unread bytes to the front
+BUFFER_BYTES = 16 * 1024  # the receive buffer at first
+STREAM_BYTES = 256 * 1024  # grown by full reads up to this; a larger one shrinks when empty
+MIN_FREE = 4 * 1024  # less room than this left at the end: move the unread bytes to the front
 
 
 class FramingError(MalformedError):
@@ -37,6 +40,12 @@ class FrameBuffer:
         self._buf = bytearray(initial)
         self._view = memoryview(self._buf)
         self._start = self._end = 0  # the unread bytes are _buf[_start:_end]
+        self._filled = False  # the last read filled all the room it was given
+
+    @property
+    def capacity(self) -> int:
+        """Bytes the buffer holds memory for."""
+        return len(self._buf)
 
     @property
     def unread(self) -> int:
@@ -48,18 +57,25 @@ class FrameBuffer:
         valid until the next call: a buffer that must grow is replaced, never resized, since
         the caller may still hold the old view. `sizehint` is ignored, as asyncio allows."""
         start, end, capacity = self._start, self._end, len(self._buf)
-        if start == end:
+        if self._filled and capacity < STREAM_BYTES:
+            self._filled = False  # more came than fitted: read more at a time
+            self._compact(2 * capacity)
+        elif start == end:
             self._start = self._end = 0
-            if capacity > self._initial:  # a large frame has gone: give its memory back
+            if capacity > STREAM_BYTES:  # a large frame has gone: give its memory back
                 self._buf = bytearray(self._initial)
                 self._view = memoryview(self._buf)
-        elif capacity - end < self._min_free or capacity - start < self._frame_end():
-            self._compact(max(capacity, self._frame_end()))
+        elif capacity - end < self._min_free:
+            unread = end - start
+            if unread + self._min_free > capacity:  # full of a frame still coming: double
+                capacity = min(2 * capacity, max(self._frame_end(), unread + self._min_free))
+            self._compact(capacity)
         return self._view[self._end:]
 
     def buffer_updated(self, nbytes: int) -> None:
         """`nbytes` were written at the start of the last `get_buffer()` view."""
         self._end += nbytes
+        self._filled = self._end == len(self._buf)
 
     def next_frame(self) -> bytes | None:
         """The next whole frame's body (without its size), or None until more bytes come."""
@@ -69,7 +85,7 @@ class FrameBuffer:
         size = INT32.unpack_from(self._buf, start)[0]
         if size < 0 or size > self._max_frame:
             raise FramingError(f"frame of {size} bytes is outside 0..{self._max_frame}"
-                               " (max_frame_bytes)")
+                               " (socket.request.max.bytes)")
         stop = start + 4 + size
         if stop > self._end:
             return None
@@ -102,7 +118,7 @@ class FrameBuffer:
         may still be exported to the caller, so it is never resized)."""
         unread = self._end - self._start
         if capacity > len(self._buf):
-            buf = bytearray(max(capacity, 2 * len(self._buf)))
+            buf = bytearray(capacity)
             buf[:unread] = self._view[self._start:self._end]
             self._buf, self._view = buf, memoryview(buf)
         else:

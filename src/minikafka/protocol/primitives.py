@@ -126,8 +126,19 @@ class Reader:
         return None if length == -1 else self._take(length)
 
     def array_length(self, flexible: bool) -> int:
-        """An array's element count (0 for null)."""
-        return max(self._length(flexible, short=False), 0)
+        """A non-nullable array's element count; MalformedError for null (or a negative
+        count), which Kafka's parser refuses too."""
+        count = self._length(flexible, short=False)
+        if count < 0:
+            raise MalformedError(f"null or negative count {count} for a non-nullable array")
+        return count
+
+    def required_string(self, flexible: bool) -> str:
+        """A non-nullable string; MalformedError for null."""
+        value = self.string(flexible)
+        if value is None:
+            raise MalformedError("null for a non-nullable string")
+        return value
 
     def tagged_fields(self, flexible: bool) -> None:
         if flexible:

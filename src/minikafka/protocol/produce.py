@@ -62,7 +62,7 @@ def decode_produce_request(header: RequestHeader, frame: bytes | memoryview, pos
     acks, timeout_ms = r.int16(), r.int32()
     topics = []
     for _ in range(r.array_length(flexible)):
-        name = r.string(flexible) or ""
+        name = r.required_string(flexible)
         partitions = []
         for _ in range(r.array_length(flexible)):
             partitions.append(PartitionProduceData(r.int32(), r.bytes(flexible)))

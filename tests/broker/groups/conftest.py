@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from broker.conftest import RawClient, topic
-from broker.test_bad_input import raw
+from broker.conftest import RawClient, raw, topic
 from brokerkit import BrokerProcess, InProcessBroker, broker, broker_process, own_broker
 
 from .members import create_topic

@@ -3,6 +3,8 @@ generations, groups that do not exist), each with Kafka's error code."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -263,3 +265,25 @@ def test_shutdown_answers_a_join_it_holds(own_broker: InProcessBroker) -> None:
     finally:
         leader.close()
         waiting.close()
+
+
+def test_a_join_whose_client_hangs_up_frees_its_connection_at_once(
+        broker: InProcessBroker, raw: RawClient) -> None:
+    """JoinGroups held for a rebalance end when their clients hang up, instead of holding each
+    connection and its descriptor until the rebalance times out."""
+    join_alone(raw, "abandoned")
+    baseline = len(os.listdir("/proc/self/fd"))
+    cls = JoinGroupRequest[3]
+    request = cls(group_id="abandoned", session_timeout_ms=SESSION_MS,
+                  rebalance_timeout_ms=SESSION_MS, member_id="", protocol_type="consumer",
+                  protocols=[cls.JoinGroupRequestProtocol(name="range", metadata=b"s")])
+    request.with_header(correlation_id=1, client_id="raw")
+    frame = request.encode(header=True, framed=True)
+    sockets = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(20)]
+    for sock in sockets:
+        sock.sendall(frame)  # held until the leader rejoins, which it never does
+    wait_until(lambda: len(os.listdir("/proc/self/fd")) >= baseline + 40, 5, "joins held")
+    time.sleep(0.3)
+    for sock in sockets:
+        sock.close()
+    wait_until(lambda: len(os.listdir("/proc/self/fd")) <= baseline + 2, 2, "descriptors freed")

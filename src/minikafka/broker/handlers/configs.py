@@ -54,7 +54,11 @@ def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
         ("log.dirs", c.data_dir, 2),
         ("num.partitions", str(c.num_partitions), 3),
         ("auto.create.topics.enable", str(c.auto_create_topics).lower(), 1),
-        ("socket.request.max.bytes", str(c.max_frame_bytes), 3),
+        ("socket.request.max.bytes", str(c.socket_request_max_bytes), 3),
+        ("queued.max.request.bytes", str(c.queued_max_request_bytes), 5),
+        ("max.connections", str(c.max_connections), 3),
+        ("max.connections.per.ip", str(c.max_connections_per_ip), 3),
+        ("connections.max.idle.ms", str(c.connections_max_idle_ms), 5),
         ("default.replication.factor", "1", 3),
         ("min.insync.replicas", "1", 3),
     ]

@@ -23,6 +23,7 @@ from ...protocol.fetch import (
     TopicData,
     encode_fetch_response,
 )
+from ..bounds import client_gone
 from ..context import Api, BrokerContext
 
 READ_COMMITTED = 1
@@ -91,7 +92,8 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
     while True:
         topics, total, failed = _read_all(ctx, request)
         remaining = deadline - loop.time()
-        if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping:
+        if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
+                or client_gone():
             ctx.metrics.fetched(request, topics)
             return encode_fetch_response(header, topics)
         await ctx.appends.wait(keys, remaining)

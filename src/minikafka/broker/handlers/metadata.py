@@ -41,7 +41,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
     topics = []
     for name in names:
         try:
-            exists = ops.ensure_topic(ctx, name, allow_create)
+            exists = await ops.ensure_topic(ctx, name, allow_create)
         except KafkaError as exc:  # an invalid name we were asked to create
             topics.append(_topic_error(cls, name, exc.code))
             continue

@@ -40,7 +40,7 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData,
             appended: set[Partition]) -> PartitionResponse:
     index = data.index
     try:
-        partition, info = ops.append(ctx, topic, index, data.records, allow_create=True)
+        partition, info = ops.append(ctx, topic, index, data.records)
     except KafkaError as exc:
         level = logging.WARNING if exc.code in _WARN else logging.DEBUG
         log.log(level, "produce to %s-%d rejected: %s", topic, index, exc)

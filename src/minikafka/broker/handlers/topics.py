@@ -1,7 +1,8 @@
 """CreateTopics (19), DeleteTopics (20), CreatePartitions (37), DeleteRecords (21).
 
 One node holds every replica, so the only replication factor is 1 (or -1, "the default") and a
-manual assignment may name only this node.
+manual assignment may name only this node. As in Kafka, one request makes at most 10,000
+partitions, all its topics together; past that every topic of it is refused (POLICY_VIOLATION).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
-from ...errors import ErrorCode, InvalidConfigError, KafkaError
+from ...errors import ErrorCode, InvalidConfigError, KafkaError, PolicyViolationError
 from ...log import TopicConfig
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
@@ -20,6 +21,30 @@ from ..context import Api, BrokerContext
 from .configs import topic_config_entries
 
 log = logging.getLogger("minikafka.broker")
+
+MAX_PARTITIONS_PER_REQUEST = 10_000  # Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH
+
+
+def _check_request_size(partitions: int) -> None:
+    if partitions > MAX_PARTITIONS_PER_REQUEST:
+        raise PolicyViolationError(f"excessively large number of partitions per request: "
+                                   f"{partitions}, over {MAX_PARTITIONS_PER_REQUEST}")
+
+
+def _requested_partitions(ctx: BrokerContext, topic: Any) -> int:
+    """Kafka's count: the assignment's length, else the count (the default for -1)."""
+    if topic.assignments:
+        return len(topic.assignments)
+    count: int = topic.num_partitions
+    return ctx.config.num_partitions if count == -1 else max(count, 0)
+
+
+def _new_partitions(ctx: BrokerContext, topic: Any) -> int:
+    try:
+        count: int = topic.count
+        return max(count - ctx.log.topic_config(topic.name).partitions, 0)
+    except KafkaError:  # refused on its own later
+        return 0
 
 
 def _check_replicas(ctx: BrokerContext, replication_factor: int,
@@ -33,7 +58,7 @@ def _check_replicas(ctx: BrokerContext, replication_factor: int,
                              "only broker", ErrorCode.INVALID_REPLICA_ASSIGNMENT)
 
 
-def _create_topic(ctx: BrokerContext, topic: Any, validate_only: bool) -> TopicConfig:
+async def _create_topic(ctx: BrokerContext, topic: Any, validate_only: bool) -> TopicConfig:
     assignments = [a.broker_ids for a in sorted(topic.assignments, key=lambda a: a.partition_index)]
     if assignments:
         if topic.num_partitions != -1 or topic.replication_factor != -1:
@@ -46,8 +71,8 @@ def _create_topic(ctx: BrokerContext, topic: Any, validate_only: bool) -> TopicC
     partitions = len(assignments) or topic.num_partitions
     if any(c.value is None for c in topic.configs):
         raise InvalidConfigError("null config values are not allowed")
-    return ops.create_topic(ctx, topic.name, None if partitions == -1 else partitions,
-                            {c.name: c.value for c in topic.configs}, validate_only)
+    return await ops.create_topic(ctx, topic.name, None if partitions == -1 else partitions,
+                                  {c.name: c.value for c in topic.configs}, validate_only)
 
 
 async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -55,6 +80,7 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
     result_cls = cls.CreatableTopicResult
     config_cls = result_cls.CreatableTopicConfigs
     counts = Counter(t.name for t in request.topics)
+    requested = sum(_requested_partitions(ctx, t) for t in request.topics)
     results = []
     for topic in request.topics:
         result = result_cls(name=topic.name, topic_id=None, error_code=0, error_message=None,
@@ -63,7 +89,8 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             if counts[topic.name] > 1:
                 raise KafkaError(f"topic {topic.name!r} is listed more than once",
                                  ErrorCode.INVALID_REQUEST)
-            config = _create_topic(ctx, topic, request.validate_only)
+            _check_request_size(requested)
+            config = await _create_topic(ctx, topic, request.validate_only)
         except KafkaError as exc:
             if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
                 log.warning("create topic %r refused: %s", topic.name, exc)
@@ -100,12 +127,14 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
 async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, request: Any
                                    ) -> Any:
     cls = response_class(ApiKey.CreatePartitions, header.api_version)
+    requested = sum(_new_partitions(ctx, t) for t in request.topics)
     results = []
     for topic in request.topics:
         result = cls.CreatePartitionsTopicResult(name=topic.name, error_code=0, error_message=None)
         try:
+            _check_request_size(requested)
             _check_replicas(ctx, 1, [a.broker_ids for a in topic.assignments or ()])
-            ops.add_partitions(ctx, topic.name, topic.count, request.validate_only)
+            await ops.add_partitions(ctx, topic.name, topic.count, request.validate_only)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, str(exc)
         results.append(result)
