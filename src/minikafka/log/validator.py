@@ -24,6 +24,7 @@ from ..records import (
 from .record_walk import walk_records
 
 NO_TIMESTAMP = -1
+_LAST_CODEC = int(Compression.ZSTD)
 
 
 def validate_records(batch: bytearray, header: BatchHeader, *, keys_required: bool = False
@@ -31,23 +32,22 @@ def validate_records(batch: bytearray, header: BatchHeader, *, keys_required: bo
     """Check a client's batch (one, framing and CRC already checked) against Kafka's rules and
     its records; return its header. A CreateTime batch whose maxTimestamp is not its records'
     gets theirs, in `batch` and in the header returned, as Kafka does."""
-    if header.base_offset != 0:
-        raise InvalidRecordError(f"a produced batch has base offset 0, not {header.base_offset}")
-    count = header.record_count
-    if count <= 0 or header.last_offset_delta != count - 1:
+    (base_offset, _length, _epoch, _magic, _crc, attributes, last_offset_delta, base_timestamp,
+     max_timestamp, producer_id, _producer_epoch, base_sequence, count) = header
+    if base_offset != 0:
+        raise InvalidRecordError(f"a produced batch has base offset 0, not {base_offset}")
+    if count <= 0 or last_offset_delta != count - 1:
         raise InvalidRecordError(f"record batch claims {count} records and offset delta "
-                                 f"{header.last_offset_delta}")
-    attributes = header.attributes
+                                 f"{last_offset_delta}")
     if attributes & CONTROL_BIT:
         raise InvalidRecordError("clients may not write control batches")
     if attributes & TRANSACTIONAL_BIT:
         raise InvalidTxnStateError("transactional batch outside an ongoing transaction "
                                    "(this broker has no transactions)")
-    if header.producer_id >= 0 and header.base_sequence < 0:
-        raise InvalidRecordError(f"batch of producer {header.producer_id} has sequence "
-                                 f"{header.base_sequence}")
+    if producer_id >= 0 and base_sequence < 0:
+        raise InvalidRecordError(f"batch of producer {producer_id} has sequence {base_sequence}")
     codec = attributes & COMPRESSION_MASK
-    if codec > Compression.ZSTD:
+    if codec > _LAST_CODEC:
         raise UnsupportedCompressionTypeError(f"unknown compression codec {codec}")
     payload = bytes(memoryview(batch)[HEADER_SIZE:])
     if codec:
@@ -55,8 +55,10 @@ def validate_records(batch: bytearray, header: BatchHeader, *, keys_required: bo
     max_delta = walk_records(payload, count, keys_required)
     if attributes & TIMESTAMP_TYPE_BIT:
         return header
-    max_timestamp = max(header.base_timestamp + max_delta, NO_TIMESTAMP)
-    if header.max_timestamp != max_timestamp:
-        set_max_timestamp(batch, max_timestamp)
-        header = header._replace(max_timestamp=max_timestamp)
-    return header
+    records_max = base_timestamp + max_delta
+    if records_max < NO_TIMESTAMP:
+        records_max = NO_TIMESTAMP
+    if max_timestamp == records_max:
+        return header
+    set_max_timestamp(batch, records_max)
+    return header._replace(max_timestamp=records_max)
