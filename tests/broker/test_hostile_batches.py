@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hostile import GOOD_PAYLOAD, raw_record, forged
+from hostile import GOOD_PAYLOAD, forged, raw_record
 from minikafka.errors import ErrorCode
 
 from .conftest import InProcessBroker, RawClient

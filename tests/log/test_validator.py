@@ -4,15 +4,18 @@ sent through a real socket in tests/broker/test_hostile_batches.py."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
-from hostile import NOW, forged, raw_record
 from logkit import FakeClock, read_records
 
+from hostile import GOOD_PAYLOAD, NOW, forged, raw_record
 from minikafka.compression import Compression
 from minikafka.errors import InvalidRecordError
-from minikafka.log import LogManager, Partition
+from minikafka.log import LogManager, Partition, record_walk
 from minikafka.records import Record, decode_batch, encode_batch, encode_varint
 
 INT32_MAX = 2**31 - 1
@@ -101,3 +104,44 @@ def test_segment_rolls_before_positions_overflow(broker_part: Partition) -> None
     part.append(forged())
     assert [s.base_offset for s in part.segments] == [0, 2]
     assert part.segments[-1].size == len(forged())
+
+
+# --- the compiled walk is the source's ------------------------------------------------------
+
+
+def _interpreted_walk() -> ModuleType:
+    """record_walk.py loaded from its source, whether or not a compiled module shadows it."""
+    source = Path(record_walk.__file__).with_name("record_walk.py")
+    spec = importlib.util.spec_from_file_location("record_walk_source", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "minikafka.log"
+    spec.loader.exec_module(module)
+    return module
+
+
+PAYLOADS = {
+    "good": (GOOD_PAYLOAD, 2),
+    "headers": (encode_batch([Record(b"v", headers=[("a", b"1"), ("b", None)])])[61:], 1),
+    "long-varint": (b"\xff" * 11, 1),
+    "swapped": (raw_record(1, b"a") + raw_record(0, b"b"), 2),
+    "truncated": (GOOD_PAYLOAD[:-3], 2),
+    "trailing": (GOOD_PAYLOAD + b"\x00", 2),
+    "length": (raw_record(0, b"a", length_error=1) + raw_record(1, b"b"), 2),
+    "negative-length": (encode_varint(-3) + GOOD_PAYLOAD, 1),
+    "huge-value": (raw_record(0, b"a")[:-3] + encode_varint(2**40) + b"a\x00", 1),
+}
+
+
+def _outcome(walk: Callable[[bytes, int, bool], int], payload: bytes, count: int) -> object:
+    try:
+        return walk(payload, count, False)
+    except InvalidRecordError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize(("payload", "count"), PAYLOADS.values(), ids=PAYLOADS.keys())
+def test_compiled_walk_agrees_with_its_source(payload: bytes, count: int) -> None:
+    source = _interpreted_walk()
+    assert _outcome(record_walk.walk_records, payload, count) == \
+        _outcome(source.walk_records, payload, count)

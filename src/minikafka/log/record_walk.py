@@ -1,8 +1,9 @@
 """The walk over a batch's records that validation needs, without building a record.
 
 Plain typed Python that mypyc compiles when the package is built (see setup.py): compiled it
-walks 100 records in ~4 µs, interpreted in ~100 µs. Only `errors` is imported, so the compiled
-module stays small. A compiled module shadows this source: rebuild (`make ext`) after editing it.
+walks 100 records in ~3 µs, interpreted in ~100 µs. Only `errors` is imported, so the compiled
+module stays small. The compiled module (in src/, beside this file) shadows this source: after
+editing it, reinstall (`make` does when this file changed) or delete the .so files.
 """
 
 from __future__ import annotations
