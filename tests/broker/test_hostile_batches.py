@@ -4,6 +4,7 @@ stored, and consumers read the good records around it."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from .test_bad_input import high_watermark, partition_error, produce_request
 from .test_confluent import consume
 
 INT32_MAX = 2**31 - 1
+XERIAL = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
 TWO = [raw_record(0, b"a"), raw_record(1, b"b")]
 
 HOSTILE = {
@@ -28,6 +30,10 @@ HOSTILE = {
     "snappy-garbage": (forged(attributes=2), ErrorCode.CORRUPT_MESSAGE),
     "lz4-garbage": (forged(attributes=3), ErrorCode.CORRUPT_MESSAGE),
     "zstd-garbage": (forged(attributes=4), ErrorCode.CORRUPT_MESSAGE),
+    # snappy as the Java client frames it (xerial), with a block size that is cut or negative
+    "snappy-xerial-cut": (forged(XERIAL + b"\x00\x00", attributes=2), ErrorCode.CORRUPT_MESSAGE),
+    "snappy-xerial-negative": (forged(XERIAL + struct.pack(">i", -4), attributes=2),
+                               ErrorCode.CORRUPT_MESSAGE),
     # record count against the records
     "count-above-records": (forged(record_count=3, last_offset_delta=2),
                             ErrorCode.INVALID_RECORD),
