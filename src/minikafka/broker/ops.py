@@ -70,7 +70,7 @@ def check_single_batch(records: Batch | None) -> Batch:
 
 def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None,
            allow_create: bool = False) -> tuple[Partition, AppendInfo]:
-    """Append one record batch, as opaque bytes checked by its header only (to a new topic when
+    """Append one record batch, checked against its records by the log (to a new topic when
     `allow_create` lets `ensure_topic` make one), then wake the fetches waiting on the partition
     and count it. Waiting for durability is `durable`'s part, so that a request appending to
     many partitions waits for all of them at once."""

@@ -1,7 +1,7 @@
-"""Produce (0): append each partition's record batch to the log, as opaque bytes.
+"""Produce (0): append each partition's record batch to the log, never re-encoded.
 
-The batch is checked only by its 61-byte header (the log validates framing and CRC and assigns
-offsets by patching bytes 0-7); records are never decoded. Appends happen before the handler's
+The log checks the batch (framing, CRC, and its header against its records, as Kafka's
+LogValidator) and assigns offsets by patching bytes 0-7. Appends happen before the handler's
 first `await`, so pipelined requests on one connection are appended in the order they were sent
 (idempotent producers rely on that). acks=all then waits for the flush policy: under `always`,
 one group-committed fsync per partition.
