@@ -15,7 +15,7 @@ from logkit import FakeClock, read_records
 from hostile import GOOD_PAYLOAD, NOW, forged, raw_record
 from minikafka.compression import Compression
 from minikafka.errors import InvalidRecordError
-from minikafka.log import LogManager, Partition, record_walk
+from minikafka.log import LogManager, Partition, validator
 from minikafka.records import Record, decode_batch, encode_batch, encode_varint
 
 INT32_MAX = 2**31 - 1
@@ -106,18 +106,26 @@ def test_segment_rolls_before_positions_overflow(broker_part: Partition) -> None
     assert part.segments[-1].size == len(forged())
 
 
-# --- the compiled walk is the source's ------------------------------------------------------
+# --- the compiled validator is its source ----------------------------------------------------
 
 
-def _interpreted_walk() -> ModuleType:
-    """record_walk.py loaded from its source, whether or not a compiled module shadows it."""
-    source = Path(record_walk.__file__).with_name("record_walk.py")
-    spec = importlib.util.spec_from_file_location("record_walk_source", source)
+def _interpreted_validator() -> ModuleType:
+    """validator.py loaded from its source, whether or not a compiled module shadows it."""
+    source = Path(validator.__file__).with_name("validator.py")
+    spec = importlib.util.spec_from_file_location("minikafka.log.validator_source", source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    module.__package__ = "minikafka.log"
     spec.loader.exec_module(module)
     return module
+
+
+def test_compiled_validator_is_not_older_than_its_source() -> None:
+    """A compiled module shadows its source: an edit not rebuilt would test the old code."""
+    compiled = Path(validator.__file__)
+    if compiled.suffix == ".py":
+        pytest.skip("validator runs interpreted (not compiled by setup.py)")
+    assert compiled.stat().st_mtime >= compiled.with_name("validator.py").stat().st_mtime, \
+        "validator.py changed since it was compiled: reinstall (make) or delete the .so files"
 
 
 PAYLOADS = {
@@ -142,6 +150,6 @@ def _outcome(walk: Callable[[bytes, int, bool], int], payload: bytes, count: int
 
 @pytest.mark.parametrize(("payload", "count"), PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_compiled_walk_agrees_with_its_source(payload: bytes, count: int) -> None:
-    source = _interpreted_walk()
-    assert _outcome(record_walk.walk_records, payload, count) == \
+    source = _interpreted_validator()
+    assert _outcome(validator.walk_records, payload, count) == \
         _outcome(source.walk_records, payload, count)
