@@ -8,7 +8,7 @@ CORRUPT_MESSAGE for a payload that does not decompress, and INVALID_TXN_STATE fo
 transactional batch (we have no transactions yet, so none is ongoing).
 
 Records are walked, not built: plain typed Python that mypyc compiles when the package is built
-(setup.py), ~2 µs of checks per 100 records, against ~60 µs interpreted. The compiled module
+(setup.py): ~3.5 µs per 100 records of 100 bytes, against ~95 µs interpreted. The compiled module
 (beside this file in src/) shadows this source: after editing it, reinstall (`make` does when
 this file changed); a test fails while the compiled module is older than its source.
 """
