@@ -8,7 +8,8 @@ APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 
 .PHONY: run test bench soak lint fmt clean apt-test apt-bench
 
-$(STAMP): pyproject.toml
+# setup.py compiles log/validator.py (mypyc) into src/: reinstalling rebuilds it when it changes.
+$(STAMP): pyproject.toml setup.py src/minikafka/log/validator.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[console,shop,test,bench]'
@@ -51,4 +52,4 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache src/*.so src/minikafka/log/*.so

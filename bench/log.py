@@ -2,8 +2,9 @@
 
 What is measured, all in this process on a temporary directory:
 - encode: `encode_batch` alone (the producer's cost, kept out of the append figures);
-- append: pre-encoded batches through `Partition.append` (validate CRC, assign offsets, write,
-  publish), and with flush `always` a `Partition.flush()` (fdatasync) after every append;
+- append: pre-encoded batches through `Partition.append` (validate CRC and records, assign
+  offsets, write, publish), and with flush `always` a `Partition.flush()` (fdatasync) after
+  every append; the title says whether the validator ran compiled (see setup.py);
 - read: `Partition.read(offset, 1 MiB).read()` from the first offset to the end, stepping over the
   returned batches by their length fields (what a consumer needs before decoding);
 - clients: the embedded `Producer.send_many` (encoding included) and `Consumer.poll` (records
@@ -26,7 +27,7 @@ import persistqueue
 from rich.table import Table
 
 from minikafka import Consumer, Producer
-from minikafka.log import LogManager
+from minikafka.log import LogManager, validator
 from minikafka.records import Record, batch_size_at, encode_batch
 
 VALUE = 100
@@ -177,11 +178,14 @@ def run() -> list[Table]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+    compiled = not validator.__file__.endswith(".py")
+    walk = "the compiled validator (mypyc)" if compiled else "the interpreted validator"
     tables = []
     for title, which in (("append", 0), ("read", 1)):
         table = Table(title=f"log {title}: Partition.{title} of 100-byte records "
                             "(pre-encoded batches) vs persist-queue SQLiteQueue (WAL) "
-                            f"{'put' if which == 0 else 'get'}")
+                            f"{'put' if which == 0 else 'get'}"
+                            + (f"; records validated by {walk}" if which == 0 else ""))
         for column in ("batch", "flush", "mode", "records/s", "MB/s", "SQLite rec/s",
                        "vs SQLite"):
             table.add_column(column, justify="right")

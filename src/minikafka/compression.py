@@ -54,8 +54,10 @@ def _snappy_decompress(data: bytes) -> bytes:
     view = memoryview(data)
     pos, out = len(_XERIAL_HEADER), []
     while pos < len(view):
-        (size,) = struct.unpack_from(">i", view, pos)
+        size = struct.unpack_from(">i", view, pos)[0] if pos + 4 <= len(view) else -1
         pos += 4
+        if size < 0 or pos + size > len(view):
+            raise CorruptRecordError("snappy (xerial) block length does not fit the batch")
         out.append(bytes(cramjam.snappy.decompress_raw(view[pos : pos + size])))
         pos += size
     return b"".join(out)

@@ -72,6 +72,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_LEADER_EPOCH = 75
     FENCED_LEADER_EPOCH = 74
     OFFSET_NOT_AVAILABLE = 78
+    UNSUPPORTED_COMPRESSION_TYPE = 76
     PREFERRED_LEADER_NOT_AVAILABLE = 80
     GROUP_MAX_SIZE_REACHED = 81
     UNSTABLE_OFFSET_COMMIT = 88
@@ -125,6 +126,18 @@ class InvalidRecordError(KafkaError):
     """A batch that parses but breaks a rule (e.g. two batches in one produce v3+ partition)."""
 
     code = ErrorCode.INVALID_RECORD
+
+
+class UnsupportedCompressionTypeError(KafkaError):
+    """A batch whose attributes name no codec Kafka knows (0-4)."""
+
+    code = ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+
+
+class InvalidTxnStateError(KafkaError):
+    """A transactional batch outside an ongoing transaction (we have no transactions yet)."""
+
+    code = ErrorCode.INVALID_TXN_STATE
 
 
 class OffsetOutOfRangeError(KafkaError):

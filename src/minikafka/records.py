@@ -31,6 +31,7 @@ MAX_TIMESTAMP_AT = 35
 MAGIC = 2
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
+TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
 _LENGTH = struct.Struct(">qi")
 _INT64 = struct.Struct(">q")
@@ -137,6 +138,11 @@ def set_log_append_time(batch: bytearray | memoryview, timestamp_ms: int) -> Non
     CRC is computed anew."""
     attributes = _INT16.unpack_from(batch, ATTRIBUTES_AT)[0]
     _INT16.pack_into(batch, ATTRIBUTES_AT, attributes | TIMESTAMP_TYPE_BIT)
+    set_max_timestamp(batch, timestamp_ms)
+
+
+def set_max_timestamp(batch: bytearray | memoryview, timestamp_ms: int) -> None:
+    """Patch a batch's max timestamp in place and compute its CRC anew (the field is under it)."""
     _INT64.pack_into(batch, MAX_TIMESTAMP_AT, timestamp_ms)
     _UINT32.pack_into(batch, CRC_AT, crc32c(memoryview(batch)[CRC_START:]))
 

@@ -120,8 +120,8 @@ def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
 
 def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
            ) -> tuple[Partition, AppendInfo]:
-    """Append one record batch, as opaque bytes checked by its header only, then wake the
-    fetches waiting on the partition and count it. The topic must exist: as in Kafka, only
+    """Append one record batch, checked against its records by the log, then wake the fetches
+    waiting on the partition and count it. The topic must exist: as in Kafka, only
     Metadata creates topics, so a deleted one does not come back while producers run. Waiting
     for durability is `durable`'s part, so that a request appending to many partitions waits
     for all of them at once."""

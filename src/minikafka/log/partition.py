@@ -32,11 +32,18 @@ from ..errors import (
     MessageTooLargeError,
     OffsetOutOfRangeError,
 )
-from ..records import assign_offsets, decode_batch, set_log_append_time, validate_batch
+from ..records import (
+    BatchHeader,
+    assign_offsets,
+    decode_batch,
+    set_log_append_time,
+    validate_batch,
+)
 from .config import TopicConfig
 from .durable import storage_error, write_atomically
 from .producer_state import ProducerStateManager
 from .segment import FileSlice, LogSegment, segment_name
+from .validator import validate_records
 
 log = logging.getLogger("minikafka.log")
 
@@ -46,6 +53,7 @@ _STATE = struct.Struct(">qqqqqq16s")
 _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
 _CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
+INT32_MAX = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
 
 
 def _boot_id() -> bytes:
@@ -251,6 +259,7 @@ class Partition:
         if len(buf) > config.max_message_bytes:
             raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
                                        f"max.message.bytes={config.max_message_bytes}")
+        header = validate_records(buf, header, keys_required="compact" in config.cleanup_policy)
         with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
             if idempotent:
@@ -267,7 +276,7 @@ class Partition:
             header = header._replace(base_offset=base, max_timestamp=max(header.max_timestamp,
                                                                          log_append_time))
             segment = self._active
-            if self._should_roll(segment, len(buf), header.max_timestamp):
+            if self._should_roll(segment, len(buf), header):
                 segment = self._roll()
             segment.append(buf, header)
             if idempotent:
@@ -278,19 +287,22 @@ class Partition:
                 self._save_work(self._checkpoint)
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
 
-    def _should_roll(self, segment: LogSegment, incoming: int, incoming_timestamp: int) -> bool:
-        """Kafka's rule: too big, index full, or the incoming batch's timestamp is segment.ms
+    def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader) -> bool:
+        """Kafka's rule: too big, index full, the incoming batch's offsets or position would not
+        fit the index's int32 (relative to the segment's base), or its timestamp is segment.ms
         past the segment's first one. (Not the wall clock: a producer sending old timestamps
         would then get a new segment for every batch.)"""
         if segment.size == 0:
             return False
         config = self.config
-        if segment.size + incoming > config.segment_bytes:
+        if segment.size + incoming > min(config.segment_bytes, INT32_MAX):
+            return True
+        if header.last_offset - segment.base_offset > INT32_MAX:
             return True
         if len(segment.offset_index.keys) * 8 >= config.segment_index_bytes:
             return True
         first = segment.first_timestamp
-        return first >= 0 and incoming_timestamp - first > config.segment_ms
+        return first >= 0 and header.max_timestamp - first > config.segment_ms
 
     def _roll(self) -> LogSegment:
         """Start a new active segment at the log end, with the producer snapshot and the

@@ -1,7 +1,7 @@
-"""Produce (0): append each partition's record batch to the log, as opaque bytes.
+"""Produce (0): append each partition's record batch to the log, never re-encoded.
 
-The batch is checked only by its 61-byte header (the log validates framing and CRC and assigns
-offsets by patching bytes 0-7); records are never decoded. Appends happen before the handler's
+The log checks the batch (framing, CRC, and its header against its records, as Kafka's
+LogValidator) and assigns offsets by patching bytes 0-7. Appends happen before the handler's
 first `await`, so pipelined requests on one connection are appended in the order they were sent
 (idempotent producers rely on that). acks=all then waits for the flush policy: under `always`,
 one group-committed fsync per partition.
@@ -33,7 +33,7 @@ log = logging.getLogger("minikafka.broker")
 MIN_SERVED_VERSION = 3  # v0-2 carry old message formats: answered UNSUPPORTED_VERSION (Kafka 4)
 # Rejections worth a warning: the client sent something broken, not something merely unknown.
 _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_TOPIC_EXCEPTION,
-         ErrorCode.MESSAGE_TOO_LARGE}
+         ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE}
 
 
 def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData,
@@ -43,7 +43,9 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData,
         partition, info = ops.append(ctx, topic, index, data.records)
     except KafkaError as exc:
         level = logging.WARNING if exc.code in _WARN else logging.DEBUG
-        log.log(level, "produce to %s-%d rejected: %s", topic, index, exc)
+        # The message, not the exception: a kept log record must not pin its traceback's frames
+        # (and through them the partition's open files).
+        log.log(level, "produce to %s-%d rejected: %s", topic, index, str(exc))
         return PartitionResponse(index, exc.code, error_message=str(exc))
     appended.add(partition)
     return PartitionResponse(index, 0, info.base_offset, info.log_append_time,
