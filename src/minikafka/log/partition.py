@@ -14,6 +14,7 @@ Other processes appending to the same partition are `SharedPartition`'s business
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import struct
 import threading
@@ -30,7 +31,9 @@ from ..records import assign_offsets, decode_batch, set_log_append_time, validat
 from .config import TopicConfig
 from .durable import write_atomically
 from .producer_state import ProducerStateManager
-from .segment import FileSlice, LogSegment, segment_name
+from .segment import Damage, FileSlice, LogSegment, segment_name
+
+log = logging.getLogger(__name__)
 
 LEADER_EPOCH = 0
 CHECKPOINT = "partition.checkpoint"
@@ -108,6 +111,7 @@ class Partition:
         self._unsaved_bytes = 0  # appended since the last checkpoint
         self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
+        self.damaged_bytes = 0  # bytes of damage cut out of the log's middle (set aside)
         self._closed = False
         self._open()
 
@@ -179,16 +183,13 @@ class Partition:
         else:
             start = (bases[0], 0)
         segments: list[LogSegment] = []
-        for base in bases:
+        for i, base in enumerate(bases):
             segment = self._new_segment(base)
-            if segments and segments[-1].next_offset != base:
-                segment.delete()  # follows a cut or a gap: not part of the log any more
+            if base < start[0] and segment.load():
+                segments.append(segment)
                 continue
-            if base < start[0]:
-                segment.load()
-            else:
-                self.recovered_bytes += segment.recover(start[1] if base == start[0] else 0)
-            segments.append(segment)
+            upper = bases[i + 1] if i + 1 < len(bases) else None
+            segments.append(self._recover(segment, start[1] if base == start[0] else 0, upper))
         self.segments = segments
         self._bases = [s.base_offset for s in segments]
         self.log_end_offset = self._active.next_offset
@@ -200,6 +201,52 @@ class Partition:
         else:
             self._recovery_point = (self._bases[0], 0)
         self._replay_producers()
+
+    def _recover(self, segment: LogSegment, start: int, upper: int | None) -> LogSegment:
+        """Validate `segment` from `start`: a torn tail of the last segment is what a crash
+        leaves, and is cut; any other damage is cut out of its segment, loudly (`_set_aside`).
+        Returns the segment, reopened if its file was replaced."""
+        damage = segment.recover(start, upper)
+        if upper is None and len(damage) == 1 and damage[0].resumed_at < 0:
+            log.info("%s: cut a torn tail of %d bytes at position %d", segment.log_path,
+                     damage[0].size, damage[0].position)
+            segment.cut(damage[0].position)
+            self.recovered_bytes += damage[0].size
+            return segment
+        return self._set_aside(segment, damage, upper) if damage else segment
+
+    def _set_aside(self, segment: LogSegment, damage: list[Damage], upper: int | None
+                   ) -> LogSegment:
+        """Cut damaged spans out of a segment, keeping later batches and later segments: the
+        offsets they held become a gap that reads step over. The original file is kept."""
+        aside = segment.set_aside(damage)
+        for d in damage:
+            end = d.resumed_at if d.resumed_at >= 0 else upper
+            lost = f"offsets {d.first_offset} to {end - 1}" if end else (
+                f"offsets from {d.first_offset}")
+            log.warning("damaged log segment %s: %d bytes at position %d hold no valid batch "
+                        "and were cut out (%s are lost, the batches around them kept); the "
+                        "original file is kept as %s", segment.log_path, d.size, d.position,
+                        lost, aside.name)
+            self.damaged_bytes += d.size
+            self.recovered_bytes += d.size
+        fresh = self._new_segment(segment.base_offset)
+        fresh.rebuild_indexes()
+        return fresh
+
+    def _repair(self, segment: LogSegment) -> None:
+        """Damage found on read (a batch length that leads nowhere): cut it out of its segment,
+        leaving the log end where it is."""
+        with self._writing():
+            if segment not in self.segments:
+                return  # repaired or deleted meanwhile
+            i = self.segments.index(segment)
+            upper = self._bases[i + 1] if i + 1 < len(self._bases) else None
+            damage = segment.recover(0, upper)
+            if damage:
+                self.segments = [*self.segments[:i], self._set_aside(segment, damage, upper),
+                                 *self.segments[i + 1:]]
+            self._read_hint = (-1, -1, 0)
 
     def _replay_producers(self) -> None:
         """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
@@ -302,7 +349,12 @@ class Partition:
             segment = segments[i]
             hint_offset, hint_base, hint_pos = self._read_hint
             hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
-            position = segment.find_position(offset, hint)
+            try:
+                position = segment.find_position(max(offset, segment.base_offset), hint)
+            except CorruptRecordError:
+                self._repair(segment)
+                segments = self.segments
+                continue
             if position is not None:
                 stop, next_offset = segment.slice_end(position, max_bytes, segment.size)
                 self._read_hint = (next_offset, segment.base_offset, stop)

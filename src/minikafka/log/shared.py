@@ -115,8 +115,9 @@ class SharedPartition(Partition):
             if not writer:
                 return
             if os.fstat(self._active.fd).st_size > self._active.size:
-                self._active.recover(self._active.size)
-                self.log_end_offset = self._active.next_offset
+                active = self._recover(self._active, self._active.size, None)
+                self.segments = [*self.segments[:-1], active]
+                self.log_end_offset = active.next_offset
                 self._publish()
             if self._producers_at < self.log_end_offset:
                 self._replay_headers(self._producers_at)
