@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from logkit import make_batch, payload_id, published_state, read_records, rewrite_boot_id
 
-from minikafka.log import LogManager, Partition
 from minikafka.errors import CorruptRecordError
+from minikafka.log import LogManager, Partition
 from minikafka.records import decode_batch, iter_batches, validate_batch
 
 RECENT_MS = int(time.time() * 1000) - 60_000  # recent: retention (7 days) keeps it

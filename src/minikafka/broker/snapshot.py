@@ -21,6 +21,7 @@ class PartitionView:
     high_watermark: int
     size: int  # bytes of its segment files
     segments: int
+    damaged_bytes: int = 0  # damage recovery cut out of its log since it was opened
 
     @property
     def messages(self) -> int:
@@ -48,7 +49,7 @@ def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
         p = log.partition(topic, index)
         segments = p.segments
         views.append(PartitionView(topic, index, p.log_start_offset, p.high_watermark,
-                                   sum(s.size for s in segments), len(segments)))
+                                   sum(s.size for s in segments), len(segments), p.damaged_bytes))
     return views
 
 
