@@ -7,6 +7,7 @@ import struct
 import urllib.request
 from pathlib import Path
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from brokerkit import InProcessBroker
@@ -57,3 +58,27 @@ def test_a_bad_length_in_an_older_segment_loses_only_its_batch(tmp_path: Path) -
 def broker_topic(broker: InProcessBroker) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic("t", 1, config={"segment.bytes": "600"})])["t"].result(10)
+
+
+def test_a_damaged_topic_config_breaks_only_that_topic(tmp_path: Path) -> None:
+    broker = InProcessBroker(tmp_path / "data", "--no-ui").start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        for name, partitions in (("good", 1), ("bad", 2)):
+            admin.create_topics([NewTopic(name, partitions)])[name].result(10)
+        assert produce(broker.bootstrap, "good", [b"kept"]) == [0]
+        broker.stop()
+        config = tmp_path / "data" / "__meta" / "topics" / "bad.json"
+        config.write_bytes(config.read_bytes()[:7])  # truncated
+        broker.start()
+        assert "bad.json" in broker.log()
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        listed = admin.list_topics(timeout=10).topics
+        assert len(listed["good"].partitions) == 1 and listed["good"].error is None
+        assert listed["bad"].error is not None
+        assert listed["bad"].error.code() == KafkaError.KAFKA_STORAGE_ERROR
+        assert admin.list_topics("bad", timeout=10).topics["bad"].error is not None
+        assert consume(broker.bootstrap, "good", 1) == [(0, b"kept")]
+        assert produce(broker.bootstrap, "good", [b"more"]) == [1]
+    finally:
+        assert broker.stop() in (0, None)

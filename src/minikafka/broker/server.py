@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..console import start_console
 from ..errors import KafkaError
 from ..log import LogManager
+from ..log.durable import MetadataFileError
 from .config import BrokerConfig
 from .connection import Connection
 from .context import BrokerContext
@@ -50,6 +51,11 @@ class Broker:
             producer_ids=ProducerIdManager(logmgr.meta_dir),
             groups=GroupService(self.config, logmgr.offsets), apis=build_registry())
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
+        for topic in logmgr.topics():  # a damaged one is unavailable; the others are served
+            try:
+                logmgr.topic_config(topic)
+            except MetadataFileError as exc:
+                log.error("topic %s is unavailable until its config is repaired: %s", topic, exc)
         try:
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, reuse_address=True)

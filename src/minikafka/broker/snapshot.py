@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import UnknownTopicOrPartitionError
 from ..log import LogManager
+from ..log.durable import MetadataFileError
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +55,13 @@ def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
 
 
 def all_partitions(log: LogManager) -> dict[str, list[PartitionView]]:
-    """Topic -> its partitions, skipping topics deleted while we looked."""
+    """Topic -> its partitions, skipping topics deleted while we looked or whose config is
+    damaged (the broker logged those)."""
     found = {}
     for topic in log.topics():
         try:
             found[topic] = topic_partitions(log, topic)
-        except UnknownTopicOrPartitionError:
+        except (UnknownTopicOrPartitionError, MetadataFileError):
             continue
     return found
 

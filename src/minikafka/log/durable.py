@@ -8,13 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import InvalidConfigError, KafkaError
+from ..errors import ErrorCode, InvalidConfigError, KafkaError
 
 T = TypeVar("T")
 
 
 class MetadataFileError(KafkaError):
-    """A metadata file exists but cannot be understood: left alone for an operator to look at."""
+    """A metadata file exists but cannot be understood: left alone for an operator to look at.
+    What it describes is unavailable meanwhile, as Kafka answers for a log dir it cannot read."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:

@@ -28,7 +28,7 @@ from ..errors import (
     UnknownTopicOrPartitionError,
 )
 from .config import FlushPolicy, TopicConfig, validate_topic_name
-from .durable import read_metadata, write_atomically
+from .durable import MetadataFileError, read_metadata, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
 from .shared import SharedPartition
@@ -238,8 +238,8 @@ class LogManager:
         for topic in self.topics():
             try:
                 config = self.topic_config(topic)
-            except UnknownTopicOrPartitionError:
-                continue
+            except (UnknownTopicOrPartitionError, MetadataFileError):
+                continue  # deleted meanwhile, or damaged: the broker said so at startup
             for p in range(config.partitions):
                 removed += self.partition(topic, p).apply_retention(now_ms)
         return removed
