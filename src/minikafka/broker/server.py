@@ -45,7 +45,8 @@ class Broker:
         self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
+        logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
+                            producer_id_expiration_ms=self.config.producer_id_expiration_ms)
         self.ctx = BrokerContext(
             config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
             producer_ids=ProducerIdManager(logmgr.meta_dir),

@@ -30,7 +30,7 @@ from ..errors import CorruptRecordError, MessageTooLargeError, OffsetOutOfRangeE
 from ..records import assign_offsets, decode_batch, set_log_append_time, validate_batch
 from .config import TopicConfig
 from .durable import write_atomically
-from .producer_state import ProducerStateManager
+from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
 from .segment import Damage, FileSlice, LogSegment, segment_name
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class Partition:
     """Appends validated batches, assigns their offsets, and reads them back as file slices."""
 
     def __init__(self, topic: str, index: int, directory: Path,
-                 config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time
-                 ) -> None:
+                 config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time,
+                 producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         self.topic = topic
         self.index = index
         self.dir = directory
@@ -105,7 +105,8 @@ class Partition:
         self._bases: list[int] = []
         self.log_start_offset = 0
         self.log_end_offset = 0
-        self.producers = ProducerStateManager(self.dir / "producer.snapshot")
+        self.producers = ProducerStateManager(self.dir / "producer.snapshot",
+                                              producer_id_expiration_ms)
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
         self._unsaved_bytes = 0  # appended since the last checkpoint
@@ -252,6 +253,10 @@ class Partition:
         """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
         start = self.producers.load_snapshot(self.log_end_offset)
         self._replay_headers(max(start, self.log_start_offset))
+        self._expire_producers()
+
+    def _expire_producers(self) -> None:
+        self.producers.remove_expired(int(self._clock() * 1000))
 
     def _replay_headers(self, offset: int) -> None:
         """Feed the producer state the headers of the batches from `offset` on."""
@@ -325,6 +330,7 @@ class Partition:
         segment.next_offset = base
         self.segments = [*self.segments, segment]
         self._bases = [*self._bases, base]
+        self._expire_producers()
         self.producers.write_snapshot(base)
         self._retain()
         self._checkpoint()
@@ -398,8 +404,10 @@ class Partition:
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole closed segments past retention.ms or over retention.bytes (also done on
-        every segment roll; a broker calls this periodically for logs that stopped growing)."""
+        every segment roll; a broker calls this periodically for logs that stopped growing), and
+        forget producers idle for producer.id.expiration.ms."""
         with self._writing():
+            self._expire_producers()
             removed = self._retain(now_ms)
             if removed:
                 self._checkpoint()
@@ -457,6 +465,7 @@ class Partition:
         if self._closed:
             return
         with self._writing():
+            self._expire_producers()
             self.producers.write_snapshot(self.log_end_offset)
             self._checkpoint()
             for segment in self.segments:
