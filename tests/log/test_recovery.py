@@ -226,13 +226,14 @@ def damage_batch(path: Path, which: int, damage: Callable[[bytearray], None]) ->
     return first, size
 
 
+@pytest.mark.parametrize("exclusive", [True, False], ids=["broker", "embedded"])
 @pytest.mark.parametrize("which", [0, 1, -1])  # first, middle and last batch of its segment
 @pytest.mark.parametrize(("damage", "os_crash"), [
     (bad_length, False), (bad_length, True), (longer_length, False), (longer_length, True),
     (bit_flip, True)])  # a CRC is checked from the recovery point on: after an OS crash here
 def test_damage_in_an_older_segment_loses_only_the_damaged_batch(
         open_log: OpenLog, caplog: pytest.LogCaptureFixture, damage: Callable,
-        os_crash: bool, which: int) -> None:
+        os_crash: bool, which: int, exclusive: bool) -> None:
     pdir = write_log(open_log)
     logs = segment_files(pdir)
     assert len(logs) >= 3 and len(batch_spans(logs[1])) >= 3
@@ -241,7 +242,7 @@ def test_damage_in_an_older_segment_loses_only_the_damaged_batch(
         rewrite_boot_id(pdir)
     expected = [(i, f"r:{i:08d}") for i in range(BATCHES * PER_BATCH)
                 if not first <= i < first + PER_BATCH]
-    log = open_log(exclusive=True)
+    log = open_log(exclusive=exclusive)
     part = log.partition("t", 0)
     assert part.log_end_offset == BATCHES * PER_BATCH
     assert read_with_gaps(part) == expected
@@ -254,12 +255,31 @@ def test_damage_in_an_older_segment_loses_only_the_damaged_batch(
     assert part.append(make_batch(1, start=BATCHES * PER_BATCH)).base_offset == BATCHES * PER_BATCH
     log.close()
     caplog.clear()
-    again = open_log(exclusive=True).partition("t", 0)
+    again = open_log(exclusive=exclusive).partition("t", 0)
     assert again.damaged_bytes == 0 and not caplog.records
     assert read_with_gaps(again) == [*expected, (120, "r:00000120")]
     for i in range(BATCHES):
         found = again.offset_for_timestamp(RECENT_MS + i)
         assert found is not None and found[0] >= i * PER_BATCH
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["broker", "embedded"])
+def test_damage_inside_the_active_segment(open_log: OpenLog, exclusive: bool) -> None:
+    """A broker cuts the damage out and keeps the batches after it; embedded mode, where other
+    processes append to the file they have open, must not replace it: it cuts the tail there."""
+    pdir = write_log(open_log)
+    active = segment_files(pdir)[-1]
+    assert len(batch_spans(active)) >= 2
+    first, _size = damage_batch(active, 0, bit_flip)
+    rewrite_boot_id(pdir)
+    part = open_log(exclusive=exclusive).partition("t", 0)
+    offsets = [o for o, _ in read_with_gaps(part)]
+    if exclusive:
+        assert offsets == [o for o in range(BATCHES * PER_BATCH) if not first <= o < first + 10]
+        assert part.log_end_offset == BATCHES * PER_BATCH
+    else:
+        assert offsets == list(range(first))
+        assert part.log_end_offset == first
 
 
 def test_a_wholly_damaged_older_segment_leaves_a_gap(open_log: OpenLog) -> None:

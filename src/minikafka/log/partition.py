@@ -90,6 +90,8 @@ class AppendInfo(NamedTuple):
 class Partition:
     """Appends validated batches, assigns their offsets, and reads them back as file slices."""
 
+    _replaces_active_segment = True  # no other process has its file open
+
     def __init__(self, topic: str, index: int, directory: Path,
                  config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time,
                  producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
@@ -208,13 +210,22 @@ class Partition:
         leaves, and is cut; any other damage is cut out of its segment, loudly (`_set_aside`).
         Returns the segment, reopened if its file was replaced."""
         damage = segment.recover(start, upper)
-        if upper is None and len(damage) == 1 and damage[0].resumed_at < 0:
-            log.info("%s: cut a torn tail of %d bytes at position %d", segment.log_path,
-                     damage[0].size, damage[0].position)
-            segment.cut(damage[0].position)
-            self.recovered_bytes += damage[0].size
+        if not damage:
             return segment
-        return self._set_aside(segment, damage, upper) if damage else segment
+        if upper is not None or (self._replaces_active_segment and damage[0].resumed_at >= 0):
+            return self._set_aside(segment, damage, upper)
+        cut = os.fstat(segment.fd).st_size - damage[0].position
+        if damage[0].resumed_at >= 0:  # only where other processes may be appending to it
+            log.warning("damaged active log segment %s: %d bytes from position %d cut, valid "
+                        "batches after the damage (from offset %d) included", segment.log_path,
+                        cut, damage[0].position, damage[0].resumed_at)
+        else:
+            log.info("%s: cut a torn tail of %d bytes at position %d", segment.log_path, cut,
+                     damage[0].position)
+        segment.cut(damage[0].position)
+        segment.recover(start, upper)  # forget the batches after the cut
+        self.recovered_bytes += cut
+        return segment
 
     def _set_aside(self, segment: LogSegment, damage: list[Damage], upper: int | None
                    ) -> LogSegment:
@@ -223,7 +234,7 @@ class Partition:
         aside = segment.set_aside(damage)
         for d in damage:
             end = d.resumed_at if d.resumed_at >= 0 else upper
-            lost = f"offsets {d.first_offset} to {end - 1}" if end else (
+            lost = f"offsets {d.first_offset} to {end - 1}" if end is not None else (
                 f"offsets from {d.first_offset}")
             log.warning("damaged log segment %s: %d bytes at position %d hold no valid batch "
                         "and were cut out (%s are lost, the batches around them kept); the "
@@ -243,10 +254,17 @@ class Partition:
                 return  # repaired or deleted meanwhile
             i = self.segments.index(segment)
             upper = self._bases[i + 1] if i + 1 < len(self._bases) else None
-            damage = segment.recover(0, upper)
-            if damage:
-                self.segments = [*self.segments[:i], self._set_aside(segment, damage, upper),
-                                 *self.segments[i + 1:]]
+            if upper is None and not self._replaces_active_segment:
+                raise CorruptRecordError(f"{segment.log_path} is damaged; it is the active "
+                                         "segment: reopen the log to recover it")
+            if os.stat(segment.log_path).st_ino != os.fstat(segment.fd).st_ino:
+                segment.close()  # another process repaired it: read its file
+                fresh = self._new_segment(segment.base_offset)
+                fresh.load()
+            else:
+                damage = segment.recover(0, upper)
+                fresh = self._set_aside(segment, damage, upper) if damage else segment
+            self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
             self._read_hint = (-1, -1, 0)
 
     def _replay_producers(self) -> None:

@@ -23,6 +23,7 @@ class SharedPartition(Partition):
     """A `Partition` kept in step with the other processes that share its directory."""
 
     _lock_fd: int
+    _replaces_active_segment = False  # others append to the file they have open
     _published: PartitionState | None = None  # the last state published or adopted here
     _producers_at = 0  # the producer state reflects the log up to this offset
 
