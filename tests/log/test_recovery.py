@@ -264,14 +264,18 @@ def test_damage_in_an_older_segment_loses_only_the_damaged_batch(
 
 
 @pytest.mark.parametrize("exclusive", [True, False], ids=["broker", "embedded"])
-def test_damage_inside_the_active_segment(open_log: OpenLog, exclusive: bool) -> None:
+@pytest.mark.parametrize(("damage", "os_crash"), [
+    (bit_flip, True), (bad_length, True), (bad_length, False)])
+def test_damage_inside_the_active_segment(open_log: OpenLog, exclusive: bool,
+                                          damage: Callable, os_crash: bool) -> None:
     """A broker cuts the damage out and keeps the batches after it; embedded mode, where other
     processes append to the file they have open, must not replace it: it cuts the tail there."""
     pdir = write_log(open_log)
     active = segment_files(pdir)[-1]
     assert len(batch_spans(active)) >= 2
-    first, _size = damage_batch(active, 0, bit_flip)
-    rewrite_boot_id(pdir)
+    first, _size = damage_batch(active, 0, damage)
+    if os_crash:
+        rewrite_boot_id(pdir)
     part = open_log(exclusive=exclusive).partition("t", 0)
     offsets = [o for o, _ in read_with_gaps(part)]
     if exclusive:
@@ -279,7 +283,7 @@ def test_damage_inside_the_active_segment(open_log: OpenLog, exclusive: bool) ->
         assert part.log_end_offset == BATCHES * PER_BATCH
     else:
         assert offsets == list(range(first))
-        assert part.log_end_offset == first
+        assert part.log_end_offset == (BATCHES * PER_BATCH if not os_crash else first)
 
 
 def test_a_wholly_damaged_older_segment_leaves_a_gap(open_log: OpenLog) -> None:

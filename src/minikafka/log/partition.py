@@ -254,16 +254,12 @@ class Partition:
                 return  # repaired or deleted meanwhile
             i = self.segments.index(segment)
             upper = self._bases[i + 1] if i + 1 < len(self._bases) else None
-            if upper is None and not self._replaces_active_segment:
-                raise CorruptRecordError(f"{segment.log_path} is damaged; it is the active "
-                                         "segment: reopen the log to recover it")
             if os.stat(segment.log_path).st_ino != os.fstat(segment.fd).st_ino:
                 segment.close()  # another process repaired it: read its file
                 fresh = self._new_segment(segment.base_offset)
                 fresh.load()
             else:
-                damage = segment.recover(0, upper)
-                fresh = self._set_aside(segment, damage, upper) if damage else segment
+                fresh = self._recover(segment, 0, upper)
             self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
             self._read_hint = (-1, -1, 0)
 

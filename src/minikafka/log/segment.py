@@ -174,11 +174,12 @@ class LogSegment:
         After damage, validation resumes at the next valid batch of ours: one that passes its
         CRC and whose offsets lie past the last valid batch's and below `upper` (the next
         segment's base offset, if any). A file shorter than `start` lost bytes that were
-        trusted (cut behind our back, or restored from a copy): then nothing in it is trusted."""
+        trusted (cut behind our back, or restored from a copy), and one whose trusted batches do
+        not chain up to `start` is damaged there: then nothing in it is trusted."""
         file_size = os.fstat(self.fd).st_size
-        if start > file_size:
+        if start > file_size or not self.load(start):
             start = 0
-        self.load(start)
+            self.load(0)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
         damage: list[Damage] = []
