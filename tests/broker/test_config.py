@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from brokerkit import InProcessBroker
 from minikafka.broker import BrokerConfig, add_arguments, load_config
+
+from .test_confluent import produce
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -42,3 +46,15 @@ def test_help_lists_every_setting_with_its_default() -> None:
     for text in ("--data-dir", "default: data", "--port", "default: 9092", "MINIKAFKA_FLUSH",
                  "--socket-request-max-bytes", "default: 104857600", "--no-auto-create-topics"):
         assert text in out
+
+
+def test_producer_id_expiration_reaches_the_log(tmp_path: Path) -> None:
+    """--producer-id-expiration-ms (Kafka's producer.id.expiration.ms): with 1 ms, the snapshot a
+    clean shutdown writes holds no idempotent producer; with the default day it holds it."""
+    for flag, kept in ((("--producer-id-expiration-ms", "1"), 0), ((), 1)):
+        data = tmp_path / f"data{kept}"
+        broker = InProcessBroker(data, "--no-ui", *flag).start()
+        assert produce(broker.bootstrap, "t", [b"x"], **{"enable.idempotence": True}) == [0]
+        assert broker.stop() == 0
+        snapshot = json.loads((data / "t-0" / "producer.snapshot").read_text())
+        assert len(snapshot["producers"]) == kept

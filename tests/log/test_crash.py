@@ -65,3 +65,6 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_record(
         length = check_log(data_dir, acked)
     assert len(acked) > 100 * rounds, "the producers hardly ran: the test proves little"
     assert length >= len(acked)
+    # `check_log` held every round to: none lost, none duplicated. The figures, for soak notes:
+    print(f"\nkill campaign, {writers} {mode} writer(s): {rounds * writers} SIGKILLs, {len(acked)} "
+          f"acknowledged, 0 lost, 0 duplicated, {length} records in the log")

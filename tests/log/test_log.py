@@ -439,6 +439,64 @@ def test_producer_state_is_shared_between_processes(open_log: OpenLog) -> None:
     check_producer_state_restored(two.partition("t", 0))
 
 
+def producer_at(clock: FakeClock, pid: int, seq: int = 0) -> bytes:
+    """A batch of producer `pid` stamped with the clock's now (expiry goes by batch time)."""
+    return make_batch(2, start=seq, producer_id=pid, producer_epoch=0, base_sequence=seq,
+                      timestamp=clock.ms)
+
+
+def snapshot_producers(data_dir: Path) -> set[int]:
+    path = data_dir / "t-0" / "producer.snapshot"
+    return {int(p) for p in json.loads(path.read_text())["producers"]} if path.exists() else set()
+
+
+def test_idle_producers_expire_by_producer_id_expiration_ms(
+        open_log: OpenLog, clock: FakeClock, data_dir: Path) -> None:
+    log = open_log(clock=clock, producer_id_expiration_ms=60_000)
+    log.create_topic("t", 1)
+    part = log.partition("t", 0)
+    part.append(producer_at(clock, 7))
+    clock.advance(30)
+    part.append(producer_at(clock, 8))
+    clock.advance(31)  # 7 idle for 61 s, 8 for 31 s
+    part.apply_retention()  # the broker's periodic housekeeping
+    assert part.append(producer_at(clock, 8)).duplicate  # 8 is still known
+    retried = part.append(producer_at(clock, 7))  # 7 was forgotten: its retry is new, as in Kafka
+    assert not retried.duplicate and retried.base_offset == 4
+    clock.advance(61)
+    log.close()  # the snapshot keeps only live producers: none
+    assert snapshot_producers(data_dir) == set()
+    reopened = open_log(clock=clock, producer_id_expiration_ms=60_000).partition("t", 0)
+    assert not reopened.append(producer_at(clock, 8)).duplicate  # replayed, then expired
+
+
+def test_the_producer_snapshot_holds_only_live_producers(
+        open_log: OpenLog, clock: FakeClock, data_dir: Path) -> None:
+    """A Java client takes a new producer id per instance: the snapshot written at each roll
+    must not grow with every id ever seen."""
+    log = open_log(clock=clock, producer_id_expiration_ms=10_000)
+    log.create_topic("t", 1, {"segment.bytes": 400})  # every batch rolls a segment
+    part = log.partition("t", 0)
+    for pid in range(100):
+        part.append(producer_at(clock, pid))
+        clock.advance(1)
+        assert len(snapshot_producers(data_dir)) <= 11
+    log.close()
+    assert snapshot_producers(data_dir) == set(range(91, 100))  # 90 is 10 s old: gone
+
+
+def test_producer_id_expiration_defaults_to_a_day(log: LogManager, clock: FakeClock) -> None:
+    log.create_topic("t", 1)
+    part = log.partition("t", 0)
+    part.append(producer_at(clock, 7))
+    clock.advance(86_400 - 1)
+    part.apply_retention()
+    assert part.append(producer_at(clock, 7)).duplicate
+    clock.advance(2)
+    part.apply_retention()
+    assert not part.append(producer_at(clock, 7)).duplicate
+
+
 # --- the data-directory lock ----------------------------------------------------------------
 
 

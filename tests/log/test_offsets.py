@@ -153,3 +153,45 @@ def test_flush_syncs_without_fsync_per_commit(tmp_path: Path) -> None:
     store.close()
     store.flush()  # after close: nothing to sync, no error
     assert OffsetStore(tmp_path / "offsets.log").fetch("g")[("t", 0)].offset == 7
+
+
+def flip_payload_bit(raw: bytearray) -> None:
+    raw[len(raw) - 3] ^= 0x01
+
+
+def longer_length(raw: bytearray) -> None:
+    raw[3] += 5  # the length takes in bytes of the next frame: the CRC fails
+
+
+def huge_length(raw: bytearray) -> None:
+    raw[0] = 0x7F  # a frame that would run past the end of the file
+
+
+@pytest.mark.parametrize("damage", [flip_payload_bit, longer_length, huge_length])
+def test_a_damaged_frame_in_the_middle_loses_only_its_commit(
+        open_store: Callable[..., OffsetStore], path: Path, caplog: pytest.LogCaptureFixture,
+        damage: Callable[[bytearray], None]) -> None:
+    store = open_store()
+    frames, expected = [], {}
+    for i in range(40):
+        start = path.stat().st_size
+        group, tp = f"g{i % 3}", ("t", i % 4)
+        store.commit(group, {tp: om(i)})
+        frames.append((start, path.stat().st_size))
+        if i != 20:  # the frame to be damaged
+            expected[(group, tp)] = i
+    store.close()
+    start, end = frames[20]
+    with open(path, "r+b") as f:
+        raw = bytearray(os.pread(f.fileno(), end - start, start))
+        damage(raw)
+        os.pwrite(f.fileno(), raw, start)
+    reader = open_store()
+    got = {(g, tp): o.offset for g in reader.groups() for tp, o in reader.fetch(g).items()}
+    assert got == expected  # commit 20 is lost, and only it (g2's t-0 has a later one)
+    warning = next(r for r in caplog.records if r.levelname == "WARNING")
+    assert str(path) in warning.message and f"position {start}" in warning.message
+    reader.commit("g2", {("t", 0): om(99)})  # appended after the last frame, none cut
+    again = open_store()
+    assert again.fetch("g2")[("t", 0)].offset == 99
+    assert again.fetch("g0")[("t", 3)].offset == 39

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from logkit import make_batch, payload_id, published_state, read_records, rewrite_boot_id
 
+from minikafka.errors import CorruptRecordError
 from minikafka.log import LogManager, Partition
-from minikafka.records import iter_batches
+from minikafka.records import decode_batch, iter_batches, validate_batch
 
 RECENT_MS = int(time.time() * 1000) - 60_000  # recent: retention (7 days) keeps it
 OpenLog = Callable[..., LogManager]
@@ -177,20 +178,126 @@ def test_os_crash_damage_in_the_tail_is_cut(open_log: OpenLog, damage: Callable,
     reopen_and_check(open_log, (BATCHES - lost) * PER_BATCH)
 
 
-def test_os_crash_damage_in_an_older_segment_cuts_everything_after(open_log: OpenLog) -> None:
+# --- damage in an older segment: only the damaged batch is lost ------------------------------
+
+
+def read_with_gaps(part: Partition) -> list[tuple[int, str]]:
+    """(offset, id) of every record from the log start on, read as a client does: the valid
+    batches a read starts with (a read of many batches is not checked batch by batch on the
+    broker, like Kafka's), then on from the last one. A read's first batch is always valid, and
+    one at an offset in a gap left by damage starts with the next batch after it."""
+    offset, out = part.log_start_offset, []
+    while (found := part.read(offset, 1 << 20)) is not None:
+        data = found.read()
+        pos = 0
+        while pos < len(data):
+            try:
+                header = validate_batch(data, pos)
+            except CorruptRecordError:
+                break
+            batch = decode_batch(data, pos)
+            out += [(r.offset, payload_id(r.value)) for r in batch.records if r.offset >= offset]
+            pos += header.size
+            offset = header.next_offset
+        assert pos > 0, f"read({offset}) starts with a damaged batch"
+    return out
+
+
+def bad_length(raw: bytearray) -> None:
+    struct.pack_into(">i", raw, 8, 20)  # shorter than a header
+
+
+def longer_length(raw: bytearray) -> None:
+    struct.pack_into(">i", raw, 8, struct.unpack_from(">i", raw, 8)[0] + 7)
+
+
+def bit_flip(raw: bytearray) -> None:
+    raw[len(raw) // 2] ^= 0x04
+
+
+def damage_batch(path: Path, which: int, damage: Callable[[bytearray], None]) -> tuple[int, int]:
+    """Damage batch `which` of a segment in place; return its (first offset, size)."""
+    pos, size = batch_spans(path)[which]
+    with open(path, "r+b") as f:
+        raw = bytearray(os.pread(f.fileno(), size, pos))
+        first = struct.unpack_from(">q", raw)[0]
+        damage(raw)
+        os.pwrite(f.fileno(), raw, pos)
+    return first, size
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["broker", "embedded"])
+@pytest.mark.parametrize("which", [0, 1, -1])  # first, middle and last batch of its segment
+@pytest.mark.parametrize(("damage", "os_crash"), [
+    (bad_length, False), (bad_length, True), (longer_length, False), (longer_length, True),
+    (bit_flip, True)])  # a CRC is checked from the recovery point on: after an OS crash here
+def test_damage_in_an_older_segment_loses_only_the_damaged_batch(
+        open_log: OpenLog, caplog: pytest.LogCaptureFixture, damage: Callable,
+        os_crash: bool, which: int, exclusive: bool) -> None:
     pdir = write_log(open_log)
     logs = segment_files(pdir)
-    assert len(logs) >= 3
-    victim = logs[1]
-    first_bad = int(victim.name[:-4]) + PER_BATCH  # its second batch
-    pos, size = batch_spans(victim)[1]
-    with open(victim, "r+b") as f:
-        f.seek(pos + size - 1)
-        f.write(b"\xff")
+    assert len(logs) >= 3 and len(batch_spans(logs[1])) >= 3
+    first, size = damage_batch(logs[1], which, damage)
+    if os_crash:
+        rewrite_boot_id(pdir)
+    expected = [(i, f"r:{i:08d}") for i in range(BATCHES * PER_BATCH)
+                if not first <= i < first + PER_BATCH]
+    log = open_log(exclusive=exclusive)
+    part = log.partition("t", 0)
+    assert part.log_end_offset == BATCHES * PER_BATCH
+    assert read_with_gaps(part) == expected
+    assert part.damaged_bytes == size
+    warning = next(r for r in caplog.records if r.levelname == "WARNING")
+    assert logs[1].name in warning.message and f"{first}" in warning.message
+    assert [p.name for p in segment_files(pdir)] == [p.name for p in logs]
+    assert (pdir / (logs[1].name + ".damaged")).stat().st_size > logs[1].stat().st_size
+    assert part.read(first, 1 << 20) is not None  # the gap answers with the batch after it
+    assert part.append(make_batch(1, start=BATCHES * PER_BATCH)).base_offset == BATCHES * PER_BATCH
+    log.close()
+    caplog.clear()
+    again = open_log(exclusive=exclusive).partition("t", 0)
+    assert again.damaged_bytes == 0 and not caplog.records
+    assert read_with_gaps(again) == [*expected, (120, "r:00000120")]
+    for i in range(BATCHES):
+        found = again.offset_for_timestamp(RECENT_MS + i)
+        assert found is not None and found[0] >= i * PER_BATCH
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["broker", "embedded"])
+@pytest.mark.parametrize(("damage", "os_crash"), [
+    (bit_flip, True), (bad_length, True), (bad_length, False)])
+def test_damage_inside_the_active_segment(open_log: OpenLog, exclusive: bool,
+                                          damage: Callable, os_crash: bool) -> None:
+    """A broker cuts the damage out and keeps the batches after it; embedded mode, where other
+    processes append to the file they have open, must not replace it: it cuts the tail there."""
+    pdir = write_log(open_log)
+    active = segment_files(pdir)[-1]
+    assert len(batch_spans(active)) >= 2
+    first, _size = damage_batch(active, 0, damage)
+    if os_crash:
+        rewrite_boot_id(pdir)
+    part = open_log(exclusive=exclusive).partition("t", 0)
+    offsets = [o for o, _ in read_with_gaps(part)]
+    if exclusive:
+        assert offsets == [o for o in range(BATCHES * PER_BATCH) if not first <= o < first + 10]
+        assert part.log_end_offset == BATCHES * PER_BATCH
+    else:
+        assert offsets == list(range(first))
+        assert part.log_end_offset == (BATCHES * PER_BATCH if not os_crash else first)
+
+
+def test_a_wholly_damaged_older_segment_leaves_a_gap(open_log: OpenLog) -> None:
+    pdir = write_log(open_log)
+    victim = segment_files(pdir)[1]
+    first = int(victim.name[:-4])
+    victim.write_bytes(os.urandom(victim.stat().st_size))
     rewrite_boot_id(pdir)
-    assert_log_holds(open_log().partition("t", 0), first_bad)
-    assert [p.name for p in segment_files(pdir)] == [p.name for p in logs[:2]]
-    reopen_and_check(open_log, first_bad)
+    part = open_log(exclusive=True).partition("t", 0)
+    records = read_with_gaps(part)
+    after = next(o for o, _ in records if o > first)
+    assert [o for o, _ in records] == [*range(first), *range(after, BATCHES * PER_BATCH)]
+    assert part.log_end_offset == BATCHES * PER_BATCH
+    assert part.read(first, 100) is not None
 
 
 def test_os_crash_trusts_what_was_flushed(open_log: OpenLog) -> None:

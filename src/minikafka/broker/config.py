@@ -70,6 +70,9 @@ class BrokerConfig:
         "commit (and after the group was last seen with members)")
     offsets_retention_check_interval_ms: int = _setting(
         600_000, "how often expired committed offsets are looked for")
+    producer_id_expiration_ms: int = _setting(
+        86_400_000, "an idempotent producer whose last batch is this old is forgotten (Kafka's "
+        "producer.id.expiration.ms)")
     log_retention_check_interval_ms: int = _setting(
         300_000, "how often logs that stopped growing are checked against retention.ms and "
         "retention.bytes (growing logs are checked at every segment roll)")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from kafka.protocol.api_key import ApiKey
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..errors import ErrorCode
@@ -182,9 +182,14 @@ class _StateCollector(Collector):
         end = GaugeMetricFamily("minikafka_log_end_offset",
                                 "High watermark: the offset a partition's next record gets",
                                 labels=labels)
+        damaged = CounterMetricFamily(
+            "minikafka_log_damaged_bytes",
+            "Bytes of damaged batches cut out of a partition's log (set aside as .damaged)",
+            labels=labels)
         for views in all_partitions(self.log).values():
             for v in views:
                 key = [v.topic, str(v.partition)]
+                damaged.add_metric(key, v.damaged_bytes)
                 size.add_metric(key, v.size)
                 segments.add_metric(key, v.segments)
                 start.add_metric(key, v.log_start_offset)
@@ -200,7 +205,7 @@ class _StateCollector(Collector):
                 key = [group, c.topic, str(c.partition)]
                 committed.add_metric(key, c.committed)
                 lag.add_metric(key, c.lag)
-        yield from (size, segments, start, end, committed, lag)
+        yield from (size, segments, start, end, damaged, committed, lag)
 
 
 def _error_codes(message: Any, found: list[int]) -> list[int]:

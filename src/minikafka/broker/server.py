@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
+from ..log.durable import MetadataFileError
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
@@ -38,7 +39,8 @@ class Broker:
         self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush)
+        logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
+                            producer_id_expiration_ms=self.config.producer_id_expiration_ms)
         self.ctx = BrokerContext(
             config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
             producer_ids=ProducerIdManager(logmgr.meta_dir),
@@ -48,6 +50,11 @@ class Broker:
                                          self.config.max_connections_per_ip),
             apis=build_registry())
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
+        for topic in logmgr.topics():  # a damaged one is unavailable; the others are served
+            try:
+                logmgr.topic_config(topic)
+            except MetadataFileError as exc:
+                log.error("topic %s is unavailable until its config is repaired: %s", topic, exc)
         try:
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, reuse_address=True)

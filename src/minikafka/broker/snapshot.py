@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import KafkaStorageError, UnknownTopicOrPartitionError
 from ..log import LogManager
+from ..log.durable import MetadataFileError
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class PartitionView:
     high_watermark: int
     size: int  # bytes of its segment files
     segments: int
+    damaged_bytes: int = 0  # damage recovery cut out of its log since it was opened
 
     @property
     def messages(self) -> int:
@@ -48,18 +50,19 @@ def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
         p = log.partition(topic, index)
         segments = p.segments
         views.append(PartitionView(topic, index, p.log_start_offset, p.high_watermark,
-                                   sum(s.size for s in segments), len(segments)))
+                                   sum(s.size for s in segments), len(segments), p.damaged_bytes))
     return views
 
 
 def all_partitions(log: LogManager) -> dict[str, list[PartitionView]]:
-    """Topic -> its partitions, skipping topics deleted while we looked, and those with a
-    partition that cannot be opened yet (its files cannot be created: no inode left)."""
+    """Topic -> its partitions, skipping topics deleted while we looked, those whose config is
+    damaged (the broker logged those), and those with a partition that cannot be opened yet (its
+    files cannot be created: no inode left)."""
     found = {}
     for topic in log.topics():
         try:
             found[topic] = topic_partitions(log, topic)
-        except (UnknownTopicOrPartitionError, KafkaStorageError):
+        except (UnknownTopicOrPartitionError, KafkaStorageError, MetadataFileError):
             continue
     return found
 

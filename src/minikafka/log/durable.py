@@ -11,13 +11,16 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import InvalidConfigError, KafkaError, KafkaStorageError
+from ..errors import ErrorCode, InvalidConfigError, KafkaError, KafkaStorageError
 
 T = TypeVar("T")
 
 
 class MetadataFileError(KafkaError):
-    """A metadata file exists but cannot be understood: left alone for an operator to look at."""
+    """A metadata file exists but cannot be understood: left alone for an operator to look at.
+    What it describes is unavailable meanwhile, as Kafka answers for a log dir it cannot read."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 def storage_error(exc: OSError, doing: str) -> KafkaStorageError:
@@ -49,15 +52,20 @@ def write_atomically(path: Path, data: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_directory(path.parent)
     except OSError as exc:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise storage_error(exc, f"writing {path}") from exc
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory, so that the renames and new names in it survive a power loss."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_metadata(path: Path, parse: Callable[[str], T]) -> T:

@@ -32,6 +32,7 @@ from .config import FlushPolicy, TopicConfig, validate_topic_name
 from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
+from .producer_state import PRODUCER_ID_EXPIRATION_MS
 from .shared import SharedPartition
 
 META = "__meta"
@@ -90,7 +91,8 @@ class LogManager:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, exclusive: bool = False,
                  flush_policy: str | FlushPolicy = "never",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         self.data_dir = Path(data_dir)
         self.meta_dir = self.data_dir / META
         try:
@@ -104,6 +106,7 @@ class LogManager:
         self.exclusive = exclusive
         self.flush_policy = FlushPolicy.parse(flush_policy)
         self.clock = clock
+        self.producer_id_expiration_ms = producer_id_expiration_ms
         # A broker (exclusive) group-commits offset fsyncs itself; embedded commits sync inline.
         self.offsets = OffsetStore(self.meta_dir / "offsets.log",
                                    fsync=self.flush_policy.mode == "always" and not exclusive)
@@ -283,7 +286,8 @@ class LogManager:
             kind = Partition if self.exclusive else SharedPartition
             try:  # opening creates its files, a new partition's first segment among them
                 partition = kind(topic, index, self.data_dir / f"{topic}-{index}",
-                                 lambda: self._configs.get(topic, config), clock=self.clock)
+                                 lambda: self._configs.get(topic, config), clock=self.clock,
+                                 producer_id_expiration_ms=self.producer_id_expiration_ms)
             except OSError as exc:
                 raise storage_error(exc, f"opening partition {topic}-{index}") from exc
             self._partitions[(topic, index)] = partition
@@ -303,8 +307,8 @@ class LogManager:
         for topic in self.topics():
             try:
                 config = self.topic_config(topic)
-            except UnknownTopicOrPartitionError:
-                continue
+            except (UnknownTopicOrPartitionError, MetadataFileError):
+                continue  # deleted meanwhile, or damaged: the broker said so at startup
             for p in range(config.partitions):
                 removed += self.partition(topic, p).apply_retention(now_ms)
         return removed

@@ -2,13 +2,15 @@
 
 An append-only file of CRC-framed commits, replayed on open and compacted by atomic replace once
 it is mostly superseded entries. Several processes may commit at once (appends under `flock`); a
-torn frame left by a killed process fails its CRC and is cut by the next writer.
+torn frame left by a killed process fails its CRC and is cut by the next writer. A damaged frame
+with whole frames after it (a bad disk, not a crash) is skipped, loudly, and the later ones kept.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import struct
 import threading
@@ -25,6 +27,8 @@ from ..errors import KafkaStorageError
 from .durable import storage_error, write_atomically, write_fully
 
 _FRAME = struct.Struct(">II")  # payload length, CRC-32C of the payload
+_PAYLOAD_START = b'{"g":'  # how `_frame` starts every payload
+log = logging.getLogger(__name__)
 TopicPartition = tuple[str, int]
 
 
@@ -32,6 +36,32 @@ def _frame(group: str, rows: list[list[Any]]) -> bytes:
     """One commit as stored: length, CRC-32C, JSON payload."""
     payload = json.dumps({"g": group, "o": rows}, separators=(",", ":")).encode()
     return _FRAME.pack(len(payload), crc32c(payload)) + payload
+
+
+def _parse(data: bytes, pos: int) -> tuple[dict[str, Any], int] | None:
+    """The commit framed at `pos` and the position after it; None if the frame is torn or
+    damaged."""
+    length, crc = _FRAME.unpack_from(data, pos)
+    end = pos + _FRAME.size + length
+    payload = data[pos + _FRAME.size : end]
+    if len(payload) < length or crc32c(payload) != crc:
+        return None
+    try:
+        commit = json.loads(payload)
+    except ValueError:
+        return None
+    return (commit, end) if isinstance(commit, dict) and "g" in commit else None
+
+
+def _resync(data: bytes, pos: int) -> int | None:
+    """Where the first whole frame at or after `pos` starts, past damage; only positions whose
+    payload starts as every commit's does are tried."""
+    at = data.find(_PAYLOAD_START, pos + _FRAME.size)
+    while at >= 0:
+        if _parse(data, at - _FRAME.size) is not None:
+            return at - _FRAME.size
+        at = data.find(_PAYLOAD_START, at + 1)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +124,18 @@ class OffsetStore:
         data = os.pread(self._fd, size - self._position, self._position)
         pos = 0
         while len(data) - pos >= _FRAME.size:
-            length, crc = _FRAME.unpack_from(data, pos)
-            payload = data[pos + _FRAME.size : pos + _FRAME.size + length]
-            if len(payload) < length or crc32c(payload) != crc:
-                break  # torn or being written: stop here
-            self._apply(json.loads(payload))
-            pos += _FRAME.size + length
+            frame = _parse(data, pos)
+            if frame is None:
+                resumed = _resync(data, pos + 1)
+                if resumed is None:
+                    break  # torn or being written: stop here
+                log.warning("offsets log %s: %d damaged bytes at position %d skipped (the commit "
+                            "they held is lost, the later ones kept)", self.path, resumed - pos,
+                            self._position + pos)
+                pos = resumed
+                continue
+            commit, pos = frame
+            self._apply(commit)
         self._position += pos
 
     def _apply(self, frame: dict[str, Any]) -> None:

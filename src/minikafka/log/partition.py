@@ -41,11 +41,11 @@ from ..records import (
 )
 from .config import TopicConfig
 from .durable import storage_error, write_atomically
-from .producer_state import ProducerStateManager
-from .segment import FileSlice, LogSegment, segment_name
+from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
+from .segment import Damage, FileSlice, LogSegment, segment_name
 from .validator import validate_records
 
-log = logging.getLogger("minikafka.log")
+log = logging.getLogger(__name__)
 
 LEADER_EPOCH = 0
 CHECKPOINT = "partition.checkpoint"
@@ -103,9 +103,11 @@ class AppendInfo(NamedTuple):
 class Partition:
     """Appends validated batches, assigns their offsets, and reads them back as file slices."""
 
+    _replaces_active_segment = True  # no other process has its file open
+
     def __init__(self, topic: str, index: int, directory: Path,
-                 config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time
-                 ) -> None:
+                 config: Callable[[], TopicConfig], *, clock: Callable[[], float] = time.time,
+                 producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         self.topic = topic
         self.index = index
         self.dir = directory
@@ -118,13 +120,15 @@ class Partition:
         self._bases: list[int] = []
         self.log_start_offset = 0
         self.log_end_offset = 0
-        self.producers = ProducerStateManager(self.dir / "producer.snapshot")
+        self.producers = ProducerStateManager(self.dir / "producer.snapshot",
+                                              producer_id_expiration_ms)
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
         self._unsaved_bytes = 0  # appended since the last checkpoint
         self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
         self._saving_failed = False  # the last checkpoint or snapshot write failed (`_save_work`)
+        self.damaged_bytes = 0  # bytes of damage cut out of the log's middle (set aside)
         self._closed = False
         self._open()
 
@@ -211,16 +215,13 @@ class Partition:
         else:
             start = (bases[0], 0)
         segments: list[LogSegment] = []
-        for base in bases:
+        for i, base in enumerate(bases):
             segment = self._new_segment(base)
-            if segments and segments[-1].next_offset != base:
-                segment.delete()  # follows a cut or a gap: not part of the log any more
+            if base < start[0] and segment.load():
+                segments.append(segment)
                 continue
-            if base < start[0]:
-                segment.load()
-            else:
-                self.recovered_bytes += segment.recover(start[1] if base == start[0] else 0)
-            segments.append(segment)
+            upper = bases[i + 1] if i + 1 < len(bases) else None
+            segments.append(self._recover(segment, start[1] if base == start[0] else 0, upper))
         self.segments = segments
         self._bases = [s.base_offset for s in segments]
         self.log_end_offset = self._active.next_offset
@@ -233,10 +234,72 @@ class Partition:
             self._recovery_point = (self._bases[0], 0)
         self._replay_producers()
 
+    def _recover(self, segment: LogSegment, start: int, upper: int | None) -> LogSegment:
+        """Validate `segment` from `start`: a torn tail of the last segment is what a crash
+        leaves, and is cut; any other damage is cut out of its segment, loudly (`_set_aside`).
+        Returns the segment, reopened if its file was replaced."""
+        damage = segment.recover(start, upper)
+        if not damage:
+            return segment
+        if upper is not None or (self._replaces_active_segment and damage[0].resumed_at >= 0):
+            return self._set_aside(segment, damage, upper)
+        cut = os.fstat(segment.fd).st_size - damage[0].position
+        if damage[0].resumed_at >= 0:  # only where other processes may be appending to it
+            log.warning("damaged active log segment %s: %d bytes from position %d cut, valid "
+                        "batches after the damage (from offset %d) included", segment.log_path,
+                        cut, damage[0].position, damage[0].resumed_at)
+        else:
+            log.info("%s: cut a torn tail of %d bytes at position %d", segment.log_path, cut,
+                     damage[0].position)
+        segment.cut(damage[0].position)
+        segment.recover(start, upper)  # forget the batches after the cut
+        self.recovered_bytes += cut
+        return segment
+
+    def _set_aside(self, segment: LogSegment, damage: list[Damage], upper: int | None
+                   ) -> LogSegment:
+        """Cut damaged spans out of a segment, keeping later batches and later segments: the
+        offsets they held become a gap that reads step over. The original file is kept."""
+        aside = segment.set_aside(damage)
+        for d in damage:
+            end = d.resumed_at if d.resumed_at >= 0 else upper
+            lost = f"offsets {d.first_offset} to {end - 1}" if end is not None else (
+                f"offsets from {d.first_offset}")
+            log.warning("damaged log segment %s: %d bytes at position %d hold no valid batch "
+                        "and were cut out (%s are lost, the batches around them kept); the "
+                        "original file is kept as %s", segment.log_path, d.size, d.position,
+                        lost, aside.name)
+            self.damaged_bytes += d.size
+            self.recovered_bytes += d.size
+        fresh = self._new_segment(segment.base_offset)
+        fresh.rebuild_indexes()
+        return fresh
+
+    def _repair(self, segment: LogSegment) -> None:
+        """Damage found on read (a batch length that leads nowhere): cut it out of its segment,
+        leaving the log end where it is."""
+        with self._writing():
+            if segment not in self.segments:
+                return  # repaired or deleted meanwhile
+            i = self.segments.index(segment)
+            upper = self._bases[i + 1] if i + 1 < len(self._bases) else None
+            if os.stat(segment.log_path).st_ino != os.fstat(segment.fd).st_ino:
+                segment.close()  # another process repaired it: read its file
+                fresh = self._new_segment(segment.base_offset)
+                fresh.load()
+            else:
+                fresh = self._recover(segment, 0, upper)
+            self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
+            self._read_hint = (-1, -1, 0)
+
     def _replay_producers(self) -> None:
         """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
         start = self.producers.load_snapshot(self.log_end_offset)
         self._replay_headers(max(start, self.log_start_offset))
+        self._expire_producers()
+
+    def _expire_producers(self) -> None:
+        self.producers.remove_expired(int(self._clock() * 1000))
 
     def _replay_headers(self, offset: int) -> None:
         """Feed the producer state the headers of the batches from `offset` on."""
@@ -323,6 +386,7 @@ class Partition:
                 path.unlink(missing_ok=True)
             raise storage_error(exc, f"creating segment {paths[0]}") from exc
         try:
+            self._expire_producers()
             self.producers.write_snapshot(base)
             self._checkpoint(self._current_state()._replace(active_base=base, active_size=0))
         except KafkaStorageError:
@@ -353,7 +417,12 @@ class Partition:
             segment = segments[i]
             hint_offset, hint_base, hint_pos = self._read_hint
             hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
-            position = segment.find_position(offset, hint)
+            try:
+                position = segment.find_position(max(offset, segment.base_offset), hint)
+            except CorruptRecordError:
+                self._repair(segment)
+                segments = self.segments
+                continue
             if position is not None:
                 stop, next_offset = segment.slice_end(position, max_bytes, segment.size)
                 self._read_hint = (next_offset, segment.base_offset, stop)
@@ -404,8 +473,10 @@ class Partition:
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole closed segments past retention.ms or over retention.bytes (also done on
-        every segment roll; a broker calls this periodically for logs that stopped growing)."""
+        every segment roll; a broker calls this periodically for logs that stopped growing), and
+        forget producers idle for producer.id.expiration.ms."""
         with self._writing():
+            self._expire_producers()
             removed = self._retain(now_ms)
             if removed:
                 self._save_work(self._checkpoint)
@@ -463,6 +534,7 @@ class Partition:
         if self._closed:
             return
         with self._writing():
+            self._expire_producers()
             self._save_work(lambda: self.producers.write_snapshot(self.log_end_offset))
             self._save_work(self._checkpoint)
             for segment in self.segments:

@@ -2,7 +2,9 @@
 
 For each producer id we keep its epoch and the last five batches' sequence ranges, so a retried
 batch is answered with its original offsets and a gap is refused. The state is rebuilt on open from
-a snapshot plus the batch headers after it, so it survives restarts and crashes alike.
+a snapshot plus the batch headers after it, so it survives restarts and crashes alike. A producer
+whose last batch is `producer.id.expiration.ms` old is forgotten, as in Kafka: clients that take a
+new id per instance (Java's) would otherwise grow the state, and every snapshot, without bound.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .durable import write_atomically
 
 WINDOW = 5
 INT32_MAX = 2**31 - 1
+PRODUCER_ID_EXPIRATION_MS = 86_400_000  # Kafka's producer.id.expiration.ms default: a day
 
 
 class OutOfOrderSequenceError(KafkaError):
@@ -48,9 +51,21 @@ def _last_sequence(header: BatchHeader) -> int:
 
 
 class ProducerStateManager:
-    def __init__(self, snapshot_path: Path) -> None:
+    def __init__(self, snapshot_path: Path,
+                 expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
         self.snapshot_path = snapshot_path
+        self.expiration_ms = expiration_ms
         self.producers: dict[int, _Producer] = {}
+
+    def remove_expired(self, now_ms: int) -> int:
+        """Forget producers whose last batch's timestamp is `expiration_ms` old (Kafka's
+        removeExpiredProducers); return how many."""
+        cutoff = now_ms - self.expiration_ms
+        expired = [pid for pid, p in self.producers.items()
+                   if not p.batches or p.batches[-1].timestamp <= cutoff]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
 
     def check(self, header: BatchHeader) -> _BatchMeta | None:
         """Before an append: the original batch if this one is a retry; raises on a gap or a

@@ -7,14 +7,32 @@ from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from ..errors import CorruptRecordError
-from ..records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, read_header, validate_batch
-from .durable import storage_error, write_fully
+from ..records import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MAGIC,
+    BatchHeader,
+    read_header,
+    validate_batch,
+)
+from .durable import storage_error, sync_directory, write_fully
 from .index import OffsetIndex, TimeIndex
 
 SCAN_CHUNK = 64 * 1024
+MAGIC_AT = 16
+DAMAGED = ".damaged"  # suffix of a segment file's original, set aside when damage was cut out of it
+
+
+class Damage(NamedTuple):
+    """Bytes of a segment file that hold no valid batch of ours, found by `recover`."""
+
+    position: int
+    size: int
+    first_offset: int  # the offset the next batch should have had there
+    resumed_at: int  # base offset of the valid batch after it; -1: none (it runs to the end)
 
 
 def segment_name(base_offset: int, suffix: str) -> str:
@@ -124,7 +142,8 @@ class LogSegment:
             at = 0
             while len(chunk) - at >= HEADER_SIZE:
                 header = read_header(chunk, at)
-                if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or pos + at + header.size > end:
+                if (header.batch_length < HEADER_SIZE - LOG_OVERHEAD or header.magic != MAGIC
+                        or pos + at + header.size > end):
                     return
                 yield pos + at, header
                 at += header.size
@@ -132,9 +151,10 @@ class LogSegment:
                 return
             pos += at
 
-    def load(self, size: int | None = None) -> None:
+    def load(self, size: int | None = None) -> bool:
         """Trust the bytes [0, size) (default: the whole file): load the indexes, rebuilding them
-        if missing or damaged, and derive next offset and timestamps from the tail."""
+        if missing or damaged, and derive next offset and timestamps from the tail. False if the
+        batches scanned do not chain up to `size` (a damaged length): `recover` the file then."""
         self.size = os.fstat(self.fd).st_size if size is None else size
         self.next_offset = self.base_offset
         self.max_timestamp = self.first_timestamp = -1
@@ -142,16 +162,18 @@ class LogSegment:
         if (not (index.load(self.size) and times.load(1 << 62))
                 or (self.size and not (index.keys and times.keys))  # lost: the first batch has both
                 or (index.keys and not self._points_at_batch(index.keys[-1], index.values[-1]))):
-            self.rebuild_indexes()
-            return
+            return self.rebuild_indexes()
         from_pos = self._indexed_bytes = index.values[-1] if index.values else 0
         if times.keys:
             self.first_timestamp, self.max_timestamp = times.keys[0], times.keys[-1]
-        for _pos, header in self.headers(from_pos):
+        end = from_pos
+        for pos, header in self.headers(from_pos):
             self._account(header)
+            end = pos + header.size
         if times.keys and times.values[-1] >= self.next_offset:
             times.load(self.next_offset)
             self.first_timestamp = times.keys[0] if times.keys else -1
+        return end == self.size
 
     def _points_at_batch(self, offset: int, position: int) -> bool:
         """Whether an index entry is true: a batch with that base offset starts there. (An entry
@@ -159,44 +181,106 @@ class LogSegment:
         raw = os.pread(self.fd, HEADER_SIZE, position)
         return len(raw) == HEADER_SIZE and read_header(raw).base_offset == offset
 
-    def rebuild_indexes(self) -> None:
+    def rebuild_indexes(self) -> bool:
+        """Index the file afresh; False if its batches do not chain up to its end."""
         self.offset_index.truncate_entries(0)
         self.time_index.truncate_entries(0)
         self._indexed_bytes = 0
         self.next_offset = self.base_offset
         self.max_timestamp = self.first_timestamp = -1
+        end = 0
         for pos, header in list(self.headers(0)):
             self._track(header, pos)
+            end = pos + header.size
+        return end == self.size
 
-    def recover(self, start: int = 0) -> int:
-        """Trust [0, start), validate every batch after it (CRC included), cut the file and the
-        indexes at the first torn or corrupt one; return the number of bytes cut.
+    def recover(self, start: int = 0, upper: int | None = None) -> list[Damage]:
+        """Trust [0, start), validate every batch after it (CRC included) and index the valid
+        ones; return the damaged spans between and after them, for the caller to cut.
 
-        A file shorter than `start` lost bytes that were trusted (cut behind our back, or restored
-        from a copy): then nothing in it is trusted and the whole file is validated."""
+        After damage, validation resumes at the next valid batch of ours: one that passes its
+        CRC and whose offsets lie past the last valid batch's and below `upper` (the next
+        segment's base offset, if any). A file shorter than `start` lost bytes that were
+        trusted (cut behind our back, or restored from a copy), and one whose trusted batches do
+        not chain up to `start` is damaged there: then nothing in it is trusted."""
         file_size = os.fstat(self.fd).st_size
-        if start > file_size:
+        if start > file_size or not self.load(start):
             start = 0
-        self.load(start)
+            self.load(0)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
+        damage: list[Damage] = []
         pos = start
-        while file_size - pos >= HEADER_SIZE:
-            size = int.from_bytes(os.pread(self.fd, 4, pos + 8), "big", signed=True) + LOG_OVERHEAD
-            if size < HEADER_SIZE or pos + size > file_size:
-                break
-            try:
-                header = validate_batch(os.pread(self.fd, size, pos))
-            except CorruptRecordError:
-                break
-            if header.base_offset != self.next_offset:
-                break  # offsets must be contiguous: anything else is not ours
+        while pos < file_size:
+            header = self._valid_batch(pos, file_size, upper)
+            if header is None:
+                resumed = self._resync(pos + 1, file_size, upper)
+                end, base = resumed if resumed else (file_size, -1)
+                damage.append(Damage(pos, end - pos, self.next_offset, base))
+                pos = end
+                continue
             self._track(header, pos)
-            pos += size
-            self.size = pos
-        if file_size > pos:
-            os.ftruncate(self.fd, pos)
-        return file_size - pos
+            pos += header.size
+        self.size = file_size
+        return damage
+
+    def _valid_batch(self, pos: int, end: int, upper: int | None) -> BatchHeader | None:
+        """The header of the batch at `pos` if it is whole, passes its CRC and continues this
+        segment's offsets (below `upper`); None otherwise."""
+        raw = os.pread(self.fd, HEADER_SIZE, pos)
+        if len(raw) < HEADER_SIZE:
+            return None
+        header = read_header(raw)
+        if (header.magic != MAGIC or header.batch_length < HEADER_SIZE - LOG_OVERHEAD
+                or pos + header.size > end or header.base_offset < self.next_offset
+                or (upper is not None and header.next_offset > upper)):
+            return None
+        try:
+            return validate_batch(os.pread(self.fd, header.size, pos))
+        except CorruptRecordError:
+            return None
+
+    def _resync(self, pos: int, end: int, upper: int | None) -> tuple[int, int] | None:
+        """(position, base offset) of the first valid batch at or after `pos`, trying only the
+        positions whose magic byte says 2."""
+        magic = bytes([MAGIC])
+        while end - pos >= HEADER_SIZE:
+            chunk = os.pread(self.fd, min(SCAN_CHUNK, end - pos), pos)
+            stop = len(chunk) - HEADER_SIZE + MAGIC_AT + 1  # candidates whose header is here
+            at = chunk.find(magic, MAGIC_AT, stop)
+            while at >= 0:
+                header = self._valid_batch(pos + at - MAGIC_AT, end, upper)
+                if header is not None:
+                    return pos + at - MAGIC_AT, header.base_offset
+                at = chunk.find(magic, at + 1, stop)
+            pos += stop - MAGIC_AT
+        return None
+
+    def set_aside(self, damage: list[Damage]) -> Path:
+        """Cut the damaged spans out of the file, keeping its original beside it as
+        `<name>.damaged` for an operator; return that path. The segment is closed: open it
+        again (its file was replaced and its indexes emptied)."""
+        aside = self.log_path.with_name(self.log_path.name + DAMAGED)
+        n = 0
+        while aside.exists():
+            n += 1
+            aside = self.log_path.with_name(f"{self.log_path.name}{DAMAGED}.{n}")
+        os.link(self.log_path, aside)  # the original stays whole: its name gets a new file
+        tmp = self.log_path.with_name(self.log_path.name + ".tmp")
+        with open(tmp, "wb") as out:
+            pos = 0
+            for span in [*damage, Damage(os.fstat(self.fd).st_size, 0, -1, -1)]:
+                while pos < span.position:
+                    pos += out.write(os.pread(self.fd, min(SCAN_CHUNK, span.position - pos), pos))
+                pos = span.position + span.size
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.log_path)
+        sync_directory(self.log_path.parent)
+        self.offset_index.truncate_entries(0)
+        self.time_index.truncate_entries(0)
+        self.close()
+        return aside
 
     def refresh(self, size: int, next_offset: int) -> None:
         """Adopt batches another process appended and published (up to `size`)."""
@@ -217,16 +301,31 @@ class LogSegment:
     # --- reading ------------------------------------------------------------------------------
 
     def find_position(self, offset: int, hint: tuple[int, int] | None = None) -> int | None:
-        """File position of the batch containing `offset`, or None if it is not in this segment."""
+        """File position of the batch containing `offset` (or of the first batch after it, when
+        it lies in a gap), or None if it is not in this segment. Raises CorruptRecordError where
+        the batches stop chaining up before the segment's end (damage found on read)."""
         if offset >= self.next_offset or offset < self.base_offset:
             return None
         start = self.offset_index.lookup(offset)[1]
         if hint is not None and hint[0] <= offset and hint[1] > start:
             start = hint[1]
+        end, found, last = start, -1, -1
         for pos, header in self.headers(start):
+            if found >= 0:  # its length must lead to the next batch
+                if header.base_offset > last:
+                    return found
+                break
             if header.last_offset >= offset:
-                return pos
-        return None
+                found, last = pos, header.last_offset
+            end = pos + header.size
+        if end < self.size:
+            raise CorruptRecordError(f"{self.log_path}: no valid batch at position {end}")
+        return found if found >= 0 else None
+
+    def cut(self, position: int) -> None:
+        """Truncate the file at `position`, the end of its last valid batch."""
+        os.ftruncate(self.fd, position)
+        self.size = position
 
     def slice_end(self, position: int, max_bytes: int, limit: int) -> tuple[int, int]:
         """(end position, next offset) of the whole batches from `position` that fit

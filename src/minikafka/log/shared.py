@@ -23,6 +23,7 @@ class SharedPartition(Partition):
     """A `Partition` kept in step with the other processes that share its directory."""
 
     _lock_fd: int
+    _replaces_active_segment = False  # others append to the file they have open
     _published: PartitionState | None = None  # the last state published or adopted here
     _producers_at = 0  # the producer state reflects the log up to this offset
 
@@ -115,8 +116,9 @@ class SharedPartition(Partition):
             if not writer:
                 return
             if os.fstat(self._active.fd).st_size > self._active.size:
-                self._active.recover(self._active.size)
-                self.log_end_offset = self._active.next_offset
+                active = self._recover(self._active, self._active.size, None)
+                self.segments = [*self.segments[:-1], active]
+                self.log_end_offset = active.next_offset
                 self._publish()
             if self._producers_at < self.log_end_offset:
                 self._replay_headers(self._producers_at)

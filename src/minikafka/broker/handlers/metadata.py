@@ -42,7 +42,8 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
     for name in names:
         try:
             exists = await ops.ensure_topic(ctx, name, allow_create)
-        except KafkaError as exc:  # an invalid name we were asked to create
+            count = ctx.log.topic_config(name).partitions if exists else 0
+        except KafkaError as exc:  # an invalid name we were asked to create, a damaged config
             topics.append(_topic_error(cls, name, exc.code))
             continue
         if not exists:
@@ -52,7 +53,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             cls.MetadataResponseTopic.MetadataResponsePartition(
                 error_code=0, partition_index=i, leader_id=ctx.node_id, leader_epoch=LEADER_EPOCH,
                 replica_nodes=[ctx.node_id], isr_nodes=[ctx.node_id], offline_replicas=[])
-            for i in range(ctx.log.topic_config(name).partitions)
+            for i in range(count)
         ]
         topics.append(cls.MetadataResponseTopic(
             error_code=0, name=name, is_internal=False, partitions=partitions,
