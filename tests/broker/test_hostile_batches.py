@@ -5,14 +5,13 @@ stored, and consumers read the good records around it."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import pytest
 
 from hostile import GOOD_PAYLOAD, forged, raw_record
 from minikafka.errors import ErrorCode
 
-from .conftest import InProcessBroker, RawClient
+from .conftest import InProcessBroker, RawClient, create_topic
 from .test_bad_input import high_watermark, partition_error, produce_request
 from .test_confluent import consume
 
@@ -65,13 +64,6 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def raw(broker: InProcessBroker) -> Iterator[RawClient]:
-    client = RawClient(broker.bootstrap)
-    yield client
-    client.close()
-
-
 def produce(raw: RawClient, topic: str, batch: bytes) -> object:
     return raw.request(produce_request(topic, batch))
 
@@ -83,6 +75,7 @@ def base_offset(response: object) -> int:
 @pytest.mark.parametrize(("batch", "code"), HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_batch_is_refused_and_nothing_stored(
         broker: InProcessBroker, raw: RawClient, topic: str, batch: bytes, code: int) -> None:
+    create_topic(broker.bootstrap, topic)
     assert partition_error(produce(raw, topic, forged())) == 0
     assert partition_error(produce(raw, topic, batch)) == code
     assert high_watermark(broker, topic) == 2
@@ -92,6 +85,7 @@ def test_hostile_batch_is_refused_and_nothing_stored(
 
 def test_consumer_reads_the_good_records_around_refused_ones(
         broker: InProcessBroker, raw: RawClient, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
     codes = {}
     for name, (batch, _code) in HOSTILE.items():
         good = forged(raw_record(0, name.encode()) + raw_record(1, b"after " + name.encode()))
@@ -107,6 +101,7 @@ def test_offset_delta_overflow_cannot_brick_the_partition(
     """A batch claiming 2^31 offsets used to move the log end past what the index can hold: the
     partition then acked at reused offsets and did not open again after a restart."""
     own_broker.start()
+    create_topic(own_broker.bootstrap, topic)
     raw = RawClient(own_broker.bootstrap)
     try:
         offsets = [base_offset(produce(raw, topic, forged())) for _ in range(3)]
