@@ -13,7 +13,6 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
-from ..log.durable import MetadataFileError
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
@@ -50,11 +49,6 @@ class Broker:
                                          self.config.max_connections_per_ip),
             apis=build_registry())
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
-        for topic in logmgr.topics():  # a damaged one is unavailable; the others are served
-            try:
-                logmgr.topic_config(topic)
-            except MetadataFileError as exc:
-                log.error("topic %s is unavailable until its config is repaired: %s", topic, exc)
         try:
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, reuse_address=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -34,6 +35,8 @@ from .offsets import OffsetStore
 from .partition import Partition
 from .producer_state import PRODUCER_ID_EXPIRATION_MS
 from .shared import SharedPartition
+
+log = logging.getLogger(__name__)
 
 META = "__meta"
 RESERVED_TOPICS = {"__consumer_offsets", "__transaction_state", META}
@@ -112,6 +115,7 @@ class LogManager:
                                    fsync=self.flush_policy.mode == "always" and not exclusive)
         self._configs: dict[str, TopicConfig] = {}
         self._names: list[str] | None = None  # exclusive: every topic, sorted (None: stale)
+        self._damaged: frozenset[str] = frozenset()  # exclusive: topics whose config is damaged
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._mutex = threading.RLock()
         self._closed = threading.Event()
@@ -145,20 +149,23 @@ class LogManager:
         self._remember(topic, config)
 
     def _load_configs(self) -> None:
-        """The broker's topic cache. A damaged config file is left out, so that using its topic
-        raises as it always did (topic_config reads it again)."""
+        """The broker's topic cache. A topic whose config file is damaged is listed but not
+        cached, so that using it raises MetadataFileError (topic_config reads the file again, and
+        takes it back once repaired); it is logged here, loudly, once."""
         for path in (self.meta_dir / "topics").glob("*.json"):
             try:
                 self._configs[path.stem] = read_metadata(
                     path, lambda text: TopicConfig.from_json(json.loads(text)))
-            except (OSError, MetadataFileError):
-                continue
+            except MetadataFileError as exc:
+                log.error("topic %s is unavailable until its config is repaired: %s",
+                          path.stem, exc)
+                self._damaged |= {path.stem}
 
     def topics(self) -> list[str]:
         if not self.exclusive:
             return sorted(p.stem for p in (self.meta_dir / "topics").glob("*.json"))
         if self._names is None:
-            self._names = sorted(self._configs)
+            self._names = sorted(self._configs.keys() | self._damaged)
         return list(self._names)
 
     def exists(self, topic: str) -> bool:
@@ -195,11 +202,13 @@ class LogManager:
 
     def _remember(self, topic: str, config: TopicConfig) -> None:
         self._configs = {**self._configs, topic: config}
+        self._damaged -= {topic}
         self._names = None
 
     def _forget(self, topic: str) -> None:
-        if topic in self._configs:
+        if topic in self._configs or topic in self._damaged:
             self._configs = {name: c for name, c in self._configs.items() if name != topic}
+            self._damaged -= {topic}
             self._names = None
 
     def create_topic(self, name: str, partitions: int = 1,
