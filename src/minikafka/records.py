@@ -18,6 +18,7 @@ from crc32c import crc32c
 
 from .compression import Compression, compress, decompress
 from .errors import CorruptRecordError
+from .varint import uvarint
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
@@ -151,13 +152,7 @@ def set_max_timestamp(batch: bytearray | memoryview, timestamp_ms: int) -> None:
 
 
 def _encode_varint(value: int) -> bytes:
-    v = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
+    return uvarint((value << 1) ^ (value >> 63))
 
 
 _SMALL = 1 << 14

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import KafkaError
+from ..varint import uvarint
 
 INT16 = struct.Struct(">h")
 INT32 = struct.Struct(">i")
@@ -18,16 +19,6 @@ EMPTY_TAGS = b"\x00"  # a tagged-field section with no fields
 
 class MalformedError(KafkaError):
     """Bytes that do not parse as the message they claim to be; the connection cannot go on."""
-
-
-def uvarint(value: int) -> bytes:
-    """Unsigned varint (lengths and counts in flexible versions)."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
