@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(VENV)/bin/minikafka demo
 
 test: $(STAMP) apt-test lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP) apt-bench
 	$(PY) -m bench
