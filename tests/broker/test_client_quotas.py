@@ -7,16 +7,20 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from kafka import KafkaAdminClient
 from kafka.protocol.admin.client_quotas import (
     AlterClientQuotasRequest,
     DescribeClientQuotasRequest,
 )
+from kafka.protocol.metadata import ApiVersionsRequest
 
 from minikafka.errors import ErrorCode
+from minikafka.records import Record, encode_batch
 
-from .conftest import InProcessBroker, create_topic
+from .conftest import InProcessBroker, RawClient, create_topic
+from .test_bad_input import produce_request
+from .test_confluent import produce
 
 Entity = AlterClientQuotasRequest.EntryData.EntityData
 Op = AlterClientQuotasRequest.EntryData.OpData
@@ -145,3 +149,78 @@ def test_throttled_producer_is_held_to_its_rate(own_broker: InProcessBroker, top
     assert any(results["slow"]["throttled"])
     assert fast >= 10 * quota, fast
     assert not any(results["fast"]["throttled"])
+
+
+def test_throttled_consumer_is_held_to_its_rate(own_broker: InProcessBroker, topic: str
+                                                ) -> None:
+    """A consumer_byte_rate quota holds a consumer with a backlog to its rate; another reads
+    the same backlog unthrottled."""
+    own_broker.extra += ("--quota-window-num", "2")
+    own_broker.start()
+    bootstrap = own_broker.bootstrap
+    create_topic(bootstrap, topic)
+    produce(bootstrap, topic, [b"x" * 1000] * 2000, **{"batch.size": 16384})
+    quota = 100_000
+    assert alter(bootstrap, "slow-reader", {"consumer_byte_rate": quota}) == [(0, None)]
+
+    def read_for(client_id: str, seconds: float) -> tuple[float, int, list[int]]:
+        """(bytes per second read from 1 s to `seconds` after the first record, records read,
+        throttle times reported); stops early once all 2,000 are read."""
+        throttled: list[int] = []
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": client_id,
+                             "client.id": client_id, "auto.offset.reset": "earliest",
+                             "fetch.max.bytes": 16384, "max.partition.fetch.bytes": 16384,
+                             "message.max.bytes": 16384,
+                             "throttle_cb": lambda event: throttled.append(event.throttle_time)})
+        consumer.subscribe([topic])
+        read, count, first = 0, 0, None
+        try:
+            while count < 2000 and (first is None or time.monotonic() - first < seconds):
+                message = consumer.poll(0.1)
+                if message is None or message.error():
+                    continue
+                now = time.monotonic()
+                first = first or now
+                count += 1
+                if now - first >= 1.0:
+                    read += len(message.value() or b"")
+        finally:
+            consumer.close()
+        return read / (seconds - 1.0), count, throttled
+
+    slow, _, slow_throttled = read_for("slow-reader", 4.0)
+    assert 0.4 * quota <= slow <= 1.3 * quota, (slow, slow_throttled[:10])
+    assert any(slow_throttled)
+    _, count, fast_throttled = read_for("fast-reader", 5.0)  # 20 s at the slow one's rate
+    assert count == 2000 and not any(fast_throttled)
+
+
+def test_throttled_answers_as_kip_219(own_broker: InProcessBroker, topic: str) -> None:
+    """Produce v6+ (KIP-219): the answer leaves at once with throttle_time_ms, then the
+    connection reads nothing for that long. Older versions: the answer itself waits, as clients
+    of those versions do not back off by themselves."""
+    own_broker.extra += ("--quota-window-num", "2")  # throttle times capped at 2 s
+    own_broker.start()
+    bootstrap = own_broker.bootstrap
+    create_topic(bootstrap, topic)
+    assert alter(bootstrap, "raw", {"producer_byte_rate": 1}) == [(0, None)]  # RawClient's id
+    batch = encode_batch([Record(value=b"x" * 100)])
+    client = RawClient(bootstrap)
+    try:
+        started = time.monotonic()
+        answer = client.request(produce_request(topic, batch, version=7))
+        assert answer.throttle_time_ms == 2000  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 1.0
+        started = time.monotonic()
+        client.request(ApiVersionsRequest[0](), correlation_id=2)
+        assert time.monotonic() - started > 1.5  # muted
+    finally:
+        client.close()
+    client = RawClient(bootstrap)
+    try:
+        started = time.monotonic()
+        answer = client.request(produce_request(topic, batch, version=5))
+        assert answer.throttle_time_ms == 2000  # type: ignore[attr-defined]
+        assert time.monotonic() - started > 1.5  # held
+    finally:
+        client.close()
