@@ -45,14 +45,11 @@ from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
 from .bounds import hangup
 from .context import Answer, Api, BrokerContext, CloseConnection, client_host
-from .quotas import REQUEST_PERCENTAGE, Timed, charged_throttle
+from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
 
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
-# The first versions whose clients back off by throttle_time_ms themselves (KIP-219); earlier
-# answers are held for the throttle time.
-CLIENT_THROTTLES_FROM = {ApiKey.Produce: 6, ApiKey.Fetch: 8}
 
 
 class Connection(asyncio.BufferedProtocol):

@@ -38,6 +38,14 @@ QUOTA_WINDOW_NUM = 11
 QUOTA_WINDOW_SIZE_SECONDS = 1.0
 MAX_SENSORS = 10_000  # measured client ids kept; idle ones go first past this
 
+# The first version of each API whose clients back off by throttle_time_ms themselves (KIP-219,
+# from the schemas' notes: "on quota violation, brokers send out responses before throttling");
+# answers to earlier versions are held for the throttle time, as Kafka holds them. APIs newer
+# than KIP-219 are not listed: every version of them backs off.
+CLIENT_THROTTLES_FROM = {
+    0: 6, 1: 8, 2: 3, 3: 6, 8: 4, 9: 4, 10: 2, 11: 3, 12: 2, 13: 2, 14: 2, 15: 2, 16: 2, 18: 2,
+    19: 3, 20: 2, 21: 1, 22: 1, 32: 2, 33: 1, 37: 1, 42: 1,
+}
 Entity = str | None  # a client id, or None: the default entity
 Ops = Mapping[str, float | None]  # quota key -> new value, or None: remove it
 
