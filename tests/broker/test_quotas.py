@@ -34,7 +34,7 @@ def quotas(clock: Clock, **defaults: float) -> ClientQuotas:
 
 def test_no_quota_no_throttle() -> None:
     q = ClientQuotas(clock=Clock())
-    assert not q
+    assert not q.active
     assert q.record("anyone", PRODUCER_BYTE_RATE, 10**9) == 0
 
 
@@ -44,7 +44,7 @@ def test_throttle_time_is_kafkas() -> None:
     clock = Clock()
     q = quotas(clock)
     q.alter("slow", {PRODUCER_BYTE_RATE: 1000})
-    assert q
+    assert q.active
     assert q.record("slow", PRODUCER_BYTE_RATE, 10_000) == 0
     assert q.record("slow", PRODUCER_BYTE_RATE, 10_000) == 10_000  # 2000 B/s: (2-1)/1 * 10 s
     assert q.record("other", PRODUCER_BYTE_RATE, 10**6) == 0  # no quota of its own, no default
@@ -93,7 +93,7 @@ def test_alter_removes_and_refuses_as_kafka() -> None:
     q.alter("c", {PRODUCER_BYTE_RATE: None})
     assert q.describe() == {"c": {REQUEST_PERCENTAGE: 50}}
     q.alter("c", {REQUEST_PERCENTAGE: None})
-    assert q.describe() == {} and not q
+    assert q.describe() == {} and not q.active
     for bad in ({"producer_byte_rat": 1.0}, {PRODUCER_BYTE_RATE: 0.0},
                 {PRODUCER_BYTE_RATE: 1.5}, {REQUEST_PERCENTAGE: -1.0}):
         with pytest.raises(KafkaError) as refused:

@@ -291,7 +291,7 @@ class Connection(asyncio.BufferedProtocol):
         started = time.perf_counter()
         answer = None
         try:
-            if self.ctx.quotas:
+            if self.ctx.quotas.active:
                 answer = await self._throttled(api, header, request)
             else:
                 answer = await api.handle(self.ctx, header, request)

@@ -100,10 +100,7 @@ class ClientQuotas:
         self._window = window_seconds
         self._configured: dict[Entity, dict[str, float]] = {}
         self._sensors: dict[tuple[str, str], _Rate] = {}
-
-    def __bool__(self) -> bool:
-        """Whether any quota is configured: the connection's only check when none is."""
-        return bool(self._configured)
+        self.active = False  # any quota configured: the one check requests make when none is
 
     # --- enforcing --------------------------------------------------------------------------------
 
@@ -187,6 +184,7 @@ class ClientQuotas:
             self._configured[entity] = values
         else:
             self._configured.pop(entity, None)
+        self.active = bool(self._configured)
 
     def to_json(self) -> str:
         return json.dumps({"version": 1, "client-id": [
@@ -200,6 +198,7 @@ class ClientQuotas:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a client quotas file: {exc}") from None
         self._configured.clear()
+        self.active = False
         for name, values in entries:
             try:
                 self.alter(name, {key: float(value) for key, value in values.items()})

@@ -95,7 +95,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         remaining = deadline - loop.time()
         if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
                 or client_gone():
-            if ctx.quotas:
+            if ctx.quotas.active:
                 throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
                 if throttle:  # as Kafka: an empty answer, and its bytes not charged
                     ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)

@@ -74,7 +74,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     acks = request.acks
     throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
         len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
-    )) if ctx.quotas else 0
+    )) if ctx.quotas.active else 0
     refusal = _refusal(header.api_version, acks)
     appended: set[Partition] = set()
     results = [
