@@ -30,6 +30,22 @@ def test_alter_describe_delete(broker: InProcessBroker) -> None:
     assert mk(broker, "quotas", "describe", "--entity-name", "cli-app").stdout == ""
 
 
+def test_default_entity(broker: InProcessBroker) -> None:
+    """A bound no client of the shared broker reaches."""
+    set_ = mk(broker, "quotas", "alter", "--entity-default", "--add-config",
+              "consumer_byte_rate=1000000000000")
+    assert set_.returncode == 0, set_.stderr
+    try:
+        described = mk(broker, "quotas", "describe", "--entity-default")
+        assert described.stdout == ("Quota configs for the default client-id are "
+                                    "consumer_byte_rate=1000000000000\n"), described.stderr
+    finally:
+        removed = mk(broker, "quotas", "alter", "--entity-default",
+                     "--delete-config", "consumer_byte_rate")
+    assert removed.returncode == 0, removed.stderr
+    assert mk(broker, "quotas", "describe").stdout == ""
+
+
 def test_needs_a_broker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     done = subprocess.run([sys.executable, "-m", "minikafka", "quotas", "describe",

@@ -121,9 +121,13 @@ def cmd_quotas(args: argparse.Namespace) -> int:
         print(f"Completed updating quotas for {_entity(entity_type, name)}.")
         return 0
     for found, values in describe(args.bootstrap_server, entity_type, name, args.entity_default):
-        listed = ", ".join(f"{key}={value:g}" for key, value in sorted(values.items()))
+        listed = ", ".join(f"{key}={_number(value)}" for key, value in sorted(values.items()))
         print(f"Quota configs for {_entity(entity_type, found)} are {listed}")
     return 0
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def _entity(entity_type: str, name: str | None) -> str:
