@@ -79,6 +79,13 @@ def test_alter_describe_round_trip(own_broker: InProcessBroker) -> None:
     # Refused as Kafka refuses: an unknown key, user entities; nothing changes.
     [(error, message)] = alter(bootstrap, "app", {"producer_byte_rat": 1})
     assert error == ErrorCode.INVALID_REQUEST and "producer_byte_rat" in (message or "")
+    user = admin_send(bootstrap, AlterClientQuotasRequest(validate_only=False, entries=[
+        AlterClientQuotasRequest.EntryData(entity=[Entity(entity_type="user", entity_name="u")],
+                                           ops=[Op(key="producer_byte_rate", value=1.0)])]))
+    assert user.entries[0].error_code == ErrorCode.INVALID_REQUEST
+    unknown = admin_send(bootstrap, DescribeClientQuotasRequest(strict=False, components=[
+        Component(entity_type="planet", match_type=ANY, match=None)]))
+    assert unknown.error_code == ErrorCode.INVALID_REQUEST
     assert describe(bootstrap)["app"]["producer_byte_rate"] == 1024
 
     # Removal (a null value): the entity goes with its last value.

@@ -124,3 +124,8 @@ def test_timed_counts_work_not_waiting() -> None:
 
     answer, seconds = asyncio.run(run())
     assert answer == "answer" and seconds < 0.05
+
+
+def test_windows_must_be_real() -> None:
+    with pytest.raises(ValueError):
+        ClientQuotas(samples=0)

@@ -95,6 +95,9 @@ class ClientQuotas:
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  samples: int = QUOTA_WINDOW_NUM,
                  window_seconds: float = QUOTA_WINDOW_SIZE_SECONDS) -> None:
+        if samples < 1 or window_seconds <= 0:
+            raise ValueError(f"quota windows need quota.window.num >= 1 and "
+                             f"quota.window.size.seconds > 0, got {samples} and {window_seconds}")
         self._clock = clock
         self._samples = samples
         self._window = window_seconds
