@@ -13,7 +13,7 @@ from kafka.protocol.admin.client_quotas import (
     AlterClientQuotasRequest,
     DescribeClientQuotasRequest,
 )
-from kafka.protocol.metadata import ApiVersionsRequest
+from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
 
 from minikafka.errors import ErrorCode
 from minikafka.records import Record, encode_batch
@@ -229,5 +229,25 @@ def test_throttled_answers_as_kip_219(own_broker: InProcessBroker, topic: str) -
         answer = client.request(produce_request(topic, batch, version=5))
         assert answer.throttle_time_ms == 2000  # type: ignore[attr-defined]
         assert time.monotonic() - started > 1.5  # held
+    finally:
+        client.close()
+
+
+def test_request_percentage_throttles_any_request(own_broker: InProcessBroker) -> None:
+    """Handler time counts against request_percentage: a client allowed a sliver of a thread
+    gets throttle_time_ms in its Metadata answer, and waits before the next is read."""
+    own_broker.extra += ("--quota-window-num", "2")
+    own_broker.start()
+    assert alter(own_broker.bootstrap, "raw", {"request_percentage": 0.0001}) == [(0, None)]
+    client = RawClient(own_broker.bootstrap)
+    try:
+        answer: Any = client.request(MetadataRequest[8](
+            topics=None, allow_auto_topic_creation=False,
+            include_cluster_authorized_operations=False,
+            include_topic_authorized_operations=False))
+        assert answer.throttle_time_ms > 0
+        started = time.monotonic()
+        client.request(ApiVersionsRequest[0](), correlation_id=2)
+        assert time.monotonic() - started > answer.throttle_time_ms / 1000 * 0.8
     finally:
         client.close()
