@@ -58,6 +58,10 @@ class BrokerConfig:
     max_partitions: int = _setting(
         100_000, "partitions the broker holds, all topics together; creating more is refused "
         "(POLICY_VIOLATION)")
+    quota_window_num: int = _setting(
+        11, "samples a client quota's rate is measured over (Kafka's quota.window.num)")
+    quota_window_size_seconds: int = _setting(
+        1, "length of each client quota sample (Kafka's quota.window.size.seconds)")
     log_level: str = _setting("INFO", "logging level")
     # Consumer groups: Kafka's broker configs of the same names (and defaults).
     group_initial_rebalance_delay_ms: int = _setting(

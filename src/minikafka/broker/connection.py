@@ -12,6 +12,13 @@ Bounds (bounds.py): bytes read are charged to the broker's request budget until 
 answered, and reading pauses while it is spent; connections past max.connections(.per.ip) are
 closed at once, and idle ones after connections.max.idle.ms. A client that hangs up (EOF or a
 reset) ends its long waits at once, so its descriptor and memory go with it.
+
+Client quotas (quotas.py), only when some are configured: a request's handler time is charged to
+its client id's request_percentage, and a client over a quota is muted as Kafka mutes a throttled
+channel (KIP-219): its answer leaves at once with throttle_time_ms set, and nothing more is read
+from it until that time has passed; answers to versions older than KIP-219 are held that long
+too, as Kafka held them. A throttled connection is then read one request at a time, as Kafka reads
+every connection, so that requests pipelined behind a throttled one do not pass it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ from ..protocol.codec import (
 from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
 from .bounds import hangup
-from .context import Api, BrokerContext, CloseConnection, client_host
+from .context import Answer, Api, BrokerContext, CloseConnection, client_host
+from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
 
 log = logging.getLogger("minikafka.broker")
 
@@ -68,6 +76,7 @@ class Connection(asyncio.BufferedProtocol):
         self._hangup: asyncio.Future[None] | None = None  # done when the client is gone
         self._last_active = 0.0  # loop time of the last read or write
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._unmute_timer: asyncio.TimerHandle | None = None  # set while a quota mutes us
         self._gone = False  # lost, or closing for a protocol violation: send nothing more
         self._wake_writer: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
@@ -158,7 +167,7 @@ class Connection(asyncio.BufferedProtocol):
         frames, answers, max_in_flight = self._frames, self._answers, self._max_in_flight
         added = False
         try:
-            while len(answers) < max_in_flight:
+            while len(answers) < max_in_flight and self._unmute_timer is None:
                 frame = frames.next_frame()
                 if frame is None:
                     break
@@ -177,7 +186,7 @@ class Connection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         """Pause reading while max_in_flight requests are unanswered or the broker's request
         budget is spent (unless this connection may finish the frame it is in); resume after."""
-        pause = len(self._answers) >= self._max_in_flight or (
+        pause = len(self._answers) >= self._max_in_flight or self._unmute_timer is not None or (
             self.ctx.budget.available <= 0 and not self.ctx.budget.may_read(
                 self, self._frames.unread > 0, self._budget_refilled))
         if pause != self._read_paused and self._reading and self.transport is not None \
@@ -191,6 +200,21 @@ class Connection(asyncio.BufferedProtocol):
     def _budget_refilled(self) -> None:
         if self._reading:
             self._update_reading()
+
+    def _mute(self, seconds: float) -> None:
+        """Kafka's ThrottledChannel: read no more requests for `seconds`."""
+        until = self._loop.time() + seconds
+        timer = self._unmute_timer
+        if timer is None or until > timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._unmute_timer = self._loop.call_at(until, self._unmute)
+            self._update_reading()
+
+    def _unmute(self) -> None:
+        self._unmute_timer = None
+        if self._reading:
+            self._parse()
 
     def _refund(self, nbytes: int) -> None:
         if not self._released:
@@ -267,13 +291,33 @@ class Connection(asyncio.BufferedProtocol):
         started = time.perf_counter()
         answer = None
         try:
-            answer = await api.handle(self.ctx, header, request)
+            if self.ctx.quotas.active:
+                answer = await self._throttled(api, header, request)
+            else:
+                answer = await api.handle(self.ctx, header, request)
         finally:
             self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
         if answer is None or isinstance(answer, list):
             return answer
         return [encode_response(header, answer)]
+
+    async def _throttled(self, api: Api, header: RequestHeader, request: Any) -> Answer:
+        """Handle a request under client quotas: its handler time charged to request_percentage,
+        the larger of that throttle and the one its handler charged (bytes) in the answer, and
+        this connection muted for it."""
+        timed = Timed(api.handle(self.ctx, header, request))
+        answer = await timed
+        throttle = max(charged_throttle.get(), self.ctx.quotas.record(
+            header.client_id or "", REQUEST_PERCENTAGE, timed.seconds))
+        if throttle:
+            if hasattr(answer, "throttle_time_ms"):  # encoded answers carry their handler's
+                answer.throttle_time_ms = throttle
+            self._max_in_flight = 1  # from now on read as Kafka reads: one request at a time
+            self._mute(throttle / 1000)
+            if header.api_version < CLIENT_THROTTLES_FROM.get(header.api_key, 0):
+                await asyncio.sleep(throttle / 1000)
+        return answer
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -289,8 +333,9 @@ class Connection(asyncio.BufferedProtocol):
                 if pending is not None:
                     pending.cancel()
             self.transport.close()
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
+            for timer in (self._idle_timer, self._unmute_timer):
+                if timer is not None:
+                    timer.cancel()
             self.ctx.budget.release(self, self._charged)
             self._released = True
             if self._ip is not None:

@@ -23,6 +23,7 @@ from .group_service import GroupService
 from .meta import NODE_ID
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
+from .quotas import ClientQuotas
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
@@ -62,6 +63,7 @@ class BrokerContext:
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
+    quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas (KIP-13, 124)
     node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)

@@ -36,16 +36,19 @@ from ..errors import (
     UnknownTopicOrPartitionError,
 )
 from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log.durable import read_metadata, write_atomically
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, batch_size_at, read_header
 from .appends import Flushable
 from .context import BrokerContext
 from .groups import OffsetCommitCheck
+from .quotas import Entity, Ops
 from .snapshot import PartitionView, topic_partitions
 
 log = logging.getLogger("minikafka.broker")
 
 MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes
+QUOTAS_FILE = "client-quotas.json"  # in the data directory's __meta
 
 
 # --- storage failures ----------------------------------------------------------------------------
@@ -362,3 +365,31 @@ def allocate_producer_id(ctx: BrokerContext) -> int:
             return ctx.producer_ids.allocate()
     except KafkaStorageError as exc:
         raise KafkaError(str(exc), ErrorCode.COORDINATOR_LOAD_IN_PROGRESS) from exc
+
+
+# --- client quotas -------------------------------------------------------------------------------
+
+
+def load_client_quotas(ctx: BrokerContext) -> None:
+    """The client quotas kept in the data directory, if any were ever set."""
+    with contextlib.suppress(FileNotFoundError):
+        read_metadata(ctx.log.meta_dir / QUOTAS_FILE, ctx.quotas.load_json)
+
+
+def alter_client_quotas(ctx: BrokerContext, entity: Entity, changes: Ops,
+                        validate_only: bool = False) -> None:
+    """AlterClientQuotas for one client-id entity (None: the default): values set or removed
+    (None), all or nothing, kept across restarts before this returns."""
+    ctx.quotas.check(changes)
+    if validate_only:
+        return
+    before = ctx.quotas.to_json()
+    ctx.quotas.alter(entity, changes)
+    try:
+        with _storing(ctx):
+            write_atomically(ctx.log.meta_dir / QUOTAS_FILE, ctx.quotas.to_json())
+    except KafkaStorageError:
+        ctx.quotas.load_json(before)
+        raise
+    log.info("client quotas for %s: %s", "the default client-id" if entity is None
+             else f"client-id {entity!r}", dict(changes))

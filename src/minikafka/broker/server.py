@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
+from . import ops
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
@@ -21,6 +22,7 @@ from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
+from .quotas import ClientQuotas
 
 log = logging.getLogger("minikafka.broker")
 
@@ -47,7 +49,10 @@ class Broker:
             budget=RequestBudget(self.config.queued_max_request_bytes),
             connections=ConnectionLimits(self.config.max_connections,
                                          self.config.max_connections_per_ip),
+            quotas=ClientQuotas(samples=self.config.quota_window_num,
+                                window_seconds=self.config.quota_window_size_seconds),
             apis=build_registry())
+        ops.load_client_quotas(self.ctx)
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
         try:
             self._server = await asyncio.get_running_loop().create_server(

@@ -1,4 +1,4 @@
-"""`minikafka`: topics, produce, consume, groups, cluster, serve, example, shop, demo.
+"""`minikafka`: topics, produce, consume, groups, quotas, cluster, serve, example, shop, demo.
 
 Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 """
@@ -31,6 +31,7 @@ from .backends import (
     open_backend,
 )
 from .groups import add_groups_parser
+from .quotas import add_quotas_parser
 
 if TYPE_CHECKING:
     from ..client import Message
@@ -419,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     example.set_defaults(func=cmd_example)
 
     add_groups_parser(sub)
+    add_quotas_parser(sub)
     add_shop_commands(sub)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")

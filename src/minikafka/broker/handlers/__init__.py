@@ -21,6 +21,7 @@ from . import (
     metadata,
     produce,
     producer_ids,
+    quotas,
     topics,
 )
 
@@ -34,6 +35,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     configs,
     producer_ids,
     groups,
+    quotas,
 )
 
 

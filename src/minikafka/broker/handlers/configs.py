@@ -59,6 +59,8 @@ def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
         ("max.connections", str(c.max_connections), 3),
         ("max.connections.per.ip", str(c.max_connections_per_ip), 3),
         ("connections.max.idle.ms", str(c.connections_max_idle_ms), 5),
+        ("quota.window.num", str(c.quota_window_num), 3),
+        ("quota.window.size.seconds", str(c.quota_window_size_seconds), 3),
         ("default.replication.factor", "1", 3),
         ("min.insync.replicas", "1", 3),
     ]

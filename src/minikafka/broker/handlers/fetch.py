@@ -25,6 +25,7 @@ from ...protocol.fetch import (
 )
 from ..bounds import client_gone
 from ..context import Api, BrokerContext
+from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
 
@@ -94,6 +95,11 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         remaining = deadline - loop.time()
         if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
                 or client_gone():
+            if ctx.quotas.active:
+                throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
+                if throttle:  # as Kafka: an empty answer, and its bytes not charged
+                    ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
+                    return encode_fetch_response(header, [], throttle_time_ms=throttle)
             ctx.metrics.fetched(request, topics)
             return encode_fetch_response(header, topics)
         await ctx.appends.wait(keys, remaining)

@@ -27,6 +27,7 @@ from ...protocol.produce import (
 )
 from .. import ops
 from ..context import Api, BrokerContext, CloseConnection
+from ..quotas import PRODUCER_BYTE_RATE
 
 log = logging.getLogger("minikafka.broker")
 
@@ -71,6 +72,9 @@ def decode(header: RequestHeader, frame: bytes, pos: int) -> Any:
 async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: ProduceRequest
                          ) -> Any:
     acks = request.acks
+    throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
+        len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
+    )) if ctx.quotas.active else 0
     refusal = _refusal(header.api_version, acks)
     appended: set[Partition] = set()
     results = [
@@ -90,7 +94,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
         return None
     if acks == -1:
         await ops.durable(ctx, appended)
-    return [encode_produce_response(header, results)]
+    return [encode_produce_response(header, results, throttle)]
 
 
 APIS = (Api(ApiKey.Produce, 0, 9, handle_produce, decode),)
