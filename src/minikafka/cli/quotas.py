@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import KafkaError
+from .backends import TIMEOUT
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 ENTITY_TYPES = {"clients": "client-id"}  # kafka-configs.sh's name -> the protocol's
@@ -46,19 +48,33 @@ def add_quotas_parser(sub: Any) -> None:
 
 
 def _send(bootstrap: str, request: Any) -> Any:
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError as ClientError
+    """One request to the first bootstrap server that takes the connection, and its answer.
+    Neither confluent-kafka's nor kafka-python's admin client has client-quota calls, so the
+    request goes on a connection of our own, encoded and decoded by kafka-python's message
+    classes; any broker of a cluster answers it (Kafka forwards it to its controller)."""
+    failure: Exception | None = None
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+                request.with_header(correlation_id=1, client_id="minikafka-cli")
+                sock.sendall(request.encode(header=True, framed=True))
+                size = int.from_bytes(_receive(sock, 4), "big", signed=True)
+                return request.header.get_response_class().decode(_receive(sock, size),
+                                                                   header=True)
+        except (OSError, ValueError) as exc:
+            failure = exc
+    raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {failure}")
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="minikafka-quotas")
-    except ClientError as exc:
-        raise KafkaError(f"cannot reach {bootstrap}: {exc}") from None
-    try:  # kafka-python's admin has no client-quota calls: its connection carries the request
-        return admin._manager.run(admin._manager.send, request)
-    except ClientError as exc:
-        raise KafkaError(f"{bootstrap}: {exc}") from None
-    finally:
-        admin.close()
+
+def _receive(sock: socket.socket, count: int) -> bytes:
+    data = bytearray()
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return bytes(data)
 
 
 def _parse_values(add: str, delete: str) -> dict[str, float | None]:
@@ -78,7 +94,9 @@ def _parse_values(add: str, delete: str) -> dict[str, float | None]:
 
 def alter(bootstrap: str, entity_type: str, name: str | None,
           changes: Mapping[str, float | None]) -> None:
-    from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest as Request
+    from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
+
+    Request = AlterClientQuotasRequest[0]
 
     entry = Request.EntryData
     response = _send(bootstrap, Request(validate_only=False, entries=[entry(
@@ -94,7 +112,9 @@ def alter(bootstrap: str, entity_type: str, name: str | None,
 def describe(bootstrap: str, entity_type: str, name: str | None, default: bool
              ) -> list[tuple[str | None, dict[str, float]]]:
     """(entity name, quotas) of every matching entity, the default (None) first."""
-    from kafka.protocol.admin.client_quotas import DescribeClientQuotasRequest as Request
+    from kafka.protocol.admin.client_quotas import DescribeClientQuotasRequest
+
+    Request = DescribeClientQuotasRequest[0]
 
     match = DEFAULT if default else ANY if name is None else EXACT
     response = _send(bootstrap, Request(strict=False, components=[Request.ComponentData(
