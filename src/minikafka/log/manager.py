@@ -257,7 +257,7 @@ class LogManager:
         for p in range(config.partitions):
             partition = self._partitions.pop((name, p), None)
             if partition is not None:
-                partition.close()
+                partition.close(save=False)
         return config.partitions
 
     def _set_aside(self, name: str, partitions: int) -> list[Path]:
