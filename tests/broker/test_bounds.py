@@ -426,6 +426,24 @@ def test_deleting_many_partitions_does_not_stall_other_clients(broker: InProcess
         pinger.close()
 
 
+def test_retention_checks_do_not_stall_other_clients(own_broker: InProcessBroker, topic: str
+                                                     ) -> None:
+    """The periodic retention check opened every partition in one go in the event loop (the
+    first one after start stalled every client ~3 s with 5,000 partitions); it yields between
+    partitions."""
+    own_broker.extra = ("--log-retention-check-interval-ms", "300")
+    with LogManager(own_broker.data_dir) as log:
+        log.create_topic(topic, 5000)
+    own_broker.start()
+    pinger = RawClient(own_broker.bootstrap)
+    try:
+        samples = round_trips_during(pinger, lambda: time.sleep(4))
+        report("retention checked 5,000 partitions", samples)
+        assert samples[-1] < 0.25, "a client waited for the retention check"
+    finally:
+        pinger.close()
+
+
 def open_partitions(client: RawClient, topic: str, count: int) -> None:
     """The broker opens the topic's partitions (as it would to serve them): a ListOffsets of
     each."""

@@ -348,15 +348,22 @@ class LogManager:
             partition.flush()
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        removed = 0
+        return sum(self.retention_steps(now_ms))
+
+    def retention_steps(self, now_ms: int | None = None) -> Iterator[int]:
+        """Retention applied one partition at a time, yielding the segments each lost: the
+        broker's event loop serves others between steps (opening thousands of partitions takes
+        seconds)."""
         for topic in self.topics():
             try:
                 config = self.topic_config(topic)
             except UnknownTopicOrPartitionError:
                 continue
             for p in range(config.partitions):
-                removed += self.partition(topic, p).apply_retention(now_ms)
-        return removed
+                try:
+                    yield self.partition(topic, p).apply_retention(now_ms)
+                except UnknownTopicOrPartitionError:
+                    break  # deleted meanwhile
 
     def _flush_every_interval(self) -> None:
         while not self._closed.wait(self.flush_policy.interval_ms / 1000):
