@@ -39,6 +39,7 @@ _STRINGS = {"group_id": "fuzz-group", "member_id": "", "group_instance_id": None
             "protocol_type": "consumer", "transactional_id": None, "client_id": "fuzz",
             "rack_id": None, "resource_name": TOPIC, "key": "fuzz", "value": "1000",
             "assignor": "range", "reason": None, "client_rack": None}
+_EMPTY = {"assignments"}  # CreateTopics/CreatePartitions: the broker's choice, not a manual one
 _RECORDS = encode_batch([Record(b"fuzz-value", key=b"k", timestamp=1_700_000_000_000)])
 
 
@@ -66,7 +67,7 @@ _HOSTILE_STRINGS = (None, "", "x" * 300, "\x00", "a/b", "..", "__consumer_offset
 
 def _values(struct_field: Any, version: int, rng: random.Random | None = None
             ) -> dict[str, Any]:
-    """Plausible values of a struct's fields at `version`, one element per array; with `rng`,
+    """Plausible values of a struct's fields at `version`, one element per array (most); with `rng`,
     a few hostile ones (null, empty, negative, huge, many elements)."""
     values = {}
     for field in struct_field.fields.values():
@@ -75,7 +76,7 @@ def _values(struct_field: Any, version: int, rng: random.Random | None = None
         hostile = rng is not None and rng.random() < 0.15
         if field.is_struct_array():
             inner = field.array_of
-            count = rng.choice((0, 2, 50)) if hostile and rng else 1
+            count = rng.choice((0, 2, 50)) if hostile and rng else int(field.name not in _EMPTY)
             values[field.name] = [inner.data_class(**_values(inner, version, rng))
                                   for _ in range(count)]
         elif field.is_array():
@@ -83,7 +84,9 @@ def _values(struct_field: Any, version: int, rng: random.Random | None = None
         elif field.is_struct():
             values[field.name] = field.data_class(**_values(field, version, rng))
         else:
-            values[field.name] = _scalar(field.name, field.type_str)
+            value = _scalar(field.name, field.type_str)
+            nullable = field.nullable_for_version_q(version)
+            values[field.name] = "" if value is None and not nullable else value
         if hostile and rng and not field.is_struct_array():
             values[field.name] = _hostile(rng, field, values[field.name])
     return values
