@@ -140,7 +140,7 @@ def test_validate_only_topic_changes_check_but_change_nothing(tmp_path: Path) ->
         with pytest.raises(KafkaError) as bad:
             ops.alter_topic_configs(ctx, "t", {"retention.ms": "soon"})
         assert bad.value.code == ErrorCode.INVALID_CONFIG
-        ops.delete_topic(ctx, "t")
+        await ops.delete_topic(ctx, "t")
         assert not ctx.log.exists("t")
 
     run(tmp_path, body)

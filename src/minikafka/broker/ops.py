@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
 from ..log.durable import read_metadata, write_atomically
+from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, batch_size_at, read_header
 from .appends import Flushable
@@ -318,11 +319,15 @@ async def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> boo
     return True
 
 
-def delete_topic(ctx: BrokerContext, name: str) -> None:
-    """The topic, its files and the offsets committed for it."""
-    with _storing(ctx):
-        ctx.log.delete_topic(name)
+async def delete_topic(ctx: BrokerContext, name: str) -> None:
+    """The topic, its files and the offsets committed for it. It is gone at once; its
+    directories are renamed aside in a worker thread (the name is free again after that) and
+    removed in another, after the answer, so no other client waits for either."""
+    async with ctx.topic_changes:
+        with _storing(ctx):
+            doomed = await asyncio.to_thread(ctx.log.set_aside, name, ctx.log.close_topic(name))
     log.info("deleted topic %s", name)
+    asyncio.get_running_loop().run_in_executor(None, remove_deleted, doomed)
 
 
 async def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: bool = False

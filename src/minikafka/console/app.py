@@ -110,7 +110,7 @@ def create_app(ctx: BrokerContext) -> FastAPI:
 
     @app.delete("/api/topics/{topic}", status_code=204)
     async def delete_topic(topic: str) -> None:
-        service.delete_topic(ctx, topic)
+        await service.delete_topic(ctx, topic)
 
     @app.post("/api/topics/{topic}/partitions")
     async def add_partitions(topic: str, body: PartitionCount) -> service.Json:

@@ -124,8 +124,8 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None,
     return describe_topic(ctx, name)
 
 
-def delete_topic(ctx: BrokerContext, name: str) -> None:
-    ops.delete_topic(ctx, name)
+async def delete_topic(ctx: BrokerContext, name: str) -> None:
+    await ops.delete_topic(ctx, name)
 
 
 async def add_partitions(ctx: BrokerContext, name: str, total: int) -> Json:

@@ -13,9 +13,11 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +42,15 @@ log = logging.getLogger(__name__)
 
 META = "__meta"
 RESERVED_TOPICS = {"__consumer_offsets", "__transaction_state", META}
+DELETED_SUFFIX = "-delete"  # a deleted partition's directory, renamed and not yet removed
+_DELETED = re.compile(r".+-\d+\.[0-9a-f]{32}" + DELETED_SUFFIX)
+
+
+def remove_deleted(paths: Iterable[Path]) -> None:
+    """Remove set-aside directories (slow for many: a worker thread's job). What cannot be
+    removed now is removed when a broker next opens the directory."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class DataDirLock:
@@ -122,6 +133,7 @@ class LogManager:
         self._flusher: threading.Thread | None = None
         if exclusive:
             self._load_configs()
+            remove_deleted(p for p in self.data_dir.iterdir() if _DELETED.fullmatch(p.name))
         if self.flush_policy.mode == "interval":
             self._flusher = threading.Thread(target=self._flush_every_interval,
                                              name="minikafka-flusher", daemon=True)
@@ -226,16 +238,53 @@ class LogManager:
         return topic_config
 
     def delete_topic(self, name: str) -> None:
+        """The topic, its files and the offsets committed for it, all gone on return."""
         with self._topics_locked():
-            config = self.topic_config(name)
-            self._config_path(name).unlink()
-            self._forget(name)
-            for p in range(config.partitions):
-                partition = self._partitions.pop((name, p), None)
-                if partition is not None:
-                    partition.close()
-                shutil.rmtree(self.data_dir / f"{name}-{p}", ignore_errors=True)
+            doomed = self._set_aside(name, self._close_topic(name))
         self.offsets.delete_topic(name)
+        remove_deleted(doomed)
+
+    # A broker deletes in two steps, so that neither stalls its event loop for long:
+    # `close_topic` in the loop (it owns the partitions), then `set_aside` in a worker thread;
+    # `remove_deleted` then removes the set-aside directories in another.
+
+    def close_topic(self, name: str) -> int:
+        """The topic is gone (its config, committed offsets and open partitions); returns its
+        partition count, whose directories are still to be set aside."""
+        with self._topics_locked():
+            count = self._close_topic(name)
+        self.offsets.delete_topic(name)
+        return count
+
+    def set_aside(self, name: str, partitions: int) -> list[Path]:
+        """Rename the closed topic's directories to `<dir>.<uuid>-delete` (Kafka's suffix), so
+        its name can be used again at once; returns the new paths."""
+        with self._topics_locked():
+            return self._set_aside(name, partitions)
+
+    def _close_topic(self, name: str) -> int:
+        config = self.topic_config(name)
+        self._config_path(name).unlink()
+        self._forget(name)
+        for p in range(config.partitions):
+            partition = self._partitions.pop((name, p), None)
+            if partition is not None:
+                partition.close(save=False)
+        return config.partitions
+
+    def _set_aside(self, name: str, partitions: int) -> list[Path]:
+        doomed = []
+        for p in range(partitions):
+            path = self.data_dir / f"{name}-{p}"
+            target = path.with_name(f"{path.name}.{uuid.uuid4().hex}{DELETED_SUFFIX}")
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise storage_error(exc, f"setting aside {path}") from None
+            doomed.append(target)
+        return doomed
 
     def add_partitions(self, name: str, total: int) -> TopicConfig:
         with self._topics_locked():
@@ -312,15 +361,22 @@ class LogManager:
             partition.flush()
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        removed = 0
+        return sum(self.retention_steps(now_ms))
+
+    def retention_steps(self, now_ms: int | None = None) -> Iterator[int]:
+        """Retention applied one partition at a time, yielding the segments each lost: the
+        broker's event loop serves others between steps (opening thousands of partitions takes
+        seconds)."""
         for topic in self.topics():
             try:
                 config = self.topic_config(topic)
             except (UnknownTopicOrPartitionError, MetadataFileError):
                 continue  # deleted meanwhile, or damaged: the broker said so at startup
             for p in range(config.partitions):
-                removed += self.partition(topic, p).apply_retention(now_ms)
-        return removed
+                try:
+                    yield self.partition(topic, p).apply_retention(now_ms)
+                except UnknownTopicOrPartitionError:
+                    break  # deleted meanwhile
 
     def _flush_every_interval(self) -> None:
         while not self._closed.wait(self.flush_policy.interval_ms / 1000):

@@ -150,9 +150,9 @@ class SharedPartition(Partition):
 
     # --- closing ------------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, save: bool = True) -> None:
         if not self._closed:
-            super().close()
+            super().close(save)
             os.close(self._lock_fd)
 
     def delete(self) -> None:

@@ -117,7 +117,7 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
         try:
             if name is None:  # we keep no topic ids; clients that have them also have names
                 raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.UNKNOWN_TOPIC_ID)
-            ops.delete_topic(ctx, name)
+            await ops.delete_topic(ctx, name)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, str(exc)
         results.append(result)
