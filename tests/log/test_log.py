@@ -268,6 +268,21 @@ def test_retention_by_bytes_keeps_the_newest_within_budget(log: LogManager) -> N
     assert [r.offset for r in read_records(part)] == list(range(first, 200))
 
 
+@pytest.mark.parametrize("policy, kept", [("compact", True), ("compact,delete", False),
+                                           ("delete", False)])
+def test_retention_applies_only_where_the_policy_says_delete(log: LogManager, clock: FakeClock,
+                                                             policy: str, kept: bool) -> None:
+    """A compacted topic keeps every key however old (its cleaner, not retention, prunes it)."""
+    log.create_topic("t", 1, {"segment.bytes": 3000, "retention.ms": 1, "retention.bytes": 0,
+                              "cleanup.policy": policy})
+    part = log.partition("t", 0)
+    for i in range(12):
+        part.append(make_batch(10, start=10 * i, timestamp=clock.ms))
+    log.apply_retention(now_ms=clock.ms + 60_000)
+    assert (part.log_start_offset == 0) is kept
+    assert (len(read_records(part)) == 120) is kept
+
+
 def test_delete_records_moves_the_log_start(part: Partition, data_dir: Path) -> None:
     fill(part, 5)
     assert part.delete_records(23) == 23

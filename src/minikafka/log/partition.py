@@ -472,9 +472,10 @@ class Partition:
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete whole closed segments past retention.ms or over retention.bytes (also done on
-        every segment roll; a broker calls this periodically for logs that stopped growing), and
-        forget producers idle for producer.id.expiration.ms."""
+        """Delete whole closed segments past retention.ms or over retention.bytes where
+        cleanup.policy includes delete (also done on every segment roll; a broker calls this
+        periodically for logs that stopped growing), and forget producers idle for
+        producer.id.expiration.ms."""
         with self._writing():
             self._expire_producers()
             removed = self._retain(now_ms)
@@ -484,6 +485,8 @@ class Partition:
 
     def _retain(self, now_ms: int | None = None) -> int:
         config = self.config
+        if "delete" not in config.cleanup_policy.split(","):
+            return 0  # compact only: old segments hold the latest value of their keys
         now = int(self._clock() * 1000) if now_ms is None else now_ms
         excess = self.size - config.retention_bytes if config.retention_bytes >= 0 else 0
 
