@@ -31,6 +31,7 @@ from ..errors import (
     InvalidRecordError,
     KafkaError,
     KafkaStorageError,
+    NotEnoughReplicasError,
     PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -121,7 +122,7 @@ def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
         raise
 
 
-def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, acks: int = 1
            ) -> tuple[Partition, AppendInfo]:
     """Append one record batch, checked against its records by the log, then wake the fetches
     waiting on the partition and count it. The topic must exist: as in Kafka, only
@@ -134,6 +135,10 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
         validate_topic_name(topic)  # a name no topic could have is INVALID_TOPIC_EXCEPTION
         raise
     batch = check_single_batch(records)
+    if acks == -1 and partition.config.min_insync_replicas > 1:
+        raise NotEnoughReplicasError(
+            f"acks=all needs min.insync.replicas={partition.config.min_insync_replicas} in-sync "
+            f"replicas of {topic}-{index}; this single node is its only replica")
     try:
         info = partition.append(batch)
     except KafkaStorageError as exc:

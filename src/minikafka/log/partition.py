@@ -28,6 +28,7 @@ from crc32c import crc32c
 
 from ..errors import (
     CorruptRecordError,
+    InvalidTimestampError,
     KafkaStorageError,
     MessageTooLargeError,
     OffsetOutOfRangeError,
@@ -43,7 +44,7 @@ from .config import TopicConfig
 from .durable import storage_error, write_atomically
 from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
 from .segment import Damage, FileSlice, LogSegment, segment_name
-from .validator import validate_records
+from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,8 @@ class Partition:
             raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
                                        f"max.message.bytes={config.max_message_bytes}")
         header = validate_records(buf, header, keys_required="compact" in config.cleanup_policy)
+        if config.message_timestamp_type == "CreateTime":
+            self._check_timestamps(header, config)
         with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
             if idempotent:
@@ -349,6 +352,19 @@ class Partition:
             if self._unsaved_bytes >= _CHECKPOINT_EVERY_BYTES:
                 self._save_work(self._checkpoint)
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
+
+    def _check_timestamps(self, header: BatchHeader, config: TopicConfig) -> None:
+        """Kafka's LogValidator window: CreateTime timestamps within
+        [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]. Checked
+        on the batch's first and largest timestamps (the records' largest, as validated)."""
+        now = int(self._clock() * 1000)
+        for ts in (header.base_timestamp, header.max_timestamp):
+            if ts != NO_TIMESTAMP and not (now - config.message_timestamp_before_max_ms <= ts
+                                           <= now + config.message_timestamp_after_max_ms):
+                raise InvalidTimestampError(
+                    f"timestamp {ts} is out of range: it must be within "
+                    f"[{now - config.message_timestamp_before_max_ms}, "
+                    f"{now + config.message_timestamp_after_max_ms}]")
 
     def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader) -> bool:
         """Kafka's rule: too big, index full, the incoming batch's offsets or position would not
@@ -485,7 +501,7 @@ class Partition:
 
     def _retain(self, now_ms: int | None = None) -> int:
         config = self.config
-        if "delete" not in config.cleanup_policy.split(","):
+        if not config.deletes:
             return 0  # compact only: old segments hold the latest value of their keys
         now = int(self._clock() * 1000) if now_ms is None else now_ms
         excess = self.size - config.retention_bytes if config.retention_bytes >= 0 else 0
