@@ -595,3 +595,18 @@ def test_close_flushes_unless_never(open_log: OpenLog, data_dir: Path, policy: s
     size = log.partition("t", 0).size
     log.close()
     assert (published_state(data_dir / "t-0").recovery_position == size) is flushed
+
+
+def test_a_topic_from_before_ids_gets_one_on_load_for_good(open_log: OpenLog) -> None:
+    first = open_log(exclusive=True)
+    first.create_topic("old", 1, {"retention.ms": 1000})
+    path = first.meta_dir / "topics" / "old.json"
+    first.close()
+    data = json.loads(path.read_text())
+    del data["topic_id"]
+    path.write_text(json.dumps(data))
+    second = open_log(exclusive=True)
+    given = second.topic_config("old")
+    assert given.topic_id is not None and given.retention_ms == 1000
+    second.close()
+    assert open_log(exclusive=True).topic_config("old").topic_id == given.topic_id

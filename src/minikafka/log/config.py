@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -207,6 +209,7 @@ class TopicConfig:
 
     partitions: int = 1
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    topic_id: uuid.UUID | None = None  # None: a topic from before ids (given one on load)
     retention_ms: int = field(init=False)
     retention_bytes: int = field(init=False)
     segment_bytes: int = field(init=False)
@@ -252,8 +255,12 @@ class TopicConfig:
         return set(TOPIC_CONFIGS) - set(self.overrides)
 
     def to_json(self) -> dict[str, Any]:
-        return {"partitions": self.partitions,
-                "overrides": {n: TOPIC_CONFIGS[n].text(v) for n, v in self.overrides.items()}}
+        data: dict[str, Any] = {
+            "partitions": self.partitions,
+            "overrides": {n: TOPIC_CONFIGS[n].text(v) for n, v in self.overrides.items()}}
+        if self.topic_id is not None:
+            data["topic_id"] = format_topic_id(self.topic_id)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TopicConfig:
@@ -263,7 +270,28 @@ class TopicConfig:
         if overrides is None:
             base = TopicConfig().as_kafka_configs()
             overrides = {n: v for n, v in data.get("configs", {}).items() if base.get(n) != v}
-        return cls(partitions=int(data["partitions"])).with_kafka_configs(overrides)
+        topic_id = data.get("topic_id")
+        return cls(partitions=int(data["partitions"]),
+                   topic_id=None if topic_id is None else parse_topic_id(topic_id)
+                   ).with_kafka_configs(overrides)
+
+
+def new_topic_id() -> uuid.UUID:
+    """Kafka's Uuid.randomUuid: random, and never one whose text starts with '-' (it would read
+    as a command-line option) nor the reserved zero and metadata-topic ids."""
+    while True:
+        candidate = uuid.uuid4()
+        if candidate.int > 1 and not format_topic_id(candidate).startswith("-"):
+            return candidate
+
+
+def format_topic_id(topic_id: uuid.UUID) -> str:
+    """Kafka's text form: URL-safe base64 of the 16 bytes, unpadded."""
+    return base64.urlsafe_b64encode(topic_id.bytes).decode().rstrip("=")
+
+
+def parse_topic_id(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
 
 
 def _key_of(name: str) -> ConfigKey:
