@@ -29,6 +29,22 @@ def validate_topic_name(name: str) -> None:
         )
 
 
+def valid_topic_name(name: str) -> bool:
+    try:
+        validate_topic_name(name)
+    except InvalidTopicError:
+        return False
+    return True
+
+
+def colliding_topic(name: str, existing: Iterable[str]) -> str | None:
+    """The existing topic `name` collides with (Kafka's Topic.hasCollision: the same once '.'
+    and '_' are taken as one, as metric names do), or None."""
+    folded = name.replace(".", "_")
+    return next((other for other in existing
+                 if other != name and other.replace(".", "_") == folded), None)
+
+
 LONG_MAX = (1 << 63) - 1
 INT_MAX = (1 << 31) - 1
 _TYPE_CODES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "LONG": 5, "DOUBLE": 6, "LIST": 7}

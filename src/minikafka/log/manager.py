@@ -31,7 +31,13 @@ from ..errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from .config import FlushPolicy, TopicConfig, new_topic_id, validate_topic_name
+from .config import (
+    FlushPolicy,
+    TopicConfig,
+    colliding_topic,
+    new_topic_id,
+    validate_topic_name,
+)
 from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
@@ -236,6 +242,9 @@ class LogManager:
         with self._topics_locked():
             if self._config_path(name).exists():
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+            other = colliding_topic(name, self.topics())
+            if other is not None:
+                raise InvalidTopicError(f"topic {name!r} collides with existing topic {other!r}")
             self._add_partition_dirs(name, 0, partitions, topic_config)
         return topic_config
 

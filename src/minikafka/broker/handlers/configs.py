@@ -137,6 +137,10 @@ Changes = tuple[dict[str, str], set[str]]  # configs to set, configs to return t
 
 def _incremental_changes(ctx: BrokerContext, resource: Any) -> Changes:
     """Turn SET/DELETE/APPEND/SUBTRACT operations into values to set and names to reset."""
+    names = [op.name for op in resource.configs]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise KafkaError(f"duplicate config keys: {repeated}", ErrorCode.INVALID_REQUEST)
     set_configs: dict[str, str] = {}
     delete: set[str] = set()
     current: dict[str, str] | None = None

@@ -13,6 +13,7 @@ from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH
+from ...log.config import valid_topic_name
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
 from ..context import Api, BrokerContext
@@ -62,7 +63,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             topics.append(_topic_error(cls, name, exc.code))
             continue
         if config is None:
-            topics.append(_topic_error(cls, name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            code = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if valid_topic_name(name)
+                    else ErrorCode.INVALID_TOPIC_EXCEPTION)  # as Kafka, creating or not
+            topics.append(_topic_error(cls, name, code))
             continue
         partitions = [
             cls.MetadataResponseTopic.MetadataResponsePartition(
