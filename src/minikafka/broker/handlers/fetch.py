@@ -28,6 +28,10 @@ from ..context import Api, BrokerContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
+# Kafka's FetchMetadata.isFull: epoch 0 asks for a new session (we answer session id 0, as Kafka
+# does when its session cache is full), -1 (FINAL_EPOCH) for none. Either is a full fetch,
+# served whatever session id it names (Kafka closes that session; we have none to close).
+FULL_FETCH_EPOCHS = (0, -1)
 
 
 def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, first: bool,
@@ -82,11 +86,9 @@ def _read_all(ctx: BrokerContext, request: Any) -> tuple[list[TopicData], int, b
 
 
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    if request.session_id != 0:  # we never hand out sessions (KIP-227 allows refusing them)
+    if request.session_epoch not in FULL_FETCH_EPOCHS:
+        # Incremental: of a session we never handed out (KIP-227 lets a broker keep none).
         return encode_fetch_response(header, [], error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
-    if request.session_epoch > 0:
-        return encode_fetch_response(header, [],
-                                     error_code=ErrorCode.INVALID_FETCH_SESSION_EPOCH)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
     keys = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
