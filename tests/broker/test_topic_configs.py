@@ -121,9 +121,8 @@ def test_invalid_values_are_refused_naming_the_key(broker: InProcessBroker, topi
 
 
 def test_broker_configs_are_described_under_kafka_names(broker: InProcessBroker) -> None:
-    node = str(broker.config.node_id) if hasattr(broker.config, "node_id") else "0"
-    described = _describe(_admin(broker), ConfigResource(ConfigResource.Type.BROKER, node))
-    assert described["num.partitions"].value == "1"
+    described = _describe(_admin(broker), ConfigResource(ConfigResource.Type.BROKER, "1"))
+    assert described["node.id"].value == described["num.partitions"].value == "1"
     assert described["log.retention.ms"].value == "604800000"
     assert described["log.cleanup.policy"].value == "delete"
     assert described["auto.create.topics.enable"].value == "true"

@@ -54,6 +54,7 @@ def topic_config_entries(config: TopicConfig) -> list[ConfigEntry]:
 def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
     c = ctx.config
     values = [
+        ("node.id", str(ctx.node_id), 3),
         ("broker.id", str(ctx.node_id), 3),
         ("log.dirs", c.data_dir, 2),
         ("num.partitions", str(c.num_partitions), 3),
