@@ -16,7 +16,8 @@ from .conftest import InProcessBroker, RawClient
 ZERO = uuid.UUID(int=0)
 
 
-def _create(client: RawClient, name: str) -> Any:
+def create(client: RawClient, name: str) -> Any:
+    """CreateTopics v7 of one topic; its result."""
     cls = CreateTopicsRequest[7]
     response: Any = client.request(cls(topics=[cls.CreatableTopic(
         name=name, num_partitions=1, replication_factor=1, assignments=[], configs=[])],
@@ -42,7 +43,7 @@ def _delete(client: RawClient, name: str | None = None, topic_id: uuid.UUID = ZE
 def test_a_topic_keeps_its_id_and_a_recreated_one_gets_another(own_broker: InProcessBroker,
                                                                topic: str) -> None:
     client = RawClient(own_broker.start().bootstrap)
-    created = _create(client, topic)
+    created = create(client, topic)
     assert created.error_code == 0 and created.topic_id not in (None, ZERO)
     assert _metadata(client, topic).topic_id == created.topic_id
     client.close()
@@ -50,13 +51,13 @@ def test_a_topic_keeps_its_id_and_a_recreated_one_gets_another(own_broker: InPro
     client = RawClient(own_broker.bootstrap)
     assert _metadata(client, topic).topic_id == created.topic_id
     assert _delete(client, topic).error_code == 0
-    again = _create(client, topic)
+    again = create(client, topic)
     assert again.topic_id not in (None, ZERO, created.topic_id)
     client.close()
 
 
 def test_topics_are_found_and_deleted_by_id(raw: RawClient, topic: str) -> None:
-    topic_id = _create(raw, topic).topic_id
+    topic_id = create(raw, topic).topic_id
     by_id = _metadata(raw, topic_id=topic_id)
     assert (by_id.error_code, by_id.name) == (0, topic)
     deleted = _delete(raw, topic_id=topic_id)

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka.protocol.admin import CreateTopicsRequest, IncrementalAlterConfigsRequest
+from kafka.protocol.admin import IncrementalAlterConfigsRequest
 from kafka.protocol.metadata import MetadataRequest
 
 from minikafka.errors import ErrorCode
 
 from .conftest import InProcessBroker, RawClient, create_topic
-
-
-def _create(raw: RawClient, name: str) -> Any:
-    cls = CreateTopicsRequest[7]
-    response: Any = raw.request(cls(topics=[cls.CreatableTopic(
-        name=name, num_partitions=1, replication_factor=1, assignments=[], configs=[])],
-        timeout_ms=10_000, validate_only=False))
-    return response.topics[0]
+from .test_topic_ids import create as _create
 
 
 def test_an_invalid_name_in_metadata_is_invalid_topic_even_without_auto_create(
