@@ -18,9 +18,13 @@ from confluent_kafka.admin import (
 )
 from kafka.protocol.admin import DescribeConfigsRequest
 
+from minikafka.compression import Compression
 from minikafka.log.config import TOPIC_CONFIGS
+from minikafka.records import Record, decode_batch, encode_batch
 
 from .conftest import InProcessBroker, RawClient, create_topic
+from .test_bad_input import partition_error, produce_request
+from .test_semantics import fetch
 
 # A non-default value for each config, as a tool setting it would write it.
 SET = {
@@ -160,3 +164,25 @@ def test_timestamps_outside_the_window_are_refused(broker: InProcessBroker, topi
         producer.flush(10)
     assert errors[0] is None
     assert [e.code() if e else None for e in errors[1:]] == [KafkaError.INVALID_TIMESTAMP] * 2
+
+
+@pytest.mark.parametrize("setting, sent, stored", [
+    ("gzip", Compression.NONE, Compression.GZIP), ("uncompressed", Compression.LZ4,
+                                                   Compression.NONE),
+    ("producer", Compression.SNAPPY, Compression.SNAPPY), ("zstd", Compression.ZSTD,
+                                                            Compression.ZSTD)])
+def test_compression_type_recompresses_on_the_broker(raw: RawClient, broker: InProcessBroker,
+                                                     topic: str, setting: str,
+                                                     sent: Compression, stored: Compression
+                                                     ) -> None:
+    admin = _admin(broker)
+    admin.create_topics([NewTopic(topic, 1, 1, config={"compression.type": setting})]
+                        )[topic].result(10)
+    records = [Record(b"value %d" % i, b"k%d" % i, timestamp=1000 + i) for i in range(20)]
+    assert partition_error(raw.request(produce_request(topic, encode_batch(
+        records, compression=sent, producer_id=5, producer_epoch=0, base_sequence=0)))) == 0
+    batch = decode_batch(fetch(raw, topic, 0).records)  # type: ignore[attr-defined]
+    assert batch.header.compression == stored
+    assert (batch.header.producer_id, batch.header.base_sequence) == (5, 0)
+    assert [(r.key, r.value, r.timestamp, r.offset) for r in batch.records] == [
+        (r.key, r.value, r.timestamp, i) for i, r in enumerate(records)]

@@ -142,15 +142,16 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {key.name: key for key in (
     _key("cleanup.policy", "LIST", "delete", "'delete' drops old segments by retention; "
          "'compact' keeps the latest record per key (retention applies only with delete)",
          True, choices=("compact", "delete"), broker_name="log.cleanup.policy"),
-    _key("compression.type", "STRING", "producer", "codec batches are stored in; 'producer' "
-         "keeps the producer's (stored only: batches are kept as produced)",
-         choices=_COMPRESSION, broker_name="compression.type"),
-    _key("compression.gzip.level", "INT", -1, "gzip level when compression.type is gzip",
+    _key("compression.type", "STRING", "producer", "codec batches are stored in: another "
+         "codec's batches are recompressed on append; 'producer' keeps the producer's",
+         True, choices=_COMPRESSION, broker_name="compression.type"),
+    _key("compression.gzip.level", "INT", -1, "gzip level when compression.type is gzip "
+         "(stored only: the codec's default level is used)",
          check=_gzip_level, broker_name="compression.gzip.level"),
-    _key("compression.lz4.level", "INT", 9, "lz4 level when compression.type is lz4",
-         low=1, high=17, broker_name="compression.lz4.level"),
-    _key("compression.zstd.level", "INT", 3, "zstd level when compression.type is zstd",
-         low=-131072, high=22, broker_name="compression.zstd.level"),
+    _key("compression.lz4.level", "INT", 9, "lz4 level when compression.type is lz4 (stored "
+         "only)", low=1, high=17, broker_name="compression.lz4.level"),
+    _key("compression.zstd.level", "INT", 3, "zstd level when compression.type is zstd "
+         "(stored only)", low=-131072, high=22, broker_name="compression.zstd.level"),
     _key("delete.retention.ms", "LONG", _DAY, "how long tombstones are kept on a compacted "
          "topic", low=0, broker_name="log.cleaner.delete.retention.ms"),
     _key("file.delete.delay.ms", "LONG", 60_000, "wait before a deleted segment's files go",
@@ -234,15 +235,21 @@ class TopicConfig:
     index_interval_bytes: int = field(init=False)
     max_message_bytes: int = field(init=False)
     cleanup_policy: str = field(init=False)
+    compression_type: str = field(init=False)
     message_timestamp_type: str = field(init=False)
     message_timestamp_before_max_ms: int = field(init=False)
     message_timestamp_after_max_ms: int = field(init=False)
     min_insync_replicas: int = field(init=False)
+    # CreateTime timestamps are checked against the clock (a window narrower than int64's)
+    checks_timestamps: bool = field(init=False)
 
     def __post_init__(self) -> None:
         for key in TOPIC_CONFIGS.values():
             if key.acted_on:
                 object.__setattr__(self, key.attr, self.overrides.get(key.name, key.default))
+        object.__setattr__(self, "checks_timestamps", self.message_timestamp_type == "CreateTime"
+                           and min(self.message_timestamp_before_max_ms,
+                                   self.message_timestamp_after_max_ms) < LONG_MAX)
 
     @property
     def deletes(self) -> bool:

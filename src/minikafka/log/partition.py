@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
+from ..compression import Compression
 from ..errors import (
     CorruptRecordError,
     InvalidTimestampError,
@@ -34,9 +35,13 @@ from ..errors import (
     OffsetOutOfRangeError,
 )
 from ..records import (
+    HEADER_SIZE,
     BatchHeader,
     assign_offsets,
     decode_batch,
+    decode_records,
+    encode_batch,
+    read_header,
     set_log_append_time,
     validate_batch,
 )
@@ -324,7 +329,9 @@ class Partition:
             raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
                                        f"max.message.bytes={config.max_message_bytes}")
         header = validate_records(buf, header, keys_required="compact" in config.cleanup_policy)
-        if config.message_timestamp_type == "CreateTime":
+        if config.compression_type != "producer":
+            buf, header = _recompressed(buf, header, config.compression_type)
+        if config.checks_timestamps:
             self._check_timestamps(header, config)
         with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
@@ -567,3 +574,18 @@ class Partition:
             (self.dir / name).unlink(missing_ok=True)
         with suppress(OSError):
             self.dir.rmdir()
+
+
+def _recompressed(buf: bytearray, header: BatchHeader, compression_type: str
+                  ) -> tuple[bytearray, BatchHeader]:
+    """The batch in the topic's compression.type codec (Kafka's LogValidator recompresses a
+    batch whose codec is not the topic's); the same batch when it already is."""
+    target = Compression.NONE if compression_type == "uncompressed" else Compression.parse(
+        compression_type)
+    if header.compression == target:
+        return buf, header
+    records = decode_records(header, bytes(memoryview(buf)[HEADER_SIZE:]))
+    new = bytearray(encode_batch(records, compression=target, producer_id=header.producer_id,
+                                 producer_epoch=header.producer_epoch,
+                                 base_sequence=header.base_sequence))
+    return new, read_header(new)
