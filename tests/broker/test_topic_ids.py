@@ -16,12 +16,12 @@ from .conftest import InProcessBroker, RawClient
 ZERO = uuid.UUID(int=0)
 
 
-def create(client: RawClient, name: str) -> Any:
+def create(client: RawClient, name: str, validate_only: bool = False) -> Any:
     """CreateTopics v7 of one topic; its result."""
     cls = CreateTopicsRequest[7]
     response: Any = client.request(cls(topics=[cls.CreatableTopic(
         name=name, num_partitions=1, replication_factor=1, assignments=[], configs=[])],
-        timeout_ms=10_000, validate_only=False))
+        timeout_ms=10_000, validate_only=validate_only))
     return response.topics[0]
 
 

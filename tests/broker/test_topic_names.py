@@ -35,6 +35,8 @@ def test_names_colliding_by_dot_and_underscore_are_refused(raw: RawClient, topic
         assert refused.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
         assert "collides" in refused.error_message and dotted in refused.error_message
     assert _create(raw, dotted).error_code == ErrorCode.TOPIC_ALREADY_EXISTS
+    assert _create(raw, topic + "_a_b", validate_only=True).error_code == (
+        ErrorCode.INVALID_TOPIC_EXCEPTION)  # a dry run checks the same
 
 
 def test_duplicate_keys_in_incremental_alter_configs_are_invalid_request(

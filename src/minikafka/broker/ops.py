@@ -37,6 +37,7 @@ from ..errors import (
     UnknownTopicOrPartitionError,
 )
 from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, batch_size_at, read_header
@@ -298,6 +299,7 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = N
         validate_topic_name(name)
         if ctx.log.exists(name):
             raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+        check_collision(name, ctx.log.topics())
         if count < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
         config = TopicConfig(partitions=count).with_kafka_configs(configs)

@@ -37,12 +37,13 @@ def valid_topic_name(name: str) -> bool:
     return True
 
 
-def colliding_topic(name: str, existing: Iterable[str]) -> str | None:
-    """The existing topic `name` collides with (Kafka's Topic.hasCollision: the same once '.'
-    and '_' are taken as one, as metric names do), or None."""
+def check_collision(name: str, existing: Iterable[str]) -> None:
+    """InvalidTopicError if `name` collides with an existing topic (Kafka's Topic.hasCollision:
+    the same once '.' and '_' are taken as one, as metric names do)."""
     folded = name.replace(".", "_")
-    return next((other for other in existing
-                 if other != name and other.replace(".", "_") == folded), None)
+    for other in existing:
+        if other != name and other.replace(".", "_") == folded:
+            raise InvalidTopicError(f"topic {name!r} collides with existing topic {other!r}")
 
 
 LONG_MAX = (1 << 63) - 1

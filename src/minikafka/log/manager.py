@@ -34,7 +34,7 @@ from ..errors import (
 from .config import (
     FlushPolicy,
     TopicConfig,
-    colliding_topic,
+    check_collision,
     new_topic_id,
     validate_topic_name,
 )
@@ -242,9 +242,7 @@ class LogManager:
         with self._topics_locked():
             if self._config_path(name).exists():
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")
-            other = colliding_topic(name, self.topics())
-            if other is not None:
-                raise InvalidTopicError(f"topic {name!r} collides with existing topic {other!r}")
+            check_collision(name, self.topics())
             self._add_partition_dirs(name, 0, partitions, topic_config)
         return topic_config
 
