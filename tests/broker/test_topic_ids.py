@@ -6,12 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from kafka.protocol.admin import CreateTopicsRequest, DeleteTopicsRequest
+from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.metadata import MetadataRequest
 
 from minikafka.errors import ErrorCode
+from minikafka.records import decode_batch
 
 from .conftest import InProcessBroker, RawClient
+from .test_semantics import produce
 
 ZERO = uuid.UUID(int=0)
 
@@ -70,3 +74,26 @@ def test_unknown_ids_are_unknown_topic_id(raw: RawClient) -> None:
     found = _metadata(raw, topic_id=unknown)
     assert (found.error_code, found.topic_id) == (ErrorCode.UNKNOWN_TOPIC_ID, unknown)
     assert _delete(raw, topic_id=unknown).error_code == ErrorCode.UNKNOWN_TOPIC_ID
+
+
+@pytest.mark.parametrize("version", [13, 17])
+def test_fetch_names_topics_by_id_from_v13(raw: RawClient, broker: InProcessBroker, topic: str,
+                                           version: int) -> None:
+    topic_id = create(raw, topic).topic_id
+    produce(raw, topic, b"one", b"two")
+    unknown = uuid.uuid4()
+    cls = FetchRequest[version]
+    response: Any = raw.request(cls(
+        replica_id=-1, replica_state=cls.ReplicaState(replica_id=-1, replica_epoch=-1)
+        if version >= 15 else None, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
+        isolation_level=0, session_id=0, session_epoch=-1,
+        topics=[cls.FetchTopic(topic_id=tid, partitions=[cls.FetchTopic.FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+            log_start_offset=-1, partition_max_bytes=1 << 20)]) for tid in (topic_id, unknown)],
+        forgotten_topics_data=[], rack_id=""))
+    known, missing = response.responses
+    assert known.topic_id == topic_id and known.partitions[0].error_code == 0
+    assert [r.value for r in decode_batch(known.partitions[0].records).records] == [b"one",
+                                                                                    b"two"]
+    assert missing.topic_id == unknown
+    assert missing.partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_ID
