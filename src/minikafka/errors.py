@@ -27,6 +27,7 @@ class ErrorCode(IntEnum):
     NOT_COORDINATOR = 16
     INVALID_TOPIC_EXCEPTION = 17
     RECORD_LIST_TOO_LARGE = 18
+    NOT_ENOUGH_REPLICAS = 19
     INVALID_REQUIRED_ACKS = 21
     ILLEGAL_GENERATION = 22
     INCONSISTENT_GROUP_PROTOCOL = 23
@@ -120,6 +121,16 @@ class PolicyViolationError(KafkaError):
 
 class InvalidConfigError(KafkaError):
     code = ErrorCode.INVALID_CONFIG
+
+
+class InvalidTimestampError(KafkaError):
+    """A CreateTime record outside message.timestamp.before/after.max.ms of the broker's clock."""
+
+    code = ErrorCode.INVALID_TIMESTAMP
+
+
+class NotEnoughReplicasError(KafkaError):
+    code = ErrorCode.NOT_ENOUGH_REPLICAS
 
 
 class InvalidRecordError(KafkaError):

@@ -109,7 +109,7 @@ def test_admin_topics_and_configs(broker: InProcessBroker, topic: str) -> None:
     admin.create_partitions([NewPartitions(topic, 5)])[topic].result(10)
     assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 5
 
-    broker_res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    broker_res = ConfigResource(ConfigResource.Type.BROKER, "1")
     assert admin.describe_configs([broker_res])[broker_res].result(10)["num.partitions"].value \
         == "1"
 

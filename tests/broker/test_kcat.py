@@ -22,7 +22,7 @@ def kcat(broker: InProcessBroker, *args: str, stdin: str | None = None) -> str:
 def test_metadata_lists_the_broker_and_topics(broker: InProcessBroker, topic: str) -> None:
     kcat(broker, "-P", "-t", topic, stdin="x\n")
     out = kcat(broker, "-L")
-    assert f"broker 0 at 127.0.0.1:{broker.port} (controller)" in out
+    assert f"broker 1 at 127.0.0.1:{broker.port} (controller)" in out
     assert f'topic "{topic}" with 1 partitions' in out
 
 

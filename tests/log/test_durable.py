@@ -51,11 +51,11 @@ def test_topic_config_is_written_with_the_durable_helper(open_log: OpenLog, data
 
 
 def test_cluster_id_is_kept_and_a_damaged_file_is_an_error(tmp_path: Path) -> None:
-    cluster_id = load_cluster_id(tmp_path)
-    assert load_cluster_id(tmp_path) == cluster_id
+    cluster_id = load_cluster_id(tmp_path, 1)
+    assert load_cluster_id(tmp_path, 1) == cluster_id
     (tmp_path / META_FILE).write_text("version=1\nnode.id=0\n")
     with pytest.raises(MetadataFileError, match=META_FILE):
-        load_cluster_id(tmp_path)
+        load_cluster_id(tmp_path, 1)
 
 
 def test_producer_id_blocks_survive_and_a_damaged_file_is_an_error(tmp_path: Path) -> None:

@@ -268,6 +268,21 @@ def test_retention_by_bytes_keeps_the_newest_within_budget(log: LogManager) -> N
     assert [r.offset for r in read_records(part)] == list(range(first, 200))
 
 
+@pytest.mark.parametrize("policy, kept", [("compact", True), ("compact,delete", False),
+                                           ("delete", False)])
+def test_retention_applies_only_where_the_policy_says_delete(log: LogManager, clock: FakeClock,
+                                                             policy: str, kept: bool) -> None:
+    """A compacted topic keeps every key however old (its cleaner, not retention, prunes it)."""
+    log.create_topic("t", 1, {"segment.bytes": 3000, "retention.ms": 1, "retention.bytes": 0,
+                              "cleanup.policy": policy})
+    part = log.partition("t", 0)
+    for i in range(12):
+        part.append(make_batch(10, start=10 * i, timestamp=clock.ms))
+    log.apply_retention(now_ms=clock.ms + 60_000)
+    assert (part.log_start_offset == 0) is kept
+    assert (len(read_records(part)) == 120) is kept
+
+
 def test_delete_records_moves_the_log_start(part: Partition, data_dir: Path) -> None:
     fill(part, 5)
     assert part.delete_records(23) == 23
@@ -580,3 +595,18 @@ def test_close_flushes_unless_never(open_log: OpenLog, data_dir: Path, policy: s
     size = log.partition("t", 0).size
     log.close()
     assert (published_state(data_dir / "t-0").recovery_position == size) is flushed
+
+
+def test_a_topic_from_before_ids_gets_one_on_load_for_good(open_log: OpenLog) -> None:
+    first = open_log(exclusive=True)
+    first.create_topic("old", 1, {"retention.ms": 1000})
+    path = first.meta_dir / "topics" / "old.json"
+    first.close()
+    data = json.loads(path.read_text())
+    del data["topic_id"]
+    path.write_text(json.dumps(data))
+    second = open_log(exclusive=True)
+    given = second.topic_config("old")
+    assert given.topic_id is not None and given.retention_ms == 1000
+    second.close()
+    assert open_log(exclusive=True).topic_config("old").topic_id == given.topic_id

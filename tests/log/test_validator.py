@@ -82,7 +82,8 @@ def broker_part(open_log: Callable[..., LogManager], clock: FakeClock) -> Partit
     """A broker-mode partition (exclusive: no other process's state to adopt) that indexes
     every batch."""
     log = open_log(exclusive=True, clock=clock)
-    log.create_topic("t", 1, {"index.interval.bytes": "1", "segment.bytes": str(2**32)})
+    log.create_topic("t", 1, {"index.interval.bytes": "1",
+                              "segment.bytes": str(2**31 - 1)})  # Kafka's largest (an INT)
     return log.partition("t", 0)
 
 

@@ -24,6 +24,9 @@ def _setting(default: Any, help: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     data_dir: str = _setting("data", "directory holding the topics' logs")
+    node_id: int = _setting(
+        1, "this broker's id (Kafka's node.id; 1 as in Kafka's single-node quickstart) in "
+        "Metadata, FindCoordinator, DescribeCluster and replica assignments")
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(9092, "TCP port to listen on (0 picks a free one)")
     ui: bool = _setting(True, "serve the web console and Prometheus /metrics (--no-ui: neither)")
@@ -80,6 +83,10 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = _setting(
         300_000, "how often logs that stopped growing are checked against retention.ms and "
         "retention.bytes (growing logs are checked at every segment roll)")
+
+    def __post_init__(self) -> None:
+        if self.node_id < 0:
+            raise ValueError(f"node_id must be at least 0, got {self.node_id}")
 
     @property
     def advertised(self) -> tuple[str, int]:

@@ -20,7 +20,6 @@ from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .group_service import GroupService
-from .meta import NODE_ID
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
@@ -64,10 +63,13 @@ class BrokerContext:
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas (KIP-13, 124)
-    node_id: int = NODE_ID
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
     topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one
+
+    @property
+    def node_id(self) -> int:
+        return self.config.node_id
 
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:

@@ -31,11 +31,13 @@ from ..errors import (
     InvalidRecordError,
     KafkaError,
     KafkaStorageError,
+    NotEnoughReplicasError,
     PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
 from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
@@ -122,7 +124,7 @@ def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
         raise
 
 
-def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, acks: int = 1
            ) -> tuple[Partition, AppendInfo]:
     """Append one record batch, checked against its records by the log, then wake the fetches
     waiting on the partition and count it. The topic must exist: as in Kafka, only
@@ -135,6 +137,10 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None
         validate_topic_name(topic)  # a name no topic could have is INVALID_TOPIC_EXCEPTION
         raise
     batch = check_single_batch(records)
+    if acks == -1 and partition.config.min_insync_replicas > 1:
+        raise NotEnoughReplicasError(
+            f"acks=all needs min.insync.replicas={partition.config.min_insync_replicas} in-sync "
+            f"replicas of {topic}-{index}; this single node is its only replica")
     try:
         info = partition.append(batch)
     except KafkaStorageError as exc:
@@ -294,6 +300,7 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = N
         validate_topic_name(name)
         if ctx.log.exists(name):
             raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+        check_collision(name, ctx.log.topics())
         if count < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
         config = TopicConfig(partitions=count).with_kafka_configs(configs)

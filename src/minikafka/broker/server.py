@@ -43,7 +43,8 @@ class Broker:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
                             producer_id_expiration_ms=self.config.producer_id_expiration_ms)
         self.ctx = BrokerContext(
-            config=self.config, log=logmgr, cluster_id=load_cluster_id(logmgr.meta_dir),
+            config=self.config, log=logmgr,
+            cluster_id=load_cluster_id(logmgr.meta_dir, self.config.node_id),
             producer_ids=ProducerIdManager(logmgr.meta_dir),
             groups=GroupService(self.config, logmgr.offsets),
             budget=RequestBudget(self.config.queued_max_request_bytes),

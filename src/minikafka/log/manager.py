@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ from ..errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from .config import FlushPolicy, TopicConfig, validate_topic_name
+from .config import (
+    FlushPolicy,
+    TopicConfig,
+    check_collision,
+    new_topic_id,
+    validate_topic_name,
+)
 from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
 from .partition import Partition
@@ -172,6 +179,17 @@ class LogManager:
                 log.error("topic %s is unavailable until its config is repaired: %s",
                           path.stem, exc)
                 self._damaged |= {path.stem}
+        older = [topic for topic, config in self._configs.items() if config.topic_id is None]
+        if older:
+            with self._topics_locked():
+                for topic in older:  # topics from before ids: given one now, for good
+                    self._write_config(topic, replace(self._configs[topic],
+                                                      topic_id=new_topic_id()))
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> str | None:
+        """The name of the topic with this id (the broker's cache), or None."""
+        return next((name for name, config in self._configs.items()
+                     if config.topic_id == topic_id), None)
 
     def topics(self) -> list[str]:
         if not self.exclusive:
@@ -230,10 +248,12 @@ class LogManager:
             raise InvalidTopicError(f"topic name {name!r} is reserved")
         if partitions < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {partitions}")
-        topic_config = TopicConfig(partitions=partitions).with_kafka_configs(config or {})
+        topic_config = TopicConfig(partitions=partitions, topic_id=new_topic_id()
+                                   ).with_kafka_configs(config or {})
         with self._topics_locked():
             if self._config_path(name).exists():
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+            check_collision(name, self.topics())
             self._add_partition_dirs(name, 0, partitions, topic_config)
         return topic_config
 

@@ -26,16 +26,22 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
+from ..compression import Compression
 from ..errors import (
     CorruptRecordError,
+    InvalidTimestampError,
     KafkaStorageError,
     MessageTooLargeError,
     OffsetOutOfRangeError,
 )
 from ..records import (
+    HEADER_SIZE,
     BatchHeader,
     assign_offsets,
     decode_batch,
+    decode_records,
+    encode_batch,
+    read_header,
     set_log_append_time,
     validate_batch,
 )
@@ -43,7 +49,7 @@ from .config import TopicConfig
 from .durable import storage_error, write_atomically
 from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
 from .segment import Damage, FileSlice, LogSegment, segment_name
-from .validator import validate_records
+from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +329,10 @@ class Partition:
             raise MessageTooLargeError(f"record batch of {len(buf)} bytes is larger than "
                                        f"max.message.bytes={config.max_message_bytes}")
         header = validate_records(buf, header, keys_required="compact" in config.cleanup_policy)
+        if config.compression_type != "producer":
+            buf, header = _recompressed(buf, header, config.compression_type)
+        if config.checks_timestamps:
+            self._check_timestamps(header, config)
         with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
             if idempotent:
@@ -349,6 +359,19 @@ class Partition:
             if self._unsaved_bytes >= _CHECKPOINT_EVERY_BYTES:
                 self._save_work(self._checkpoint)
         return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
+
+    def _check_timestamps(self, header: BatchHeader, config: TopicConfig) -> None:
+        """Kafka's LogValidator window: CreateTime timestamps within
+        [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]. Checked
+        on the batch's first and largest timestamps (the records' largest, as validated)."""
+        now = int(self._clock() * 1000)
+        for ts in (header.base_timestamp, header.max_timestamp):
+            if ts != NO_TIMESTAMP and not (now - config.message_timestamp_before_max_ms <= ts
+                                           <= now + config.message_timestamp_after_max_ms):
+                raise InvalidTimestampError(
+                    f"timestamp {ts} is out of range: it must be within "
+                    f"[{now - config.message_timestamp_before_max_ms}, "
+                    f"{now + config.message_timestamp_after_max_ms}]")
 
     def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader) -> bool:
         """Kafka's rule: too big, index full, the incoming batch's offsets or position would not
@@ -472,9 +495,10 @@ class Partition:
             return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete whole closed segments past retention.ms or over retention.bytes (also done on
-        every segment roll; a broker calls this periodically for logs that stopped growing), and
-        forget producers idle for producer.id.expiration.ms."""
+        """Delete whole closed segments past retention.ms or over retention.bytes where
+        cleanup.policy includes delete (also done on every segment roll; a broker calls this
+        periodically for logs that stopped growing), and forget producers idle for
+        producer.id.expiration.ms."""
         with self._writing():
             self._expire_producers()
             removed = self._retain(now_ms)
@@ -484,6 +508,8 @@ class Partition:
 
     def _retain(self, now_ms: int | None = None) -> int:
         config = self.config
+        if not config.deletes:
+            return 0  # compact only: old segments hold the latest value of their keys
         now = int(self._clock() * 1000) if now_ms is None else now_ms
         excess = self.size - config.retention_bytes if config.retention_bytes >= 0 else 0
 
@@ -551,3 +577,18 @@ class Partition:
             (self.dir / name).unlink(missing_ok=True)
         with suppress(OSError):
             self.dir.rmdir()
+
+
+def _recompressed(buf: bytearray, header: BatchHeader, compression_type: str
+                  ) -> tuple[bytearray, BatchHeader]:
+    """The batch in the topic's compression.type codec (Kafka's LogValidator recompresses a
+    batch whose codec is not the topic's); the same batch when it already is."""
+    target = Compression.NONE if compression_type == "uncompressed" else Compression.parse(
+        compression_type)
+    if header.compression == target:
+        return buf, header
+    records = decode_records(header, bytes(memoryview(buf)[HEADER_SIZE:]))
+    new = bytearray(encode_batch(records, compression=target, producer_id=header.producer_id,
+                                 producer_epoch=header.producer_epoch,
+                                 base_sequence=header.base_sequence))
+    return new, read_header(new)

@@ -8,6 +8,7 @@ prefixes written here. The schema classes are used only by the tests, to check t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,8 +17,10 @@ from .codec import RequestHeader, response_header
 from .primitives import EMPTY_TAGS, INT16, INT32, INT64, array_length, bytes_length, string
 
 MIN_VERSION = 4
-MAX_VERSION = 12  # v13 switches to topic ids
+MAX_VERSION = 17  # v13 names topics by id; v14-17 change only the request and tagged fields
+TOPIC_IDS_FROM = 13
 FLEXIBLE_FROM = 12
+_ZERO_ID = uuid.UUID(int=0)
 
 
 class RecordsSlice(Protocol):
@@ -45,6 +48,7 @@ class PartitionData:
 class TopicData:
     name: str
     partitions: list[PartitionData]
+    topic_id: uuid.UUID | None = None  # what v13+ answers with instead of the name
 
 
 def records_length(records: Records) -> int:
@@ -99,7 +103,10 @@ def encode_fetch_response(
         out.write(INT16.pack(error_code) + INT32.pack(session_id))
     out.write(array_length(len(topics), flexible))
     for topic in topics:
-        out.write(string(topic.name, flexible))
+        if version >= TOPIC_IDS_FROM:
+            out.write((topic.topic_id or _ZERO_ID).bytes)
+        else:
+            out.write(string(topic.name, flexible))
         out.write(array_length(len(topic.partitions), flexible))
         for p in topic.partitions:
             out.write(INT32.pack(p.index) + INT16.pack(p.error_code) + INT64.pack(p.high_watermark)

@@ -217,7 +217,7 @@ def test_describe_leave_and_delete(raw: RawClient, two_partitions: str) -> None:
 
 def test_find_coordinator(broker: InProcessBroker, raw: RawClient) -> None:
     old = raw.request(FindCoordinatorRequest[0](key="any-group"))
-    assert (old.error_code, old.node_id, old.port) == (0, 0, broker.port)
+    assert (old.error_code, old.node_id, old.port) == (0, 1, broker.port)  # node.id
     batched = raw.request(FindCoordinatorRequest[4](key_type=1, coordinator_keys=["t1", "t2"]))
     assert [(c.key, c.error_code, c.port) for c in batched.coordinators] == [
         ("t1", 0, broker.port), ("t2", 0, broker.port)]

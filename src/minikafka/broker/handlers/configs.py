@@ -14,6 +14,7 @@ from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, InvalidConfigError, KafkaError
 from ...log import TopicConfig
+from ...log.config import TOPIC_CONFIGS
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
 from ..context import Api, BrokerContext
@@ -21,13 +22,6 @@ from ..context import Api, BrokerContext
 TOPIC, BROKER = 2, 4  # ConfigResource.Type
 SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5  # ConfigSource
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3  # IncrementalAlterConfigs operations
-# Kafka's ConfigType codes (DescribeConfigs v3+): 2 STRING, 3 INT, 5 LONG, 7 LIST, 1 BOOLEAN.
-_TYPES = {
-    "retention.ms": 5, "retention.bytes": 5, "segment.ms": 5, "segment.bytes": 3,
-    "segment.index.bytes": 3, "index.interval.bytes": 3, "max.message.bytes": 3,
-    "cleanup.policy": 7, "message.timestamp.type": 2,
-}
-_LIST_TYPE = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,19 +31,30 @@ class ConfigEntry:
     source: int
     type: int
     read_only: bool = False
+    doc: str | None = None
+    synonyms: tuple[tuple[str, str, int], ...] = ()  # (name, value, source), highest first
 
 
 def topic_config_entries(config: TopicConfig) -> list[ConfigEntry]:
-    """A topic's configs as DescribeConfigs and CreateTopics (v5+) report them."""
+    """A topic's configs as DescribeConfigs and CreateTopics (v5+) report them; the synonyms are
+    the topic's override, then the broker config it overrides (at Kafka's default)."""
     defaults = config.defaults()
-    return [ConfigEntry(name, value, SOURCE_DEFAULT if name in defaults else SOURCE_TOPIC,
-                        _TYPES.get(name, 2))
-            for name, value in config.as_kafka_configs().items()]
+    entries = []
+    for name, value in config.as_kafka_configs().items():
+        key = TOPIC_CONFIGS[name]
+        source = SOURCE_DEFAULT if name in defaults else SOURCE_TOPIC
+        synonyms = [(name, value, SOURCE_TOPIC)] if source == SOURCE_TOPIC else []
+        if key.broker_name:
+            synonyms.append((key.broker_name, key.text(key.default), SOURCE_DEFAULT))
+        entries.append(ConfigEntry(name, value, source, key.type_code, doc=key.doc,
+                                   synonyms=tuple(synonyms)))
+    return entries
 
 
 def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
     c = ctx.config
     values = [
+        ("node.id", str(ctx.node_id), 3),
         ("broker.id", str(ctx.node_id), 3),
         ("log.dirs", c.data_dir, 2),
         ("num.partitions", str(c.num_partitions), 3),
@@ -62,10 +67,14 @@ def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
         ("quota.window.num", str(c.quota_window_num), 3),
         ("quota.window.size.seconds", str(c.quota_window_size_seconds), 3),
         ("default.replication.factor", "1", 3),
-        ("min.insync.replicas", "1", 3),
     ]
-    return [ConfigEntry(name, value, SOURCE_STATIC_BROKER, kind, read_only=True)
-            for name, value, kind in values]
+    named = {name for name, _, _ in values}
+    static = [ConfigEntry(name, value, SOURCE_STATIC_BROKER, kind, read_only=True)
+              for name, value, kind in values]
+    return static + [  # the topics' defaults, under the broker configs they come from
+        ConfigEntry(key.broker_name, key.text(key.default), SOURCE_DEFAULT, key.type_code,
+                    read_only=True, doc=key.doc)
+        for key in TOPIC_CONFIGS.values() if key.broker_name and key.broker_name not in named]
 
 
 def _resource_entries(ctx: BrokerContext, resource_type: int, name: str) -> list[ConfigEntry]:
@@ -101,8 +110,11 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
                 config_cls(
                     name=e.name, value=e.value, read_only=e.read_only,
                     is_default=e.source == SOURCE_DEFAULT, config_source=e.source,
-                    is_sensitive=False, config_type=e.type, documentation=None,
-                    synonyms=([synonym_cls(name=e.name, value=e.value, source=e.source)]
+                    is_sensitive=False, config_type=e.type,
+                    documentation=e.doc if getattr(request, "include_documentation", False)
+                    else None,
+                    synonyms=([synonym_cls(name=n, value=v, source=src)
+                               for n, v, src in e.synonyms or ((e.name, e.value, e.source),)]
                               if request.include_synonyms else []),
                 )
                 for e in entries if keys is None or e.name in keys
@@ -126,6 +138,10 @@ Changes = tuple[dict[str, str], set[str]]  # configs to set, configs to return t
 
 def _incremental_changes(ctx: BrokerContext, resource: Any) -> Changes:
     """Turn SET/DELETE/APPEND/SUBTRACT operations into values to set and names to reset."""
+    names = [op.name for op in resource.configs]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise KafkaError(f"duplicate config keys: {repeated}", ErrorCode.INVALID_REQUEST)
     set_configs: dict[str, str] = {}
     delete: set[str] = set()
     current: dict[str, str] | None = None
@@ -137,7 +153,7 @@ def _incremental_changes(ctx: BrokerContext, resource: Any) -> Changes:
         elif op.config_operation == DELETE:
             delete.add(op.name)
         elif op.config_operation in (APPEND, SUBTRACT):
-            if _TYPES.get(op.name) != _LIST_TYPE:
+            if op.name not in TOPIC_CONFIGS or TOPIC_CONFIGS[op.name].type != "LIST":
                 raise InvalidConfigError(f"{op.name} is not a list config")
             if current is None:
                 current = ctx.log.topic_config(resource.resource_name).as_kafka_configs()
@@ -182,7 +198,7 @@ async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, reques
         delete: set[str] = set()
         if resource.resource_type == TOPIC:
             overridden = ctx.log.topic_config(resource.resource_name)
-            delete = set(overridden.as_kafka_configs()) - overridden.defaults() - set(set_configs)
+            delete = set(overridden.overrides) - set(set_configs)
         return set_configs, delete
 
     return _alter_each(ctx, response_class(ApiKey.AlterConfigs, header.api_version), request,

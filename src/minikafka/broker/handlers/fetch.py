@@ -19,6 +19,7 @@ from ...protocol.codec import RequestHeader
 from ...protocol.fetch import (
     MAX_VERSION,
     MIN_VERSION,
+    TOPIC_IDS_FROM,
     PartitionData,
     TopicData,
     encode_fetch_response,
@@ -28,6 +29,10 @@ from ..context import Api, BrokerContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
+# Kafka's FetchMetadata.isFull: epoch 0 asks for a new session (we answer session id 0, as Kafka
+# does when its session cache is full), -1 (FINAL_EPOCH) for none. Either is a full fetch,
+# served whatever session id it names (Kafka closes that session; we have none to close).
+FULL_FETCH_EPOCHS = (0, -1)
 
 
 def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, first: bool,
@@ -61,37 +66,48 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
     return data, found.length
 
 
-def _read_all(ctx: BrokerContext, request: Any) -> tuple[list[TopicData], int, bool]:
+def _topic_names(ctx: BrokerContext, version: int, request: Any) -> list[str | None]:
+    """The requested topics' names: given up to v12, found by id from v13 (None: unknown)."""
+    if version < TOPIC_IDS_FROM:
+        return [topic.topic for topic in request.topics]
+    return [ctx.log.topic_by_id(topic.topic_id) for topic in request.topics]
+
+
+def _read_all(ctx: BrokerContext, request: Any, names: list[str | None]
+              ) -> tuple[list[TopicData], int, bool]:
     """One pass over the requested partitions: (topics, record bytes, any partition error)."""
     budget = request.max_bytes
     total = 0
     failed = False
     read_committed = request.isolation_level == READ_COMMITTED
     topics = []
-    for topic in request.topics:
+    for topic, name in zip(request.topics, names, strict=True):
         partitions = []
         for wanted in topic.partitions:
-            data, size = _read_partition(ctx, topic.topic, wanted, budget, total == 0,
-                                         read_committed)
+            if name is None:
+                data, size = PartitionData(wanted.partition, ErrorCode.UNKNOWN_TOPIC_ID), 0
+            else:
+                data, size = _read_partition(ctx, name, wanted, budget, total == 0,
+                                             read_committed)
             total += size
             budget -= size
             failed = failed or data.error_code != 0
             partitions.append(data)
-        topics.append(TopicData(topic.topic, partitions))
+        topics.append(TopicData(name or "", partitions, getattr(topic, "topic_id", None)))
     return topics, total, failed
 
 
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    if request.session_id != 0:  # we never hand out sessions (KIP-227 allows refusing them)
+    if request.session_epoch not in FULL_FETCH_EPOCHS:
+        # Incremental: of a session we never handed out (KIP-227 lets a broker keep none).
         return encode_fetch_response(header, [], error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
-    if request.session_epoch > 0:
-        return encode_fetch_response(header, [],
-                                     error_code=ErrorCode.INVALID_FETCH_SESSION_EPOCH)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+    names = _topic_names(ctx, header.api_version, request)
+    keys = [(name, p.partition) for t, name in zip(request.topics, names, strict=True)
+            if name is not None for p in t.partitions]
     while True:
-        topics, total, failed = _read_all(ctx, request)
+        topics, total, failed = _read_all(ctx, request, names)
         remaining = deadline - loop.time()
         if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
                 or client_gone():

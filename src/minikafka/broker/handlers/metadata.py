@@ -6,12 +6,14 @@ Fetch, ListOffsets and OffsetForLeaderEpoch): one node never changes leaders.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH
+from ...log.config import valid_topic_name
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
 from ..context import Api, BrokerContext
@@ -21,42 +23,59 @@ TOPIC_OPERATIONS = {3, 4, 5, 6, 7, 8, 10, 11}  # read write create delete alter 
 CLUSTER_OPERATIONS = {5, 7, 8, 9, 10, 11, 12}  # create alter describe cluster_action *configs idem
 
 
-def _requested_topics(header: RequestHeader, request: Any) -> list[str] | None:
-    """Topic names asked for, or None for all (v0: empty list means all; v1+: null)."""
+ZERO_ID = uuid.UUID(int=0)
+
+
+def _requested_topics(header: RequestHeader, request: Any
+                      ) -> list[tuple[str | None, uuid.UUID]] | None:
+    """(name, id) of the topics asked for, or None for all (v0: empty list means all; v1+:
+    null). From v10 a topic may be named by its id, with a null name from v12."""
     if request.topics is None or (header.api_version == 0 and not request.topics):
         return None
-    return [t.name for t in request.topics if t.name is not None]
+    return [(t.name, getattr(t, "topic_id", None) or ZERO_ID) for t in request.topics]
 
 
-def _topic_error(cls: Any, name: str, code: ErrorCode) -> Any:
-    return cls.MetadataResponseTopic(error_code=code, name=name, is_internal=False,
-                                     partitions=[], authorized_operations=None)
+def _topic_error(cls: Any, name: str | None, code: ErrorCode, topic_id: uuid.UUID = ZERO_ID
+                 ) -> Any:
+    return cls.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id,
+                                     is_internal=False, partitions=[], authorized_operations=None)
 
 
 async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_class(ApiKey.Metadata, header.api_version)
     allow_create = header.api_version < 4 or request.allow_auto_topic_creation
     wanted = _requested_topics(header, request)
-    names = sorted(ctx.log.topics()) if wanted is None else wanted
+    if wanted is None:
+        wanted = [(name, ZERO_ID) for name in sorted(ctx.log.topics())]
     topics = []
-    for name in names:
+    for name, topic_id in wanted:
+        if topic_id != ZERO_ID:  # Kafka: an id wins over a name
+            name = ctx.log.topic_by_id(topic_id)
+            if name is None:
+                topics.append(_topic_error(cls, None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
+                continue
+        if name is None:
+            raise KafkaError("a topic with neither a name nor an id", ErrorCode.INVALID_REQUEST)
         try:
             exists = await ops.ensure_topic(ctx, name, allow_create)
-            count = ctx.log.topic_config(name).partitions if exists else 0
+            config = ctx.log.topic_config(name) if exists else None
         except KafkaError as exc:  # an invalid name we were asked to create, a damaged config
             topics.append(_topic_error(cls, name, exc.code))
             continue
-        if not exists:
-            topics.append(_topic_error(cls, name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        if config is None:
+            code = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if valid_topic_name(name)
+                    else ErrorCode.INVALID_TOPIC_EXCEPTION)  # as Kafka, creating or not
+            topics.append(_topic_error(cls, name, code))
             continue
         partitions = [
             cls.MetadataResponseTopic.MetadataResponsePartition(
                 error_code=0, partition_index=i, leader_id=ctx.node_id, leader_epoch=LEADER_EPOCH,
                 replica_nodes=[ctx.node_id], isr_nodes=[ctx.node_id], offline_replicas=[])
-            for i in range(count)
+            for i in range(config.partitions)
         ]
         topics.append(cls.MetadataResponseTopic(
-            error_code=0, name=name, is_internal=False, partitions=partitions,
+            error_code=0, name=name, topic_id=config.topic_id or ZERO_ID, is_internal=False,
+            partitions=partitions,
             authorized_operations=(
                 TOPIC_OPERATIONS if request.include_topic_authorized_operations else None),
         ))
@@ -69,6 +88,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         topics=topics,
         authorized_operations=(
             CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
+        error_code=0,
     )
 
 
@@ -92,6 +112,6 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
 
 
 APIS = (
-    Api(ApiKey.Metadata, 0, 12, handle_metadata),
+    Api(ApiKey.Metadata, 0, 13, handle_metadata),
     Api(ApiKey.DescribeCluster, 0, 1, handle_describe_cluster),
 )

@@ -37,11 +37,11 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
          ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE}
 
 
-def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData,
+def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: int,
             appended: set[Partition]) -> PartitionResponse:
     index = data.index
     try:
-        partition, info = ops.append(ctx, topic, index, data.records)
+        partition, info = ops.append(ctx, topic, index, data.records, acks)
     except KafkaError as exc:
         level = logging.WARNING if exc.code in _WARN else logging.DEBUG
         # The message, not the exception: a kept log record must not pin its traceback's frames
@@ -79,7 +79,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     appended: set[Partition] = set()
     results = [
         (topic.name, [PartitionResponse(pd.index, refusal[0], error_message=refusal[1])
-                      if refusal else _append(ctx, topic.name, pd, appended)
+                      if refusal else _append(ctx, topic.name, pd, acks, appended)
                       for pd in topic.partition_data])
         for topic in request.topic_data
     ]

@@ -97,6 +97,7 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             result.error_code, result.error_message = exc.code, str(exc)
         else:
             result.num_partitions, result.replication_factor = config.partitions, 1
+            result.topic_id = config.topic_id
             result.configs = [config_cls(name=e.name, value=e.value, read_only=False,
                                          config_source=e.source, is_sensitive=False)
                               for e in topic_config_entries(config)]
@@ -115,8 +116,13 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
         result = cls.DeletableTopicResult(name=name, topic_id=topic_id, error_code=0,
                                           error_message=None)
         try:
-            if name is None:  # we keep no topic ids; clients that have them also have names
-                raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.UNKNOWN_TOPIC_ID)
+            if topic_id is not None and topic_id.int:  # Kafka: an id wins over a name
+                result.name = name = ctx.log.topic_by_id(topic_id)
+                if name is None:
+                    raise KafkaError(f"unknown topic id {topic_id}", ErrorCode.UNKNOWN_TOPIC_ID)
+            if name is None:
+                raise KafkaError("a topic with neither a name nor an id",
+                                 ErrorCode.INVALID_REQUEST)
             await ops.delete_topic(ctx, name)
         except KafkaError as exc:
             result.error_code, result.error_message = exc.code, str(exc)
