@@ -97,3 +97,11 @@ def test_fetch_names_topics_by_id_from_v13(raw: RawClient, broker: InProcessBrok
                                                                                     b"two"]
     assert missing.topic_id == unknown
     assert missing.partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_ID
+
+
+def test_a_topic_with_neither_name_nor_id_is_invalid_request(raw: RawClient) -> None:
+    """Found by the fuzzing campaign: it raised out of the Metadata handler (a traceback, the
+    connection closed). Kafka answers such a topic with INVALID_REQUEST."""
+    assert _metadata(raw, None, ZERO).error_code == ErrorCode.INVALID_REQUEST
+    assert _delete(raw, None, ZERO).error_code == ErrorCode.INVALID_REQUEST
+    assert _metadata(raw, "__no_such_topic__").error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

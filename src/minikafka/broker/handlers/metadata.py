@@ -54,8 +54,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             if name is None:
                 topics.append(_topic_error(cls, None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
                 continue
-        if name is None:
-            raise KafkaError("a topic with neither a name nor an id", ErrorCode.INVALID_REQUEST)
+        if name is None:  # neither a name nor an id
+            topics.append(_topic_error(cls, None, ErrorCode.INVALID_REQUEST))
+            continue
         try:
             exists = await ops.ensure_topic(ctx, name, allow_create)
             config = ctx.log.topic_config(name) if exists else None
