@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from kafka.protocol.producer import InitProducerIdRequest
 from diskkit import PAGE, SmallDisk, small_disk
 
 from .conftest import BrokerProcess, InProcessBroker, RawClient
+from .test_bounds import wait_until
 
 __all__ = ["small_disk"]
 
@@ -332,3 +334,43 @@ def test_first_produce_without_inodes(small_disk: SmallDisk, disk_broker: InProc
     small_disk.release()
     ledger.send(5)
     ledger.check()
+
+
+def test_offset_expiry_goes_on_after_a_full_disk(small_disk: SmallDisk,
+                                                 broker_args: tuple[str, ...]) -> None:
+    """The periodic offsets expiry met a refused tombstone write (KAFKA_STORAGE_ERROR, not an
+    OSError) and its task ended: offsets never expired again until a restart. It retries."""
+    broker = InProcessBroker(small_disk.path, *broker_args, "--offsets-retention-minutes", "0",
+                             "--offsets-retention-check-interval-ms", "200").start()
+    try:
+        create_topic(broker.bootstrap)
+        offsets_log = small_disk.path / "__meta" / "offsets.log"
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g",
+                             "enable.auto.commit": False, "session.timeout.ms": 6000})
+        consumer.subscribe([TOPIC])
+        while not consumer.assignment():  # a member: the group keeps its offsets meanwhile
+            consumer.poll(0.1)
+
+        def commit(offset: int, metadata: str = "") -> None:
+            consumer.commit(offsets=[TopicPartition(TOPIC, 0, offset, metadata)],
+                            asynchronous=False)
+
+        commit(1)
+        before = offsets_log.stat().st_size
+        commit(2)
+        frame = offsets_log.stat().st_size - before  # one commit's frame, empty metadata
+        commit(3, "x" * (-(offsets_log.stat().st_size + frame) % PAGE))
+        assert offsets_log.stat().st_size % PAGE == 0  # the next write needs a new page
+        small_disk.fill(leave=0)
+        consumer.close()  # the group is empty: the next checks try to expire its offset, and fail
+        time.sleep(1)
+        small_disk.release()
+        reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g"})
+        try:
+            wait_until(lambda: reader.committed([TopicPartition(TOPIC, 0)], timeout=10)[0].offset
+                       < 0, 10, "the offset expired once there was room")
+        finally:
+            reader.close()
+    finally:
+        small_disk.release()
+        assert broker.stop() == 0

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar, cast
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaStorageError
 from ..log import OffsetStore
 from .bounds import on_hangup
 from .config import BrokerConfig
@@ -116,8 +116,8 @@ class GroupService:
             await asyncio.sleep(interval_s)
             try:
                 self.expire_offsets(_wall_ms() - retention_ms)
-            except OSError:
-                log.exception("expiring committed offsets failed; will retry")
+            except (OSError, KafkaStorageError) as exc:  # a full disk: the next check retries
+                log.warning("expiring committed offsets failed, will retry: %s", exc)
 
     def expire_offsets(self, cutoff_ms: int) -> None:
         """Kafka's rule (KIP-211): a group with members keeps its offsets; once it has none, an
