@@ -37,6 +37,7 @@ from .config import (
     TopicConfig,
     check_collision,
     new_topic_id,
+    valid_topic_name,
     validate_topic_name,
 )
 from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
@@ -201,7 +202,7 @@ class LogManager:
     def exists(self, topic: str) -> bool:
         if self.exclusive and topic in self._configs:
             return True
-        return self._config_path(topic).exists() if _plausible(topic) else False
+        return self._config_path(topic).exists() if valid_topic_name(topic) else False
 
     def partition_count(self) -> int:
         """Partitions of every topic together (the broker's cache; embedded: read afresh)."""
@@ -216,7 +217,7 @@ class LogManager:
             cached = self._configs.get(topic)
             if cached is not None:
                 return cached
-        if not _plausible(topic):
+        if not valid_topic_name(topic):
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}")
         try:
             config = read_metadata(self._config_path(topic),
@@ -416,11 +417,3 @@ class LogManager:
             self._partitions.clear()
             self.offsets.close()
             self.lock.release()
-
-
-def _plausible(topic: str) -> bool:
-    try:
-        validate_topic_name(topic)
-    except InvalidTopicError:
-        return False
-    return True

@@ -60,6 +60,14 @@ def join_alone(raw: RawClient, group: str) -> tuple[str, int]:
     return joined.member_id, joined.generation_id
 
 
+def delete_offset(raw: RawClient, group: str, topic: str) -> Any:
+    """OffsetDelete of the group's offset for partition 0 of `topic`; the answer."""
+    cls = OffsetDeleteRequest[0]
+    return raw.request(cls(group_id=group, topics=[cls.OffsetDeleteRequestTopic(
+        name=topic, partitions=[cls.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(
+            partition_index=0)])]))
+
+
 def commit(raw: RawClient, group: str, topic: str, offset: int, *, member_id: str = "",
            generation: int = -1, version: int = 8, metadata: str | None = "m",
            partitions: tuple[int, ...] = (0, 1)) -> list[int]:
@@ -142,10 +150,7 @@ def test_groups_that_do_not_exist(raw: RawClient, two_partitions: str) -> None:
     assert (described.groups[0].error_code, described.groups[0].group_state) == (0, "Dead")
     deleted = raw.request(DeleteGroupsRequest[2](groups_names=[group]))
     assert deleted.results[0].error_code == ErrorCode.GROUP_ID_NOT_FOUND
-    cls = OffsetDeleteRequest[0]
-    dropped = raw.request(cls(group_id=group, topics=[cls.OffsetDeleteRequestTopic(
-        name=topic, partitions=[cls.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(
-            partition_index=0)])]))
+    dropped = delete_offset(raw, group, topic)
     assert dropped.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     for version in (1, 5):
         nothing = fetch(raw, group, topic, version)
@@ -199,10 +204,7 @@ def test_describe_leave_and_delete(raw: RawClient, two_partitions: str) -> None:
     deleted = raw.request(DeleteGroupsRequest[1](groups_names=[group]))
     assert deleted.results[0].error_code == ErrorCode.NON_EMPTY_GROUP
 
-    cls = OffsetDeleteRequest[0]
-    subscribed = raw.request(cls(group_id=group, topics=[cls.OffsetDeleteRequestTopic(
-        name=topic, partitions=[cls.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(
-            partition_index=0)])]))
+    subscribed = delete_offset(raw, group, topic)
     assert subscribed.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
 
     left = raw.request(LeaveGroupRequest[1](group_id=group, member_id=member))
