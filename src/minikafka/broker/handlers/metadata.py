@@ -58,8 +58,12 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             topics.append(_topic_error(cls, None, ErrorCode.INVALID_REQUEST))
             continue
         try:
-            exists = await ops.ensure_topic(ctx, name, allow_create)
-            config = ctx.log.topic_config(name) if exists else None
+            if allow_create and ctx.config.auto_create_topics and not ctx.log.exists(name):
+                # As Kafka's AutoTopicCreationManager: ready on the client's next request.
+                await ops.auto_create_topic(ctx, name)
+                topics.append(_topic_error(cls, name, ErrorCode.LEADER_NOT_AVAILABLE))
+                continue
+            config = ctx.log.topic_config(name) if ctx.log.exists(name) else None
         except KafkaError as exc:  # an invalid name we were asked to create, a damaged config
             topics.append(_topic_error(cls, name, exc.code))
             continue
