@@ -12,7 +12,7 @@ APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 $(STAMP): pyproject.toml setup.py src/minikafka/log/validator.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[console,shop,test,bench]'
+	$(PY) -m pip install --quiet -e '.[console,shop,registry,test,bench]'
 	touch $(STAMP)
 
 # Debian packages, installed only when missing (apt-get needs root, as on CI).

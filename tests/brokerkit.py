@@ -6,7 +6,8 @@ from the same flags and environment) in a thread of the test process with its ow
 which saves a Python start-up and imports per broker. Tests about the process itself (a signal,
 a crash, `serve`'s output) use `broker_process`, a real `minikafka serve` (`BrokerProcess`).
 Both expose `.bootstrap`, `.start()`, `.stop()`, `.restart()`, `.log()`, `.console_url`,
-`.data_dir` and `.extra`.
+`.data_dir` and `.extra`; `InProcessBroker` also `.registry_url`, its schema registry's address
+(a free port, as the console's: tests/conftest.py sets both to 0).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class InProcessBroker:
         self.extra = extra
         self.port = 0
         self.console_url: str | None = None  # the web console, unless started with --no-ui
+        self.registry_url: str | None = None  # unless started with --no-schema-registry
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,6 +89,7 @@ class InProcessBroker:
         self._thread, self._status = thread, 0
         self.port = server.broker.config.port
         self.console_url = server.console.url if server.console is not None else None
+        self.registry_url = server.registry.url if server.registry is not None else None
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -171,8 +174,8 @@ class InProcessBroker:
             gc.collect()
             held = self._held_files()
         assert not held, f"files left open by the broker: {held}"
-        ports = {self.port} | ({int(self.console_url.rsplit(":", 1)[1].rstrip("/"))}
-                               if self.console_url else set())
+        ports = {self.port} | {int(url.rsplit(":", 1)[1].rstrip("/"))
+                               for url in (self.console_url, self.registry_url) if url}
         sockets = _own_socket_ports() & ports
         assert not sockets, f"sockets left open by the broker on ports {sockets}"
 

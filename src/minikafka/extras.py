@@ -11,6 +11,8 @@ import importlib.util
 EXTRAS = {
     "console": ("fastapi", "uvicorn", "pydantic"),
     "shop": ("fastapi", "uvicorn", "pydantic", "httpx"),
+    "registry": ("starlette", "uvicorn", "avro", "jsonschema", "google.protobuf",
+                 "proto_schema_parser"),
 }
 
 
@@ -20,8 +22,15 @@ class MissingExtra(Exception):
 
 def require(extra: str, command: str, hint: str = "") -> None:
     """Raise MissingExtra unless every module of `extra` can be imported."""
-    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    missing = [name for name in EXTRAS[extra] if not _importable(name)]
     if missing:
         raise MissingExtra(f"minikafka {command} needs the {extra} extra "
                            f"({', '.join(missing)} not installed): "
                            f"pip install 'minikafka[{extra}]'{hint}")
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package of a dotted name (google.protobuf)
+        return False

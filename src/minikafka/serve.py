@@ -1,9 +1,10 @@
-"""`minikafka serve`: one process running the broker and, unless `--no-ui`, its web console.
+"""`minikafka serve`: one process running the broker and, unless `--no-ui`, its web console,
+and unless `--no-schema-registry`, its schema registry.
 
-The broker knows nothing of the console; the console reads the broker's context. This module is
-the one place that puts them together, so neither package imports the other's start-up.
-On SIGINT/SIGTERM the console stops, then the broker (answers what it has read, flushes the log)
-and the process exits 0.
+The broker knows nothing of the console or the registry; they read the broker's context. This
+module is the one place that puts them together, so no package imports another's start-up.
+On SIGINT/SIGTERM the console and the registry stop, then the broker (answers what it has read,
+flushes the log) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .errors import KafkaError
 
 if TYPE_CHECKING:
     from .console.server import Console
+    from .httpserver import AppServer
 
 log = logging.getLogger("minikafka.broker")
 
@@ -30,23 +32,29 @@ class Server:
     def __init__(self, config: BrokerConfig) -> None:
         self.broker = Broker(config)
         self.console: Console | None = None  # the web console and /metrics (config.ui)
+        self.registry: AppServer | None = None  # the schema registry (config.schema_registry)
 
     async def start(self) -> None:
         await self.broker.start()
-        if not self.broker.config.ui:
-            return
-        assert self.broker.ctx is not None
-        from .console import start_console  # FastAPI and uvicorn load only with the console
-
+        ctx = self.broker.ctx
+        assert ctx is not None
         try:
-            self.console = await start_console(self.broker.ctx)
+            if self.broker.config.ui:
+                from .console import start_console  # FastAPI and uvicorn load only with it
+
+                self.console = await start_console(ctx)
+            if self.broker.config.schema_registry:
+                from .registry import start_registry  # as the console
+
+                self.registry = await start_registry(ctx)
         except OSError:
-            await self.broker.stop()
+            await self.stop()
             raise
 
     async def stop(self) -> None:
-        if self.console is not None:
-            await self.console.stop()
+        for app in (self.registry, self.console):
+            if app is not None:
+                await app.stop()
         await self.broker.stop()
 
 
@@ -65,6 +73,8 @@ async def run(config: BrokerConfig) -> None:
     if server.console is not None:
         print(f"minikafka console at {server.console.url} "
               f"(Prometheus metrics at {server.console.url}metrics)", flush=True)
+    if server.registry is not None:
+        print(f"minikafka schema registry at {server.registry.url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await server.stop()

@@ -32,6 +32,10 @@ class BrokerConfig:
     ui: bool = _setting(True, "serve the web console and Prometheus /metrics (--no-ui: neither)")
     ui_port: int = _setting(8080, "TCP port of the web console and /metrics, on the broker's "
                             "host (0 picks a free one)")
+    schema_registry: bool = _setting(
+        True, "serve the schema registry, Confluent's REST API (--no-schema-registry: not)")
+    schema_registry_port: int = _setting(8081, "TCP port of the schema registry, on the "
+                                         "broker's host (0 picks a free one)")
     advertised_host: str | None = _setting(
         None, "host name clients are told to connect to (default: the listen address)")
     flush: str = _setting(

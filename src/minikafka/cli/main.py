@@ -308,6 +308,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_broker_config(args)
     if config.ui:
         require("console", "serve", hint=" (or --no-ui: no console, no /metrics)")
+    if config.schema_registry:
+        require("registry", "serve", hint=" (or --no-schema-registry)")
     from ..serve import serve
 
     return serve(config)
