@@ -180,10 +180,10 @@ class _Diff:
                     yield _diff("REQUIRED_ATTRIBUTE_ADDED", f"{path}/required/{name}")
                 continue
             where = f"{path}/properties/{name}"
-            if _closed(writer):
-                continue  # documents of the writer never hold it
             if name in required and not (isinstance(schema, Mapping) and "default" in schema):
                 yield _diff("REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", where)
+            elif _closed(writer):
+                continue  # documents of the writer never hold it
             elif _open(writer):
                 yield _diff("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", where)
             elif isinstance(writer.get("additionalProperties"), Mapping):
