@@ -17,6 +17,7 @@ import pytest
 from minikafka.extras import EXTRAS
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+IMPORTED_AS = {"protobuf": "google.protobuf"}  # distributions whose module has another name
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -42,6 +43,7 @@ def test_the_cli_starts_on_the_standard_library_alone() -> None:
     ("httpx", ["demo", "--no-ui", "--orders", "1", "--data-dir", "{tmp}"], "shop"),
     ("pydantic", ["shop", "orders", "-b", "127.0.0.1:1", "--db", "{tmp}/orders.db"], "shop"),
     ("fastapi", ["serve", "--port", "0", "--data-dir", "{tmp}"], "console"),
+    ("avro", ["serve", "--no-ui", "--port", "0", "--data-dir", "{tmp}"], "registry"),
 ])
 def test_a_missing_extra_is_one_line(blocked: str, argv: list[str], extra: str,
                                      tmp_path: Path) -> None:
@@ -51,10 +53,11 @@ def test_a_missing_extra_is_one_line(blocked: str, argv: list[str], extra: str,
                  f"sys.exit(main({argv!r}))")
     assert run.returncode == 1
     command = " ".join(argv[:2] if argv[0] == "shop" else argv[:1])
+    hints = {"console": " (or --no-ui: no console, no /metrics)",
+             "registry": " (or --no-schema-registry)"}
     assert run.stderr == (f"minikafka: error: minikafka {command} needs the {extra} extra "
                           f"({blocked} not installed): pip install 'minikafka[{extra}]'"
-                          + (" (or --no-ui: no console, no /metrics)" if extra == "console"
-                             else "") + "\n")
+                          + hints.get(extra, "") + "\n")
     assert not any(tmp_path.iterdir())  # it stopped before doing anything
 
 
@@ -70,7 +73,8 @@ def test_extras_name_the_modules_pyproject_installs() -> None:
                 for inner in name.group(1).strip("[]").split(","):
                     found |= modules(inner)
             else:
-                found.add(name.group(0).replace("-", "_").lower())
+                module = name.group(0).replace("-", "_").lower()
+                found.add(IMPORTED_AS.get(module, module))
         return found
 
     assert {extra: modules(extra) for extra in EXTRAS} == {
