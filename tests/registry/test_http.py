@@ -10,8 +10,9 @@ import pytest
 
 from .conftest import CONTENT_TYPE, InProcessBroker, http_client, json_object, record, register
 
-V1 = record(("id", "string"))
-V2 = record(("id", "string"), ("note", "string", ""))
+# Schemas of this module alone (ids are per schema, and other modules share the broker).
+V1 = record(("id", "string"), name="HttpOrder")
+V2 = record(("id", "string"), ("note", "string", ""), name="HttpOrder")
 
 
 def error(response: httpx.Response, status: int, code: int) -> str:
@@ -24,7 +25,7 @@ def error(response: httpx.Response, status: int, code: int) -> str:
 
 
 def test_register_read_and_lookup(http: httpx.Client, subject: str) -> None:
-    first = register(http, subject, json.dumps({"type": "record", "name": "Order", "fields": [
+    first = register(http, subject, json.dumps({"type": "record", "name": "HttpOrder", "fields": [
         {"name": "id", "type": "string"}]}, indent=2))
     assert first.status_code == 200 and first.headers["content-type"] == CONTENT_TYPE
     schema_id = first.json()["id"]
