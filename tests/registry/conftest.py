@@ -68,6 +68,7 @@ def json_object(properties: dict[str, Any], required: tuple[str, ...] = (),
 
 
 def register(client: httpx.Client, subject: str, schema: str, schema_type: str = "AVRO",
-             **extra: Any) -> httpx.Response:
-    return client.post(f"/subjects/{subject}/versions",
+             params: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
+    """POST /subjects/{subject}/versions; `extra` goes in the body (references, id, ...)."""
+    return client.post(f"/subjects/{subject}/versions", params=params,
                        json={"schema": schema, "schemaType": schema_type, **extra})

@@ -170,3 +170,19 @@ def test_content_types(http: httpx.Client, subject: str, content_type: str) -> N
     answer = http.post(f"/subjects/{subject}/versions", content=json.dumps({"schema": V1}),
                        headers={"Content-Type": content_type})
     assert answer.status_code == 200 and "id" in answer.json()
+
+
+def test_normalize(http: httpx.Client, subject: str) -> None:
+    """With ?normalize=true, schemas that differ only in what cannot change the data (Avro's
+    docs, the order of a JSON schema's keys) are one schema."""
+    plain = json.dumps({"type": "record", "name": "Normal", "fields": [
+        {"name": "id", "type": "string"}]})
+    documented = json.dumps({"type": "record", "name": "Normal", "doc": "an order", "fields": [
+        {"name": "id", "type": "string", "doc": "its key"}]})
+    first = register(http, subject, plain, params={"normalize": "true"})
+    assert register(http, subject, documented, params={"normalize": "true"}).json() == \
+        first.json()
+    assert http.post(f"/subjects/{subject}?normalize=true", json={"schema": documented}).json()[
+        "version"] == 1
+    error(http.post(f"/subjects/{subject}", json={"schema": documented}), 404, 40403)
+    assert register(http, subject, documented).json() != first.json()  # not normalized

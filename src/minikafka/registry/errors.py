@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 LEVELS_HELP = ("Valid values are none, backward, forward, full, backward_transitive, "
                "forward_transitive, and full_transitive")
@@ -29,69 +29,42 @@ class InvalidSchema(RegistryError):
         super().__init__(422, 42201, f"Invalid schema {message}")
 
 
-def subject_not_found(subject: str) -> RegistryError:
-    return RegistryError(404, 40401, f"Subject '{subject}' not found.")
+def _refusal(status: int, code: int, template: str) -> Callable[..., RegistryError]:
+    """A maker of one kind of refusal; its arguments fill `template`'s {0}, {1}."""
+
+    def make(*fields: object) -> RegistryError:
+        return RegistryError(status, code, template.format(*fields))
+
+    return make
 
 
-def version_not_found(subject: str, version: int) -> RegistryError:
-    return RegistryError(404, 40402, f"Version {version} not found.")
+subject_not_found = _refusal(404, 40401, "Subject '{0}' not found.")
+version_not_found = _refusal(404, 40402, "Version {1} not found.")  # (subject, version)
+subject_soft_deleted = _refusal(404, 40404, "Subject '{0}' was soft deleted.Set permanent=true "
+                                "to delete permanently")
+subject_not_soft_deleted = _refusal(404, 40405, "Subject '{0}' was not deleted first before "
+                                    "being permanently deleted")
+version_soft_deleted = _refusal(404, 40406, "Subject '{0}' Version {1} was soft deleted.Set "
+                                "permanent=true to delete permanently")
+version_not_soft_deleted = _refusal(404, 40407, "Subject '{0}' Version {1} was not deleted first "
+                                    "before being permanently deleted")
+subject_config_not_found = _refusal(404, 40408, "Subject '{0}' does not have subject-level "
+                                    "compatibility configured")
+subject_mode_not_found = _refusal(404, 40409, "Subject '{0}' does not have subject-level mode "
+                                  "configured")
+invalid_version = _refusal(422, 42202, "The specified version '{0}' is not a valid version id. "
+                           "Allowed values are between [1, 2^31-1] and the string \"latest\"")
+invalid_compatibility_level = _refusal(422, 42203, "Invalid compatibility level {0}. "
+                                       + LEVELS_HELP)
+invalid_mode = _refusal(422, 42204, "Invalid mode {0}. Valid values are READWRITE, READONLY, "
+                        "READONLY_OVERRIDE and IMPORT")
+not_permitted = _refusal(422, 42205, "{0}")
+reference_exists = _refusal(422, 42206, "{0}")
 
 
 def schema_not_found(schema_id: int | None = None) -> RegistryError:
     return RegistryError(404, 40403, "Schema not found" if schema_id is None
                          else f"Schema {schema_id} not found")
-
-
-def subject_soft_deleted(subject: str) -> RegistryError:
-    return RegistryError(404, 40404, f"Subject '{subject}' was soft deleted.Set "
-                         "permanent=true to delete permanently")
-
-
-def subject_not_soft_deleted(subject: str) -> RegistryError:
-    return RegistryError(404, 40405, f"Subject '{subject}' was not deleted first before being "
-                         "permanently deleted")
-
-
-def version_soft_deleted(subject: str, version: int) -> RegistryError:
-    return RegistryError(404, 40406, f"Subject '{subject}' Version {version} was soft deleted."
-                         "Set permanent=true to delete permanently")
-
-
-def version_not_soft_deleted(subject: str, version: int) -> RegistryError:
-    return RegistryError(404, 40407, f"Subject '{subject}' Version {version} was not deleted "
-                         "first before being permanently deleted")
-
-
-def subject_config_not_found(subject: str) -> RegistryError:
-    return RegistryError(404, 40408, f"Subject '{subject}' does not have subject-level "
-                         "compatibility configured")
-
-
-def subject_mode_not_found(subject: str) -> RegistryError:
-    return RegistryError(404, 40409, f"Subject '{subject}' does not have subject-level mode "
-                         "configured")
-
-
-def invalid_version(version: str) -> RegistryError:
-    return RegistryError(422, 42202, f"The specified version '{version}' is not a valid version "
-                         "id. Allowed values are between [1, 2^31-1] and the string \"latest\"")
-
-
-def invalid_compatibility_level(level: object) -> RegistryError:
-    return RegistryError(422, 42203, f"Invalid compatibility level {level}. {LEVELS_HELP}")
-
-
-def invalid_mode(mode: object) -> RegistryError:
-    return RegistryError(422, 42204, f"Invalid mode {mode}. Valid values are READWRITE, "
-                         "READONLY, READONLY_OVERRIDE and IMPORT")
-
-
-def not_permitted(message: str) -> RegistryError:
-    return RegistryError(422, 42205, message)
-
-
-def reference_exists(message: str) -> RegistryError:
-    return RegistryError(422, 42206, message)
 
 
 def incompatible(subject: str, messages: Sequence[str]) -> RegistryError:

@@ -10,11 +10,12 @@ live version, FORWARD that the latest reads data written with the new one, FULL 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .errors import (
     InvalidSchema,
+    RegistryError,
     bad_request,
     incompatible,
     invalid_compatibility_level,
@@ -326,11 +327,8 @@ class Registry:
     # --- config and mode ----------------------------------------------------------------------
 
     def subject_level(self, subject: str, default_to_global: bool) -> str:
-        if subject in self.state.configs:
-            return self.state.configs[subject]
-        if default_to_global:
-            return self.level(None)
-        raise subject_config_not_found(subject)
+        return _own_or_global(self.state.configs, subject, default_to_global, self.level(None),
+                              subject_config_not_found)
 
     async def set_level(self, subject: str | None, body: Any) -> str:
         level = body.get("compatibility") if isinstance(body, dict) else None
@@ -351,11 +349,8 @@ class Registry:
             return previous
 
     def subject_mode(self, subject: str, default_to_global: bool) -> str:
-        if subject in self.state.modes:
-            return self.state.modes[subject]
-        if default_to_global:
-            return self.mode(None)
-        raise subject_mode_not_found(subject)
+        return _own_or_global(self.state.modes, subject, default_to_global, self.mode(None),
+                              subject_mode_not_found)
 
     async def set_mode(self, subject: str | None, body: Any, force: bool) -> str:
         mode = body.get("mode") if isinstance(body, dict) else None
@@ -375,3 +370,12 @@ class Registry:
             await self.store.write((subject_key("MODE", subject), None))
             return previous
 
+
+def _own_or_global(table: dict[str | None, str], subject: str, default_to_global: bool,
+                   global_value: str, missing: Callable[[str], RegistryError]) -> str:
+    """A subject's own config or mode; the global one if asked (?defaultToGlobal), else 404."""
+    if subject in table:
+        return table[subject]
+    if default_to_global:
+        return global_value
+    raise missing(subject)
