@@ -186,3 +186,12 @@ def test_normalize(http: httpx.Client, subject: str) -> None:
         "version"] == 1
     error(http.post(f"/subjects/{subject}", json={"schema": documented}), 404, 40403)
     assert register(http, subject, documented).json() != first.json()  # not normalized
+
+
+def test_bounded_request_body(http: httpx.Client, subject: str) -> None:
+    """A body is read only up to its bound: a bigger one is refused, the registry serves on."""
+    huge = json.dumps({"schema": json.dumps({"type": "enum", "name": "Big", "symbols": [
+        f"S{i}" for i in range(200_000)]})})
+    assert len(huge) > 2 * 1024 * 1024  # over the bound (and over what _schemas could store)
+    error(http.post(f"/subjects/{subject}/versions", content=huge), 413, 413)
+    assert register(http, subject, V1).status_code == 200

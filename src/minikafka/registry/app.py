@@ -22,6 +22,7 @@ from .service import Registry
 log = logging.getLogger("minikafka.registry")
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+MAX_BODY_BYTES = 1024 * 1024  # the default max.message.bytes of the topic it is stored in
 Handler = Callable[[Registry, Request], Awaitable[Any]]
 
 
@@ -37,7 +38,14 @@ def _flag(request: Request, name: str) -> bool:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
+    """The JSON body, read only up to MAX_BODY_BYTES (no schema bigger fits in `_schemas`)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RegistryError(413, 413, f"Request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return json.loads(raw or b"{}")
     except ValueError as exc:

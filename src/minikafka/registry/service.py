@@ -104,15 +104,14 @@ class Registry:
             resolved.append((ref.name, target.schema))
         return resolved
 
-    def _parse(self, schema_type: str, text: str, references: tuple[Reference, ...]
-               ) -> ParsedSchema:
-        key = (schema_type, text, references)
-        if key not in self._parsed:
-            self._parsed[key] = parse(schema_type, text, self._resolve(references))
-        return self._parsed[key]
-
     def _stored(self, version: SchemaVersion) -> ParsedSchema:
-        return self._parse(version.schema_type, version.schema, version.references)
+        """A stored schema, parsed once (a request's own schema is parsed anew: what is kept
+        is bounded by what is stored)."""
+        key = version.identity
+        if key not in self._parsed:
+            self._parsed[key] = parse(version.schema_type, version.schema,
+                                      self._resolve(version.references))
+        return self._parsed[key]
 
     def candidate(self, body: Any) -> Candidate:
         """The schema a register, lookup or compatibility request sends."""
@@ -130,8 +129,8 @@ class Registry:
         except (KeyError, TypeError, ValueError):
             raise InvalidSchema("references: each needs a name, a subject and a version"
                                 ) from None
-        return Candidate(schema_type, text, references, self._parse(schema_type, text,
-                                                                      references))
+        return Candidate(schema_type, text, references,
+                         parse(schema_type, text, self._resolve(references)))
 
     def _same(self, version: SchemaVersion, candidate: Candidate, normalize: bool) -> bool:
         if version.identity in (candidate.identity(False), candidate.identity(normalize)):
