@@ -59,7 +59,10 @@ async def run(config: BrokerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     broker = server.broker
-    print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
+    bound = broker.config.bind_listeners
+    where = (f"{bound[0].host}:{bound[0].port}" if broker.config.listeners is None
+             else ", ".join(map(str, bound)))
+    print(f"minikafka broker listening on {where}; "
           f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
           flush=True)
     if server.console is not None:
