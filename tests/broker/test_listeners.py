@@ -4,20 +4,15 @@ containers use `minikafka:9092` while the host uses `localhost:29092`."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from kafka.protocol.metadata import FindCoordinatorRequest, MetadataRequest
 
+from minikafka.shop.ports import free_port
+
 from .conftest import InProcessBroker, RawClient
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _advertised(bootstrap: str) -> tuple[list[tuple[str, int]], tuple[str, int]]:
@@ -36,7 +31,7 @@ def _advertised(bootstrap: str) -> tuple[list[tuple[str, int]], tuple[str, int]]
 
 def test_each_listener_advertises_its_own_address(own_broker: InProcessBroker,
                                                   topic: str) -> None:
-    inside, outside = _free_port(), _free_port()
+    inside, outside = free_port(), free_port()
     own_broker.extra = (
         *own_broker.extra,
         "--listeners", f"INTERNAL://127.0.0.1:{inside},HOST://127.0.0.1:{outside}",

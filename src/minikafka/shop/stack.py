@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
 
 import httpx
 
+from .ports import free_port
 from .processes import ManagedProcess
 from .settings import ShopPaths
 
 CONSUMERS = ("inventory", "orders", "notifications")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for a child that must be told its port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ShopStack:
