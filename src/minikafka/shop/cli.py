@@ -62,7 +62,8 @@ def _api(args: argparse.Namespace) -> int:
 def _generator(args: argparse.Namespace) -> int:
     from .generator import run_generator
 
-    return run_generator(args.api, Path(args.state), args.count, args.rate, args.seed)
+    return run_generator(args.api, Path(args.state), args.count, args.rate, args.seed,
+                         args.restock_below, args.restock_quantity)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -139,6 +140,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     generator.add_argument("--count", type=int, help="stop after N orders")
     generator.add_argument("--rate", type=float, default=5.0, help="orders per second")
     generator.add_argument("--seed", type=int, default=42)
+    generator.add_argument("--restock-below", type=int, default=20, metavar="N",
+                           help="restock products with fewer than N units available "
+                           "(0: never; default: %(default)s)")
+    generator.add_argument("--restock-quantity", type=int, default=100, metavar="N",
+                           help="units each restock adds (default: %(default)s)")
     generator.set_defaults(func=_shop_command("shop generator", _generator))
 
     demo = sub.add_parser("demo", help="the shop: broker, services, generator, live view")
