@@ -33,9 +33,9 @@ class AppServer:
     @classmethod
     async def serve(cls, app: Any, host: str, port: int, advertised: str, what: str,
                     hint: str) -> Self:
-        """Bind the port before anything runs, so that a taken port fails the broker's start
-        with a clear OSError (naming `what`, and `hint` to get round it) rather than a log line
-        from a background task."""
+        """Bind the port before anything runs, so that a taken port is a clear OSError at start
+        (naming `what`, and `hint` to get round it) rather than a log line from a background
+        task."""
         try:
             sock = socket.create_server((host, port))
         except OSError as exc:

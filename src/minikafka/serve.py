@@ -3,8 +3,9 @@ and unless `--no-schema-registry`, its schema registry.
 
 The broker knows nothing of the console or the registry; they read the broker's context. This
 module is the one place that puts them together, so no package imports another's start-up.
-On SIGINT/SIGTERM the console and the registry stop, then the broker (answers what it has read,
-flushes the log) and the process exits 0.
+A console or registry that cannot start (its port is taken) is one warning line: the broker
+serves on. On SIGINT/SIGTERM the console and the registry stop, then the broker (answers what it
+has read, flushes the log) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from .broker.config import BrokerConfig
+from .broker.context import BrokerContext
 from .broker.server import Broker
 from .errors import KafkaError
 
@@ -24,10 +27,11 @@ if TYPE_CHECKING:
     from .httpserver import AppServer
 
 log = logging.getLogger("minikafka.broker")
+T = TypeVar("T")
 
 
 class Server:
-    """A started broker and its console: `await start()`, then `await stop()`."""
+    """A started broker, its console and its registry: `await start()`, then `await stop()`."""
 
     def __init__(self, config: BrokerConfig) -> None:
         self.broker = Broker(config)
@@ -38,24 +42,30 @@ class Server:
         await self.broker.start()
         ctx = self.broker.ctx
         assert ctx is not None
-        try:
-            if self.broker.config.ui:
-                from .console import start_console  # FastAPI and uvicorn load only with it
+        if self.broker.config.ui:
+            from .console import start_console  # FastAPI and uvicorn load only with it
 
-                self.console = await start_console(ctx)
-            if self.broker.config.schema_registry:
-                from .registry import start_registry  # as the console
+            self.console = await _beside(start_console, ctx)
+        if self.broker.config.schema_registry:
+            from .registry import start_registry  # as the console
 
-                self.registry = await start_registry(ctx)
-        except OSError:
-            await self.stop()
-            raise
+            self.registry = await _beside(start_registry, ctx)
 
     async def stop(self) -> None:
         for app in (self.registry, self.console):
             if app is not None:
                 await app.stop()
         await self.broker.stop()
+
+
+async def _beside(start: Callable[[BrokerContext], Awaitable[T]], ctx: BrokerContext
+                     ) -> T | None:
+    """Start an app beside the broker; one that cannot (its port is taken) is a warning."""
+    try:
+        return await start(ctx)
+    except OSError as exc:  # a convenience: the broker serves on without it
+        log.warning("%s; the broker runs without it", exc.strerror or exc)
+        return None
 
 
 async def run(config: BrokerConfig) -> None:
@@ -67,7 +77,10 @@ async def run(config: BrokerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     broker = server.broker
-    print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
+    bound = broker.config.bind_listeners
+    where = (f"{bound[0].host}:{bound[0].port}" if broker.config.listeners is None
+             else ", ".join(map(str, bound)))
+    print(f"minikafka broker listening on {where}; "
           f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
           flush=True)
     if server.console is not None:

@@ -14,4 +14,4 @@ class Console(AppServer):
     async def start(cls, ctx: BrokerContext) -> Console:
         advertised, _ = ctx.config.advertised
         return await cls.serve(create_app(ctx), ctx.config.host, ctx.config.ui_port, advertised,
-                               "web console", "pick another --ui-port, or --no-ui")
+                               "web console", "pick another with --ui-port, 0 for a free one")

@@ -29,7 +29,7 @@ async def start_registry(ctx: BrokerContext) -> AppServer:
     advertised, _ = ctx.config.advertised
     return await AppServer.serve(create_app(Registry(store)), ctx.config.host,
                                  ctx.config.schema_registry_port, advertised, "schema registry",
-                                 "pick another --schema-registry-port, or --no-schema-registry")
+                                 "pick another with --schema-registry-port, 0 for a free one")
 
 
 __all__ = ["start_registry"]
