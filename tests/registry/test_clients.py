@@ -3,7 +3,9 @@ the registry's wire format, consumed and decoded through it; an incompatible sch
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
 from .conftest import InProcessBroker, create_topic, json_object, record
 
@@ -116,3 +118,46 @@ def test_incompatible_schema_refused(sr: SchemaRegistryClient, subject: str,
     assert (refused.value.http_status_code, refused.value.error_code) == (409, 409)
     assert sr.get_versions(subject) == [1]
     assert sr.register_schema(subject, Schema(first, schema_type)) == registered  # same id
+
+
+def test_protobuf_registered_as_text(broker: InProcessBroker, sr: SchemaRegistryClient,
+                                     topic: str) -> None:
+    assert broker.registry_url is not None
+    """A schema registered as .proto text (as Java's serializer or `minikafka schemas register`
+    do) is read by Python's deserializer, which asks for it in the serialized (descriptor)
+    format; nested messages, enums, maps, oneofs and imports resolve as protoc would."""
+    text = """syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Order {
+  string id = 1;
+  int32 qty = 2;
+  message Line { string sku = 1; }
+  repeated Line lines = 3;
+  enum Kind { WEB = 0; SHOP = 1; }
+  Kind kind = 4;
+  map<string, int64> counts = 5;
+  oneof pay { string card = 6; int64 cash = 7; }
+  google.protobuf.Timestamp at = 8;
+  optional string note = 9;
+}
+"""
+    schema_id = sr.register_schema(f"{topic}-value", Schema(text, "PROTOBUF"))
+    reader = SchemaRegistryClient({"url": broker.registry_url.rstrip("/")})  # a consumer's,
+    serialized = reader.get_schema(schema_id, fmt="serialized").schema_str  # with no cache
+    proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(
+        timestamp_pb2.DESCRIPTOR.serialized_pb))
+    proto.name = "order.proto"
+    pool.Add(proto)
+    order = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+    message = order(id="o-1", qty=2, lines=[{"sku": "a"}], kind=1, counts={"x": 3}, cash=5,
+                    note="hi")
+    message.at.FromSeconds(1_700_000_000)
+    # The registry's wire format by hand: magic 0, the schema id, message index 0, the message.
+    framed = b"\x00" + struct.pack(">I", schema_id) + b"\x00" + message.SerializeToString()
+    deserializer = ProtobufDeserializer(order, {"use.deprecated.format": False},
+                                        schema_registry_client=reader)
+    got = deserializer(framed, SerializationContext(topic, MessageField.VALUE))
+    assert got == message and got.at.seconds == 1_700_000_000

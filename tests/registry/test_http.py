@@ -3,10 +3,12 @@ answers them, for subjects, versions, ids, lookups, references, deletes and mode
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
 import pytest
+from google.protobuf import descriptor_pb2
 
 from .conftest import CONTENT_TYPE, InProcessBroker, http_client, json_object, record, register
 
@@ -64,6 +66,9 @@ def test_errors(http: httpx.Client, subject: str) -> None:
     error(register(http, subject, "{not json"), 422, 42201)
     error(register(http, subject, '{"type": 12}', "JSON"), 422, 42201)
     error(register(http, subject, "message Order {", "PROTOBUF"), 422, 42201)
+    undefined = error(register(http, subject, 'syntax = "proto3"; message Order { Line l = 1; }',
+                               "PROTOBUF"), 422, 42201)
+    assert "type 'Line' (used in Order) is not defined" in undefined
     error(register(http, subject, V1, "XML"), 422, 42201)
     error(http.post(f"/subjects/{subject}/versions", json={}), 422, 42201)
     assert register(http, subject, V1).status_code == 200
@@ -127,6 +132,20 @@ def test_references(http: httpx.Client, subject: str) -> None:
     assert http.get(f"/subjects/{subject}-item/versions/1/referencedby").json() == [order_id]
     referenced = http.delete(f"/subjects/{subject}-item")
     error(referenced, 422, 42206)
+
+    line = 'syntax = "proto3";\npackage shop.common;\nmessage Line { string sku = 1; }\n'
+    assert register(http, f"{subject}-line", line, "PROTOBUF").status_code == 200
+    basket = ('syntax = "proto3";\npackage shop;\nimport "shop/line.proto";\n'
+              "message Basket { repeated common.Line lines = 1; }\n")
+    error(register(http, subject + "-basket", basket, "PROTOBUF"), 422, 42201)
+    basket_id = register(http, f"{subject}-basket", basket, "PROTOBUF", references=[
+        {"name": "shop/line.proto", "subject": f"{subject}-line", "version": 1}]).json()["id"]
+    serialized = http.get(f"/schemas/ids/{basket_id}?format=serialized").json()["schema"]
+    [field] = descriptor_pb2.FileDescriptorProto.FromString(
+        base64.b64decode(serialized)).message_type[0].field
+    assert (field.type_name, list(http.get(f"/schemas/ids/{basket_id}").json()["references"])
+            ) == (".shop.common.Line", [{"name": "shop/line.proto",
+                                          "subject": f"{subject}-line", "version": 1}])
 
     address = json_object({"city": {"type": "string"}})
     assert register(http, f"{subject}-address", address, "JSON").status_code == 200

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from .errors import RegistryError, bad_request
 from .formats import SCHEMA_TYPES
 from .service import Registry
+from .store import SchemaVersion
 
 log = logging.getLogger("minikafka.registry")
 
@@ -77,7 +78,8 @@ async def schemas(registry: Registry, request: Request) -> Any:
 
 
 async def schema_by_id(registry: Registry, request: Request) -> Any:
-    return registry.schema(_int(request.path_params["id"], "schema id")).schema_json()
+    found = registry.schema(_int(request.path_params["id"], "schema id"))
+    return _formatted(registry, request, found, found.schema_json())
 
 
 async def schema_text_by_id(registry: Registry, request: Request) -> Any:
@@ -122,8 +124,16 @@ async def register(registry: Registry, request: Request) -> Any:
 
 
 async def version(registry: Registry, request: Request) -> Any:
-    return registry.version(request.path_params["subject"], request.path_params["version"],
-                            _flag(request, "deleted")).to_json()
+    found = registry.version(request.path_params["subject"], request.path_params["version"],
+                             _flag(request, "deleted"))
+    return _formatted(registry, request, found, found.to_json())
+
+
+def _formatted(registry: Registry, request: Request, found: SchemaVersion,
+               answer: dict[str, Any]) -> dict[str, Any]:
+    """`answer` with its schema in the `?format=` asked for (Protobuf: serialized)."""
+    answer["schema"] = registry.formatted(found, request.query_params.get("format"))
+    return answer
 
 
 async def version_schema(registry: Registry, request: Request) -> Any:

@@ -139,6 +139,10 @@ class Registry:
             and version.references == candidate.references \
             and self._stored(version).normalized() == candidate.parsed.normalized()
 
+    def formatted(self, version: SchemaVersion, fmt: str | None) -> str:
+        """The version's schema as `?format=` asks (None: as stored)."""
+        return version.schema if fmt is None else self._stored(version).formatted(fmt)
+
     def schema(self, schema_id: int) -> SchemaVersion:
         found = self.state.schema_by_id(schema_id)
         if found is None:

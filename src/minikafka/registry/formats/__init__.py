@@ -27,6 +27,11 @@ class ParsedSchema(ABC):
         format knows a stricter one)."""
         return self.canonical
 
+    def formatted(self, fmt: str) -> str:
+        """The schema in the form `?format=` asks for (Protobuf's "serialized": a base64
+        FileDescriptorProto); the canonical text for a format it does not have."""
+        return self.canonical
+
     @abstractmethod
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         """Why data written with `writer` cannot be read with this schema (empty: it can)."""

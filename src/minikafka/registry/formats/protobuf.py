@@ -1,18 +1,21 @@
-"""Protobuf: a schema is .proto text (parsed by `proto-schema-parser`) or, as Confluent's clients
-send it, a base64-encoded FileDescriptorProto (parsed by `protobuf`). Both become the same model,
-and compatibility follows Confluent's Protobuf rules, which are about the wire: field numbers
-and wire types, not names. Refused: a changed package, a removed (or renamed) message, a field
-whose kind (scalar, message, enum, map) or scalar wire type changes, or whose message type is
-another, a required field added or removed, a field removed from a oneof, several fields moved
-into one oneof. Allowed: added or removed fields, renamed fields, new messages and enum values.
+"""Protobuf: a schema is .proto text (parsed by `proto-schema-parser`, its types resolved as protoc
+resolves them, into a FileDescriptorProto) or, as Confluent's clients send it, a base64-encoded
+FileDescriptorProto (parsed by `protobuf`). `?format=serialized` answers the descriptor, which
+is what Confluent's deserializers ask for. Compatibility follows Confluent's Protobuf rules,
+which are about the wire: field numbers and wire types, not names. Refused: a changed package,
+a removed (or renamed) message, a field whose kind (scalar, message, enum, map) or scalar wire
+type changes, or whose message type is another, a required field added or removed, a field
+removed from a oneof, several fields moved into one oneof. Allowed: added or removed fields,
+renamed fields, new messages and enum values.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from antlr4.error.ErrorListener import ErrorListener
@@ -50,9 +53,15 @@ class ProtoModel:
 
 
 class ProtobufSchema(ParsedSchema):
-    def __init__(self, model: ProtoModel, canonical: str) -> None:
-        self.model = model
+    def __init__(self, proto: descriptor_pb2.FileDescriptorProto, canonical: str) -> None:
+        self.proto = proto
+        self.model = _model(proto)
         self.canonical = canonical
+
+    def formatted(self, fmt: str) -> str:
+        if fmt == "serialized":
+            return base64.b64encode(self.proto.SerializeToString()).decode()
+        return self.canonical
 
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         assert isinstance(writer, ProtobufSchema)
@@ -61,14 +70,61 @@ class ProtobufSchema(ParsedSchema):
 
 def parse(text: str, references: Resolved) -> ProtobufSchema:
     text = text.strip()
-    model = _from_descriptor(text) if _BASE64.match(text) else None
-    if model is None:
-        model = _from_text(text)
+    known: dict[str, int] = {}  # full name (".pkg.Msg") -> TYPE_MESSAGE or TYPE_ENUM
+    for name, referenced in references:
+        _declare(_descriptor(referenced.strip(), known, name), known)
+    proto = _descriptor(text, known, "")
     names = {name for name, _ in references}
-    for imported in model.imports:
+    for imported in proto.dependency:
         if not imported.startswith(_BUILTIN) and imported not in names:
             raise InvalidSchema(f"{text[:200]}: import {imported!r} has no reference")
-    return ProtobufSchema(model, text)
+    return ProtobufSchema(proto, text)
+
+
+def _descriptor(text: str, known: dict[str, int], where: str
+                ) -> descriptor_pb2.FileDescriptorProto:
+    """The FileDescriptorProto of a schema, base64 or text (`where`: the reference it is)."""
+    decoded = _decoded(text) if _BASE64.match(text) else None
+    if decoded is not None:
+        return decoded
+    try:
+        return _compile(text, known)
+    except InvalidSchema as exc:
+        if where:
+            raise InvalidSchema(f"reference {where!r}: {exc.message}") from None
+        raise
+
+
+def _decoded(text: str) -> descriptor_pb2.FileDescriptorProto | None:
+    """The base64 FileDescriptorProto in `text`; None if it is not one."""
+    try:
+        proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(text))
+    except (binascii.Error, DecodeError, ValueError):
+        return None
+    return proto if proto.name or proto.message_type or proto.enum_type else None
+
+
+def _declare(proto: descriptor_pb2.FileDescriptorProto, known: dict[str, int]) -> None:
+    """Add the types `proto` declares to `known`."""
+    def walk(messages: Iterable[descriptor_pb2.DescriptorProto],
+             enums: Iterable[descriptor_pb2.EnumDescriptorProto], scope: str) -> None:
+        for enum in enums:
+            known[f"{scope}.{enum.name}"] = _ENUM
+        for message in messages:
+            known[f"{scope}.{message.name}"] = _MESSAGE
+            walk(message.nested_type, message.enum_type, f"{scope}.{message.name}")
+
+    walk(proto.message_type, proto.enum_type, f".{proto.package}" if proto.package else "")
+
+
+def _builtin(path: str) -> descriptor_pb2.FileDescriptorProto | None:
+    """A well-known type's file (google/protobuf/timestamp.proto), from the protobuf package."""
+    module_name = path.removesuffix(".proto").replace("/", ".") + "_pb2"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
 
 
 # --- .proto text ---------------------------------------------------------------------------------
@@ -87,77 +143,146 @@ def _strict(recognizer: object) -> None:
     recognizer.addErrorListener(_Strict())  # type: ignore[attr-defined]
 
 
-def _from_text(text: str) -> ProtoModel:
+_SCALAR_TYPES = {name: descriptor_pb2.FieldDescriptorProto.Type.Value(f"TYPE_{name.upper()}")
+                 for name in SCALARS}
+_MESSAGE = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+_ENUM = descriptor_pb2.FieldDescriptorProto.TYPE_ENUM
+_LABEL = descriptor_pb2.FieldDescriptorProto.Label
+
+
+def _compile(text: str, imported: dict[str, int]) -> descriptor_pb2.FileDescriptorProto:
+    """The FileDescriptorProto protoc would make of `text`, given the types its references
+    declare (`imported`); InvalidSchema for bad syntax or a type that is nowhere."""
     try:
         parsed = Parser(setup_lexer=_strict, setup_parser=_strict).parse(text)
     except Exception as exc:  # the parser's own errors have no common base class
         raise InvalidSchema(f"{text[:200]}: {exc}") from None
-    model = ProtoModel()
-    enums = _enum_names(parsed.file_elements)
+    proto = descriptor_pb2.FileDescriptorProto(syntax=parsed.syntax or "proto2")
+    known = dict(imported)
     for element in parsed.file_elements:
         if isinstance(element, ast.Package):
-            model.package = element.name
+            proto.package = element.name
         elif isinstance(element, ast.Import):
-            model.imports.append(element.name)
-        elif isinstance(element, ast.Message):
-            _add_message(model, element, "", enums)
-    return model
+            proto.dependency.append(element.name)
+            builtin = _builtin(element.name) if element.name.startswith(_BUILTIN) else None
+            if builtin is not None:
+                _declare(builtin, known)
+    scope = f".{proto.package}" if proto.package else ""
+    compiler = _Compiler(known, proto.syntax == "proto3")
+    messages = [e for e in parsed.file_elements if isinstance(e, ast.Message)]
+    enums = [e for e in parsed.file_elements if isinstance(e, ast.Enum)]
+    compiler.declare(messages, enums, scope)
+    proto.message_type.extend(compiler.message(m, scope) for m in messages)
+    proto.enum_type.extend(_enum(e) for e in enums)
+    return proto
 
 
-def _enum_names(elements: Sequence[object]) -> set[str]:
-    found = set()
-    for element in elements:
-        if isinstance(element, ast.Enum):
-            found.add(element.name)
-        elif isinstance(element, ast.Message):
-            found |= _enum_names(element.elements)
-    return found
+def _enum(enum: ast.Enum) -> descriptor_pb2.EnumDescriptorProto:
+    return descriptor_pb2.EnumDescriptorProto(name=enum.name, value=[
+        descriptor_pb2.EnumValueDescriptorProto(name=v.name, number=v.number)
+        for v in enum.elements if isinstance(v, ast.EnumValue)])
 
 
-def _add_message(model: ProtoModel, message: ast.Message, prefix: str, enums: set[str]) -> None:
-    name = prefix + message.name
-    fields: dict[int, Field] = {}
-    model.messages[name] = fields
+class _Compiler:
+    """Messages of one file, their field types resolved from the innermost scope outwards."""
 
-    def add(number: int, found: Field) -> None:
-        if number in fields:
-            raise InvalidSchema(f"field number {number} is used twice in message {name}")
-        fields[number] = found
+    def __init__(self, known: dict[str, int], proto3: bool) -> None:
+        self.known = known
+        self.proto3 = proto3
 
-    for element in message.elements:
-        if isinstance(element, ast.Message):
-            _add_message(model, element, name + ".", enums)
-        elif isinstance(element, ast.MapField):
-            add(element.number, Field(element.name, "map",
-                                      f"{element.key_type},{element.value_type}", "repeated"))
-        elif isinstance(element, ast.Field):
-            add(element.number, _text_field(element, None, enums))
-        elif isinstance(element, ast.OneOf):
-            for member in element.elements:
-                if isinstance(member, ast.Field):
-                    add(member.number, _text_field(member, element.name, enums))
+    def declare(self, messages: Iterable[ast.Message], enums: Iterable[ast.Enum], scope: str
+                ) -> None:
+        for enum in enums:
+            self.known[f"{scope}.{enum.name}"] = _ENUM
+        for message in messages:
+            inner = f"{scope}.{message.name}"
+            self.known[inner] = _MESSAGE
+            self.declare([e for e in message.elements if isinstance(e, ast.Message)],
+                         [e for e in message.elements if isinstance(e, ast.Enum)], inner)
+
+    def resolve(self, name: str, scope: str) -> tuple[int, str]:
+        """(TYPE_MESSAGE or TYPE_ENUM, full name) of the type `name` used in `scope`."""
+        if name.startswith("."):
+            candidates = [name]
+        else:
+            parts = scope.split(".")
+            candidates = [".".join([*parts[:i], name]) for i in range(len(parts), 0, -1)]
+            candidates = [c if c.startswith(".") else f".{c}" for c in candidates]
+        for candidate in candidates:
+            if candidate in self.known:
+                return self.known[candidate], candidate
+        raise InvalidSchema(f"type {name!r} (used in {scope.lstrip('.') or 'the file'}) is "
+                            "not defined")
+
+    def field(self, found: ast.Field | ast.MapField, scope: str, entry: str = ""
+              ) -> descriptor_pb2.FieldDescriptorProto:
+        out = descriptor_pb2.FieldDescriptorProto(name=found.name, number=found.number,
+                                                  json_name=_camel(found.name, upper=False))
+        if isinstance(found, ast.MapField):
+            out.label, out.type, out.type_name = _LABEL.LABEL_REPEATED, _MESSAGE, entry
+            return out
+        cardinality = found.cardinality.value if found.cardinality else "OPTIONAL"
+        out.label = _LABEL.Value(f"LABEL_{cardinality}")
+        if found.type in _SCALAR_TYPES:
+            out.type = _SCALAR_TYPES[found.type]
+        else:
+            out.type, out.type_name = self.resolve(found.type, scope)
+        return out
+
+    def message(self, message: ast.Message, scope: str) -> descriptor_pb2.DescriptorProto:
+        full = f"{scope}.{message.name}"
+        out = descriptor_pb2.DescriptorProto(name=message.name)
+        optional: list[descriptor_pb2.FieldDescriptorProto] = []
+        numbers: set[int] = set()
+
+        def add(field: descriptor_pb2.FieldDescriptorProto) -> None:
+            if field.number in numbers:
+                raise InvalidSchema(f"field number {field.number} is used twice in message "
+                                    f"{full.lstrip('.')}")
+            numbers.add(field.number)
+            out.field.append(field)
+
+        for element in message.elements:
+            if isinstance(element, ast.Field):
+                add(self.field(element, full))
+                if self.proto3 and element.cardinality == ast.FieldCardinality.OPTIONAL:
+                    optional.append(out.field[-1])
+            elif isinstance(element, ast.MapField):
+                entry = _camel(element.name) + "Entry"
+                out.nested_type.append(descriptor_pb2.DescriptorProto(
+                    name=entry, options=descriptor_pb2.MessageOptions(map_entry=True),
+                    field=[self.field(ast.Field(name="key", number=1, type=element.key_type),
+                                      full),
+                           self.field(ast.Field(name="value", number=2,
+                                                type=element.value_type), full)]))
+                add(self.field(element, full, f"{full}.{entry}"))
+            elif isinstance(element, ast.OneOf):
+                out.oneof_decl.add(name=element.name)
+                for member in element.elements:
+                    if isinstance(member, ast.Field):
+                        add(self.field(member, full))
+                        out.field[-1].oneof_index = len(out.oneof_decl) - 1
+            elif isinstance(element, ast.Message):
+                out.nested_type.append(self.message(element, full))
+            elif isinstance(element, ast.Enum):
+                out.enum_type.append(_enum(element))
+        for synthetic in optional:  # proto3 `optional`: a oneof each, after the real ones
+            out.oneof_decl.add(name=f"_{synthetic.name}")
+            synthetic.oneof_index, synthetic.proto3_optional = len(out.oneof_decl) - 1, True
+        return out
 
 
-def _text_field(found: ast.Field, oneof: str | None, enums: set[str]) -> Field:
-    label = found.cardinality.value.lower() if found.cardinality else "optional"
-    if found.type in SCALARS:
-        return Field(found.name, found.type, "", label, oneof)
-    short = found.type.rsplit(".", 1)[-1]
-    return Field(found.name, "enum" if short in enums else "message", short, label, oneof)
+def _camel(name: str, upper: bool = True) -> str:
+    """protoc's CamelCase of a field name (a map's entry type; lowerCamel: its JSON name)."""
+    first, *rest = name.split("_")
+    tail = "".join(p[:1].upper() + p[1:] for p in rest)
+    return (first[:1].upper() + first[1:] if upper else first) + tail
 
 
-# --- serialized descriptors ----------------------------------------------------------------------
+# --- the model of a descriptor -------------------------------------------------------------------
 
 
-def _from_descriptor(text: str) -> ProtoModel | None:
-    """The model of a base64 FileDescriptorProto; None if `text` is not one."""
-    try:
-        proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(text,
-                                                                               validate=False))
-    except (binascii.Error, DecodeError, ValueError):
-        return None
-    if not (proto.name or proto.message_type or proto.enum_type):
-        return None
+def _model(proto: descriptor_pb2.FileDescriptorProto) -> ProtoModel:
     model = ProtoModel(proto.package, list(proto.dependency))
     for message in proto.message_type:
         _add_descriptor(model, message, "")
