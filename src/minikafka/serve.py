@@ -14,17 +14,17 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from .broker.config import BrokerConfig
-from .broker.context import BrokerContext
 from .broker.server import Broker
 from .errors import KafkaError
 
 if TYPE_CHECKING:
     from .console.server import Console
     from .httpserver import AppServer
+    from .registry.service import Registry
 
 log = logging.getLogger("minikafka.broker")
 T = TypeVar("T")
@@ -37,19 +37,24 @@ class Server:
         self.broker = Broker(config)
         self.console: Console | None = None  # the web console and /metrics (config.ui)
         self.registry: AppServer | None = None  # the schema registry (config.schema_registry)
+        self.schemas: Registry | None = None  # its state, served by it and shown by the console
 
     async def start(self) -> None:
         await self.broker.start()
         ctx = self.broker.ctx
         assert ctx is not None
+        if self.broker.config.schema_registry:
+            from .registry import open_registry  # the registry's modules load only with it
+
+            self.schemas = open_registry(ctx)
         if self.broker.config.ui:
             from .console import start_console  # FastAPI and uvicorn load only with it
 
-            self.console = await _beside(start_console, ctx)
-        if self.broker.config.schema_registry:
-            from .registry import start_registry  # as the console
+            self.console = await _beside(start_console(ctx, self.schemas))
+        if self.schemas is not None:
+            from .registry import start_registry
 
-            self.registry = await _beside(start_registry, ctx)
+            self.registry = await _beside(start_registry(ctx, self.schemas))
 
     async def stop(self) -> None:
         for app in (self.registry, self.console):
@@ -58,11 +63,10 @@ class Server:
         await self.broker.stop()
 
 
-async def _beside(start: Callable[[BrokerContext], Awaitable[T]], ctx: BrokerContext
-                     ) -> T | None:
+async def _beside(starting: Awaitable[T]) -> T | None:
     """Start an app beside the broker; one that cannot (its port is taken) is a warning."""
     try:
-        return await start(ctx)
+        return await starting
     except OSError as exc:  # a convenience: the broker serves on without it
         log.warning("%s; the broker runs without it", exc.strerror or exc)
         return None

@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..broker.context import BrokerContext
+    from ..registry.service import Registry
     from .server import Console
 
 
-async def start_console(ctx: BrokerContext) -> Console:
-    """Serve the console for `ctx`'s broker until `await console.stop()`. FastAPI and uvicorn
-    are imported here, so a broker started with --no-ui never loads them."""
+async def start_console(ctx: BrokerContext, schemas: Registry | None = None) -> Console:
+    """Serve the console for `ctx`'s broker (and its schema registry's `schemas`, if it runs
+    one) until `await console.stop()`. FastAPI and uvicorn are imported here, so a broker
+    started with --no-ui never loads them."""
     from .server import Console
 
-    return await Console.start(ctx)
+    return await Console.start(ctx, schemas)
 
 
 __all__ = ["start_console"]

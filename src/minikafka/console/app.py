@@ -20,6 +20,9 @@ from pydantic import BaseModel, Field
 
 from ..broker.context import BrokerContext
 from ..errors import ErrorCode, KafkaError
+from ..registry.errors import RegistryError
+from ..registry.service import Registry
+from . import schemas as schema_view
 from . import service
 
 STATIC = Path(__file__).parent / "static"
@@ -55,7 +58,13 @@ class OffsetReset(BaseModel):
     value: int | None = None
 
 
-def create_app(ctx: BrokerContext) -> FastAPI:
+class SchemaCheck(BaseModel):
+    schema_text: str = Field(alias="schema")
+    schemaType: str = "AVRO"  # the registry's own field name
+
+
+def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
+    """The console of `ctx`'s broker; its Schemas page reads `schemas` (None: no registry)."""
     # No /docs: its page loads scripts from a CDN, and the machine may be offline.
     app = FastAPI(title="minikafka console", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -144,5 +153,22 @@ def create_app(ctx: BrokerContext) -> FastAPI:
     @app.post("/api/groups/{group}/reset-offsets")
     async def reset_offsets(group: str, body: OffsetReset) -> service.Json:
         return await service.reset_offsets(ctx, group, body.topic, body.to, body.value)
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status)
+
+    @app.get("/api/schemas")
+    async def list_subjects() -> service.Json:
+        return schema_view.subjects(schemas)
+
+    @app.get("/api/schemas/{subject}")
+    async def describe_subject(subject: str) -> service.Json:
+        return schema_view.subject(schema_view.running(schemas), subject)
+
+    @app.post("/api/schemas/{subject}/check")
+    async def check_schema(subject: str, body: SchemaCheck) -> service.Json:
+        return schema_view.check(schema_view.running(schemas), subject, body.schema_text,
+                                 body.schemaType)
 
     return app

@@ -13,23 +13,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..broker.context import BrokerContext
     from ..httpserver import AppServer
+    from .service import Registry
 
 
-async def start_registry(ctx: BrokerContext) -> AppServer:
-    """Read `_schemas`, then serve the registry until `await registry.stop()`. Starlette,
-    uvicorn and the schema libraries load here, so a broker without the registry never
-    loads them."""
-    from ..httpserver import AppServer
-    from .app import create_app
+def open_registry(ctx: BrokerContext) -> Registry:
+    """The registry's state, read from `_schemas`, and its rules (for the REST API and the
+    console). The schema libraries load on first use."""
     from .service import Registry
     from .store import SchemaStore
 
     store = SchemaStore(ctx)
     store.load()
+    return Registry(store)
+
+
+async def start_registry(ctx: BrokerContext, registry: Registry) -> AppServer:
+    """Serve `registry` until `await server.stop()`. Starlette and uvicorn load here, so a
+    broker without the registry never loads them."""
+    from ..httpserver import AppServer
+    from .app import create_app
+
     advertised, _ = ctx.config.advertised
-    return await AppServer.serve(create_app(Registry(store)), ctx.config.host,
+    return await AppServer.serve(create_app(registry), ctx.config.host,
                                  ctx.config.schema_registry_port, advertised, "schema registry",
                                  "pick another with --schema-registry-port, 0 for a free one")
 
 
-__all__ = ["start_registry"]
+__all__ = ["open_registry", "start_registry"]

@@ -579,6 +579,116 @@ function groupPage(view, group) {
   return refresh;
 }
 
+// --- schemas ------------------------------------------------------------------------------------
+
+function schemasPage(view) {
+  const list = h("div");
+  view.append(h("div", { class: "panel" }, list));
+  api("GET", "/api/schemas").then((d) => {
+    if (!d.enabled) {
+      list.replaceChildren(h("div", { class: "empty" },
+        "This broker runs no schema registry (started with --no-schema-registry)."));
+      return;
+    }
+    list.replaceChildren(h("p", { class: "muted" }, `Global compatibility: ${d.level}`),
+      table(["Subject", "Type", num("Versions"), num("Latest"), num("Id"), "Compatibility"],
+        d.subjects.map((s) => h("tr", { "data-subject": s.subject },
+          h("td", {}, h("a", { href: `#/schemas/${enc(s.subject)}` }, s.subject)),
+          h("td", {}, s.type), h("td", { class: "num" }, s.versions),
+          h("td", { class: "num" }, s.latest), h("td", { class: "num" }, s.id),
+          h("td", {}, s.level))),
+        "No subjects yet: register a schema (e.g. minikafka schemas register SUBJECT FILE)."));
+  }, (err) => list.replaceChildren(h("div", { class: "empty" }, err.message)));
+}
+
+// A schema's text for reading and diffing: JSON pretty-printed, Protobuf as registered.
+function schemaLines(version) {
+  if (version.type === "PROTOBUF") return version.schema.split("\n");
+  return JSON.stringify(JSON.parse(version.schema), null, 2).split("\n");
+}
+
+// Line diff (longest common subsequence): [[" " | "-" | "+", line], ...].
+function diffLines(a, b) {
+  const n = a.length, m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
+    else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) out.push(["+", b[j++]]);
+    else out.push(["-", a[i++]]);
+  }
+  return out;
+}
+
+function subjectPage(view, subject) {
+  const cards = h("div", { class: "cards" });
+  const versions = h("div");
+  const fromSelect = h("select", { id: "diff-from" });
+  const toSelect = h("select", { id: "diff-to" });
+  const diff = h("pre", { class: "value diff", id: "schema-diff" });
+  const candidate = h("textarea", { id: "check-schema", rows: 8, placeholder: "a schema" });
+  const result = h("div", { id: "check-result" });
+  let loaded = [];
+  let type = "AVRO";
+  const showDiff = () => {
+    const from = loaded.find((v) => v.version === Number(fromSelect.value));
+    const to = loaded.find((v) => v.version === Number(toSelect.value));
+    if (!from || !to) return;
+    diff.replaceChildren(...diffLines(schemaLines(from), schemaLines(to)).map(([mark, line]) =>
+      h("div", { class: mark === "+" ? "added" : mark === "-" ? "removed" : "" },
+        `${mark} ${line}`)));
+  };
+  fromSelect.addEventListener("change", showDiff);
+  toSelect.addEventListener("change", showDiff);
+  const check = (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      const answer = await api("POST", `/api/schemas/${enc(subject)}/check`,
+        { schema: candidate.value, schemaType: type });
+      result.replaceChildren(h("p", { class: answer.is_compatible ? "ok" : "bad" },
+        answer.is_compatible ? "Compatible: it would register as the next version."
+          : "Incompatible:"), ...answer.messages.map((m) => h("div", { class: "mono" }, m)));
+    });
+  };
+  view.append(cards,
+    h("div", { class: "panel" }, h("h2", {}, "Versions"), versions),
+    h("div", { class: "panel" }, h("h2", {}, "Differences"),
+      h("div", { class: "row" }, h("label", {}, "From ", fromSelect),
+        h("label", {}, "to ", toSelect)), diff),
+    h("form", { class: "panel", onsubmit: check }, h("h2", {}, "Check compatibility"),
+      candidate, h("div", { class: "row end" },
+        h("button", { type: "submit", id: "check" }, "Check")), result));
+  api("GET", `/api/schemas/${enc(subject)}`).then((d) => {
+    loaded = d.versions;
+    const latest = loaded[loaded.length - 1];
+    type = latest.type;
+    candidate.value = latest.type === "PROTOBUF" ? latest.schema
+      : JSON.stringify(JSON.parse(latest.schema), null, 2);
+    cards.replaceChildren(card("Type", latest.type, null, "type"),
+      card("Versions", fmtNum(loaded.length), `latest: ${latest.version}`, "versions"),
+      card("Latest id", latest.id, null, "id"),
+      card("Compatibility", d.level, null, "level"));
+    versions.replaceChildren(table([num("Version"), num("Id"), "References", "Schema"],
+      loaded.map((v) => h("tr", { "data-version": v.version },
+        h("td", { class: "num" }, v.version), h("td", { class: "num" }, v.id),
+        h("td", {}, v.references.map((r) => h("span", { class: "chip" },
+          `${r.name} → ${r.subject} v${r.version}`))),
+        h("td", {}, h("details", {}, h("summary", {}, "show"),
+          h("pre", { class: "value" }, schemaLines(v).join("\n")))))), "No versions."));
+    const options = (selected) => loaded.map((v) => h("option",
+      { value: v.version, selected: v.version === selected }, `version ${v.version}`));
+    fromSelect.replaceChildren(...options(loaded[Math.max(0, loaded.length - 2)].version));
+    toSelect.replaceChildren(...options(latest.version));
+    showDiff();
+  }, (err) => view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
+}
+
 // --- routing ------------------------------------------------------------------------------------
 
 const ROUTES = [
@@ -588,6 +698,8 @@ const ROUTES = [
   [/^#\/messages$/, "messages", "Messages", (view, _m, params) => messagesPage(view, params)],
   [/^#\/groups$/, "groups", "Consumer groups", (view) => groupsPage(view)],
   [/^#\/groups\/(.+)$/, "groups", (m) => `Group ${m[1]}`, (view, m) => groupPage(view, m[1])],
+  [/^#\/schemas$/, "schemas", "Schemas", (view) => schemasPage(view)],
+  [/^#\/schemas\/(.+)$/, "schemas", (m) => `Subject ${m[1]}`, (view, m) => subjectPage(view, m[1])],
 ];
 let pageListener = null;
 
