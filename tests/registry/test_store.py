@@ -10,8 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from diskkit import SmallDisk, small_disk
+
 from .conftest import InProcessBroker, http_client, json_object, record, register
 from .test_compatibility import ORDER, proto
+
+__all__ = ["small_disk"]
 
 V1 = record(("id", "string"))
 V2 = record(("id", "string"), ("note", "string", ""))
@@ -137,3 +141,26 @@ def test_concurrent_registrations_are_serialized(own_broker: InProcessBroker) ->
                     for v in http.get("/subjects/orders-value/versions").json()]
         assert [v["version"] for v in versions] == list(range(1, len(schemas) + 1))
         assert sorted(v["id"] for v in versions) == sorted(ids)
+
+
+def test_a_full_disk_is_a_store_error_and_changes_nothing(small_disk: SmallDisk) -> None:
+    """A write `_schemas` cannot take is Confluent's 50001, and the registry is as before it;
+    once there is room the same registration succeeds, and survives a restart."""
+    broker = InProcessBroker(small_disk.path, "--no-ui").start()
+    big = record(*[(f"field_{i}", "string", "") for i in range(2000)])  # ~100 KB, compatible
+    try:
+        with http_client(broker) as http:
+            assert register(http, "orders-value", V1).json() == {"id": 1}
+            small_disk.fill(leave=0)
+            refused = register(http, "orders-value", big)
+            assert refused.status_code == 500 and refused.json()["error_code"] == 50001
+            assert "Error while storing the schema" in refused.json()["message"]
+            assert http.get("/subjects/orders-value/versions").json() == [1]
+            small_disk.release()
+            assert register(http, "orders-value", big).json() == {"id": 2}
+        broker.restart()
+        with http_client(broker) as http:
+            assert http.get("/subjects/orders-value/versions").json() == [1, 2]
+    finally:
+        small_disk.release()
+        assert broker.stop() == 0
