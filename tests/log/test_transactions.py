@@ -346,3 +346,17 @@ def test_other_processes_see_markers_lso_and_aborts(
     assert txnindex_entries(writer.dir) == [(0, 1, 0, 4, 2), (0, 2, 2, 5, 6)]
     assert {s.producer_id: s.current_txn_start_offset for s in reader.producer_states()} == {
         1: -1, 2: -1}
+
+
+def test_a_writer_catching_up_keeps_the_aborts_others_wrote(
+        log: LogManager, spawn: Callable[..., Any]) -> None:
+    """A process whose producer state caught up (an LSO read) but not its index, then writes
+    after another process's abort: the entries on disk stay, each once, in order."""
+    log.create_topic("t", 1)
+    part = log.partition("t", 0)
+    assert spawn("transact", log.data_dir, "t", 1).finish() == 0    # 0-3, abort of 1 at 4
+    assert part.last_stable_offset == 2
+    assert spawn("transact", log.data_dir, "t", 3).finish() == 0    # 5-8, abort of 3 at 9
+    assert part.write_marker(2, 0, False, 0) == 10
+    assert txnindex_entries(part.dir) == [(0, 1, 0, 4, 2), (0, 3, 5, 9, 2), (0, 2, 2, 10, 7)]
+    assert part.aborted_transactions(0, 11) == [(1, 0), (3, 5), (2, 2)]
