@@ -360,3 +360,27 @@ def test_a_writer_catching_up_keeps_the_aborts_others_wrote(
     assert part.write_marker(2, 0, False, 0) == 10
     assert txnindex_entries(part.dir) == [(0, 1, 0, 4, 2), (0, 3, 5, 9, 2), (0, 2, 2, 10, 7)]
     assert part.aborted_transactions(0, 11) == [(1, 0), (3, 5), (2, 2)]
+
+
+def test_damage_set_aside_takes_the_entries_of_the_markers_cut_out(
+        open_part: Callable[..., Partition]) -> None:
+    """The index keeps to the log: a marker cut out of an older segment with the damage around
+    it takes its entry along; the other abort's stays."""
+    part = open_part(**{"segment.bytes": 600})
+    part.append(txn_batch(1, 1))                            # 0
+    part.write_marker(1, 0, False, 0)                       # 1
+    part.append(txn_batch(2, 1))                            # 2
+    part.write_marker(2, 0, False, 0)                       # 3  damaged below
+    for i in range(3):
+        part.append(make_batch(3, start=3 * i))             # later segments
+    assert part.aborted_transactions(0, 4) == [(1, 0), (2, 2)]
+    first_log = part.segments[0].log_path
+    again = open_part(close=True)
+    assert len(again.segments) > 1
+    pos = list(iter_batches(first_log.read_bytes()))[3][0]
+    with open(first_log, "r+b") as f:
+        os.pwrite(f.fileno(), struct.pack(">i", 20), pos + 8)  # a length shorter than a header
+    again = open_part(close=True)
+    assert again.damaged_bytes > 0
+    assert txnindex_entries(again.dir) == [(0, 1, 0, 1, 2)]
+    assert again.aborted_transactions(0, again.last_stable_offset) == [(1, 0)]
