@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,22 @@ def test_damage_set_aside_takes_the_entries_of_the_markers_cut_out(
     assert again.damaged_bytes > 0
     assert txnindex_entries(again.dir) == [(0, 1, 0, 1, 2)]
     assert again.aborted_transactions(0, again.last_stable_offset) == [(1, 0)]
+
+
+def test_a_sigkill_mid_transaction_leaves_it_open_for_the_coordinator(
+        open_log: OpenLog, spawn: Callable[..., Any], data_dir: Path) -> None:
+    """A process SIGKILLed with one transaction aborted and one open: reopened as a broker, the
+    open one still holds the LSO until the coordinator's marker ends it."""
+    first = open_log()
+    first.create_topic("t", 1)
+    first.close()
+    worker = spawn("transact", data_dir, "t", 1, "hold")
+    deadline = time.monotonic() + 10
+    while "done" not in worker.lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.kill()
+    part = open_log(exclusive=True).partition("t", 0)
+    assert (part.last_stable_offset, part.high_watermark) == (2, 5)
+    assert part.aborted_transactions(0, 2) == [(1, 0)]
+    assert part.write_marker(2, 0, True, 0) == 5
+    assert part.last_stable_offset == part.high_watermark == 6
