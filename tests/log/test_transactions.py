@@ -17,14 +17,7 @@ from logkit import FakeClock, make_batch, payload_id, read_records, rewrite_boot
 
 from minikafka.errors import InvalidRecordError, InvalidTxnStateError
 from minikafka.log import InvalidProducerEpochError, LogManager, Partition
-from minikafka.records import (
-    decode_batch,
-    decode_batches,
-    encode_batch,
-    iter_batches,
-    read_header,
-    set_max_timestamp,
-)
+from minikafka.records import decode_batch, decode_batches, encode_batch, iter_batches
 
 OpenLog = Callable[..., LogManager]
 TXN_ENTRY = struct.Struct(">hqqqq")  # Kafka's AbortedTxn: version, pid, first, last, LSO
@@ -176,11 +169,9 @@ def test_marker_without_an_ongoing_transaction_is_still_written(
 
 def test_transactional_batches_are_validated(open_part: Callable[..., Partition]) -> None:
     part = open_part()
-    control = bytearray(make_batch(1, producer_id=3, producer_epoch=0, base_sequence=0))
-    control[22] |= 0x20  # attributes' low byte: the control bit; CRC made right below
-    set_max_timestamp(control, read_header(control).max_timestamp)
     with pytest.raises(InvalidRecordError, match="control"):
-        part.append(control)
+        part.append(make_batch(1, producer_id=3, producer_epoch=0, base_sequence=0,
+                               transactional=True, control=True))
     with pytest.raises(InvalidRecordError, match="producer id"):
         part.append(encode_batch([(None, b"x", (), None)], transactional=True))
     part.append(txn_batch(3))
