@@ -395,3 +395,20 @@ def test_a_sigkill_mid_transaction_leaves_it_open_for_the_coordinator(
     assert part.aborted_transactions(0, 2) == [(1, 0)]
     assert part.write_marker(2, 0, True, 0) == 5
     assert part.last_stable_offset == part.high_watermark == 6
+
+
+def test_the_lso_never_falls_below_the_log_start(open_part: Callable[..., Partition]) -> None:
+    """An open transaction whose first batch was deleted (DeleteRecords, retention) holds the
+    LSO at the log start, as Kafka's does: not below it, where a read_committed consumer could
+    neither start nor move."""
+    part = open_part(**{"segment.bytes": 600})
+    part.append(txn_batch(1))                               # 0-1, stays open
+    for i in range(4):
+        part.append(make_batch(3, start=3 * i))             # 2-13, later segments
+    start = part.delete_records(8)
+    assert part.log_start_offset == start == 8
+    assert part.last_stable_offset == 8
+    found = part.read(8, 1 << 20, part.last_stable_offset)
+    assert found is None                                    # nothing stable past the start yet
+    part.write_marker(1, 0, False, 0)
+    assert part.last_stable_offset == part.high_watermark == 15
