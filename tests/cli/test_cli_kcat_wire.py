@@ -1,0 +1,148 @@
+"""kcat's semantics over the wire, checked against kcat itself on the same topics of a real broker
+where kcat is installed: -f tokens and escapes, -K/-D/-Z defaults, -Q; then -p past the last
+partition, -X, delete-records, --json, several topics and regexes, and the locked data dir."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from brokerkit import own_broker
+
+from .conftest import InProcessBroker, create_topic
+from .test_cli_kcat import error, run
+
+needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
+FORMAT = "%t|%p|%o|%k|%K|%s|%S|%R|%T|%h|%%|\\t\\r\\x41\\66\\n"
+
+
+def wire(broker: InProcessBroker, *args: str, stdin: bytes = b""
+         ) -> subprocess.CompletedProcess[bytes]:
+    return run(*args, "-b", broker.bootstrap, stdin=stdin)
+
+
+def kcat(broker: InProcessBroker, *args: str) -> bytes:
+    done = subprocess.run(["kcat", "-b", broker.bootstrap, "-q", *args], capture_output=True,
+                          timeout=60, check=True)
+    return done.stdout
+
+
+__all__ = ["own_broker"]
+
+
+def fill(broker: InProcessBroker, topic: str) -> None:
+    """Records with and without keys, headers, an empty and a null value."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(topic, b"v1", b"k1", headers=[("h", b"x"), ("n", None)])
+    producer.produce(topic, b"", None)
+    producer.produce(topic, None, b"k3")
+    producer.produce(topic, b"v4:with,delims")
+    assert producer.flush(30) == 0
+
+
+@needs_kcat
+def test_format_matches_kcat(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, 1)
+    fill(broker, topic)
+    for flags in (["-f", FORMAT], ["-Z", "-f", FORMAT], [], ["-K", ":"], ["-Z", "-K", "\\t"],
+                  ["-D", "\\x2c", "-K", "="]):
+        ours = wire(broker, "consume", "-t", topic, "-o", "beginning", "-e", "-q", *flags)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout == kcat(broker, "-C", "-t", topic, "-o", "beginning", "-e", *flags), \
+            flags
+
+
+@needs_kcat
+def test_query_offsets_matches_kcat(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, 3)
+    wire(broker, "produce", topic, "-p", "1", stdin=b"a\nb\nc\n")
+    spec = ["-t", f"{topic}:1:0", "-t", f"{topic}:0:-1", "-t", f"{topic}:2:99999999999999"]
+    ours = wire(broker, "consume", "-Q", *spec)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == kcat(broker, "-Q", *spec)
+    assert ours.stdout == (f"{topic} [0] offset 0\n{topic} [1] offset 0\n"
+                           f"{topic} [2] offset -1\n").encode()
+
+
+def test_produce_keys_and_nulls_as_kcat(broker: InProcessBroker, topic: str) -> None:
+    """Empty lines skipped, no separator -> null key, -Z empty -> NULL; a \\r stays."""
+    create_topic(broker.bootstrap, topic, 1)
+    done = wire(broker, "produce", topic, "-K", ":", "-Z", stdin=b"k:v\r\n\nbare\n:\nk2:\n")
+    assert done.returncode == 0, done.stderr
+    out = wire(broker, "consume", topic, "-o", "beginning", "-e", "-f", "%K %S %k|%s\\n")
+    assert out.stdout == b"1 2 k|v\r\n-1 4 |bare\n-1 -1 |\n2 -1 k2|\n"
+
+
+def test_partition_past_the_last_is_one_line(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, 1)
+    message = error(wire(broker, "consume", topic, "-p", "99", "-e"))
+    assert message == f"minikafka: error: topic {topic!r} has no partition 99 (it has 1)"
+
+
+def test_x_passes_client_settings(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, 1)
+    big = b"x" * 5000 + b"\n"
+    assert wire(broker, "produce", topic, stdin=big).returncode == 0
+    too_big = wire(broker, "produce", topic, "-X", "message.max.bytes=1000", stdin=big)
+    assert "too large" in error(too_big).lower()
+    assert "no.such.setting" in error(wire(broker, "topics", "list", "-X", "no.such.setting=1"))
+    assert "NAME=VALUE" in error(wire(broker, "topics", "list", "-X", "novalue"))
+
+
+def test_delete_records_and_json_over_the_wire(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, 2)
+    wire(broker, "produce", topic, "-p", "0", stdin=b"m0\nm1\nm2\nm3\n")
+    deleted = wire(broker, "topics", "delete-records", topic, "-p", "0", "--before", "2")
+    assert deleted.returncode == 0, deleted.stderr
+    [info] = json.loads(wire(broker, "topics", "describe", topic, "--json").stdout)
+    assert [(p["partition"], p["start_offset"], p["end_offset"]) for p in info["partitions"]] \
+        == [(0, 2, 4), (1, 0, 0)]
+    assert topic in json.loads(wire(broker, "topics", "list", "--json").stdout)
+    cluster = json.loads(wire(broker, "cluster", "describe", "--json").stdout)
+    assert cluster["mode"] == "broker"
+    versions = json.loads(wire(broker, "cluster", "api-versions", "--json").stdout)
+    assert versions["Produce"][0] == 0
+    group = f"{topic}-g"
+    wire(broker, "consume", topic, "-G", group, "--from-beginning", "-c", "1")
+    assert {"group": group, "state": "Empty"} in json.loads(
+        wire(broker, "groups", "list", "--json").stdout)
+    described = json.loads(wire(broker, "groups", "describe", group, "--json").stdout)
+    assert described["state"] == "Empty" and {"topic": topic, "partition": 0,
+                                              "current_offset": 3, "log_end_offset": 4, "lag": 1,
+                                              "member_id": None} in described["offsets"]
+    quotas = wire(broker, "quotas", "describe", "--json")
+    assert quotas.returncode == 0 and isinstance(json.loads(quotas.stdout), list)
+
+
+def test_several_topics_and_a_regex_over_the_wire(broker: InProcessBroker, topic: str) -> None:
+    names = [f"{topic}-a", f"{topic}-b"]
+    for name in names:
+        create_topic(broker.bootstrap, name, 1)
+        wire(broker, "produce", name, stdin=name.encode() + b"\n")
+    pattern = "^" + re.escape(topic) + "-.*"
+    read = ("-o", "beginning", "-e", "-f", "%t\\n")
+    plain = wire(broker, "consume", pattern, *read)
+    assert plain.returncode == 0, plain.stderr
+    assert sorted(plain.stdout.decode().split()) == names
+    grouped = wire(broker, "consume", "-G", f"{topic}-g", pattern, "--from-beginning", "-e",
+                   "-f", "%t\\n")
+    assert sorted(grouped.stdout.decode().split()) == names
+
+
+def test_locked_data_dir_names_what_to_do(own_broker: InProcessBroker) -> None:
+    own_broker.start()
+    message = error(run("topics", "list", "--data-dir", own_broker.data_dir))
+    assert "bootstrap_servers=" not in message
+    assert f"-b {own_broker.bootstrap}" in message and "bootstrap.servers" in message
+
+
+def test_data_dir_is_unaffected_by_wire_commands(tmp_path: Path, broker: InProcessBroker) -> None:
+    """-b never touches ./data."""
+    result = run("topics", "list", "-b", broker.bootstrap, cwd=tmp_path)
+    assert result.returncode == 0 and not (tmp_path / "data").exists()
