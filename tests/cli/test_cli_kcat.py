@@ -61,6 +61,9 @@ def test_produce_splits_on_d_skips_empty_and_keyless_lines_get_a_null_key(tmp_pa
         "-1:NULL 1:a", "-1:NULL 1:b", "-1:NULL 1:c", "1:k 1:v", "-1:NULL 11:no key here",
         "0:NULL 10:only value", "-1:NULL 1:v", "1:k -1:NULL"]
     assert "-D must not be empty" in error(run("produce", "t", "-D", "", *d, stdin=b"x"))
+    run("topics", "create", "small", "--config", "max.message.bytes=1000", *d)
+    refused = error(run("produce", "small", *d, stdin=b"a\n\n" + b"x" * 5000 + b"\nb"))
+    assert refused.startswith("minikafka: error: input lines 1-4: record batch of ")
 
 
 def test_consume_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:

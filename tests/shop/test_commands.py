@@ -23,6 +23,8 @@ def test_headless_demo_reports_invariants_and_resumes(tmp_path: Path) -> None:
 
     first = demo(30)
     assert first["invariants_hold"] and first["all_final"] and first["dead_letters"] == 0
+    # The banner says "logs in <data-dir>/shop/logs": the broker's log is there too.
+    assert "created topic orders" in (tmp_path / "shop" / "logs" / "broker.log").read_text()
     assert sum(first["by_status"].values()) == 30  # type: ignore[attr-defined]
     second = demo(10)  # continues from the stored state: new orders, same stock
     assert second["first_order"] == "0031" and second["invariants_hold"]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..client import Consumer, Message
     from ..records import Headers
 
-Record = tuple[int, bytes | None, bytes | None]  # input line number, key, value
+RawRecord = tuple[int, bytes | None, bytes | None]  # input line number, key, value
 TimeQuery = tuple[str, int, int]  # topic, partition, timestamp (-1 latest, -2 earliest)
 Settings = dict[str, str]
 DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
@@ -87,7 +87,7 @@ class Backend(Protocol):
     def describe_topic(self, name: str) -> TopicInfo: ...
     def alter_topic(self, name: str, configs: dict[str, str], delete: list[str]) -> None: ...
     def add_partitions(self, name: str, total: int) -> None: ...
-    def produce(self, topic: str, records: Iterable[Record], options: ProduceOptions
+    def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions
                 ) -> int: ...
     def consume(self, topics: Sequence[str], options: ConsumeOptions) -> Iterator[Message]: ...
     def query_offsets(self, queries: Sequence[TimeQuery]) -> list[int]: ...
@@ -134,21 +134,30 @@ class EmbeddedBackend:
     def add_partitions(self, name: str, total: int) -> None:
         self.log.add_partitions(name, total)
 
-    def produce(self, topic: str, records: Iterable[Record], options: ProduceOptions) -> int:
+    def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
         from ..client import Producer
 
         headers = options.headers
         with Producer(self.data_dir, compression=options.compression,
                       partitioner=options.partitioner,
                       default_partitions=options.partitions) as producer:
-            total, pending = 0, []
-            for _line, key, value in records:  # in chunks: a large input streams
+
+            def send(chunk: list[Any], lines: list[int]) -> int:
+                try:
+                    return len(producer.send_many(topic, chunk, partition=options.partition))
+                except KafkaError as exc:  # a batch refused: the lines it held
+                    raise KafkaError(f"input lines {lines[0]}-{lines[-1]}: {exc}",
+                                     exc.code) from None
+
+            total, pending, lines = 0, [], []
+            for line, key, value in records:  # in chunks: a large input streams
                 pending.append((key, value, headers, None))
+                lines.append(line)
                 if len(pending) >= 10_000:
-                    total += len(producer.send_many(topic, pending, partition=options.partition))
-                    pending = []
+                    total += send(pending, lines)
+                    pending, lines = [], []
             if pending:
-                total += len(producer.send_many(topic, pending, partition=options.partition))
+                total += send(pending, lines)
             return total
 
     def consume(self, topics: Sequence[str], options: ConsumeOptions) -> Iterator[Message]:
@@ -413,7 +422,7 @@ class KafkaBackend:
         return KafkaConsumer({**self._base, "enable.auto.commit": False, **extra,
                               **self._settings})
 
-    def produce(self, topic: str, records: Iterable[Record], options: ProduceOptions) -> int:
+    def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
         from confluent_kafka import KafkaException
         from confluent_kafka import Producer as KafkaProducer
 

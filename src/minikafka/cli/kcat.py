@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from ..client import Message
 
-RawRecord = tuple[bytes | None, bytes | None]  # key, value
+KeyValue = tuple[bytes | None, bytes | None]
 NULL = b"NULL"  # kcat's null_str: what -Z prints for an empty or null key or value
 _READ_SIZE = 64 * 1024
 _DELIM_HEX = re.compile(rb"\\x([0-9a-fA-F]*)")
@@ -161,7 +161,7 @@ def read_messages(stream: IO[bytes], delim: bytes, progress: Callable[[int], Non
         yield number + 1, pending
 
 
-def split_key(message: bytes, key_delim: bytes | None, null: bool) -> RawRecord:
+def split_key(message: bytes, key_delim: bytes | None, null: bool) -> KeyValue:
     """kcat's producer: KEY<key delim>VALUE; without the delimiter the whole message is the
     value and the key is null. With `null` (-Z) an empty key or value is sent as null."""
     if key_delim is None:

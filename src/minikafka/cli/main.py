@@ -26,7 +26,7 @@ from .backends import (
     DEFAULT_DATA_DIR,
     ConsumeOptions,
     ProduceOptions,
-    Record,
+    RawRecord,
     StartAt,
     TimeQuery,
     TopicInfo,
@@ -112,7 +112,7 @@ def _print_topic(info: TopicInfo) -> None:
 
 
 def _records(args: argparse.Namespace, stream: BinaryIO, progress: Callable[[int], None]
-             ) -> Iterator[Record]:
+             ) -> Iterator[RawRecord]:
     """kcat's producer input: messages split on -D, each KEY<-K>VALUE or a value alone."""
     key_delim = None if args.key_separator is None else parse_delim(args.key_separator)
     delim = parse_delim(args.delimiter)
@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="this partition (repeatable; default: all)")
     purge.add_argument("--before", type=int, required=True, metavar="OFFSET",
                        help="the new log start offset (-1: the log end)")
-    topics.set_defaults(func=cmd_topics, json=False)
+    topics.set_defaults(func=cmd_topics)
 
     cluster = sub.add_parser("cluster", help="describe the cluster or its API versions")
     cluster_actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")

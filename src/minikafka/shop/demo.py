@@ -67,7 +67,8 @@ def run_demo(options: DemoOptions) -> int:
     broker = None
     if options.bootstrap is None:
         console = ("--ui-port", str(options.console_port)) if options.ui else ("--no-ui",)
-        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console).start()
+        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console,
+                               log_path=paths.logs / "broker.log").start()
     bootstrap = options.bootstrap or broker.bootstrap  # type: ignore[union-attr]
     stack = ShopStack(paths, bootstrap, options.api_port, options.service_args)
     probe = BrokerProbe(bootstrap)

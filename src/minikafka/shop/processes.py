@@ -82,10 +82,12 @@ _PR_SET_PDEATHSIG = 1
 
 
 class BrokerProcess(ManagedProcess):
-    """`minikafka serve` on a free port (the first start picks it; restarts keep it)."""
+    """`minikafka serve` on a free port (the first start picks it; restarts keep it), logging
+    to `log_path` (default: next to its data directory)."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        super().__init__("broker", [], data_dir.parent / f"{data_dir.name}-broker.log")
+    def __init__(self, data_dir: Path, *extra: str, log_path: Path | None = None) -> None:
+        super().__init__("broker", [],
+                         log_path or data_dir.parent / f"{data_dir.name}-broker.log")
         self.data_dir = data_dir
         self.extra = extra
         self.port = 0
