@@ -19,7 +19,7 @@ from .conftest import InProcessBroker, create_topic
 from .test_cli_kcat import error, run
 
 needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
-FORMAT = "%t|%p|%o|%k|%K|%s|%S|%R|%T|%h|%%|\\t\\r\\x41\\66\\n"
+FORMAT = "%t|%p|%o|%k|%K|%s|%S|%R|%T|%h|%%|\\t\\r\\x41\\66\\0101\\0x42\\q\\\\|\\n"
 
 
 def wire(broker: InProcessBroker, *args: str, stdin: bytes = b""
@@ -70,13 +70,21 @@ def test_query_offsets_matches_kcat(broker: InProcessBroker, topic: str) -> None
                            f"{topic} [2] offset -1\n").encode()
 
 
+@needs_kcat
 def test_produce_keys_and_nulls_as_kcat(broker: InProcessBroker, topic: str) -> None:
-    """Empty lines skipped, no separator -> null key, -Z empty -> NULL; a \\r stays."""
-    create_topic(broker.bootstrap, topic, 1)
-    done = wire(broker, "produce", topic, "-K", ":", "-Z", stdin=b"k:v\r\n\nbare\n:\nk2:\n")
-    assert done.returncode == 0, done.stderr
-    out = wire(broker, "consume", topic, "-o", "beginning", "-e", "-f", "%K %S %k|%s\\n")
-    assert out.stdout == b"1 2 k|v\r\n-1 4 |bare\n-1 -1 |\n2 -1 k2|\n"
+    """Empty lines skipped, no separator -> null key, -Z empty -> NULL, a \\r stays, the last
+    line needs no newline: what kcat -P produces from the same input."""
+    lines = b"k:v\r\n\nbare\n:\nk2:\nlast:x"
+    for producer, name in (("ours", topic), ("kcat", f"{topic}-kcat")):
+        create_topic(broker.bootstrap, name, 1)
+        if producer == "ours":
+            done = wire(broker, "produce", name, "-K", ":", "-Z", stdin=lines)
+            assert done.returncode == 0, done.stderr
+        else:
+            subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", name, "-K", ":", "-Z"],
+                           input=lines, check=True, timeout=60)
+        out = wire(broker, "consume", name, "-o", "beginning", "-e", "-f", "%K %S %k|%s\\n")
+        assert out.stdout == b"1 2 k|v\r\n-1 4 |bare\n-1 -1 |\n2 -1 k2|\n4 1 last|x\n", producer
 
 
 def test_partition_past_the_last_is_one_line(broker: InProcessBroker, topic: str) -> None:

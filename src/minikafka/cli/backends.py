@@ -260,6 +260,7 @@ def wanted_indexes(topic: str, count: int, chosen: Sequence[int] | None) -> list
 
 
 def wanted_partitions(topic: str, count: int, partition: int | None) -> list[int]:
+    """`wanted_indexes` for one partition or all."""
     return wanted_indexes(topic, count, None if partition is None else [partition])
 
 
@@ -373,6 +374,18 @@ class KafkaBackend:
         topics = self.admin.list_topics(timeout=TIMEOUT).topics
         return sorted(t for t in topics if not t.startswith("__"))
 
+    def _partition_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """Each topic's partition count, ^regexes resolved, from one metadata request for all
+        topics (naming a topic in it may auto-create it)."""
+        topics = self.admin.list_topics(timeout=TIMEOUT).topics
+        counts = {}
+        for name in resolve_topics(names, (t for t in topics if not t.startswith("__"))):
+            meta = topics.get(name)
+            if meta is None or meta.error is not None:
+                raise KafkaError(f"unknown topic {name!r}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            counts[name] = len(meta.partitions)
+        return counts
+
     def _topic_metadata(self, name: str) -> Any:
         """Metadata for all topics, not for `name`: asking for one by name may auto-create it."""
         meta = self.admin.list_topics(timeout=TIMEOUT).topics.get(name)
@@ -469,9 +482,8 @@ class KafkaBackend:
 
         from ..client import Message
 
-        wanted = [(t, p) for t in resolve_topics(topics, self.list_topics())
-                  for p in wanted_partitions(t, len(self._topic_metadata(t).partitions),
-                                             options.partition)]
+        wanted = [(t, p) for t, count in self._partition_counts(topics).items()
+                  for p in wanted_partitions(t, count, options.partition)]
         start = options.start or StartAt("end")
         consumer = self._consumer({
             "group.id": options.group or "minikafka-cli",
@@ -527,8 +539,9 @@ class KafkaBackend:
     def query_offsets(self, queries: Sequence[TimeQuery]) -> list[int]:
         from confluent_kafka import KafkaException, TopicPartition
 
+        counts = self._partition_counts(sorted({topic for topic, _, _ in queries}))
         for topic, index, _ in queries:
-            wanted_partitions(topic, len(self._topic_metadata(topic).partitions), index)
+            wanted_partitions(topic, counts[topic], index)
         consumer = self._consumer({"group.id": "minikafka-cli-query"})
         try:
             found = consumer.offsets_for_times([TopicPartition(*query) for query in queries],
@@ -546,7 +559,7 @@ class KafkaBackend:
                        ) -> list[tuple[int, int]]:
         from confluent_kafka import TopicPartition
 
-        indexes = wanted_indexes(topic, len(self._topic_metadata(topic).partitions), partitions)
+        indexes = wanted_indexes(topic, self._partition_counts([topic])[topic], partitions)
         futures = self.admin.delete_records([TopicPartition(topic, p, before) for p in indexes],
                                             request_timeout=TIMEOUT)
         done = self._wait(futures.values())

@@ -18,9 +18,9 @@ KeyValue = tuple[bytes | None, bytes | None]
 NULL = b"NULL"  # kcat's null_str: what -Z prints for an empty or null key or value
 _READ_SIZE = 64 * 1024
 _DELIM_HEX = re.compile(rb"\\x([0-9a-fA-F]*)")
-_DIGITS = re.compile(rb"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
-_HEX = re.compile(rb"[0-9a-fA-F]+")
-_ESCAPES = {ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r"}
+_FORMAT_ESCAPE = re.compile(
+    rb"\\(?:x([0-9a-fA-F]+)|(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)|(.))", re.S)
+_ESCAPES = {b"t": b"\t", b"n": b"\n", b"r": b"\r"}
 
 Field = Callable[["Message"], bytes]
 
@@ -38,40 +38,20 @@ def parse_delim(text: str) -> bytes:
 
 
 def _unescape(text: bytes) -> bytes:
-    """A literal piece of -f: \\t \\n \\r, \\xNN in hex, \\NNN as C's strtoul (0x.. hex, 0..
-    octal, else decimal) truncated to a byte; any other escaped character is itself."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != ord("\\") or i + 1 == len(text):
-            out.append(char)
-            i += 1
-            continue
-        i += 1
-        if text[i] in _ESCAPES:
-            out += _ESCAPES[text[i]]
-            i += 1
-            continue
-        if text[i] == ord("x"):
-            found = _HEX.match(text, i + 1)
-            if found is None:  # kcat writes a NUL and skips the character after the x
-                out.append(0)
-                i += 2
-                continue
-            out.append(int(found.group(), 16) & 0xFF)
-            i = found.end()
-            continue
-        number = _DIGITS.match(text, i)
-        if number is None:
-            out.append(text[i])
-            i += 1
-            continue
-        digits = number.group()
-        base = 16 if digits[:2].lower() == b"0x" else 8 if digits.startswith(b"0") else 10
-        out.append(int(digits, base) & 0xFF)
-        i = number.end()
-    return bytes(out)
+    """A literal piece of -f: \\t \\n \\r, \\xNN in hex, \\NNN as C's strtoul reads it (0x..
+    hex, 0.. octal, else decimal) cut to a byte; any other escaped character is itself. (kcat's
+    C strings would end the piece at a NUL byte; here \\x00 prints one.)"""
+
+    def one(match: re.Match[bytes]) -> bytes:
+        hex_digits, number, other = match.groups()
+        if hex_digits is not None:
+            return bytes([int(hex_digits, 16) & 0xFF])
+        if number is not None:
+            base = 16 if number[:2].lower() == b"0x" else 8 if number.startswith(b"0") else 10
+            return bytes([int(number, base) & 0xFF])
+        return _ESCAPES.get(other, other)
+
+    return _FORMAT_ESCAPE.sub(one, text)
 
 
 def _headers(m: Message) -> bytes:

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from ..client import Message
 
 
-
 class CliError(Exception):
     """A user mistake, reported as one line."""
 
@@ -72,15 +71,17 @@ def cmd_topics(args: argparse.Namespace) -> int:
             names = backend.list_topics()
             if args.json:
                 print_json(names)
-            for topic in [] if args.json else names:
-                print(topic)
+            else:
+                for topic in names:
+                    print(topic)
         elif args.action == "describe":
             infos = [backend.describe_topic(topic)
                      for topic in ([args.name] if args.name else backend.list_topics())]
             if args.json:
                 print_json([dataclasses.asdict(info) for info in infos])
-            for info in [] if args.json else infos:
-                _print_topic(info)
+            else:
+                for info in infos:
+                    _print_topic(info)
         elif args.action == "alter":
             if args.partitions is not None:
                 backend.add_partitions(args.name, args.partitions)
