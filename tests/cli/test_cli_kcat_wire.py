@@ -8,6 +8,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from confluent_kafka import Producer
 from brokerkit import own_broker
 
 from .conftest import InProcessBroker, create_topic
-from .test_cli_kcat import error, run
+from .test_cli_kcat import ENV, error, run
 
 needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 FORMAT = "%t|%p|%o|%k|%K|%s|%S|%R|%T|%h|%%|\\t\\r\\x41\\66\\0101\\0x42\\q\\\\|\\n"
@@ -155,3 +157,23 @@ def test_data_dir_is_unaffected_by_wire_commands(tmp_path: Path, broker: InProce
     """-b never touches ./data."""
     result = run("topics", "list", "-b", broker.bootstrap, cwd=tmp_path)
     assert result.returncode == 0 and not (tmp_path / "data").exists()
+
+
+def test_produce_sends_each_line_as_it_comes(broker: InProcessBroker, topic: str) -> None:
+    """A line typed (or piped from `tail -f`) is sent without waiting for more input."""
+    create_topic(broker.bootstrap, topic, 1)
+    producer = subprocess.Popen([sys.executable, "-m", "minikafka", "produce", topic, "-b",
+                                 broker.bootstrap], stdin=subprocess.PIPE, env=ENV)
+    assert producer.stdin is not None
+    try:
+        producer.stdin.write(b"live\n")
+        producer.stdin.flush()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            seen = wire(broker, "consume", topic, "-o", "beginning", "-e", "-q").stdout
+            if seen:
+                break
+        assert seen == b"live\n"
+    finally:
+        producer.stdin.close()
+        assert producer.wait(timeout=30) == 0

@@ -9,7 +9,7 @@ import os
 import re
 import struct
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..client import Message
@@ -23,6 +23,12 @@ _FORMAT_ESCAPE = re.compile(
 _ESCAPES = {b"t": b"\t", b"n": b"\n", b"r": b"\r"}
 
 Field = Callable[["Message"], bytes]
+
+
+class Input(Protocol):
+    """A buffered binary stream (stdin's buffer, a file opened "rb")."""
+
+    def read1(self, size: int = -1, /) -> bytes: ...
 
 
 def parse_delim(text: str) -> bytes:
@@ -124,13 +130,14 @@ def _parse_format(fmt: bytes, fields: dict[int, Field]) -> list[Field]:
     return pieces
 
 
-def read_messages(stream: IO[bytes], delim: bytes, progress: Callable[[int], None]
+def read_messages(stream: Input, delim: bytes, progress: Callable[[int], None]
                   ) -> Iterator[tuple[int, bytes]]:
     """(line number, message) for each message of `stream` split on `delim`, and the last one
-    even without a delimiter after it; empty messages are skipped, as kcat does."""
+    even without a delimiter after it; empty messages are skipped, as kcat does. It reads what
+    is there (read1), so a line typed or piped from `tail -f` goes out without waiting."""
     pending = b""
     number = 0
-    while chunk := stream.read(_READ_SIZE):
+    while chunk := stream.read1(_READ_SIZE):
         progress(len(chunk))
         *complete, pending = (pending + chunk).split(delim)
         for message in complete:

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..broker import add_arguments as add_broker_arguments
@@ -35,7 +35,7 @@ from .backends import (
     parse_pairs,
 )
 from .groups import add_groups_parser
-from .kcat import make_formatter, parse_delim, read_messages, split_key
+from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _print_topic(info: TopicInfo) -> None:
 # --- produce -------------------------------------------------------------------------------------
 
 
-def _records(args: argparse.Namespace, stream: BinaryIO, progress: Callable[[int], None]
+def _records(args: argparse.Namespace, stream: Input, progress: Callable[[int], None]
              ) -> Iterator[RawRecord]:
     """kcat's producer input: messages split on -D, each KEY<-K>VALUE or a value alone."""
     key_delim = None if args.key_separator is None else parse_delim(args.key_separator)
@@ -136,8 +136,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
                              args.partitions, args.acks, _parse_headers(args.header))
     show = not args.quiet and sys.stderr.isatty()
     with contextlib.ExitStack() as stack:
-        stream = (stack.enter_context(open(args.file, "rb")) if args.file
-                  else sys.stdin.buffer)
+        stream = stack.enter_context(open(args.file or sys.stdin.fileno(), "rb",
+                                          closefd=bool(args.file)))
         total = os.fstat(stream.fileno()).st_size if args.file else None
         progress = Progress(*Progress.get_default_columns(), TransferSpeedColumn(),
                             console=Console(stderr=True), disable=not show, transient=True)
