@@ -153,9 +153,10 @@ def split_key(message: bytes, key_delim: bytes | None, null: bool) -> KeyValue:
     value and the key is null. With `null` (-Z) an empty key or value is sent as null."""
     if key_delim is None:
         return None, message
-    key, found, value = message.partition(key_delim)
-    if not found:
+    at = message.find(key_delim)  # an empty delimiter is found at 0: an empty key, as kcat
+    if at < 0:
         return None, message
+    key, value = message[:at], message[at + len(key_delim):]
     if null:
         return key or None, value or None
     return key, value
