@@ -22,6 +22,7 @@ from . import (
     produce,
     producer_ids,
     quotas,
+    security,
     topics,
 )
 
@@ -36,6 +37,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     producer_ids,
     groups,
     quotas,
+    security,
 )
 
 
