@@ -68,6 +68,7 @@ from .tls import certificate_principal, start_tls
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
+TLS_CHUNK = 1024 * 1024  # record bytes read and encrypted at a time under TLS
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -455,28 +456,43 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of
-        pipelined answers), each record slice by sendfile. Under TLS slices are read (from the
-        page cache) into the run instead, so an answer is one write: one pass of encryption
-        over a single buffer, in as few TLS records as its size allows."""
+        pipelined answers), each record slice by sendfile (under TLS, read and written)."""
         assert self.transport is not None
         run: list[bytes] = []
         for piece in pieces:
             if isinstance(piece, bytes):
                 run.append(piece)
                 continue
-            if self._tls is not None:
-                run.append(piece.read())
-                continue
             if run:
                 self.transport.write(b"".join(run))
                 run = []
-            await self._sendfile(piece)
+            if self._tls is not None:
+                await self._write_slice(piece)
+            else:
+                await self._sendfile(piece)
         if run:
             self.transport.write(b"".join(run))
         if self._drained is not None:
             await self._drained
         elif self._gone:
             raise ConnectionResetError("connection lost")
+
+    async def _write_slice(self, piece: Any) -> None:
+        """TLS: encrypted bytes cannot be sent from the page cache, so the slice is read and
+        written TLS_CHUNK bytes at a time, each waiting for room in the transport: the client
+        receives and decrypts one chunk while the next is encrypted (a whole 32 MiB answer
+        encrypted at once left both sides idle in turn, at a fifth of the speed), and a
+        connection holds a chunk or so of an answer in memory, not all of it."""
+        assert self.transport is not None
+        fd, position, end = piece.file.fileno(), piece.position, piece.position + piece.length
+        while position < end:
+            chunk = os.pread(fd, min(TLS_CHUNK, end - position), position)
+            if not chunk:
+                raise OSError(f"segment ends {end - position} bytes before its slice")
+            self.transport.write(chunk)
+            position += len(chunk)
+            if self._drained is not None:
+                await self._drained
 
     async def _sendfile(self, piece: Any) -> None:
         """Zero-copy: `os.sendfile` straight to the socket when nothing is queued ahead of it
