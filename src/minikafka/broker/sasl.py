@@ -235,10 +235,11 @@ class Session:
                 f"re-authentication as {principal} on a connection of {self.principal}",
                 f"Cannot change principals during re-authentication from {self.principal}: "
                 f"{principal}")
+        log.debug("%s %s as %s with %s", "re-authenticated" if self.authenticated
+                  else "authenticated", self.peer, principal, self.mechanism)
         self.principal, self.authenticated = principal, True
         self.exchange, self.raw_tokens = None, False
         self.expires_at = time.monotonic() + reauth_ms / 1000 if reauth_ms > 0 else None
-        log.debug("authenticated %s as %s with %s", self.peer, principal, self.mechanism)
         self.on_authenticated(self)
 
 
