@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,16 @@ def secure_broker(data_dir: Path, certs: Certs, *extra: str) -> Secured:
         "--ssl-certfile", str(certs.server.cert), "--ssl-keyfile", str(certs.server.key),
         "--ssl-cafile", str(certs.ca), "--ssl-client-auth", "requested", *extra)
     return Secured(broker, certs, ports)
+
+
+@contextmanager
+def serving(secured: Secured) -> Iterator[Secured]:
+    """The broker of `secured` started for a `with` block, and stopped cleanly after it."""
+    secured.broker.start()
+    try:
+        yield secured
+    finally:
+        assert secured.broker.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +265,21 @@ def test_only_authentication_is_served_before_it(secured: Secured) -> None:
         client.close()
 
 
+def test_unauthenticated_requests_are_small(secured: Secured) -> None:
+    """Kafka's sasl.server.max.receive.size (512 KiB): before authentication a bigger frame
+    closes the connection at once, so that strangers cannot hold socket.request.max.bytes (100
+    MiB) of the broker's request budget each."""
+    mark = len(secured.broker.log())
+    client = RawClient(f"127.0.0.1:{secured.ports['SASL_PLAINTEXT']}")
+    client.sock.settimeout(2)
+    try:
+        client.send((1 << 20).to_bytes(4, "big") + bytes(1000))
+        assert client.read_frame() is None  # closed, unanswered
+    finally:
+        client.close()
+    assert "sasl.server.max.receive.size" in secured.broker.log()[mark:]
+
+
 def _metadata_frame() -> bytes:
     request = MetadataRequest[12](topics=None, allow_auto_topic_creation=False,
                                   include_topic_authorized_operations=False)
@@ -284,39 +310,25 @@ def test_expired_client_certificate_is_refused(secured: Secured) -> None:
     one_line_per_connection(secured.broker, mark, "certificate has expired")
 
 
-def test_expired_broker_certificate_is_refused(tmp_path: Path, certs: Certs) -> None:
-    expired = secure_broker(tmp_path / "data", certs, "--ssl-certfile",
-                            str(certs.expired_server.cert), "--ssl-keyfile",
-                            str(certs.expired_server.key))
-    expired.broker.start()
-    try:
-        client_error(expired.config("SASL_SSL"), "certificate verify failed")
-        one_line_per_connection(expired.broker, 0, "TLS handshake failed")
-    finally:
-        assert expired.broker.stop() == 0
+@pytest.mark.parametrize("case", ["expired broker certificate", "client certificate required"])
+def test_refused_tls_handshakes(tmp_path: Path, certs: Certs, case: str) -> None:
+    extra, protocol, expected = {
+        "expired broker certificate": (("--ssl-certfile", str(certs.expired_server.cert),
+                                        "--ssl-keyfile", str(certs.expired_server.key)),
+                                       "SASL_SSL", "certificate verify failed"),
+        "client certificate required": (("--ssl-client-auth", "required"), "SSL",
+                                        "alert certificate required")}[case]
+    with serving(secure_broker(tmp_path / "data", certs, *extra)) as refusing:
+        client_error(refusing.config(protocol), expected)
+        one_line_per_connection(refusing.broker, 0, "TLS handshake failed")
 
 
 def test_mtls_principal_is_the_certificate_subject(tmp_path: Path, certs: Certs) -> None:
-    mtls = secure_broker(tmp_path / "data", certs, "--log-level", "DEBUG")
-    mtls.broker.start()
-    try:
+    with serving(secure_broker(tmp_path / "data", certs, "--log-level", "DEBUG")) as mtls:
         config = mtls.config("SSL", **{"ssl.certificate.location": str(certs.client.cert),
                                        "ssl.key.location": str(certs.client.key)})
         assert roundtrip(config, "mtls", count=1) == [b"record 0"]
         assert "as User:CN=alice,O=Shop" in mtls.broker.log()
-    finally:
-        assert mtls.broker.stop() == 0
-
-
-def test_mtls_required_refuses_a_client_without_certificate(tmp_path: Path,
-                                                           certs: Certs) -> None:
-    mtls = secure_broker(tmp_path / "data", certs, "--ssl-client-auth", "required")
-    mtls.broker.start()
-    try:
-        client_error(mtls.config("SSL"), "alert certificate required")
-        one_line_per_connection(mtls.broker, 0, "TLS handshake failed")
-    finally:
-        assert mtls.broker.stop() == 0
 
 
 def test_sasl_handshake_refusals(tmp_path: Path) -> None:
@@ -388,16 +400,12 @@ def test_alter_refuses_bad_credentials_per_user(secured: Secured) -> None:
 
 def test_credentials_survive_a_restart_and_keep_no_password(tmp_path: Path,
                                                             certs: Certs) -> None:
-    kept = secure_broker(tmp_path / "data", certs)
-    kept.broker.start()
-    try:
+    with serving(secure_broker(tmp_path / "data", certs)) as kept:
         assert cli(["users", "add", "dave", "--password", "dave-secret", "--mechanism",
                     "SCRAM-SHA-512", "-b", f"127.0.0.1:{kept.ports['PLAINTEXT']}"]) == 0
         kept.broker.restart()
         assert roundtrip(kept.config("SASL_PLAINTEXT", "PLAIN", "dave", "dave-secret"),
                          "daves", count=1) == [b"record 0"]
-    finally:
-        assert kept.broker.stop() == 0
     stored = (tmp_path / "data" / "__meta" / "scram-credentials.json").read_text()
     assert sorted(json.loads(stored)["users"]) == ["alice", "dave"]
     for secret in ("dave-secret", PASSWORD):
@@ -413,8 +421,7 @@ def test_users_cli_over_a_secured_listener_and_on_the_data_dir(
                                       if key != "bootstrap.servers"))
     wire = ["-b", f"127.0.0.1:{secured.ports['SASL_SSL']}", "--command-config",
             str(command_config)]
-    secured.broker.start()
-    try:
+    with serving(secured):
         assert cli(["users", "add", "erin", "--password", "erin-secret", *wire]) == 0
         capsys.readouterr()
         assert cli(["users", "list", *wire]) == 0
@@ -425,8 +432,6 @@ def test_users_cli_over_a_secured_listener_and_on_the_data_dir(
         assert cli(["users", "add", "x", "--password", "x", "--data-dir",
                     str(tmp_path / "data")]) == 1
         assert "in use" in capsys.readouterr().err
-    finally:
-        assert secured.broker.stop() == 0
     capsys.readouterr()
     assert cli(["users", "list", "--data-dir", str(tmp_path / "data")]) == 0
     assert re.findall(r"^\w+", capsys.readouterr().out, re.M) == ["alice"]
@@ -438,10 +443,8 @@ def test_users_cli_over_a_secured_listener_and_on_the_data_dir(
 def test_sessions_expire_and_clients_reauthenticate(tmp_path: Path, certs: Certs) -> None:
     """With connections.max.reauth.ms, librdkafka re-authenticates on its connection before
     the session ends and keeps working; a client that does not is disconnected."""
-    short = secure_broker(tmp_path / "data", certs, "--connections-max-reauth-ms", "1500",
-                          "--log-level", "DEBUG")
-    short.broker.start()
-    try:
+    with serving(secure_broker(tmp_path / "data", certs, "--connections-max-reauth-ms", "1500",
+                               "--log-level", "DEBUG")) as short:
         producer = Producer(short.config("SASL_PLAINTEXT", "SCRAM-SHA-256"))
         producer.produce("reauth", b"before")
         assert producer.flush(10) == 0
@@ -461,5 +464,3 @@ def test_sessions_expire_and_clients_reauthenticate(tmp_path: Path, certs: Certs
             assert client.read_frame() is None  # expired: closed
         finally:
             client.close()
-    finally:
-        assert short.broker.stop() == 0

@@ -69,6 +69,9 @@ class BrokerConfig:
     sasl_enabled_mechanisms: str = _setting(
         DEFAULT_MECHANISMS, "SASL mechanisms served on SASL_* listeners (Kafka's "
         "sasl.enabled.mechanisms)")
+    sasl_server_max_receive_size: int = _setting(
+        524_288, "largest request accepted on a SASL listener before the client has "
+        "authenticated; a connection announcing a bigger one is closed")
     connections_max_reauth_ms: int = _setting(
         0, "SASL sessions last this long, then clients re-authenticate (KIP-368) or are "
         "disconnected (0: for good)")

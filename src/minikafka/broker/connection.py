@@ -93,6 +93,9 @@ class Connection(asyncio.BufferedProtocol):
         # SASL: one request at a time until authenticated, as Kafka's authenticator reads
         self._max_in_flight = 1 if sasl else ctx.config.max_in_flight
         self._frames = FrameBuffer(ctx.config.socket_request_max_bytes)
+        if sasl:  # strangers may not make the broker hold big requests
+            self._frames.limit(ctx.config.sasl_server_max_receive_size,
+                               "sasl.server.max.receive.size")
         # Answers in request order; None (last) means no more requests will come.
         self._answers: deque[asyncio.Future[Pieces] | None] = deque()
         self._reading = True  # requests are still accepted
@@ -353,8 +356,10 @@ class Connection(asyncio.BufferedProtocol):
         return [len(reply).to_bytes(4, "big") + reply]
 
     def _authenticated(self, authenticated: Session) -> None:
-        """SASL succeeded: later requests run as its principal, pipelined again."""
+        """SASL succeeded: later requests run as its principal, pipelined again, as big as any
+        client's may be."""
         self._max_in_flight = self.ctx.config.max_in_flight
+        self._frames.limit(self.ctx.config.socket_request_max_bytes, "socket.request.max.bytes")
         self._context.run(principal.set, authenticated.principal)
 
     async def _throttled(self, api: Api, header: RequestHeader, request: Any) -> Answer:
