@@ -46,9 +46,9 @@ from ..records import (
     validate_batch,
 )
 from .config import TopicConfig
-from .durable import storage_error, write_atomically
+from .durable import storage_error, sync_directory, write_atomically
 from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
-from .segment import Damage, FileSlice, LogSegment, segment_name
+from .segment import CLEANED, DELETED, Damage, FileSlice, LogSegment, segment_name
 from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ class Partition:
         return LogSegment(self.dir, base, self.config.index_interval_bytes)
 
     def _open(self) -> None:
+        self._finish_swap()
         state = self._saved_state()
         bases = self._segment_bases()
         if not bases:
@@ -388,7 +389,7 @@ class Partition:
         if len(segment.offset_index.keys) * 8 >= config.segment_index_bytes:
             return True
         first = segment.first_timestamp
-        return first >= 0 and header.max_timestamp - first > config.segment_ms
+        return first >= 0 and header.max_timestamp - first > config.roll_ms
 
     def _roll(self) -> LogSegment:
         """Start a new active segment at the log end, with the producer snapshot and the
@@ -536,6 +537,77 @@ class Partition:
             count += 1
         return count
 
+    # --- compaction: swapping cleaned segments in ---------------------------------------------
+
+    def replace_segments(self, old: list[LogSegment], cleaned: Path) -> bool:
+        """Swap in `cleaned`, a synced file of what cleaning kept of `old` (consecutive closed
+        segments), for them; False, with `cleaned` removed, if the log changed meanwhile (one of
+        them deleted or replaced, the partition closed).
+
+        Crash-safe, with one rename as the commit: (1) every old index goes (indexes are rebuilt
+        from the log) and the old segments after the first are renamed `.deleted`; (2) `cleaned`
+        replaces the first one's file, atomically; (3) the `.deleted` files go. A crash before
+        (2) leaves the `.cleaned` file, and opening puts the `.deleted` ones back; after it, only
+        `.deleted` files, which opening removes (`_finish_swap`). (Kafka renames `.cleaned` to
+        `.swap` and, on recovery, deletes the old segments within the swap's offsets; those are
+        ambiguous when cleaning emptied the last old segments, which `.deleted` names are not.)
+        Readers in flight keep the old files open (a FileSlice holds its file object), so they
+        read the old bytes, whole, to their end."""
+        with self._writing():
+            i = next((n for n, s in enumerate(self.segments) if s is old[0]), -1)
+            if (self._closed or i < 0 or i + len(old) >= len(self.segments)
+                    or any(a is not b for a, b in zip(self.segments[i:], old, strict=False))
+                    or not all(map(_same_file, old)) or not cleaned.exists()):
+                cleaned.unlink(missing_ok=True)
+                return False
+            try:
+                for segment in old:
+                    segment.offset_index.path.unlink(missing_ok=True)
+                    segment.time_index.path.unlink(missing_ok=True)
+                for segment in old[1:]:
+                    os.replace(segment.log_path, _deleted(segment.log_path))
+                sync_directory(self.dir)
+                os.replace(cleaned, old[0].log_path)
+            except OSError as exc:
+                self._finish_swap()
+                raise storage_error(exc, f"swapping in cleaned segment {cleaned}") from exc
+            self._swapped(i, old)
+        return True
+
+    def _swapped(self, i: int, old: list[LogSegment]) -> None:
+        """After the commit of a swap: the old files go and the new segment takes their place."""
+        with suppress(OSError):
+            sync_directory(self.dir)
+            for segment in old[1:]:
+                _deleted(segment.log_path).unlink(missing_ok=True)
+        for segment in old:
+            segment.close()
+        fresh = self._new_segment(old[0].base_offset)
+        fresh.rebuild_indexes()
+        self.segments = [*self.segments[:i], fresh, *self.segments[i + len(old):]]
+        self._bases = [s.base_offset for s in self.segments]
+        self._read_hint = (-1, -1, 0)
+        if self._recovery_point[0] in {s.base_offset for s in old}:
+            self._recovery_point = (fresh.base_offset, fresh.size)  # all of it is synced
+        self._save_work(self._checkpoint)
+
+    def _finish_swap(self) -> None:
+        """Undo a swap a crash cut short before its commit, or finish one cut short after it
+        (see `replace_segments`)."""
+        names = os.listdir(self.dir)
+        undo = any(name.endswith(CLEANED) for name in names)
+        for name in names:
+            path = self.dir / name
+            if name.endswith(DELETED):
+                if undo:
+                    os.replace(path, path.with_name(name[:-len(DELETED)]))
+                else:
+                    path.unlink()
+            elif name.endswith(CLEANED):
+                path.unlink()
+        if undo:
+            sync_directory(self.dir)
+
     # --- durability ---------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -577,6 +649,18 @@ class Partition:
             (self.dir / name).unlink(missing_ok=True)
         with suppress(OSError):
             self.dir.rmdir()
+
+
+def _same_file(segment: LogSegment) -> bool:
+    """Whether the segment's file is still the one at its path (not replaced or deleted since)."""
+    try:
+        return os.stat(segment.log_path).st_ino == os.fstat(segment.fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _deleted(path: Path) -> Path:
+    return path.with_name(path.name + DELETED)
 
 
 def _recompressed(buf: bytearray, header: BatchHeader, compression_type: str

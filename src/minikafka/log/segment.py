@@ -24,6 +24,8 @@ from .index import OffsetIndex, TimeIndex
 SCAN_CHUNK = 64 * 1024
 MAGIC_AT = 16
 DAMAGED = ".damaged"  # suffix of a segment file's original, set aside when damage was cut out of it
+CLEANED = ".cleaned"  # a cleaned segment file being written, not yet swapped in (compaction)
+DELETED = ".deleted"  # a segment file a swap replaces, removed once the swap is done
 
 
 class Damage(NamedTuple):

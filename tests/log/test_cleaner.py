@@ -1,0 +1,216 @@
+"""The log cleaner on real files: what a compacted partition keeps, when, and what survives it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from logkit import FakeClock
+
+from minikafka.log import LogManager, Partition
+from minikafka.log.cleaner import (
+    CLEANER_CHECKPOINT,
+    CleanerConfig,
+    CleanResult,
+    clean_partition,
+    read_checkpoint,
+)
+from minikafka.records import BatchHeader, Record, decode_batches, encode_batch
+
+Table = dict[bytes, tuple[int, bytes | None]]  # key -> (offset, value) of its latest record
+
+
+def compacted(open_log: Callable[..., LogManager], clock: FakeClock, **configs: object
+              ) -> tuple[LogManager, Partition]:
+    logs = open_log(exclusive=True, clock=clock)
+    logs.create_topic("t", 1, {"cleanup.policy": "compact", "segment.bytes": 2048, **configs})
+    return logs, logs.partition("t", 0)
+
+
+def produce(partition: Partition, clock: FakeClock, rows: list[tuple[bytes, bytes | None]],
+            per_batch: int = 1, **kwargs: object) -> Table:
+    """Append (key, value) rows, `per_batch` records a batch, stamped with the clock's time."""
+    written: Table = {}
+    for i in range(0, len(rows), per_batch):
+        chunk = rows[i:i + per_batch]
+        info = partition.append(encode_batch([Record(v, k, timestamp=clock.ms) for k, v in chunk],
+                                             **kwargs))
+        for n, (key, value) in enumerate(chunk):
+            written[key] = (info.base_offset + n, value)
+    return written
+
+
+def rounds(keys: int, count: int, tag: str = "v", size: int = 40) -> list[tuple[bytes, bytes | None]]:
+    return [(f"k{k}".encode(), f"{tag}{r}-{k}".encode().ljust(size, b"."))
+            for r in range(count) for k in range(keys)]
+
+
+def consume(partition: Partition) -> list[Record]:
+    """Every record from the log start, read as a consumer reads: from the batch holding the
+    offset asked for (or the first after a gap), skipping records before it."""
+    offset, out = partition.log_start_offset, []
+    while (found := partition.read(offset, 1 << 16)) is not None:
+        batches = list(decode_batches(found.read()))
+        assert batches
+        out += [r for b in batches for r in b.records if r.offset >= offset]
+        offset = batches[-1].header.next_offset
+    return out
+
+
+def _headers(partition: Partition) -> list[BatchHeader]:
+    return [h for s in partition.segments for _pos, h in s.headers()]
+
+
+def clean(partition: Partition, clock: FakeClock, **settings: object) -> CleanResult | None:
+    return clean_partition(partition, CleanerConfig(**settings), clock.ms)  # type: ignore[arg-type]
+
+
+def table_of(records: list[Record]) -> Table:
+    return {r.key: (r.offset, r.value) for r in records if r.key is not None}
+
+
+def test_keeps_the_latest_record_per_key_at_its_offset(open_log: Callable[..., LogManager],
+                                                       clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock)
+    latest = produce(p, clock, rounds(10, 20), per_batch=3)
+    before = consume(p)
+    assert len(p.segments) > 3
+    result = clean(p, clock)
+    assert result is not None and result.records_removed > 0
+    after = consume(p)
+    by_offset = {r.offset: r for r in before}
+    for record in after:  # nothing changed but what went
+        assert by_offset[record.offset].value == record.value
+    assert table_of(after) == latest
+    active = p.segments[-1].base_offset
+    closed = [r for r in after if r.offset < active]
+    assert len({r.key for r in closed}) == len(closed), "a key twice in the cleaned part"
+    assert read_checkpoint(p.dir) == active
+    assert sum(s.size for s in p.segments) < sum(len(r.value or b"") for r in before)
+
+
+def test_the_active_segment_is_never_cleaned(open_log: Callable[..., LogManager],
+                                             clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock, **{"segment.bytes": 1 << 20})
+    produce(p, clock, rounds(3, 10))
+    assert clean(p, clock) is None
+    assert len(consume(p)) == 30
+
+
+def test_tombstones_stay_delete_retention_ms_after_their_first_cleaning(
+        open_log: Callable[..., LogManager], clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock, **{"delete.retention.ms": 60_000})
+    produce(p, clock, rounds(5, 4))
+    produce(p, clock, [(b"k1", None), (b"k3", None)])
+    produce(p, clock, [(b"k0", b"w"), (b"k2", b"w")] * 10)
+    produce(p, clock, [(b"z", b"roll")] * 40)  # the tombstones' segment is closed
+    assert clean(p, clock) is not None
+    tombstones = {r.key: r for r in consume(p) if r.value is None}
+    assert set(tombstones) == {b"k1", b"k3"}
+    assert all(r.timestamp == clock.ms for r in tombstones.values())  # rebased, not changed
+    clock.advance(59)
+    produce(p, clock, [(b"z", b"more")] * 40)
+    clean(p, clock, min_cleanable_ratio=0.0)
+    assert {r.key for r in consume(p) if r.value is None} == {b"k1", b"k3"}
+    clock.advance(2)
+    produce(p, clock, [(b"z", b"more")] * 40)
+    assert clean(p, clock, min_cleanable_ratio=0.0) is not None
+    keys = {r.key for r in consume(p)}
+    assert b"k1" not in keys and b"k3" not in keys and b"k0" in keys
+
+
+def test_min_compaction_lag_keeps_young_records_dirty(open_log: Callable[..., LogManager],
+                                                      clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock, **{"min.compaction.lag.ms": 10_000})
+    produce(p, clock, rounds(4, 30))
+    assert clean(p, clock) is None  # every closed segment holds records younger than the lag
+    clock.advance(5)
+    produce(p, clock, rounds(4, 30, tag="w"))
+    old_end = min(s.base_offset for s in p.segments if s.max_timestamp == clock.ms)
+    clock.advance(6)
+    result = clean(p, clock)
+    assert result is not None and result.end_offset <= old_end
+    young = [r for r in consume(p) if r.offset >= result.end_offset]
+    assert len(young) >= 120 - (old_end - result.end_offset) - 4
+
+
+def test_dirty_ratio_and_max_compaction_lag(open_log: Callable[..., LogManager],
+                                            clock: FakeClock) -> None:
+    logs, p = compacted(open_log, clock, **{"min.cleanable.dirty.ratio": 0.9})
+    produce(p, clock, [(f"u{i}".encode(), b"x" * 40) for i in range(200)])
+    assert clean(p, clock) is not None  # all dirty: ratio 1
+    produce(p, clock, rounds(2, 40))
+    assert clean(p, clock) is None  # a small dirty share
+    clock.advance(100)
+    logs.alter_topic_config("t", {"max.compaction.lag.ms": 50_000})
+    assert clean(p, clock) is not None  # its oldest dirty record is overdue
+    active = p.segments[-1].base_offset
+    assert [r.key for r in consume(p) if r.offset < active].count(b"k0") == 1
+
+
+def test_the_dedupe_buffer_bounds_a_pass(open_log: Callable[..., LogManager],
+                                         clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock)
+    latest = produce(p, clock, rounds(40, 6), per_batch=4)
+    small = 24 * 30  # 27 keys at Kafka's load factor: less than the 40 keys written
+    first = clean(p, clock, dedupe_buffer_size=small)
+    assert first is not None and first.end_offset < p.segments[-1].base_offset
+    assert first.end_offset - first.end_offset % 4 == first.end_offset  # at a batch boundary
+    passes = 1
+    while read_checkpoint(p.dir) < p.segments[-1].base_offset:
+        assert clean(p, clock, dedupe_buffer_size=small, min_cleanable_ratio=0.0) is not None
+        passes += 1
+        assert passes < 40
+    assert table_of(consume(p)) == latest
+    assert clean(p, clock, dedupe_buffer_size=small, min_cleanable_ratio=0.0) is None
+
+
+def test_idempotent_producer_state_survives_cleaning_and_reopening(
+        open_log: Callable[..., LogManager], clock: FakeClock, data_dir: Path) -> None:
+    logs, p = compacted(open_log, clock)
+    batches = [encode_batch([Record(b"v%d" % n, b"same", timestamp=clock.ms)], producer_id=7,
+                            producer_epoch=0, base_sequence=n) for n in range(60)]
+    for batch in batches:
+        p.append(batch)
+    produce(p, clock, [(b"same", b"other")] * 60)  # overwrites the producer's every record
+    assert clean(p, clock) is not None
+    assert {r.value for r in consume(p) if r.key == b"same"} == {b"other"}
+    kept = [h for h in _headers(p) if h.producer_id == 7]  # its last batch, emptied
+    assert [(h.base_offset, h.record_count, h.base_sequence) for h in kept] == [(59, 0, 59)]
+    retry = p.append(batches[-1])
+    assert retry.duplicate and retry.base_offset == 59
+    logs.close()
+    logs = open_log(exclusive=True, clock=clock)
+    p = logs.partition("t", 0)
+    retry = p.append(batches[-1])
+    assert retry.duplicate and retry.base_offset == 59
+    nxt = p.append(encode_batch([Record(b"v60", b"same", timestamp=clock.ms)], producer_id=7,
+                                producer_epoch=0, base_sequence=60))
+    assert not nxt.duplicate
+
+
+def test_reopen_after_cleaning(open_log: Callable[..., LogManager], clock: FakeClock) -> None:
+    logs, p = compacted(open_log, clock)
+    latest = produce(p, clock, rounds(8, 25), per_batch=5, compression=1)  # gzip
+    clean(p, clock)
+    records = [(r.offset, r.key, r.value) for r in consume(p)]
+    bases = [s.base_offset for s in p.segments]
+    logs.close()
+    p = open_log(exclusive=True, clock=clock).partition("t", 0)
+    assert [(r.offset, r.key, r.value) for r in consume(p)] == records
+    assert [s.base_offset for s in p.segments] == bases
+    assert table_of(consume(p)) == latest
+    assert not [n for n in os.listdir(p.dir) if n.endswith((".cleaned", ".deleted"))]
+    assert (p.dir / CLEANER_CHECKPOINT).exists()
+
+
+def test_a_read_in_flight_keeps_the_old_bytes(open_log: Callable[..., LogManager],
+                                              clock: FakeClock) -> None:
+    _logs, p = compacted(open_log, clock)
+    produce(p, clock, rounds(5, 40))
+    in_flight = p.read(0, 1 << 20)
+    assert in_flight is not None
+    expected = in_flight.read()
+    assert clean(p, clock) is not None
+    assert in_flight.read() == expected  # the swapped-out file is still open, whole
