@@ -41,7 +41,9 @@ def produce(partition: Partition, clock: FakeClock, rows: list[tuple[bytes, byte
     return written
 
 
-def rounds(keys: int, count: int, tag: str = "v", size: int = 40) -> list[tuple[bytes, bytes | None]]:
+def rounds(keys: int, count: int, tag: str = "v", size: int = 40
+           ) -> list[tuple[bytes, bytes | None]]:
+    """`count` rounds of a value for each of `keys` keys."""
     return [(f"k{k}".encode(), f"{tag}{r}-{k}".encode().ljust(size, b"."))
             for r in range(count) for k in range(keys)]
 
