@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
+from ..log.cleaner import CleanerConfig, LogCleaner
 from . import ops
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
@@ -38,6 +39,7 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._retention: asyncio.Task[None] | None = None
+        self._cleaner: LogCleaner | None = None
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
@@ -63,6 +65,8 @@ class Broker:
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
+        if self.config.log_cleaner_enable:
+            self._cleaner = self._start_cleaner(logmgr)
         port = self._server.sockets[0].getsockname()[1]
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
@@ -87,6 +91,20 @@ class Broker:
                 continue
             if removed:
                 log.info("retention removed %d segment(s)", removed)
+
+    def _start_cleaner(self, logmgr: LogManager) -> LogCleaner:
+        """The log cleaner's thread (compaction reads and writes whole segments: off the loop)."""
+        assert self.ctx is not None
+        c = self.config
+        cleaner = LogCleaner(logmgr, CleanerConfig(
+            io_max_bytes_per_second=c.log_cleaner_io_max_bytes_per_second,
+            dedupe_buffer_size=c.log_cleaner_dedupe_buffer_size,
+            min_cleanable_ratio=c.log_cleaner_min_cleanable_ratio,
+            delete_retention_ms=c.log_cleaner_delete_retention_ms,
+            min_compaction_lag_ms=c.log_cleaner_min_compaction_lag_ms),
+            c.log_cleaner_backoff_ms, on_cleaned=self.ctx.metrics.cleaned)
+        cleaner.start()
+        return cleaner
 
     @property
     def address(self) -> str:
@@ -120,5 +138,7 @@ class Broker:
             if stuck:
                 await asyncio.wait(stuck)
         await ctx.groups.close()
+        if self._cleaner is not None:
+            await asyncio.to_thread(self._cleaner.stop)  # within a batch's work
         await asyncio.to_thread(ctx.log.flush)
         ctx.log.close()

@@ -443,7 +443,7 @@ class LogCleaner:
                 self.clean_once()
             except Stop:
                 return
-            except (OSError, KafkaError) as exc:
+            except (OSError, KafkaError) as exc:  # listing topics, opening partitions
                 log.warning("log cleaner pass failed: %s", exc)
 
     def clean_once(self) -> list[CleanResult]:
@@ -452,7 +452,14 @@ class LogCleaner:
         throttle = Throttler(self.config.io_max_bytes_per_second, self._stop)
         for partition in self.logs.compacted_partitions():
             throttle.check()
-            result = clean_partition(partition, self.config, int(self.clock() * 1000), throttle)
+            try:
+                result = clean_partition(partition, self.config, int(self.clock() * 1000),
+                                         throttle)
+            except Stop:
+                raise
+            except Exception:  # as Kafka's cleaner: this partition fails, the others go on
+                log.exception("cleaning %s-%d failed", partition.topic, partition.index)
+                continue
             if result is not None:
                 results.append(result)
                 if self.on_cleaned is not None:
