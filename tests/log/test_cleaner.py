@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from logkit import FakeClock
 
@@ -216,3 +219,51 @@ def test_a_read_in_flight_keeps_the_old_bytes(open_log: Callable[..., LogManager
     expected = in_flight.read()
     assert clean(p, clock) is not None
     assert in_flight.read() == expected  # the swapped-out file is still open, whole
+
+
+SOAK_FACTOR = int(os.environ.get("MINIKAFKA_SOAK_FACTOR", "1"))  # `make soak` raises it
+
+
+def test_sigkill_while_cleaning_leaves_the_old_segments_or_the_new(
+        spawn: Callable[..., Any], data_dir: Path) -> None:
+    """A cleaner process killed at random moments (mid-pass, mid-recovery of the last kill's
+    leftovers) or instead of a random rename or unlink (every step of a swap): after each kill
+    the log opens with every key's latest record, and every record in it is one that was
+    written, at its offset."""
+    rng = random.Random(13)
+    originals: dict[int, tuple[bytes | None, bytes | None]] = {}
+    latest: Table = {}
+    rounds_, progress = 12 * SOAK_FACTOR, 0
+    for n in range(rounds_):
+        with LogManager(data_dir, exclusive=True) as logs:
+            if n == 0:
+                logs.create_topic("t", 1, {"cleanup.policy": "compact", "segment.bytes": 1024})
+            p = logs.partition("t", 0)
+            rows = rounds(30, 3, tag=f"r{n}-")
+            for i in range(0, len(rows), 9):  # a key never written again in every segment
+                rows.insert(i, (f"once-{n}-{i}".encode(), b"its only value"))
+            latest.update(produce(p, FakeClock(time.time()), rows, per_batch=2))
+            before = consume(p)
+            originals.update({r.offset: (r.key, r.value) for r in before})
+            end = p.log_end_offset
+        if n % 2:
+            worker = spawn("clean", data_dir, "t", 400_000)
+            worker.wait_ready()
+            time.sleep(rng.uniform(0, 0.15))
+            worker.kill()
+        else:
+            worker = spawn("clean", data_dir, "t", 1e9, rng.randint(1, 30))
+            worker.proc.wait(10)
+        with LogManager(data_dir, exclusive=True) as logs:
+            p = logs.partition("t", 0)
+            assert p.log_end_offset == end
+            records = consume(p)
+            for r in records:
+                assert originals[r.offset] == (r.key, r.value), f"offset {r.offset} changed"
+            assert table_of(records) == latest
+            assert not [n for n in os.listdir(p.dir) if n.endswith((".cleaned", ".deleted"))]
+            progress += len(records) < len(before)
+    assert progress >= rounds_ / 4, "the cleaner hardly ran: the test proves little"
+    print(f"\ncleaner kill campaign: {rounds_} SIGKILLs, {len(originals)} records written, "
+          f"{len(records)} kept (cleaning progressed in {progress} rounds), every key's latest "
+          "among them")
