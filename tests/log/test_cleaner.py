@@ -51,6 +51,16 @@ def rounds(keys: int, count: int, tag: str = "v", size: int = 40
             for r in range(count) for k in range(keys)]
 
 
+def with_lasting_keys(rows: list[tuple[bytes, bytes | None]], tag: str
+                      ) -> list[tuple[bytes, bytes | None]]:
+    """`rows` with a key never written again every 9 rows, so that every segment holds a
+    record cleaning must keep."""
+    out = list(rows)
+    for i in range(0, len(rows), 9):
+        out.insert(i, (f"once-{tag}-{i}".encode(), b"its only value"))
+    return out
+
+
 def consume(partition: Partition) -> list[Record]:
     """Every record from the log start, read as a consumer reads: from the batch holding the
     offset asked for (or the first after a gap), skipping records before it."""
@@ -239,9 +249,7 @@ def test_sigkill_while_cleaning_leaves_the_old_segments_or_the_new(
             if n == 0:
                 logs.create_topic("t", 1, {"cleanup.policy": "compact", "segment.bytes": 1024})
             p = logs.partition("t", 0)
-            rows = rounds(30, 3, tag=f"r{n}-")
-            for i in range(0, len(rows), 9):  # a key never written again in every segment
-                rows.insert(i, (f"once-{n}-{i}".encode(), b"its only value"))
+            rows = with_lasting_keys(rounds(30, 3, tag=f"r{n}-"), f"{n}")
             latest.update(produce(p, FakeClock(time.time()), rows, per_batch=2))
             before = consume(p)
             originals.update({r.offset: (r.key, r.value) for r in before})
@@ -267,3 +275,29 @@ def test_sigkill_while_cleaning_leaves_the_old_segments_or_the_new(
     print(f"\ncleaner kill campaign: {rounds_} SIGKILLs, {len(originals)} records written, "
           f"{len(records)} kept (cleaning progressed in {progress} rounds), every key's latest "
           "among them")
+
+
+def test_an_embedded_reader_in_another_process_reads_through_a_swap(
+        open_log: Callable[..., LogManager], clock: FakeClock) -> None:
+    """Embedded mode: the cleaning LogManager and the reading one share the directory as two
+    processes do (each its own locks and file descriptors). The reader's view from before the
+    swap stays whole; once it catches up (the log rolled), it sees the cleaned segments."""
+    cleaner = open_log(clock=clock)
+    cleaner.create_topic("t", 1, {"cleanup.policy": "compact", "segment.bytes": 2048})
+    p = cleaner.partition("t", 0)
+    latest = produce(p, clock, with_lasting_keys(rounds(12, 15), "a"), per_batch=3)
+    reader = open_log(clock=clock).partition("t", 0)
+    assert clean(p, clock) is not None
+    latest.update(produce(p, clock, with_lasting_keys(rounds(12, 10, tag="w"), "b"),
+                          per_batch=3))
+    before = consume(reader)
+    written = {r.offset: (r.key, r.value) for r in before}
+    assert clean(p, clock, min_cleanable_ratio=0.0) is not None  # merges segments
+    assert [(r.offset, r.key, r.value) for r in consume(reader)] == [
+        (r.offset, r.key, r.value) for r in before]  # the old files, still open
+    latest.update(produce(p, clock, [(b"k0", b"new" * 30)] * 30))  # rolls
+    records = consume(reader)
+    for r in records:
+        assert written.get(r.offset, (r.key, r.value)) == (r.key, r.value)
+    assert table_of(records) == latest
+    assert len(records) < len(before)

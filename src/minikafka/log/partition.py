@@ -557,7 +557,7 @@ class Partition:
             i = next((n for n, s in enumerate(self.segments) if s is old[0]), -1)
             if (self._closed or i < 0 or i + len(old) >= len(self.segments)
                     or any(a is not b for a, b in zip(self.segments[i:], old, strict=False))
-                    or not all(map(_same_file, old)) or not cleaned.exists()):
+                    or not all(map(same_file, old)) or not cleaned.exists()):
                 cleaned.unlink(missing_ok=True)
                 return False
             try:
@@ -651,7 +651,7 @@ class Partition:
             self.dir.rmdir()
 
 
-def _same_file(segment: LogSegment) -> bool:
+def same_file(segment: LogSegment) -> bool:
     """Whether the segment's file is still the one at its path (not replaced or deleted since)."""
     try:
         return os.stat(segment.log_path).st_ino == os.fstat(segment.fd).st_ino
