@@ -263,6 +263,7 @@ def _batches(segment: LogSegment, throttle: Throttler) -> Iterator[tuple[BatchHe
             if at + header.size > len(chunk):
                 break
             yield header, chunk[at:at + header.size]
+            time.sleep(0)  # hand the GIL over: the broker's loop waits ~a batch, not 5 ms
             at += header.size
         if at == 0:  # one batch larger than a chunk
             header = read_header(chunk)
