@@ -24,6 +24,7 @@ from ..shop.cli import add_commands as add_shop_commands
 from .backends import (
     Backend,
     ConsumeOptions,
+    EmbeddedBackend,
     ProduceOptions,
     RawRecord,
     StartAt,
@@ -87,6 +88,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
             if args.partitions is None and not (args.config or args.delete_config):
                 raise CliError("topics alter needs --partitions, --config or --delete-config")
             print(f"altered topic {args.name!r}")
+        elif args.action == "compact":
+            if not isinstance(backend, EmbeddedBackend):
+                raise CliError("a broker compacts its topics itself (log.cleaner.enable); "
+                               "topics compact works on a --data-dir")
+            removed, before, after = backend.compact(args.name)
+            print(f"compacted topic {args.name!r}: {removed} record(s) removed, {before} bytes "
+                  f"now {after}")
     finally:
         backend.close()
     return 0
@@ -356,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set a topic config (repeatable)")
     alter.add_argument("--delete-config", action="append", default=[], metavar="NAME",
                        help="return a config to its default (repeatable)")
+    compact = actions.add_parser("compact", parents=[common],
+                                 help="run the log cleaner over a compacted topic now "
+                                 "(in-process; a broker runs it itself)")
+    compact.add_argument("name")
     topics.set_defaults(func=cmd_topics)
 
     cluster = sub.add_parser("cluster", help="describe the cluster or its API versions")

@@ -299,8 +299,10 @@ def _group(segments: list[LogSegment], max_bytes: int) -> list[list[LogSegment]]
 
 
 def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
-                    throttle: Throttler | None = None) -> CleanResult | None:
-    """One pass over a compacted partition; None when it is not due (see the module doc)."""
+                    throttle: Throttler | None = None, force: bool = False
+                    ) -> CleanResult | None:
+    """One pass over a compacted partition; None when it is not due (see the module doc) or
+    has nothing dirty. `force`: whatever its dirty ratio (an operator asked)."""
     config = partition.config
     if not config.compacts:
         return None
@@ -318,7 +320,8 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     clean_bytes = sum(s.size for s in segments if s.next_offset <= first_dirty)
     overdue = (settings.max_compaction_lag_ms < LONG_MAX
                and 0 <= dirty[0].first_timestamp < now_ms - settings.max_compaction_lag_ms)
-    if dirty_bytes / (dirty_bytes + clean_bytes) < settings.min_cleanable_ratio and not overdue:
+    if (dirty_bytes / (dirty_bytes + clean_bytes) < settings.min_cleanable_ratio
+            and not (overdue or force)):
         return None
     offsets = OffsetMap(broker.dedupe_buffer_size)
     end, read = _build_offset_map(dirty, first_dirty, uncleanable, offsets, throttle)
