@@ -16,6 +16,7 @@ from minikafka.log.cleaner import (
     CLEANER_CHECKPOINT,
     CleanerConfig,
     CleanResult,
+    LogCleaner,
     clean_partition,
     read_checkpoint,
 )
@@ -301,3 +302,21 @@ def test_an_embedded_reader_in_another_process_reads_through_a_swap(
         assert written.get(r.offset, (r.key, r.value)) == (r.key, r.value)
     assert table_of(records) == latest
     assert len(records) < len(before)
+
+
+def test_the_cleaner_thread_stops_promptly_mid_pass(open_log: Callable[..., LogManager],
+                                                    clock: FakeClock) -> None:
+    """At 100 kB/s the pass would take seconds; stop() ends it at once, leaving the log as it
+    was."""
+    logs, p = compacted(open_log, clock)
+    produce(p, clock, rounds(20, 100), per_batch=10)  # 150 kB
+    before = consume(p)
+    cleaner = LogCleaner(logs, CleanerConfig(io_max_bytes_per_second=100_000), backoff_ms=0)
+    cleaner.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    cleaner.stop()
+    assert time.monotonic() - started < 0.5
+    assert consume(p) == before
+    assert not [n for n in os.listdir(p.dir) if n.endswith(".cleaned")]
+    assert read_checkpoint(p.dir) == 0

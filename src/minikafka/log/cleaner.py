@@ -264,6 +264,7 @@ def _batches(segment: LogSegment, throttle: Throttler) -> Iterator[tuple[BatchHe
                 break
             yield header, chunk[at:at + header.size]
             time.sleep(0)  # hand the GIL over: the broker's loop waits ~a batch, not 5 ms
+            throttle.check()
             at += header.size
         if at == 0:  # one batch larger than a chunk
             header = read_header(chunk)
@@ -423,12 +424,10 @@ class LogCleaner:
     CleanerThread, one of them). `stop()` returns within a batch's work."""
 
     def __init__(self, logs: LogManager, config: CleanerConfig, backoff_ms: int,
-                 clock: Callable[[], float] = time.time,
                  on_cleaned: Callable[[CleanResult], None] | None = None) -> None:
         self.logs = logs
         self.config = config
         self.backoff_ms = backoff_ms
-        self.clock = clock
         self.on_cleaned = on_cleaned
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="minikafka-cleaner", daemon=True)
@@ -457,7 +456,7 @@ class LogCleaner:
         for partition in self.logs.compacted_partitions():
             throttle.check()
             try:
-                result = clean_partition(partition, self.config, int(self.clock() * 1000),
+                result = clean_partition(partition, self.config, int(self.logs.clock() * 1000),
                                          throttle)
             except Stop:
                 raise
