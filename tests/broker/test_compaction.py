@@ -3,9 +3,11 @@ back with kcat and confluent-kafka."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ SEGMENT_MS = 300  # the active segment rolls when a record comes this long after
 @pytest.fixture
 def cleaning_broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     broker = InProcessBroker(tmp_path / "data", "--log-cleaner-backoff-ms", "50",
-                             "--no-ui").start()
+                             "--ui-port", "0").start()
     yield broker
     assert broker.stop() == 0
     print(broker.log())
@@ -74,6 +76,14 @@ def consume_all(broker: InProcessBroker, topic: str) -> list[tuple[str, bytes | 
         consumer.close()
 
 
+def cleaner_metrics(broker: InProcessBroker) -> dict[str, float]:
+    assert broker.console_url is not None
+    with urllib.request.urlopen(broker.console_url + "metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {m[0]: float(m[1]) for m in re.findall(r"^minikafka_log_cleaner_(\w+) (\S+)$", text,
+                                                   re.MULTILINE)}
+
+
 def wait_for(read: Callable[[], list[str]], expected: list[str], seconds: float = 15) -> None:
     deadline = time.monotonic() + seconds
     while (got := read()) != expected:
@@ -120,6 +130,9 @@ def test_a_changelog_is_restored_after_a_restart(cleaning_broker: InProcessBroke
     while len(consume_all(broker, "store-changelog")) > 40:  # 24 keys and a few tombstones
         assert time.monotonic() < deadline, "not compacted"
         time.sleep(0.1)
+    metrics = cleaner_metrics(broker)
+    assert metrics["bytes_total"] > 0 and metrics["records_removed_total"] >= 200 - 40
+    assert abs(metrics["last_run_timestamp_seconds"] - time.time()) < 60
     broker.restart()
     table: dict[str, bytes] = {}
     for key, value in consume_all(broker, "store-changelog"):  # a state store's restore
