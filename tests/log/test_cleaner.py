@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from crc32c import crc32c
 from logkit import FakeClock
 
 from minikafka.log import LogManager, Partition
@@ -17,10 +19,23 @@ from minikafka.log.cleaner import (
     CleanerConfig,
     CleanResult,
     LogCleaner,
+    OffsetMap,
     clean_partition,
     read_checkpoint,
+    retained_batch,
 )
-from minikafka.records import BatchHeader, Record, decode_batches, encode_batch
+from minikafka.records import (
+    ATTRIBUTES_AT,
+    CONTROL_BIT,
+    CRC_AT,
+    CRC_START,
+    TRANSACTIONAL_BIT,
+    BatchHeader,
+    Record,
+    decode_batches,
+    encode_batch,
+    read_header,
+)
 
 Table = dict[bytes, tuple[int, bytes | None]]  # key -> (offset, value) of its latest record
 
@@ -143,12 +158,28 @@ def test_min_compaction_lag_keeps_young_records_dirty(open_log: Callable[..., Lo
     assert clean(p, clock) is None  # every closed segment holds records younger than the lag
     clock.advance(5)
     produce(p, clock, rounds(4, 30, tag="w"))
-    old_end = min(s.base_offset for s in p.segments if s.max_timestamp == clock.ms)
-    clock.advance(6)
+    young_from = min(s.base_offset for s in p.segments if s.max_timestamp == clock.ms)
+    clock.advance(6)  # the first records are 11 s old, the others 6 s
     result = clean(p, clock)
-    assert result is not None and result.end_offset <= old_end
-    young = [r for r in consume(p) if r.offset >= result.end_offset]
-    assert len(young) >= 120 - (old_end - result.end_offset) - 4
+    assert result is not None and result.end_offset == young_from
+    kept = [r.offset for r in consume(p)]
+    assert kept[-(p.log_end_offset - young_from):] == list(range(young_from, p.log_end_offset))
+    assert len(kept) < p.log_end_offset
+
+
+def test_max_compaction_lag_rolls_the_active_segment(open_log: Callable[..., LogManager],
+                                                     clock: FakeClock) -> None:
+    """KIP-354: a compacted topic's active segment also rolls at max.compaction.lag.ms (by
+    record time, as segment.ms does), so that its records become cleanable in time."""
+    _logs, p = compacted(open_log, clock, **{"max.compaction.lag.ms": 1000,
+                                             "segment.bytes": 1 << 20})
+    produce(p, clock, rounds(2, 2))
+    clock.advance(0.5)
+    produce(p, clock, rounds(2, 1))
+    assert len(p.segments) == 1
+    clock.advance(0.6)
+    produce(p, clock, rounds(2, 1))
+    assert [s.base_offset for s in p.segments] == [0, 6]
 
 
 def test_dirty_ratio_and_max_compaction_lag(open_log: Callable[..., LogManager],
@@ -320,3 +351,16 @@ def test_the_cleaner_thread_stops_promptly_mid_pass(open_log: Callable[..., LogM
     assert consume(p) == before
     assert not [n for n in os.listdir(p.dir) if n.endswith(".cleaned")]
     assert read_checkpoint(p.dir) == 0
+
+
+def test_control_batches_pass_through_untouched() -> None:
+    """Transaction markers are kept as they are until transactions come (their records' keys
+    are the marker type, not the data's)."""
+    raw = bytearray(encode_batch([Record(b"\x00\x00\x00\x00\x00\x00", b"\x00\x00\x00\x00")],
+                                 producer_id=3, producer_epoch=0, base_sequence=-1))
+    struct.pack_into(">h", raw, ATTRIBUTES_AT, CONTROL_BIT | TRANSACTIONAL_BIT)
+    struct.pack_into(">I", raw, CRC_AT, crc32c(bytes(raw[CRC_START:])))
+    offsets = OffsetMap(1 << 10)
+    offsets.put(b"\x00\x00\x00\x00", 99)  # a later record of the same key, were it data
+    kept, removed = retained_batch(read_header(raw), bytes(raw), offsets, {}, 0, 0)
+    assert (kept, removed) == (bytes(raw), 0)

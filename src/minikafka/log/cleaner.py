@@ -10,7 +10,8 @@ A pass over one partition (`clean_partition`, Kafka's Cleaner.doClean):
    `log.cleaner.dedupe.buffer.size` at Kafka's 24 bytes an entry: when the keys do not fit, the
    pass cleans up to the last batch that fit and the next pass goes on from there.
 3. Every segment below that point is rewritten, in groups of consecutive segments that fit one
-   segment (segment.bytes, int32 offsets): a record stays if it is its key's latest. Offsets are
+   segment (segment.bytes, int32 offsets): a record stays if it is its key's latest (one without
+   a key, written before the topic was compacted, goes, as in Kafka). Offsets are
    kept, so consumers see gaps. A batch keeps its base offset, last offset delta, producer id,
    epoch and base sequence; an emptied batch goes, except the last batch of a producer, kept as
    an empty header so idempotent producers' state survives (Kafka's RETAIN_EMPTY). Records are
@@ -25,8 +26,9 @@ A pass over one partition (`clean_partition`, Kafka's Cleaner.doClean):
 Control batches (attributes bit 5) are kept untouched and transactional records are cleaned like
 any other: removing aborted transactions' records and markers comes with transactions.
 
-A pass reads and writes at most `io.max.bytes.per.second` (Kafka's Throttler) and stops within a
-batch when asked to (`Stop`), leaving the log as it was.
+A pass reads and writes at most `io.max.bytes.per.second` (Kafka's Throttler), hands the GIL to
+the broker's event loop after every batch, and stops between batches when asked to (`Stop`),
+leaving the log as it was (what it swapped in already stays).
 """
 
 from __future__ import annotations
@@ -385,7 +387,8 @@ def _clean_group(group: list[LogSegment], cleaned: Path, offsets: OffsetMap,
         for segment in group:
             for header, raw in _batches(segment, throttle):
                 read += len(raw)
-                batch, gone = _retained(header, raw, offsets, last_batches, now_ms, horizon)
+                batch, gone = retained_batch(header, raw, offsets, last_batches, now_ms,
+                                             horizon)
                 removed += gone
                 if batch:
                     out.write(batch)
@@ -396,8 +399,9 @@ def _clean_group(group: list[LogSegment], cleaned: Path, offsets: OffsetMap,
     return written, removed, read
 
 
-def _retained(header: BatchHeader, raw: bytes, offsets: OffsetMap, last_batches: dict[int, int],
-              now_ms: int, horizon: int) -> tuple[bytes, int]:
+def retained_batch(header: BatchHeader, raw: bytes, offsets: OffsetMap,
+                   last_batches: dict[int, int], now_ms: int, horizon: int
+                   ) -> tuple[bytes, int]:
     """(what stays of one batch, maybe nothing; records removed)."""
     if header.is_control:
         return raw, 0
