@@ -15,7 +15,7 @@ A pass over one partition (`clean_partition`, Kafka's Cleaner.doClean):
    kept, so consumers see gaps. A batch keeps its base offset, last offset delta, producer id,
    epoch and base sequence; an emptied batch goes, except the last batch of a producer, kept as
    an empty header so idempotent producers' state survives (Kafka's RETAIN_EMPTY). Records are
-   copied byte for byte (only their count, the max timestamp and the CRC change).
+   copied byte for byte (the batch gets a new record count, max timestamp and CRC).
 4. Tombstones (null values) stay `delete.retention.ms` after the pass that first cleaned them,
    Kafka's KIP-534 rule: that pass writes the delete horizon into the batch (attributes bit 6,
    the base timestamp then holds the horizon, record timestamp deltas are rebased), and a later
@@ -132,8 +132,9 @@ class Throttler:
 
 
 class OffsetMap:
-    """The latest offset of each key, by the key's MD5 (Kafka's SkimpyOffsetMap), holding at most
-    `memory` bytes' worth of entries."""
+    """The latest offset of each key, by the key's MD5 (Kafka's SkimpyOffsetMap), holding as many
+    entries as `memory` bytes hold at Kafka's 24 bytes an entry and load factor. (A Python dict
+    entry costs more, ~5 times that: the setting bounds the count, and the memory with it.)"""
 
     def __init__(self, memory: int) -> None:
         self.capacity = max(int(memory // ENTRY_BYTES * LOAD_FACTOR), 1)
@@ -178,11 +179,6 @@ class RawRecord(NamedTuple):
     ts_end: int
 
 
-def _bytes_field(data: memoryview, pos: int) -> tuple[int, int]:
-    """(length, position after the length) of a varint-prefixed field (-1: null)."""
-    return decode_varint(data, pos)
-
-
 def raw_records(header: BatchHeader, payload: bytes) -> list[RawRecord]:
     """The records of a batch (payload: its bytes after the header, maybe compressed)."""
     data = memoryview(decompress(header.compression, payload) if header.compression
@@ -195,10 +191,10 @@ def raw_records(header: BatchHeader, payload: bytes) -> list[RawRecord]:
         ts_at = body + 1  # after the record's attributes byte
         _ts, ts_end = decode_varint(data, ts_at)
         offset_delta, at = decode_varint(data, ts_end)
-        key_len, at = _bytes_field(data, at)
+        key_len, at = decode_varint(data, at)  # -1: null
         key = bytes(data[at:at + key_len]) if key_len >= 0 else None
         at += max(key_len, 0)
-        value_len, _ = _bytes_field(data, at)
+        value_len, _ = decode_varint(data, at)
         out.append(RawRecord(data[pos:end], header.base_offset + offset_delta, key,
                              value_len < 0, ts_at - pos, ts_end - pos))
         pos = end
