@@ -30,8 +30,10 @@ apt-bench:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# `make run ARGS="--api-port 18000 --broker-port 19092"` passes settings to the demo; so do
+# MINIKAFKA_PORT, MINIKAFKA_API_PORT and MINIKAFKA_UI_PORT (`minikafka demo --help`).
 run: $(STAMP)
-	$(VENV)/bin/minikafka demo
+	$(VENV)/bin/minikafka demo $(ARGS)
 
 test: $(STAMP) apt-test lint
 	$(PY) -m pytest -q -n 2 --durations=15

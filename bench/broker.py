@@ -49,6 +49,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from minikafka.shop.ports import free_port
+
 VALUE = 100
 LARGE_VALUE = 16 * 1024
 LARGE_BATCH = 1024 * 1024
@@ -161,12 +163,6 @@ def paced(rate: int, seconds: float) -> Iterator[int]:
 
 
 # --- servers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stat(pid: int) -> list[str] | None:

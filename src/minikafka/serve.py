@@ -2,6 +2,7 @@
 
 The broker knows nothing of the console; the console reads the broker's context. This module is
 the one place that puts them together, so neither package imports the other's start-up.
+A console that cannot start (its port is taken) is one warning line: the broker serves on.
 On SIGINT/SIGTERM the console stops, then the broker (answers what it has read, flushes the log)
 and the process exits 0.
 """
@@ -40,9 +41,8 @@ class Server:
 
         try:
             self.console = await start_console(self.broker.ctx)
-        except OSError:
-            await self.broker.stop()
-            raise
+        except OSError as exc:  # a convenience: the broker serves on without it
+            log.warning("%s; the broker runs without it", exc.strerror or exc)
 
     async def stop(self) -> None:
         if self.console is not None:
@@ -59,7 +59,10 @@ async def run(config: BrokerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     broker = server.broker
-    print(f"minikafka broker listening on {config.host}:{broker.config.port}; "
+    bound = broker.config.bind_listeners
+    where = (f"{bound[0].host}:{bound[0].port}" if broker.config.listeners is None
+             else ", ".join(map(str, bound)))
+    print(f"minikafka broker listening on {where}; "
           f"clients use bootstrap servers {broker.address} (data in {config.data_dir})",
           flush=True)
     if server.console is not None:

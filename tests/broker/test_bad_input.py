@@ -90,7 +90,7 @@ def test_api_versions_above_ours_gets_v0_error_and_our_ranges(raw: RawClient) ->
     correlation_id, error, count = struct.unpack_from(">ihi", frame)
     assert (correlation_id, error) == (42, ErrorCode.UNSUPPORTED_VERSION)
     ranges = {k: (lo, hi) for k, lo, hi in struct.iter_unpack(">hhh", frame[10:10 + 6 * count])}
-    assert ranges[18] == (0, 4) and ranges[0] == (0, 9) and ranges[1] == (4, 17)
+    assert ranges[18] == (0, 4) and ranges[0] == (0, 12) and ranges[1] == (4, 17)
 
 
 def test_bad_crc_is_corrupt_message(broker: InProcessBroker, raw: RawClient, topic: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kafka.protocol.admin import CreateTopicsRequest, DescribeClusterRequest
 from kafka.protocol.metadata import FindCoordinatorRequest, MetadataRequest
 
@@ -46,3 +47,13 @@ def test_node_id_is_a_setting(own_broker: InProcessBroker, topic: str) -> None:
         assert _node_ids(raw, topic) == [0, [7], 7, (7, [7]), 7, [7]]
     finally:
         raw.close()
+
+
+def test_a_data_dir_keeps_its_node_id(own_broker: InProcessBroker) -> None:
+    """As Kafka: a data directory records the node.id that formatted it, and a broker started
+    on it with another id refuses to start (it would answer as a different node for the same
+    log), naming both ids."""
+    own_broker.start().stop()
+    own_broker.extra = (*own_broker.extra, "--node-id", "7")
+    with pytest.raises(RuntimeError, match=r"node\.id 7.*node\.id=1|node\.id=1.*node\.id 7"):
+        own_broker.start()

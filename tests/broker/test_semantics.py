@@ -62,7 +62,8 @@ def fetch(raw: RawClient, topic: str, offset: int, *, max_wait_ms: int = 0, min_
 
 def list_offset(raw: RawClient, topic: str, timestamp: int, version: int = 7) -> tuple[int, int]:
     cls = ListOffsetsRequest[version]
-    response = raw.request(cls(replica_id=-1, isolation_level=0, topics=[cls.ListOffsetsTopic(
+    response = raw.request(cls(replica_id=-1, isolation_level=0, timeout_ms=1000,
+                               topics=[cls.ListOffsetsTopic(
         name=topic, partitions=[cls.ListOffsetsTopic.ListOffsetsPartition(
             partition_index=0, current_leader_epoch=-1, timestamp=timestamp)])]))
     part = response.topics[0].partitions[0]
@@ -136,6 +137,15 @@ def test_list_offsets(raw: RawClient, topic: str) -> None:
         name=topic, partitions=[cls.ListOffsetsTopic.ListOffsetsPartition(
             partition_index=0, timestamp=-1, max_num_offsets=1)])]))
     assert response.topics[0].partitions[0].old_style_offsets == [4]
+
+
+def test_list_offsets_local_and_tiered_specs(raw: RawClient, topic: str) -> None:
+    """v8-v10 (KIP-405, KIP-1005): the earliest local offset is the log start (every segment
+    is local); no offset is tiered, so the latest tiered one is -1, as Kafka answers without
+    remote storage."""
+    produce(raw, topic, b"a", b"b")
+    assert list_offset(raw, topic, -4, version=10) == (0, -1)
+    assert list_offset(raw, topic, -5, version=10) == (-1, -1)
 
 
 def test_offset_for_leader_epoch_and_delete_records(raw: RawClient, topic: str) -> None:

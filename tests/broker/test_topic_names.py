@@ -1,5 +1,6 @@
 """Kafka's answers for bad topic names and bad config requests: an invalid name in Metadata,
-names colliding by '.' vs '_', duplicate keys in IncrementalAlterConfigs."""
+names colliding by '.' vs '_', duplicate keys in IncrementalAlterConfigs; and for a topic that
+Metadata auto-creates."""
 
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ def test_duplicate_keys_in_incremental_alter_configs_are_invalid_request(
                  op(name="retention.ms", config_operation=0, value="2000")])],
         validate_only=False))
     assert response.responses[0].error_code == ErrorCode.INVALID_REQUEST
+
+
+def _metadata(raw: RawClient, name: str) -> Any:
+    cls = MetadataRequest[12]
+    response: Any = raw.request(cls(topics=[cls.MetadataRequestTopic(name=name)],
+                                    allow_auto_topic_creation=True,
+                                    include_topic_authorized_operations=False))
+    return response.topics[0]
+
+
+def test_auto_creation_answers_leader_not_available_first(raw: RawClient, topic: str) -> None:
+    """As Kafka's AutoTopicCreationManager: the request that creates a topic gets
+    LEADER_NOT_AVAILABLE and no partitions; clients retry and the next answer has them. (So a
+    topic deleted while clients poll its metadata is not served again by the same request
+    that brings it back.)"""
+    first = _metadata(raw, topic)
+    assert (first.error_code, first.partitions) == (ErrorCode.LEADER_NOT_AVAILABLE, [])
+    second = _metadata(raw, topic)
+    assert (second.error_code, len(second.partitions)) == (0, 1)

@@ -91,7 +91,7 @@ def test_alter_and_cluster_over_the_wire(broker: InProcessBroker, topic: str) ->
     cluster = mk(broker, "cluster", "describe").stdout
     assert "mode: broker" in cluster and f"@{broker.bootstrap}" in cluster
     versions = mk(broker, "cluster", "api-versions").stdout.splitlines()
-    assert "Produce 0-9" in versions and "Fetch 4-17" in versions
+    assert "Produce 0-12" in versions and "Fetch 4-17" in versions
 
 
 def test_offsets_headers_and_json_over_the_wire(broker: InProcessBroker, topic: str) -> None:

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from brokerkit import InProcessBroker
 from minikafka.broker import load_config
 
 from .conftest import Console, start_console_broker
@@ -95,11 +96,22 @@ def test_console_settings_come_from_the_environment() -> None:
     assert (config.ui, config.ui_port) == (False, 18080)
 
 
-def test_a_taken_console_port_stops_the_broker_with_a_clear_message(tmp_path: Path) -> None:
+def test_a_taken_console_port_is_a_warning_and_the_broker_serves(tmp_path: Path) -> None:
+    """The console is a convenience: a port someone else holds never keeps the broker from
+    starting (it says so in one warning line, and carries on without the console)."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        with pytest.raises(RuntimeError, match=f"web console cannot listen on 127.0.0.1:{port}"):
-            start_console_broker(tmp_path / "data", "--ui-port", str(port))
+        broker = InProcessBroker(tmp_path / "data", "--ui-port", str(port)).start()
+        try:
+            assert broker.console_url is None
+            warnings = [line for line in broker.log().splitlines()
+                        if f"web console cannot listen on 127.0.0.1:{port}" in line]
+            assert len(warnings) == 1 and "WARNING" in warnings[0], broker.log()
+            producer = Producer({"bootstrap.servers": broker.bootstrap})
+            producer.produce("served-anyway", b"x")
+            assert producer.flush(10) == 0
+        finally:
+            assert broker.stop() == 0
 
 
 def test_an_offset_reset_is_fsynced_before_it_answers(flushing_console: Console) -> None:

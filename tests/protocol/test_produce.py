@@ -29,7 +29,7 @@ def schema_request_frame(version: int, transactional_id: str | None = "tx") -> b
     return bytes(request.encode(header=True, framed=True))[4:]
 
 
-@pytest.mark.parametrize("version", range(3, 10))
+@pytest.mark.parametrize("version", range(3, 13))
 def test_request_decodes_like_kafka_python(version: int) -> None:
     frame = schema_request_frame(version)
     header, pos = parse_header(frame)
@@ -58,7 +58,7 @@ def test_truncated_request_is_malformed(version: int) -> None:
             decode_produce_request(header, frame[:cut], pos)
 
 
-@pytest.mark.parametrize("version", range(10))
+@pytest.mark.parametrize("version", range(13))
 def test_response_encodes_like_kafka_python(version: int) -> None:
     ours = encode_produce_response(RequestHeader(0, version, 42, None), [
         ("t1", [PartitionResponse(0, 0, 100, -1, 5),

@@ -52,3 +52,56 @@ def test_shop_services_take_one_variable_and_run_real_commands() -> None:
             "${KAFKA_BOOTSTRAP_SERVERS")
         args = parser.parse_args(service["command"])  # the image's entrypoint is `minikafka`
         assert args.shop_command == name, shlex.join(service["command"])
+
+
+def _volume_targets(service: dict[str, Any]) -> set[str]:
+    return {mount.split(":")[1] for mount in service.get("volumes", [])}
+
+
+# Where each image keeps its data by default, and where a volume must be for it to persist.
+APACHE_KAFKA_DATA = "/var/lib/kafka/data"  # created for appuser in apache/kafka's Dockerfile
+
+
+@pytest.mark.parametrize("name", ["kafka.yml", "kafka-cluster.yml"])
+def test_kafka_data_lands_in_its_volume(name: str) -> None:
+    """apache/kafka writes to /tmp/kraft-combined-logs unless log.dirs says otherwise: a volume
+    anywhere else keeps nothing across `down`/`up`."""
+    for service in load(name)["services"].values():
+        if service["image"].startswith("apache/kafka:"):
+            assert service["environment"]["KAFKA_LOG_DIRS"] == APACHE_KAFKA_DATA
+            assert APACHE_KAFKA_DATA in _volume_targets(service)
+
+
+@pytest.mark.parametrize("name", [*BROKER_FILES, "shop.yml"])
+def test_servers_are_health_checked_and_waited_for(name: str) -> None:
+    services = load(name)["services"]
+    for service_name, service in services.items():
+        if service.get("ports") or service_name in ("kafka", "minikafka") \
+                or service_name.startswith("kafka-"):
+            assert "test" in service.get("healthcheck", {}), service_name
+        for needed, condition in service.get("depends_on", {}).items():
+            assert condition["condition"] == "service_healthy", (service_name, needed)
+            assert needed in services or condition.get("required") is False
+
+
+def test_the_cluster_ui_is_the_maintained_fork() -> None:
+    assert load("kafka-cluster.yml")["services"]["kafka-ui"]["image"].startswith(
+        "ghcr.io/kafbat/kafka-ui:")
+
+
+def test_minikafka_serves_containers_and_the_host() -> None:
+    """Containers are told minikafka:9092; host clients are told a localhost address whose port
+    is published, and the console is published too."""
+    from minikafka.broker import load_config
+
+    service = load("minikafka.yml")["services"]["minikafka"]
+    config = load_config(build_parser().parse_args(service["command"]), environ={})
+    published = {int(port.split(":")[1]): int(port.split(":")[2])
+                 for port in service["ports"]}
+    told = {listener.name: config.advertised_for(listener.name)
+            for listener in config.bind_listeners}
+    assert ("minikafka", 9092) in told.values()
+    host_side = [(host, port) for host, port in told.values() if host == "localhost"]
+    assert host_side and all(published.get(port) == port for _, port in host_side)
+    assert config.ui and published.get(config.ui_port) == config.ui_port
+    assert config.host == "0.0.0.0"  # the console is reachable through the published port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from minikafka.shop.demo import wait_settled
 from minikafka.shop.events import INVENTORY, NOTIFICATIONS, ORDER_STATUS
+from minikafka.shop.generator import restock_low
 from minikafka.shop.monitor import BrokerProbe, check_invariants
 from minikafka.shop.stack import ShopStack
 
@@ -113,6 +115,43 @@ def test_payment_declined_releases_the_reservation(shop: ShopStack, api: httpx.C
     wait_for(lambda: [e["type"] for e in events_of(shop, INVENTORY, order_id)] == [
         "StockReserved", "StockReleased"], 15, "the reservation to be released")
     assert stock(api)["lamp"] == before["lamp"]
+
+
+def test_restocking_makes_a_sold_out_product_orderable_again(shop: ShopStack,
+                                                             api: httpx.Client) -> None:
+    """A StockAdded event (POST /products/{id}/restock, keyed by product on topic `restocks`)
+    adds units to the shelf: what was out of stock sells again, and the stock invariant
+    (available + reserved + sold = received) still holds."""
+    assert final(api, place(api, order(None, ("rare", 5, 1.0))))["status"] == "rejected"
+    before = stock(api)["rare"]
+    response = api.post("/products/rare/restock", json={"quantity": 10})
+    assert response.status_code == 202, response.text
+    wait_for(lambda: stock(api)["rare"]["available"] == before["available"] + 10, 15,
+             "the restock to reach the shelf")
+    assert final(api, place(api, order(None, ("rare", 5, 1.0))))["status"] == "completed"
+    after = stock(api)["rare"]
+    assert after["initial"] == before["initial"] + 10
+    assert after["available"] + after["reserved"] + after["sold"] == after["initial"]
+    assert api.post("/products/no-such/restock", json={"quantity": 1}).status_code == 404
+    assert api.post("/products/rare/restock", json={"quantity": 0}).status_code == 422
+
+
+def test_the_generator_restocks_what_runs_low(shop: ShopStack, api: httpx.Client) -> None:
+    """What keeps a long `make run` healthy: the generator tops up every product whose shelf is
+    below a mark, through the same API."""
+    shelf = stock(api)
+    mark = shelf["rare"]["available"] + 1  # rare is below it, mug and lamp far above
+    assert all(shelf[p]["available"] >= mark for p in ("mug", "lamp"))
+
+    async def top_up() -> list[str]:
+        async with httpx.AsyncClient(base_url=shop.api_url, timeout=30) as client:
+            return await restock_low(client, below=mark, quantity=7)
+
+    assert asyncio.run(top_up()) == ["rare"]
+    wait_for(lambda: stock(api)["rare"]["available"] == shelf["rare"]["available"] + 7, 15,
+             "the top-up to reach the shelf")
+    assert {p: stock(api)[p]["initial"] for p in ("mug", "lamp")} == {
+        p: shelf[p]["initial"] for p in ("mug", "lamp")}
 
 
 def test_an_order_id_is_taken_once(shop: ShopStack, api: httpx.Client) -> None:

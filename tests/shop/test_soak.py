@@ -28,7 +28,7 @@ def test_thousand_orders_through_kills_and_a_second_inventory(
                       {f"{i:03d}": STOCK for i in range(1, 51)},
                       orders=["--payment-limit", "1500"])
     try:
-        generator = shop.generator(ORDERS, RATE, seed=7)
+        generator = shop.generator(ORDERS, RATE, seed=7, restock_below=0)  # scarce on purpose
         chaos = [
             (0.5, lambda: shop.processes["orders"].restart(signal.SIGKILL)),
             (1.5, lambda: shop.processes["inventory"].restart(signal.SIGKILL)),

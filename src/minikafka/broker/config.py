@@ -13,6 +13,15 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from .listeners import (
+    DEFAULT_PROTOCOL_MAP,
+    Listener,
+    check_listeners,
+    client_address,
+    parse_listeners,
+    parse_protocol_map,
+)
+
 ENV_PREFIX = "MINIKAFKA_"
 MiB = 1024 * 1024
 
@@ -34,6 +43,16 @@ class BrokerConfig:
                             "host (0 picks a free one)")
     advertised_host: str | None = _setting(
         None, "host name clients are told to connect to (default: the listen address)")
+    listeners: str | None = _setting(
+        None, "Kafka's listeners, NAME://HOST:PORT,... (an empty HOST is every address): "
+        "several addresses, each advertised on its own (default: one PLAINTEXT listener on "
+        "--host and --port)")
+    advertised_listeners: str | None = _setting(
+        None, "Kafka's advertised.listeners, NAME://HOST:PORT,...: the address each listener's "
+        "clients are told (default: the listener's own address)")
+    listener_security_protocol_map: str = _setting(
+        DEFAULT_PROTOCOL_MAP, "Kafka's listener.security.protocol.map, NAME:PROTOCOL,... "
+        "(only PLAINTEXT is served so far)")
     flush: str = _setting(
         "never", "when to fsync: 'always' (acks=all waits, group commit), an interval like "
         "'100ms', or 'never' (the OS decides; survives a process crash)")
@@ -106,14 +125,37 @@ class BrokerConfig:
     def __post_init__(self) -> None:
         if self.node_id < 0:
             raise ValueError(f"node_id must be at least 0, got {self.node_id}")
+        if self.listeners is not None and self.advertised_host is not None:
+            raise ValueError("advertised_host is for the default listener: with listeners, "
+                             "give advertised_listeners")
+        check_listeners(self.bind_listeners, self._advertised_listeners(),
+                        parse_protocol_map(self.listener_security_protocol_map))
+
+    @property
+    def bind_listeners(self) -> list[Listener]:
+        """Where the broker listens (ports as bound, once started)."""
+        if self.listeners is None:
+            return [Listener("PLAINTEXT", self.host, self.port)]
+        return parse_listeners(self.listeners, "listeners")
+
+    def _advertised_listeners(self) -> list[Listener]:
+        if self.advertised_listeners is None:
+            return []
+        return parse_listeners(self.advertised_listeners, "advertised_listeners")
+
+    def advertised_for(self, name: str) -> tuple[str, int]:
+        """The address told to clients of listener `name`."""
+        bound = next(listener for listener in self.bind_listeners if listener.name == name)
+        advertised = next((listener for listener in self._advertised_listeners()
+                           if listener.name == name), None)
+        if advertised is None and self.advertised_host:
+            advertised = Listener(name, self.advertised_host, bound.port)
+        return client_address(bound, advertised)
 
     @property
     def advertised(self) -> tuple[str, int]:
-        """The address clients should use (after the port is bound, when it was 0)."""
-        host = self.advertised_host or self.host
-        if host in ("", "0.0.0.0", "::"):
-            host = "localhost"
-        return host, self.port
+        """The first listener's advertised address (for the console and embedded clients)."""
+        return self.advertised_for(self.bind_listeners[0].name)
 
     def with_values(self, values: Mapping[str, Any], source: str) -> BrokerConfig:
         """A copy with `values` (strings or native) applied; unknown keys raise ValueError."""

@@ -44,7 +44,7 @@ from ..protocol.codec import (
 from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
 from .bounds import hangup
-from .context import Answer, Api, BrokerContext, CloseConnection, client_host
+from .context import Answer, Api, BrokerContext, CloseConnection, client_host, listener
 from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
 
 log = logging.getLogger("minikafka.broker")
@@ -57,8 +57,10 @@ class Connection(asyncio.BufferedProtocol):
     handed to `on_start` so the broker can wait for it on shutdown."""
 
     def __init__(self, ctx: BrokerContext,
-                 on_start: Callable[[asyncio.Task[None], Connection], None]) -> None:
+                 on_start: Callable[[asyncio.Task[None], Connection], None],
+                 listener_name: str = "") -> None:
         self.ctx = ctx
+        self.listener = listener_name
         self._on_start = on_start
         self.peer = ""
         self.transport: asyncio.Transport | None = None
@@ -105,6 +107,7 @@ class Connection(asyncio.BufferedProtocol):
         loop = self._loop
         self._hangup = loop.create_future()
         self._context.run(client_host.set, ip)
+        self._context.run(listener.set, self.listener)
         self._context.run(hangup.set, self._hangup)
         self._last_active = loop.time()
         self._watch_idle()

@@ -32,6 +32,9 @@ Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body pos
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
 client_host: ContextVar[str] = ContextVar("client_host", default="")
+# The name of the listener the connection came in on (set per connection): Metadata and
+# FindCoordinator answer with that listener's advertised address.
+listener: ContextVar[str] = ContextVar("listener", default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,9 @@ class BrokerContext:
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:
         return {key: (api.min_version, api.max_version) for key, api in self.apis.items()}
+
+
+def advertised_address(ctx: BrokerContext) -> tuple[str, int]:
+    """The address to tell the client whose request is being handled: its listener's."""
+    name = listener.get()
+    return ctx.config.advertised_for(name) if name else ctx.config.advertised

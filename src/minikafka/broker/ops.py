@@ -313,17 +313,11 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = N
     return config
 
 
-async def ensure_topic(ctx: BrokerContext, name: str, allow_create: bool) -> bool:
-    """Whether `name` exists, creating it first (num.partitions, default configs) when the
-    client allows it and auto.create.topics.enable is on. Raises InvalidTopicError for a bad
-    name, only when asked to create it."""
-    if ctx.log.exists(name):
-        return True
-    if not (allow_create and ctx.config.auto_create_topics):
-        return False
-    with contextlib.suppress(TopicAlreadyExistsError):  # another request made it meanwhile
+async def auto_create_topic(ctx: BrokerContext, name: str) -> None:
+    """Create `name` as auto.create.topics.enable does (num.partitions, default configs); one
+    that another request made meanwhile is fine. Raises InvalidTopicError for a bad name."""
+    with contextlib.suppress(TopicAlreadyExistsError):
         await create_topic(ctx, name)
-    return True
 
 
 async def delete_topic(ctx: BrokerContext, name: str) -> None:

@@ -8,6 +8,7 @@ at once) and flushes the log. Recovery on the next start is the log's job. The p
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import replace
 
@@ -36,7 +37,7 @@ class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.ctx: BrokerContext | None = None
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []  # one per listener
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._retention: asyncio.Task[None] | None = None
         self._cleaner: LogCleaner | None = None
@@ -58,18 +59,16 @@ class Broker:
         ops.load_client_quotas(self.ctx)
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
         try:
-            self._server = await asyncio.get_running_loop().create_server(
-                self._accept, self.config.host, self.config.port, reuse_address=True)
+            await self._listen()
         except BaseException:
+            await self._close_servers()
             await self.ctx.groups.close()
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
         if self.config.log_cleaner_enable:
             self._cleaner = self._start_cleaner(logmgr)
-        port = self._server.sockets[0].getsockname()[1]
-        self.config = self.ctx.config = replace(self.config, port=port)
-        host, _ = self.config.advertised
+        host, port = self.config.advertised
         try:
             logmgr.lock.write_owner_info({"host": host, "port": port})
         except KafkaStorageError as exc:  # it only points embedded clients here
@@ -106,24 +105,44 @@ class Broker:
         cleaner.start()
         return cleaner
 
+    async def _listen(self) -> None:
+        """Bind every listener; then the config holds the ports bound (for port 0)."""
+        assert self.ctx is not None
+        loop = asyncio.get_running_loop()
+        bound = []
+        for listener in self.config.bind_listeners:
+            server = await loop.create_server(
+                functools.partial(self._accept, listener.name), listener.host or None,
+                listener.port, reuse_address=True)
+            self._servers.append(server)
+            bound.append(replace(listener, port=server.sockets[0].getsockname()[1]))
+        listeners = None if self.config.listeners is None else ",".join(map(str, bound))
+        self.config = self.ctx.config = replace(self.config, port=bound[0].port,
+                                                listeners=listeners)
+
+    async def _close_servers(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+
     @property
     def address(self) -> str:
         host, port = self.config.advertised
         return f"{host}:{port}"
 
-    def _accept(self) -> Connection:
+    def _accept(self, listener: str) -> Connection:
         assert self.ctx is not None
-        return Connection(self.ctx, self._track)
+        return Connection(self.ctx, self._track, listener)
 
     def _track(self, task: asyncio.Task[None], connection: Connection) -> None:
         self._connections[task] = connection
         task.add_done_callback(self._connections.pop)
 
     async def stop(self) -> None:
-        assert self.ctx is not None and self._server is not None
+        assert self.ctx is not None
         ctx = self.ctx
         ctx.stopping = True
-        self._server.close()
+        await self._close_servers()
         if self._retention is not None:
             self._retention.cancel()
         for connection in self._connections.values():

@@ -33,14 +33,15 @@ class Console:
 
     @classmethod
     async def start(cls, ctx: BrokerContext) -> Console:
-        """Bind the port before anything runs, so that a taken port fails the broker's start
-        with a clear OSError rather than a log line from a background task."""
+        """Bind the port before anything runs, so that a taken port is a clear OSError at
+        start rather than a log line from a background task."""
         host, port = ctx.config.host, ctx.config.ui_port
         try:
             sock = socket.create_server((host, port))
         except OSError as exc:
             raise OSError(exc.errno, f"web console cannot listen on {host}:{port}: "
-                          f"{exc.strerror} (pick another --ui-port, or --no-ui)") from None
+                          f"{exc.strerror} (pick another with --ui-port, 0 for a free one)"
+                          ) from None
         config = uvicorn.Config(create_app(ctx), lifespan="off", http="h11", ws="none",
                                 log_config=None, log_level="warning", access_log=False,
                                 server_header=False,

@@ -17,7 +17,7 @@ from .primitives import EMPTY_TAGS, INT16, INT32, INT64, Reader, array_length, s
 
 FLEXIBLE_FROM = 9
 MIN_DECODED_VERSION = 3  # transactional_id appears; v0-2 go through the schema classes
-MAX_VERSION = 9
+MAX_VERSION = 12  # v10 adds tagged fields we never set (KIP-951), v11-12 TRANSACTION_ABORTABLE
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ class PartitionResponse:
 
 def decode_produce_request(header: RequestHeader, frame: bytes | memoryview, pos: int
                            ) -> ProduceRequest:
-    """Produce v3-v9; MalformedError on bytes that do not parse."""
+    """Produce v3-v12; MalformedError on bytes that do not parse."""
     version = header.api_version
     if not MIN_DECODED_VERSION <= version <= MAX_VERSION:
         raise ValueError(f"Produce v{version} is not decoded here")
@@ -76,7 +76,7 @@ def decode_produce_request(header: RequestHeader, frame: bytes | memoryview, pos
 def encode_produce_response(header: RequestHeader,
                             responses: Sequence[tuple[str, Sequence[PartitionResponse]]],
                             throttle_time_ms: int = 0) -> bytes:
-    """Frame a Produce response (v0-v9) for the request `header`."""
+    """Frame a Produce response (v0-v12) for the request `header`."""
     version = header.api_version
     if not 0 <= version <= MAX_VERSION:
         raise ValueError(f"Produce v{version} is not encoded here")

@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from .clients import ensure_topics, make_producer
-from .events import Event, OrderCreated, OrderLines, encode, topic_of
+from .events import Event, OrderCreated, OrderLines, StockAdded, encode, topic_of
 from .inventory import stock_view
 from .orders import order_view
 from .runtime import read_only
@@ -40,8 +40,16 @@ class OrderRequest(OrderLines):
         description="your id for the order, which makes retrying safe; generated if absent")
 
 
+class Restock(BaseModel):
+    """Units of a product that arrived."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
 class Accepted(BaseModel):
-    order_id: str
+    order_id: str | None = None
     event_id: uuid.UUID
     status: str = "accepted"
 
@@ -77,7 +85,7 @@ class Publisher:
             loop.call_soon_threadsafe(settle, err)
 
         try:
-            self.producer.produce(topic_of(event), encode(event), event.order_id.encode(),
+            self.producer.produce(topic_of(event), encode(event), event.key.encode(),
                                   on_delivery=delivered)
         except BufferError:
             raise HTTPException(503, "too many orders in flight; retry shortly") from None
@@ -133,6 +141,16 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
             return []
         with view as db:
             return stock_view(db)
+
+    @app.post("/products/{product_id}/restock", status_code=202, response_model=Accepted)
+    async def restock(product_id: str, body: Restock) -> Accepted:
+        """Put units on the shelf: 202 once the StockAdded event is stored on the broker (the
+        inventory service adds them); 404 for a product the inventory does not know."""
+        if product_id not in {p["product_id"] for p in get_products()}:
+            raise HTTPException(404, f"no product {product_id!r}")
+        event = StockAdded(product_id=product_id, quantity=body.quantity)
+        await state["publisher"].publish(event)
+        return Accepted(event_id=event.event_id)
 
     return app
 

@@ -62,7 +62,8 @@ def _api(args: argparse.Namespace) -> int:
 def _generator(args: argparse.Namespace) -> int:
     from .generator import run_generator
 
-    return run_generator(args.api, Path(args.state), args.count, args.rate, args.seed)
+    return run_generator(args.api, Path(args.state), args.count, args.rate, args.seed,
+                         args.restock_below, args.restock_quantity)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -73,8 +74,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(DemoOptions(
         data_dir=args.data_dir, bootstrap=args.bootstrap_server, orders=args.orders,
         rate=args.rate, ui=not args.no_ui, api_port=args.api_port,
-        console_port=args.console_port, seed=args.seed,
+        console_port=args.console_port, broker_port=args.broker_port, seed=args.seed,
         timeout=args.timeout))
+
+
+def _port_option(parser: argparse.ArgumentParser, flag: str, env: str, default: int,
+                 what: str) -> None:
+    """A port flag whose default moves to a free port when busy; given (or set in `env`), it
+    is used as is."""
+    # argparse converts a string default with `type`: a bad variable is a usage error.
+    parser.add_argument(flag, type=int, default=os.environ.get(env),
+                        help=f"{what} (env {env}; default {default}, or a free port if it is "
+                        "busy; 0 picks a free port)")
 
 
 def _bootstrap_option(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -129,6 +140,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     generator.add_argument("--count", type=int, help="stop after N orders")
     generator.add_argument("--rate", type=float, default=5.0, help="orders per second")
     generator.add_argument("--seed", type=int, default=42)
+    generator.add_argument("--restock-below", type=int, default=20, metavar="N",
+                           help="restock products with fewer than N units available "
+                           "(0: never; default: %(default)s)")
+    generator.add_argument("--restock-quantity", type=int, default=100, metavar="N",
+                           help="units each restock adds (default: %(default)s)")
     generator.set_defaults(func=_shop_command("shop generator", _generator))
 
     demo = sub.add_parser("demo", help="the shop: broker, services, generator, live view")
@@ -140,9 +156,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     demo.add_argument("--no-ui", action="store_true",
                       help="headless: wait for the N orders, print a JSON summary, exit 0 only "
                       "if the invariants hold")
-    demo.add_argument("--api-port", type=int, default=8000, help="0 picks a free port")
-    demo.add_argument("--console-port", type=int, default=8080,
-                      help="our broker's web console (0 picks a free port)")
+    _port_option(demo, "--broker-port", "MINIKAFKA_PORT", 9092, "our broker's port")
+    _port_option(demo, "--api-port", "MINIKAFKA_API_PORT", 8000, "the shop API's port")
+    _port_option(demo, "--console-port", "MINIKAFKA_UI_PORT", 8080,
+                 "our broker's web console")
     demo.add_argument("--timeout", type=float, default=300.0,
                       help="headless: give up on unfinished orders after this many seconds")
     demo.add_argument("--seed", type=int, default=42)

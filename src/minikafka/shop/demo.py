@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from .monitor import (
     stock,
     unfinished,
 )
+from .ports import choose_port
 from .processes import BrokerProcess
 from .settings import ShopPaths
 from .stack import ShopStack
@@ -48,8 +50,9 @@ class DemoOptions:
     orders: int | None = None
     rate: float = 5.0
     ui: bool = True
-    api_port: int = 8000
-    console_port: int = 8080
+    api_port: int | None = None  # None: the default, or a free port if it is busy (ports.py)
+    console_port: int | None = None
+    broker_port: int | None = None
     seed: int = 42
     timeout: float = 300.0
     service_args: list[str] = field(default_factory=list)
@@ -64,12 +67,19 @@ def run_demo(options: DemoOptions) -> int:
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _interrupt)
     paths = ShopPaths(Path(options.data_dir) / "shop")
+    ports, notes = _ports(options)
+    for note in notes:
+        print(f"minikafka demo: {note}", file=sys.stderr, flush=True)
     broker = None
     if options.bootstrap is None:
-        console = ("--ui-port", str(options.console_port)) if options.ui else ("--no-ui",)
-        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console).start()
+        console = ("--ui-port", str(ports["console"])) if options.ui else ("--no-ui",)
+        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console, port=ports["broker"])
+        try:
+            broker.start()
+        except RuntimeError:
+            raise ValueError(f"the broker did not start: see {broker.log_path}") from None
     bootstrap = options.bootstrap or broker.bootstrap  # type: ignore[union-attr]
-    stack = ShopStack(paths, bootstrap, options.api_port, options.service_args)
+    stack = ShopStack(paths, bootstrap, ports["api"], options.service_args)
     probe = BrokerProbe(bootstrap)
     try:
         ensure_topics(bootstrap)
@@ -89,6 +99,24 @@ def run_demo(options: DemoOptions) -> int:
         stack.stop()
         if broker is not None:
             broker.stop()
+
+
+def _ports(options: DemoOptions) -> tuple[dict[str, int], list[str]]:
+    """The broker's, the API's and the console's ports, and what to tell the user about them;
+    a busy port the user asked for raises ValueError (one line). Checked before anything
+    starts."""
+    wanted = [("api", options.api_port, 8000, "--api-port", "the shop's API")]
+    if options.bootstrap is None:
+        wanted.append(("broker", options.broker_port, 9092, "--broker-port", "the broker"))
+        if options.ui:
+            wanted.append(("console", options.console_port, 8080, "--console-port",
+                           "the web console"))
+    ports, notes = {"broker": 0, "console": 0}, []
+    for name, requested, default, flag, what in wanted:
+        ports[name], note = choose_port(requested, default, flag, what)
+        if note:
+            notes.append(note)
+    return ports, notes
 
 
 def wait_settled(paths: ShopPaths, probe: BrokerProbe, deadline: float) -> bool:

@@ -1,4 +1,5 @@
-"""The event contract: what travels on which topic, as JSON, keyed by `order_id`.
+"""The event contract: what travels on which topic, as JSON, keyed by `order_id` (a restock,
+by `product_id`).
 
 Keying every event by order id puts one order's events on one partition of each topic, so they
 arrive in the order they were written. Every event carries `type` (to tell them apart on a shared
@@ -19,6 +20,7 @@ ORDERS = "orders"
 INVENTORY = "inventory"
 ORDER_STATUS = "order-status"
 NOTIFICATIONS = "notifications"
+RESTOCKS = "restocks"
 
 Status = Literal["created", "confirmed", "rejected", "paid", "shipped", "completed"]
 FINAL_STATUSES: frozenset[str] = frozenset({"rejected", "completed"})
@@ -65,38 +67,52 @@ class Event(BaseModel):
 
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: datetime = Field(default_factory=_now)
+
+    @property
+    def key(self) -> str:
+        """The record key: events about one thing share a partition, in order."""
+        raise NotImplementedError
+
+
+class OrderEvent(Event):
+    """An event about one order, keyed by it."""
+
     order_id: str = Field(min_length=1, max_length=64)
 
+    @property
+    def key(self) -> str:
+        return self.order_id
 
-class OrderCreated(Event, OrderLines):
+
+class OrderCreated(OrderEvent, OrderLines):
     """A customer placed an order (topic `orders`)."""
 
     type: Literal["OrderCreated"] = "OrderCreated"
     user_id: str = Field(min_length=1, max_length=64)
 
 
-class StockReserved(Event):
+class StockReserved(OrderEvent):
     """Every item of the order is set aside (topic `inventory`)."""
 
     type: Literal["StockReserved"] = "StockReserved"
     items: list[Item]
 
 
-class StockRejected(Event):
+class StockRejected(OrderEvent):
     """Nothing was set aside, and why (topic `inventory`)."""
 
     type: Literal["StockRejected"] = "StockRejected"
     reason: str
 
 
-class StockReleased(Event):
+class StockReleased(OrderEvent):
     """A reservation went back to the shelf because the order failed later (topic `inventory`)."""
 
     type: Literal["StockReleased"] = "StockReleased"
     items: list[Item]
 
 
-class OrderStatusChanged(Event, OrderLines):
+class OrderStatusChanged(OrderEvent, OrderLines):
     """The order moved on (topic `order-status`).
 
     It carries the order itself (user, items, total) so that inventory and notifications need no
@@ -109,7 +125,7 @@ class OrderStatusChanged(Event, OrderLines):
     reason: str | None = None
 
 
-class NotificationSent(Event):
+class NotificationSent(OrderEvent):
     """The customer was told about a status (topic `notifications`)."""
 
     type: Literal["NotificationSent"] = "NotificationSent"
@@ -118,9 +134,21 @@ class NotificationSent(Event):
     recipient: str
 
 
+class StockAdded(Event):
+    """Units of a product arrived and go on the shelf (topic `restocks`, keyed by product)."""
+
+    type: Literal["StockAdded"] = "StockAdded"
+    product_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1)
+
+    @property
+    def key(self) -> str:
+        return self.product_id
+
+
 AnyEvent = Annotated[
     OrderCreated | StockReserved | StockRejected | StockReleased | OrderStatusChanged
-    | NotificationSent,
+    | NotificationSent | StockAdded,
     Field(discriminator="type"),
 ]
 _ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
@@ -130,9 +158,10 @@ TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     INVENTORY: (StockReserved, StockRejected, StockReleased),
     ORDER_STATUS: (OrderStatusChanged,),
     NOTIFICATIONS: (NotificationSent,),
+    RESTOCKS: (StockAdded,),
 }
 _TOPIC_OF = {cls: topic for topic, classes in TOPIC_EVENTS.items() for cls in classes}
-INPUT_TOPICS = (ORDERS, INVENTORY, ORDER_STATUS)  # the topics some service consumes
+INPUT_TOPICS = (ORDERS, INVENTORY, ORDER_STATUS, RESTOCKS)  # the topics some service consumes
 ALL_TOPICS = (*TOPIC_EVENTS, *(dlq_topic(t) for t in INPUT_TOPICS))
 
 

@@ -5,11 +5,15 @@ the same validation and the same idempotent producer as a customer's. Order n is
 `make_order(n, seed)`, its order id the id the API is given, so a retried POST is answered 409
 (already recorded) instead of making a second order. A state file remembers the next number,
 so a generator started again continues where it stopped.
+
+While it runs it also restocks, through the API, every product whose shelf is below a mark: a
+long demo would otherwise sell out and reject a growing share of its orders.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -21,6 +25,8 @@ import httpx
 from ..examples.orders import make_order
 
 Accepted = Callable[[str, float], None]  # (order id, monotonic time the POST began)
+RESTOCK_BELOW, RESTOCK_QUANTITY = 20, 100  # the generator's default top-up
+RESTOCK_INTERVAL = 5.0  # seconds between looks at the shelves
 
 
 def order_id(number: int) -> str:
@@ -55,13 +61,36 @@ async def _post(client: httpx.AsyncClient, number: int, seed: int, on_accepted: 
     return False
 
 
+async def restock_low(client: httpx.AsyncClient, below: int, quantity: int) -> list[str]:
+    """Restock by `quantity` every product with fewer than `below` units available; return
+    their ids."""
+    response = await client.get("/products")
+    response.raise_for_status()
+    low = [p["product_id"] for p in response.json() if p["available"] < below]
+    for product_id in low:
+        added = await client.post(f"/products/{product_id}/restock", json={"quantity": quantity})
+        added.raise_for_status()
+    return low
+
+
+async def _keep_stocked(client: httpx.AsyncClient, below: int, quantity: int) -> None:
+    """`restock_low` every RESTOCK_INTERVAL seconds, until cancelled; an API that is down (a
+    restart) is tried again next time."""
+    while True:
+        await asyncio.sleep(RESTOCK_INTERVAL)
+        with contextlib.suppress(httpx.HTTPError):
+            await restock_low(client, below, quantity)
+
+
 async def generate(api_url: str, first: int, count: int | None, rate: float, seed: int = 42,
                    on_accepted: Accepted | None = None, progress: Callable[[int], None] | None
-                   = None, stop: asyncio.Event | None = None, concurrency: int = 64) -> int:
+                   = None, stop: asyncio.Event | None = None, concurrency: int = 64,
+                   restock_below: int = 0, restock_quantity: int = RESTOCK_QUANTITY) -> int:
     """Post orders `first`, `first + 1`, … at `rate` per second; return the next number unsent.
 
     Posts run concurrently (up to `concurrency`), each starting on schedule, so a slow answer
     does not lower the offered rate. `progress(n)` is told the lowest number not yet accepted.
+    With `restock_below`, products below it are restocked by `restock_quantity` meanwhile.
     """
     stop = stop or asyncio.Event()
     limit = asyncio.Semaphore(concurrency)
@@ -82,6 +111,8 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
 
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        restocker = (asyncio.create_task(_keep_stocked(client, restock_below, restock_quantity))
+                     if restock_below > 0 else None)
         while (count is None or number < first + count) and not stop.is_set() and not failures:
             due = started + (number - first) / rate if rate > 0 else 0
             delay = due - time.monotonic()
@@ -99,12 +130,18 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
             number += 1
         if tasks:
             await asyncio.gather(*tasks)
+        if restocker is not None:
+            restocker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restocker
     if failures:
         raise ConnectionError(f"the API at {api_url} did not accept order(s) {sorted(failures)}")
     return number
 
 
-def run_generator(api_url: str, state: Path, count: int | None, rate: float, seed: int) -> int:
+def run_generator(api_url: str, state: Path, count: int | None, rate: float, seed: int,
+                  restock_below: int = RESTOCK_BELOW,
+                  restock_quantity: int = RESTOCK_QUANTITY) -> int:
     """Post orders until `count` are sent or SIGTERM/SIGINT, remembering progress in `state`."""
     first = next_number(state)
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +158,8 @@ def run_generator(api_url: str, state: Path, count: int | None, rate: float, see
             loop.add_signal_handler(sig, stop.set)
         print(f"generator: posting orders from #{order_id(first)} at {rate}/s to {api_url}",
               flush=True)
-        return await generate(api_url, first, count, rate, seed, progress=remember, stop=stop)
+        return await generate(api_url, first, count, rate, seed, progress=remember, stop=stop,
+                              restock_below=restock_below, restock_quantity=restock_quantity)
 
     last = asyncio.run(main())
     remember(last)

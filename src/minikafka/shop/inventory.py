@@ -1,7 +1,9 @@
-"""The inventory service: reserves stock for new orders, all items or none, and never oversells.
+"""The inventory service: reserves stock for new orders, all items or none, and never oversells;
+puts restocks (StockAdded) on the shelf.
 
-Per product it keeps `available`, `reserved` and `sold`, whose sum never changes (the stock the
-catalogue started with); CHECK constraints make a negative count impossible to write. Per order
+Per product it keeps `available`, `reserved` and `sold`, whose sum is the stock received (column
+`initial`: what the catalogue started with, plus every restock); CHECK constraints make a
+negative count impossible to write. Per order
 it keeps one reservation row whose state only moves forward:
 
     created  ─► reserved ─► committed (the order shipped)
@@ -23,14 +25,16 @@ from typing import Any
 
 from .events import (
     ORDER_STATUS,
+    RESTOCKS,
     Event,
     Item,
     OrderStatusChanged,
+    StockAdded,
     StockRejected,
     StockReleased,
     StockReserved,
 )
-from .runtime import Tx, transaction
+from .runtime import Reject, Tx, transaction
 
 CATALOGUE = "catalogue.json"
 
@@ -57,7 +61,7 @@ class InventoryService:
     """Owns `products` and `reservations`; answers each new order with StockReserved/Rejected."""
 
     name = "inventory"
-    topics = (ORDER_STATUS,)
+    topics = (ORDER_STATUS, RESTOCKS)
     schema = """
     CREATE TABLE IF NOT EXISTS products (
         product_id TEXT PRIMARY KEY,
@@ -89,6 +93,9 @@ class InventoryService:
         """Everything this service does happens inside the event's transaction."""
 
     def handle(self, tx: Tx, event: Event) -> None:
+        if isinstance(event, StockAdded):
+            self._restock(tx, event)
+            return
         if not isinstance(event, OrderStatusChanged):
             return
         if event.status == "created":
@@ -122,6 +129,14 @@ class InventoryService:
                           "reserved = reserved + ? WHERE product_id = ?",
                           [(q, q, p) for p, q in wanted.items()])
         tx.emit(StockReserved(order_id=event.order_id, items=event.items))
+
+    def _restock(self, tx: Tx, event: StockAdded) -> None:
+        """Units arrived: on the shelf, and counted as received."""
+        updated = tx.db.execute("UPDATE products SET available = available + ?, "
+                                "initial = initial + ? WHERE product_id = ?",
+                                (event.quantity, event.quantity, event.product_id)).rowcount
+        if not updated:
+            raise Reject(f"unknown product {event.product_id!r}")
 
     def _settle(self, tx: Tx, event: OrderStatusChanged, state: str, into: str) -> None:
         """Move a held reservation out of `reserved`, back to the shelf or out of the door."""

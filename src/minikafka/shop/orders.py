@@ -21,6 +21,7 @@ from .events import (
     ORDERS,
     Event,
     OrderCreated,
+    OrderEvent,
     OrderStatusChanged,
     Status,
     StockRejected,
@@ -101,7 +102,7 @@ class OrderService:
         else:
             self._advance(tx, event, "confirmed", "paid")
 
-    def _advance(self, tx: Tx, event: Event, expected: str, status: Status,
+    def _advance(self, tx: Tx, event: OrderEvent, expected: str, status: Status,
                  reason: str | None = None) -> None:
         """Move the order from `expected` to `status`; an order elsewhere already moved on."""
         row = _order(tx.db, event.order_id)
@@ -114,7 +115,7 @@ class OrderService:
                       (status, reason, event.occurred_at.isoformat(), event.order_id))
         self._record(tx, event, status, reason)
 
-    def _record(self, tx: Tx, event: Event, status: Status, reason: str | None) -> None:
+    def _record(self, tx: Tx, event: OrderEvent, status: Status, reason: str | None) -> None:
         """History row and OrderStatusChanged for the status the order just took."""
         tx.db.execute("INSERT INTO order_history (order_id, status, reason, at) "
                       "VALUES (?, ?, ?, ?)",

@@ -82,13 +82,14 @@ _PR_SET_PDEATHSIG = 1
 
 
 class BrokerProcess(ManagedProcess):
-    """`minikafka serve` on a free port (the first start picks it; restarts keep it)."""
+    """`minikafka serve` on `port` (0: a free one, picked by the first start; restarts keep
+    it)."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, port: int = 0) -> None:
         super().__init__("broker", [], data_dir.parent / f"{data_dir.name}-broker.log")
         self.data_dir = data_dir
         self.extra = extra
-        self.port = 0
+        self.port = port
         self.console_url: str | None = None  # the web console, unless started with --no-ui
 
     @property

@@ -90,9 +90,9 @@ class Tx:
         self.db = db
 
     def emit(self, event: Event) -> None:
-        """Publish `event` (keyed by its order id) once this transaction has committed."""
+        """Publish `event` (under its key) once this transaction has committed."""
         self.db.execute("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
-                        (topic_of(event), event.order_id.encode(), encode(event)))
+                        (topic_of(event), event.key.encode(), encode(event)))
 
     def dead_letter(self, msg: Message, service: str, reason: str, attempts: int) -> None:
         headers = [("dlq.reason", reason), ("dlq.service", service),

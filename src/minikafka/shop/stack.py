@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
 
 import httpx
 
+from .ports import free_port
 from .processes import ManagedProcess
 from .settings import ShopPaths
 
 CONSUMERS = ("inventory", "orders", "notifications")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for a child that must be told its port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ShopStack:
@@ -83,9 +75,13 @@ class ShopStack:
             time.sleep(0.1)
         raise TimeoutError(f"the API did not answer on {self.api_url} within {timeout} s")
 
-    def generator(self, count: int | None, rate: float, seed: int = 42) -> ManagedProcess:
+    def generator(self, count: int | None, rate: float, seed: int = 42,
+                  restock_below: int | None = None) -> ManagedProcess:
+        """The order generator; `restock_below` overrides its restocking mark (0: never)."""
         args = ["--api", self.api_url, "--state", str(self.paths.generator_state),
                 "--rate", str(rate), "--seed", str(seed)]
+        if restock_below is not None:
+            args += ["--restock-below", str(restock_below)]
         if count is not None:
             args += ["--count", str(count)]
         process = ManagedProcess("generator", self._argv("generator", *args),

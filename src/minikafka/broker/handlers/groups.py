@@ -22,7 +22,7 @@ from ...log import OffsetAndMetadata, OffsetStore
 from ...log.offsets import TopicPartition
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext, client_host
+from ..context import Api, BrokerContext, advertised_address, client_host
 from ..groups import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -46,7 +46,7 @@ GROUP_OPERATIONS = {3, 6, 8}  # everything is allowed: read, delete, describe (A
 async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, request: Any
                                   ) -> Any:
     cls = response_class(ApiKey.FindCoordinator, header.api_version)
-    host, port = ctx.config.advertised
+    host, port = advertised_address(ctx)
     error = ErrorCode.NONE if request.key_type in KEY_TYPES else ErrorCode.INVALID_REQUEST
     message = None if error is ErrorCode.NONE else f"unknown key type {request.key_type}"
     found = error is ErrorCode.NONE

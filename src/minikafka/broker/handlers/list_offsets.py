@@ -2,6 +2,9 @@
 
 With one leader at the constant epoch 0, the end offset of epoch 0 is the log end offset, and
 no other epoch has one; clients validating a position with epoch 0 always find it intact.
+
+ListOffsets v0-v10 are served; v10's timeout is for remote (tiered) storage lookups, which we
+do not have. v11's EARLIEST_PENDING_UPLOAD spec (KIP-1023) is left out with tiered storage.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from ...protocol.codec import RequestHeader, response_class
 from ..context import Api, BrokerContext
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+EARLIEST_LOCAL, LATEST_TIERED = -4, -5  # v8 (KIP-405), v9 (KIP-1005)
 
 
 def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     """(offset, timestamp) for a ListOffsets spec; (-1, -1) when no record qualifies."""
     if timestamp == LATEST:
         return partition.high_watermark, -1
-    if timestamp == EARLIEST:
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):  # every segment is local
         return partition.log_start_offset, -1
+    if timestamp == LATEST_TIERED:  # nothing is tiered: Kafka's answer without remote storage
+        return -1, -1
     if timestamp == MAX_TIMESTAMP:
         largest = partition.max_timestamp  # then the first record carrying it
         if largest < 0:
@@ -87,6 +93,6 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
 
 
 APIS = (
-    Api(ApiKey.ListOffsets, 0, 7, handle_list_offsets),
+    Api(ApiKey.ListOffsets, 0, 10, handle_list_offsets),
     Api(ApiKey.OffsetForLeaderEpoch, 2, 4, handle_offset_for_leader_epoch),
 )

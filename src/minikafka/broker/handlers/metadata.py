@@ -16,7 +16,7 @@ from ...log import LEADER_EPOCH
 from ...log.config import valid_topic_name
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext
+from ..context import Api, BrokerContext, advertised_address
 
 # Everything is allowed (no ACLs); bit numbers are Kafka's AclOperation codes.
 TOPIC_OPERATIONS = {3, 4, 5, 6, 7, 8, 10, 11}  # read write create delete alter describe *configs
@@ -58,8 +58,12 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             topics.append(_topic_error(cls, None, ErrorCode.INVALID_REQUEST))
             continue
         try:
-            exists = await ops.ensure_topic(ctx, name, allow_create)
-            config = ctx.log.topic_config(name) if exists else None
+            if allow_create and ctx.config.auto_create_topics and not ctx.log.exists(name):
+                # As Kafka's AutoTopicCreationManager: ready on the client's next request.
+                await ops.auto_create_topic(ctx, name)
+                topics.append(_topic_error(cls, name, ErrorCode.LEADER_NOT_AVAILABLE))
+                continue
+            config = ctx.log.topic_config(name) if ctx.log.exists(name) else None
         except KafkaError as exc:  # an invalid name we were asked to create, a damaged config
             topics.append(_topic_error(cls, name, exc.code))
             continue
@@ -80,7 +84,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             authorized_operations=(
                 TOPIC_OPERATIONS if request.include_topic_authorized_operations else None),
         ))
-    host, port = ctx.config.advertised
+    host, port = advertised_address(ctx)
     return cls(
         throttle_time_ms=0,
         brokers=[cls.MetadataResponseBroker(node_id=ctx.node_id, host=host, port=port, rack=None)],
@@ -96,7 +100,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
 async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any
                                   ) -> Any:
     cls = response_class(ApiKey.DescribeCluster, header.api_version)
-    host, port = ctx.config.advertised
+    host, port = advertised_address(ctx)
     if request.endpoint_type != 1:  # 2 = controllers: we expose no separate controller listener
         return cls(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
                    error_message="only broker endpoints are served",

@@ -5,6 +5,10 @@ LogValidator) and assigns offsets by patching bytes 0-7. Appends happen before t
 first `await`, so pipelined requests on one connection are appended in the order they were sent
 (idempotent producers rely on that). acks=all then waits for the flush policy: under `always`,
 one group-committed fsync per partition.
+
+Versions 3-12 are served (13 names topics by id: not yet). v12 is v11 for a client that does not
+use Kafka's transaction protocol v2 (KIP-890 part 2), which we do not advertise: such a client
+still adds its partitions with AddPartitionsToTxn before producing to them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ...errors import ErrorCode, KafkaError
 from ...log import Partition
 from ...protocol.codec import RequestHeader, decode_request
 from ...protocol.produce import (
+    MAX_VERSION,
     MIN_DECODED_VERSION,
     PartitionProduceData,
     PartitionResponse,
@@ -97,4 +102,4 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     return [encode_produce_response(header, results, throttle)]
 
 
-APIS = (Api(ApiKey.Produce, 0, 9, handle_produce, decode),)
+APIS = (Api(ApiKey.Produce, 0, MAX_VERSION, handle_produce, decode),)
