@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import struct
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -364,3 +366,50 @@ def test_control_batches_pass_through_untouched() -> None:
     offsets.put(b"\x00\x00\x00\x00", 99)  # a later record of the same key, were it data
     kept, removed = retained_batch(read_header(raw), bytes(raw), offsets, {}, 0, 0)
     assert (kept, removed) == (bytes(raw), 0)
+
+
+def test_reads_in_another_thread_during_swaps_see_only_written_records(
+        open_log: Callable[..., LogManager], clock: FakeClock) -> None:
+    """The broker's loop reads while the cleaner's thread swaps segments (reads take no lock):
+    every read is whole batches of records written at their offsets."""
+    _logs, p = compacted(open_log, clock, **{"segment.bytes": 1024})
+    written: dict[int, tuple[bytes | None, bytes | None]] = {}
+    lasting: frozenset[int] = frozenset()  # offsets of records no cleaning removes
+    stop, failures = threading.Event(), []
+
+    def read_all_the_time() -> None:
+        rng, offset = random.Random(1), 0
+        while not stop.is_set():  # a consumer following the log, from the start again at its end
+            try:
+                found = p.read(offset, rng.choice((1, 300, 2000)))
+                records = [r for b in decode_batches(found.read() if found else b"")
+                           for r in b.records if r.offset >= offset]
+                for r in records:
+                    if written.get(r.offset, (r.key, r.value)) != (r.key, r.value):
+                        failures.append(f"offset {r.offset}: {r.value!r}")
+                if records and any(offset <= o < records[0].offset for o in lasting):
+                    failures.append(f"read({offset}) skipped to {records[0].offset}")
+                offset = found.next_offset if found else 0
+            except Exception as exc:  # noqa: BLE001 (reported below)
+                failures.append(repr(exc))
+                offset = 0
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # interleave the threads as often as possible
+    reader = threading.Thread(target=read_all_the_time)
+    try:
+        produce(p, clock, with_lasting_keys(rounds(10, 3, tag="a"), "a"))
+        written.update({r.offset: (r.key, r.value) for r in consume(p)})
+        reader.start()
+        for n in range(15):
+            rows = with_lasting_keys(rounds(10, 3, tag=f"r{n}-"), str(n))
+            produce(p, clock, rows, per_batch=2)
+            records = consume(p)
+            written.update({r.offset: (r.key, r.value) for r in records})
+            lasting |= {r.offset for r in records if r.key and r.key.startswith(b"once-")}
+            clean(p, clock, min_cleanable_ratio=0.0)
+    finally:
+        stop.set()
+        reader.join()
+        sys.setswitchinterval(old_interval)
+    assert not failures, failures[:5]

@@ -131,7 +131,9 @@ class Partition:
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
         self._unsaved_bytes = 0  # appended since the last checkpoint
-        self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
+        # (offset, segment, position) of the last read's end; the segment itself, not its base:
+        # a cleaner's swap puts another file at the same base
+        self._read_hint: tuple[int, LogSegment | None, int] = (-1, None, 0)
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
         self._saving_failed = False  # the last checkpoint or snapshot write failed (`_save_work`)
         self.damaged_bytes = 0  # bytes of damage cut out of the log's middle (set aside)
@@ -297,7 +299,7 @@ class Partition:
             else:
                 fresh = self._recover(segment, 0, upper)
             self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
-            self._read_hint = (-1, -1, 0)
+            self._read_hint = (-1, None, 0)
 
     def _replay_producers(self) -> None:
         """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
@@ -439,8 +441,8 @@ class Partition:
         i = bisect.bisect_right(bases, offset) - 1
         while i < len(segments):
             segment = segments[i]
-            hint_offset, hint_base, hint_pos = self._read_hint
-            hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
+            hint_offset, hint_segment, hint_pos = self._read_hint
+            hint = (hint_offset, hint_pos) if hint_segment is segment else None
             try:
                 position = segment.find_position(max(offset, segment.base_offset), hint)
             except CorruptRecordError:
@@ -449,7 +451,7 @@ class Partition:
                 continue
             if position is not None:
                 stop, next_offset = segment.slice_end(position, max_bytes, segment.size)
-                self._read_hint = (next_offset, segment.base_offset, stop)
+                self._read_hint = (next_offset, segment, stop)
                 return segment.slice(position, stop, next_offset)
             i += 1
         return None
@@ -586,7 +588,7 @@ class Partition:
         fresh.rebuild_indexes()
         self.segments = [*self.segments[:i], fresh, *self.segments[i + len(old):]]
         self._bases = [s.base_offset for s in self.segments]
-        self._read_hint = (-1, -1, 0)
+        self._read_hint = (-1, None, 0)
         if self._recovery_point[0] in {s.base_offset for s in old}:
             self._recovery_point = (fresh.base_offset, fresh.size)  # all of it is synced
         self._save_work(self._checkpoint)
