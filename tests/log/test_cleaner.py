@@ -390,7 +390,7 @@ def test_reads_in_another_thread_during_swaps_see_only_written_records(
                 if records and any(offset <= o < records[0].offset for o in lasting):
                     failures.append(f"read({offset}) skipped to {records[0].offset}")
                 offset = found.next_offset if found else 0
-            except Exception as exc:  # noqa: BLE001 (reported below)
+            except Exception as exc:  # reported below
                 failures.append(repr(exc))
                 offset = 0
 
