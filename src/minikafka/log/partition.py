@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import operator
 import os
 import struct
 import threading
@@ -60,6 +61,7 @@ _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
 _CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
 INT32_MAX = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
+_BASE_OFFSET = operator.attrgetter("base_offset")
 
 
 def _boot_id() -> bytes:
@@ -437,8 +439,8 @@ class Partition:
                 f"offset {offset} is outside [{self.log_start_offset}, {end}] of "
                 f"{self.topic}-{self.index}"
             )
-        segments, bases = self.segments, self._bases
-        i = bisect.bisect_right(bases, offset) - 1
+        segments = self.segments  # one snapshot: the cleaner's swap replaces it in another thread
+        i = bisect.bisect_right(segments, offset, key=_BASE_OFFSET) - 1
         while i < len(segments):
             segment = segments[i]
             hint_offset, hint_segment, hint_pos = self._read_hint
