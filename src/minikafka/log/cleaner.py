@@ -308,7 +308,9 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     settings = broker.for_topic(config)
     throttle = throttle or Throttler(settings.io_max_bytes_per_second)
     segments = list(partition.segments)
-    first_dirty = max(read_checkpoint(partition.dir), partition.log_start_offset)
+    first_dirty = read_checkpoint(partition.dir)
+    if not partition.log_start_offset <= first_dirty <= partition.log_end_offset:
+        first_dirty = partition.log_start_offset  # Kafka's rule: a checkpoint out of range resets
     uncleanable = first_uncleanable_offset(segments, first_dirty, settings.min_compaction_lag_ms,
                                            now_ms)
     dirty = [s for s in segments if s.next_offset > first_dirty and s.base_offset < uncleanable
