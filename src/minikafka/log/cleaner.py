@@ -73,6 +73,7 @@ DELETE_HORIZON_BIT = 0x40  # KIP-534: the base timestamp is the batch's delete h
 ENTRY_BYTES = 24  # Kafka's SkimpyOffsetMap: a 16-byte MD5 of the key and an 8-byte offset
 LOAD_FACTOR = 0.9  # Kafka's log.cleaner.io.buffer.load.factor
 _READ_CHUNK = 1 << 20
+YIELD_SECONDS = 0.001  # the cleaner's longest hold of the GIL while the event loop may want it
 
 
 class Stop(Exception):
@@ -116,12 +117,21 @@ class Throttler:
     def __init__(self, rate: float, stop: threading.Event | None = None) -> None:
         self.rate = rate
         self.stop = stop or threading.Event()
-        self._start = time.monotonic()
+        self._start = self._yielded = time.monotonic()
         self._bytes = 0
 
     def check(self) -> None:
         if self.stop.is_set():
             raise Stop
+
+    def pause(self) -> None:
+        """Between batches: `check`, and every YIELD_SECONDS hand the GIL over (sleep(0)), so
+        the broker's event loop waits that long for it at most, not the 5 ms switch interval."""
+        self.check()
+        now = time.monotonic()
+        if now - self._yielded >= YIELD_SECONDS:
+            time.sleep(0)
+            self._yielded = now
 
     def account(self, n: int) -> None:
         self.check()
@@ -261,8 +271,7 @@ def _batches(segment: LogSegment, throttle: Throttler) -> Iterator[tuple[BatchHe
             if at + header.size > len(chunk):
                 break
             yield header, chunk[at:at + header.size]
-            time.sleep(0)  # hand the GIL over: the broker's loop waits ~a batch, not 5 ms
-            throttle.check()
+            throttle.pause()
             at += header.size
         if at == 0:  # one batch larger than a chunk
             header = read_header(chunk)
