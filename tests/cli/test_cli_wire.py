@@ -27,7 +27,7 @@ def test_produce_then_consume_over_the_wire(broker: InProcessBroker, topic: str)
     produced = mk(broker, "produce", topic, "-K", ":", "--partitions", "1",
                   stdin="".join(f"k{i}:v{i}\n" for i in range(20)))
     assert produced.returncode == 0, produced.stderr
-    consumed = mk(broker, "consume", topic, "--from-beginning", "-e", "-f", "%p %o %k=%s")
+    consumed = mk(broker, "consume", topic, "--from-beginning", "-e", "-f", "%p %o %k=%s\\n")
     assert consumed.returncode == 0, consumed.stderr
     assert consumed.stdout.splitlines()[:2] == ["0 0 k0=v0", "0 1 k1=v1"]
     assert len(consumed.stdout.splitlines()) == 20
@@ -51,7 +51,7 @@ def test_embedded_and_wire_agree_on_placement(broker: InProcessBroker, topic: st
         name = f"{topic}-{partitioner}"
         assert mk(broker, "topics", "create", name, "--partitions", "4").returncode == 0
         mk(broker, "produce", name, "-K", ":", "--partitioner", partitioner, stdin=lines)
-        wire = mk(broker, "consume", name, "--from-beginning", "-e", "-f", "%k %p").stdout
+        wire = mk(broker, "consume", name, "--from-beginning", "-e", "-f", "%k %p\\n").stdout
         local = subprocess.run(
             [sys.executable, "-m", "minikafka", "produce", name, "-K", ":", "--partitions", "4",
              "--partitioner", partitioner, "--data-dir", str(tmp_path)],
@@ -59,7 +59,7 @@ def test_embedded_and_wire_agree_on_placement(broker: InProcessBroker, topic: st
         assert local.returncode == 0, local.stderr
         here = subprocess.run(
             [sys.executable, "-m", "minikafka", "consume", name, "--from-beginning", "-e", "-f",
-             "%k %p", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+             "%k %p\\n", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert sorted(wire.splitlines()) == sorted(here.stdout.splitlines())
 
 

@@ -11,6 +11,10 @@ read DIR TOPIC TOTAL
 clean DIR TOPIC RATE [KILL_AT]
     Clean partition 0 of compacted TOPIC over and over at RATE bytes/s (until killed); with
     KILL_AT, SIGKILL itself instead of the KILL_AT-th rename or unlink (a swap's every step).
+transact DIR TOPIC [PID] [hold]
+    Append a transactional batch of producer PID (default 1) and one of producer PID + 1 to
+    partition 0, abort PID's transaction with a marker (the other stays open), and exit; with
+    `hold`, print "done" and wait to be killed instead.
 commit DIR GROUP TOPIC COUNT
     Commit offset i (1..COUNT) for (TOPIC, i % 7) of GROUP, one commit at a time, and every tenth
     one also for (TOPIC-mark, i); the store compacts every 50 entries. Starts when DIR/go exists.
@@ -74,6 +78,20 @@ def read(data_dir: str, topic: str, total: str) -> None:
     manager.close()
 
 
+def transact(data_dir: str, topic: str, first_pid: str = "1", hold: str = "") -> None:
+    manager = LogManager(data_dir)
+    partition = manager.partition(topic, 0)
+    pid = int(first_pid)
+    for producer in (pid, pid + 1):
+        partition.append(make_batch(2, tag=f"p{producer}", producer_id=producer,
+                                    producer_epoch=0, base_sequence=0, transactional=True))
+    partition.write_marker(pid, 0, False, 0)
+    if hold:
+        print("done", flush=True)
+        time.sleep(60)
+    manager.close()
+
+
 def commit(data_dir: str, group: str, topic: str, count: str) -> None:
     store = OffsetStore(Path(data_dir) / "offsets.log",
                         compact_min_entries=50)
@@ -111,4 +129,6 @@ def _killing(op: Callable[..., None], steps: Iterator[int]) -> Callable[..., Non
 
 
 if __name__ == "__main__":
-    {"produce": produce, "read": read, "commit": commit, "clean": clean}[sys.argv[1]](*sys.argv[2:])
+    roles = {"produce": produce, "read": read, "transact": transact, "commit": commit,
+             "clean": clean}
+    roles[sys.argv[1]](*sys.argv[2:])

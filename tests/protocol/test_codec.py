@@ -39,7 +39,9 @@ def test_served_versions_match_the_issues() -> None:
                       8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9), 12: (0, 4), 13: (0, 5),
                       14: (0, 5), 15: (0, 5), 16: (0, 4), 42: (0, 2), 47: (0, 0),
                       # client quotas (issue 11)
-                      48: (0, 1), 49: (0, 1)}
+                      48: (0, 1), 49: (0, 1),
+                      # transactions (issue 12): the log's side
+                      61: (0, 0)}
 
 
 def test_request_header_v1_by_hand() -> None:

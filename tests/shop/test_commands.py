@@ -50,6 +50,8 @@ def test_headless_demo_reports_invariants_resumes_and_moves_off_busy_ports(
             if sock is not None:
                 sock.close()
     assert first["invariants_hold"] and first["all_final"] and first["dead_letters"] == 0
+    # The banner says "logs in <data-dir>/shop/logs": the broker's log is there too.
+    assert "created topic orders" in (tmp_path / "shop" / "logs" / "broker.log").read_text()
     assert sum(first["by_status"].values()) == 30  # type: ignore[attr-defined]
     second, _ = demo(10, "--api-port", "0", "--broker-port", "0")  # same state: new orders
     assert second["first_order"] == "0031" and second["invariants_hold"]

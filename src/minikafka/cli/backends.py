@@ -5,8 +5,11 @@ Each backend imports its clients when it opens, so the CLI starts without loadin
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,7 +19,11 @@ if TYPE_CHECKING:
     from ..client import Consumer, Message
     from ..records import Headers
 
-RawRecord = tuple[bytes | None, bytes]  # key, value
+RawRecord = tuple[int, bytes | None, bytes | None]  # input line number, key, value
+TimeQuery = tuple[str, int, int]  # topic, partition, timestamp (-1 latest, -2 earliest)
+Settings = dict[str, str]
+DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 TIMEOUT = 15.0
 CONNECT_TIMEOUT = 5.0  # a broker that does not answer the first metadata request in time
 _CONNECT_POLL = 0.25  # how often the first request looks at connection errors
@@ -82,7 +89,10 @@ class Backend(Protocol):
     def add_partitions(self, name: str, total: int) -> None: ...
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions
                 ) -> int: ...
-    def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]: ...
+    def consume(self, topics: Sequence[str], options: ConsumeOptions) -> Iterator[Message]: ...
+    def query_offsets(self, queries: Sequence[TimeQuery]) -> list[int]: ...
+    def delete_records(self, topic: str, partitions: Sequence[int] | None, before: int
+                       ) -> list[tuple[int, int]]: ...
     def describe_cluster(self) -> dict[str, str]: ...
     def api_versions(self) -> dict[str, tuple[int, int]]: ...
     def close(self) -> None: ...
@@ -147,29 +157,40 @@ class EmbeddedBackend:
         with Producer(self.data_dir, compression=options.compression,
                       partitioner=options.partitioner,
                       default_partitions=options.partitions) as producer:
-            total, pending = 0, []
-            for key, value in records:  # in chunks: a large input streams
+
+            def send(chunk: list[Any], lines: list[int]) -> int:
+                try:
+                    return len(producer.send_many(topic, chunk, partition=options.partition))
+                except KafkaError as exc:  # a batch refused: the lines it held
+                    raise KafkaError(f"input lines {lines[0]}-{lines[-1]}: {exc}",
+                                     exc.code) from None
+
+            total, pending, lines = 0, [], []
+            for line, key, value in records:  # in chunks: a large input streams
                 pending.append((key, value, headers, None))
+                lines.append(line)
                 if len(pending) >= 10_000:
-                    total += len(producer.send_many(topic, pending, partition=options.partition))
-                    pending = []
+                    total += send(pending, lines)
+                    pending, lines = [], []
             if pending:
-                total += len(producer.send_many(topic, pending, partition=options.partition))
+                total += send(pending, lines)
             return total
 
-    def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
+    def consume(self, topics: Sequence[str], options: ConsumeOptions) -> Iterator[Message]:
         from ..client import Consumer
 
-        count = self.log.topic_config(topic).partitions  # unknown topic: one-line error here
+        names = resolve_topics(topics, self.log.topics())
+        wanted = [(t, p) for t in names  # an unknown topic: a one-line error here
+                  for p in wanted_partitions(t, self.log.topic_config(t).partitions,
+                                             options.partition)]
         start = options.start or StartAt("end")
         with Consumer(self.data_dir, group_id=options.group,
                       auto_offset_reset="earliest" if start.kind == "beginning" else "latest",
                       enable_auto_commit=False) as consumer:
             if options.group and options.partition is None:
-                consumer.subscribe([topic])  # committed offsets decide where to start
+                consumer.subscribe(names)  # committed offsets decide where to start
             else:
-                wanted = range(count) if options.partition is None else [options.partition]
-                consumer.assign([(topic, p) for p in wanted])
+                consumer.assign(wanted)
                 _seek_embedded(consumer, start)
             handed_out: dict[tuple[str, int], int] = {}
             try:
@@ -183,6 +204,28 @@ class EmbeddedBackend:
             finally:
                 if options.group and handed_out:
                     consumer.commit_offsets(handed_out)
+
+    def query_offsets(self, queries: Sequence[TimeQuery]) -> list[int]:
+        found = []
+        for topic, index, timestamp in queries:
+            partition = self.log.partition(topic, index)
+            if timestamp in (_OFFSET_END, _OFFSET_BEGINNING):
+                found.append(partition.high_watermark if timestamp == _OFFSET_END
+                             else partition.log_start_offset)
+                continue
+            hit = partition.offset_for_timestamp(timestamp)
+            found.append(-1 if hit is None else hit[0])
+        return found
+
+    def delete_records(self, topic: str, partitions: Sequence[int] | None, before: int
+                       ) -> list[tuple[int, int]]:
+        done = []
+        for index in wanted_indexes(topic, self.log.topic_config(topic).partitions, partitions):
+            partition = self.log.partition(topic, index)
+            end = partition.high_watermark
+            done.append((index, partition.delete_records(end if before == _OFFSET_END
+                                                         else before)))
+        return done
 
     def describe_cluster(self) -> dict[str, str]:
         topics = self.log.topics()
@@ -199,6 +242,42 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         self.log.close()
+
+
+def resolve_topics(names: Sequence[str], existing: Iterable[str]) -> list[str]:
+    """The topics to read: each name as given, or for a name starting with ^ (librdkafka's
+    convention for a regex) every existing topic it matches."""
+    known = sorted(existing)
+    chosen: list[str] = []
+    for name in names:
+        found = [name]
+        if name.startswith("^"):
+            try:
+                pattern = re.compile(name)
+            except re.error as exc:
+                raise ValueError(f"invalid topic regex {name!r}: {exc}") from None
+            found = [t for t in known if pattern.search(t)]
+            if not found:
+                raise KafkaError(f"no topic matches {name!r}",
+                                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        chosen += [t for t in found if t not in chosen]
+    return chosen
+
+
+def wanted_indexes(topic: str, count: int, chosen: Sequence[int] | None) -> list[int]:
+    """`chosen` partitions of a topic with `count` (all of them for None), each checked."""
+    if chosen is None:
+        return list(range(count))
+    for index in chosen:
+        if not 0 <= index < count:
+            raise KafkaError(f"topic {topic!r} has no partition {index} (it has {count})",
+                             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    return list(chosen)
+
+
+def wanted_partitions(topic: str, count: int, partition: int | None) -> list[int]:
+    """`wanted_indexes` for one partition or all."""
+    return wanted_indexes(topic, count, None if partition is None else [partition])
 
 
 def _seek_embedded(consumer: Consumer, start: StartAt) -> None:
@@ -241,19 +320,26 @@ def _raise_kafka(exc: Any) -> None:
 
 
 class KafkaBackend:
-    """Any Kafka-compatible broker at `bootstrap` (HOST:PORT[,HOST:PORT...])."""
+    """Any Kafka-compatible broker at `bootstrap` (HOST:PORT[,HOST:PORT...]); `settings` are
+    librdkafka properties (kcat's -X) for every client, over the CLI's own choices."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, settings: Settings | None = None) -> None:
+        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
         self.bootstrap = bootstrap
+        self._settings = settings or {}
         # librdkafka's own log lines would break the one-line error rule: errors reach us anyway
         self._base: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": bootstrap, "client.id": "minikafka-cli", "log_level": 0}
+            "bootstrap.servers": bootstrap, "client.id": "minikafka-cli", "log_level": 0,
+            **self._settings}
         self._refused: str | None = None  # why the last connection attempt failed
         self._all_down = False
         config: dict[str, Any] = {**self._base, "error_cb": self._on_error}
-        self.admin = AdminClient(config)
+        try:
+            self.admin = AdminClient(config)
+        except KafkaException as exc:  # an unknown or invalid -X property
+            _raise_kafka(exc)
         self._connect()
 
     def _on_error(self, err: Any) -> None:
@@ -304,6 +390,18 @@ class KafkaBackend:
         topics = self.admin.list_topics(timeout=TIMEOUT).topics
         return sorted(t for t in topics if not t.startswith("__"))
 
+    def _partition_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """Each topic's partition count, ^regexes resolved, from one metadata request for all
+        topics (naming a topic in it may auto-create it)."""
+        topics = self.admin.list_topics(timeout=TIMEOUT).topics
+        counts = {}
+        for name in resolve_topics(names, (t for t in topics if not t.startswith("__"))):
+            meta = topics.get(name)
+            if meta is None or meta.error is not None:
+                raise KafkaError(f"unknown topic {name!r}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            counts[name] = len(meta.partitions)
+        return counts
+
     def _topic_metadata(self, name: str) -> Any:
         """Metadata for all topics, not for `name`: asking for one by name may auto-create it."""
         meta = self.admin.list_topics(timeout=TIMEOUT).topics.get(name)
@@ -350,9 +448,11 @@ class KafkaBackend:
     def _consumer(self, extra: dict[str, Any]) -> Any:
         from confluent_kafka import Consumer as KafkaConsumer
 
-        return KafkaConsumer({**self._base, "enable.auto.commit": False, **extra})
+        return KafkaConsumer({**self._base, "enable.auto.commit": False, **extra,
+                              **self._settings})
 
     def produce(self, topic: str, records: Iterable[RawRecord], options: ProduceOptions) -> int:
+        from confluent_kafka import KafkaException
         from confluent_kafka import Producer as KafkaProducer
 
         producer = KafkaProducer({
@@ -361,6 +461,7 @@ class KafkaBackend:
             "compression.type": options.compression or "none",
             "partitioner": PARTITIONERS[options.partitioner],
             "linger.ms": 5,
+            **self._settings,
         })
         errors: list[str] = []
 
@@ -374,13 +475,17 @@ class KafkaBackend:
         if options.headers:
             extra["headers"] = list(options.headers)
         sent = 0
-        for key, value in records:
+        for line, key, value in records:
             while True:
                 try:
                     producer.produce(topic, value, key, **extra)
                     break
                 except BufferError:
                     producer.poll(0.1)  # the local queue is full: let deliveries drain
+                except KafkaException as exc:  # refused before sending: too large, ...
+                    producer.flush(TIMEOUT)
+                    raise KafkaError(f"input line {line} ({len(value or b'')} bytes, "
+                                     f"{_preview(value)}): {exc.args[0].str()}") from None
             sent += 1
             producer.poll(0)
         producer.flush(TIMEOUT * 4)
@@ -388,12 +493,13 @@ class KafkaBackend:
             raise KafkaError(f"{len(errors)} record(s) not delivered: {errors[0]}")
         return sent
 
-    def consume(self, topic: str, options: ConsumeOptions) -> Iterator[Message]:
+    def consume(self, topics: Sequence[str], options: ConsumeOptions) -> Iterator[Message]:
         from confluent_kafka import TopicPartition
 
         from ..client import Message
 
-        meta = self._topic_metadata(topic)
+        wanted = [(t, p) for t, count in self._partition_counts(topics).items()
+                  for p in wanted_partitions(t, count, options.partition)]
         start = options.start or StartAt("end")
         consumer = self._consumer({
             "group.id": options.group or "minikafka-cli",
@@ -401,29 +507,28 @@ class KafkaBackend:
             "enable.partition.eof": True,
             "enable.auto.offset.store": False,  # commit only what was handed out
         })
-        assigned: set[int] = set()
-        at_eof: set[int] = set()
+        assigned: set[tuple[str, int]] = set()
+        at_eof: set[tuple[str, int]] = set()
 
         def on_assign(_c: Any, partitions: list[Any]) -> None:
-            assigned.update(tp.partition for tp in partitions)
+            assigned.update((tp.topic, tp.partition) for tp in partitions)
 
         if options.group and options.partition is None:
-            consumer.subscribe([topic], on_assign=on_assign)
+            consumer.subscribe(list(topics), on_assign=on_assign)  # regexes as librdkafka's
         else:
-            wanted = sorted(meta.partitions) if options.partition is None else [options.partition]
-            offsets = self._start_offsets(consumer, topic, wanted, start)
-            consumer.assign([TopicPartition(topic, p, o) for p, o in zip(wanted, offsets,
-                                                                          strict=True)])
+            offsets = self._start_offsets(consumer, wanted, start)
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in zip(wanted, offsets,
+                                                                           strict=True)])
             assigned.update(wanted)
         try:
             while True:
                 for msg in consumer.consume(500, timeout=0.2):
                     if msg.error() is not None:
                         if msg.error().code() == _PARTITION_EOF:
-                            at_eof.add(msg.partition())
+                            at_eof.add((msg.topic(), msg.partition()))
                             continue
                         raise KafkaError(msg.error().str())
-                    at_eof.discard(msg.partition())
+                    at_eof.discard((msg.topic(), msg.partition()))
                     consumer.store_offsets(msg)
                     yield Message(msg.topic(), msg.partition(), msg.offset(), msg.key(),
                                   msg.value(), list(msg.headers() or ()), msg.timestamp()[1])
@@ -435,17 +540,47 @@ class KafkaBackend:
             consumer.close()
 
     @staticmethod
-    def _start_offsets(consumer: Any, topic: str, partitions: list[int], start: StartAt
+    def _start_offsets(consumer: Any, partitions: list[tuple[str, int]], start: StartAt
                        ) -> list[int]:
         from confluent_kafka import TopicPartition
 
         if start.kind == "time":
             found = consumer.offsets_for_times(
-                [TopicPartition(topic, p, start.value) for p in partitions], timeout=TIMEOUT)
+                [TopicPartition(t, p, start.value) for t, p in partitions], timeout=TIMEOUT)
             return [_OFFSET_END if tp.offset < 0 else tp.offset for tp in found]
         fixed = {"beginning": _OFFSET_BEGINNING, "end": _OFFSET_END, "offset": start.value,
                  "tail": _OFFSET_TAIL_BASE - start.value}[start.kind]
         return [fixed] * len(partitions)
+
+    def query_offsets(self, queries: Sequence[TimeQuery]) -> list[int]:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        counts = self._partition_counts(sorted({topic for topic, _, _ in queries}))
+        for topic, index, _ in queries:
+            wanted_partitions(topic, counts[topic], index)
+        consumer = self._consumer({"group.id": "minikafka-cli-query"})
+        try:
+            found = consumer.offsets_for_times([TopicPartition(*query) for query in queries],
+                                               timeout=TIMEOUT)
+        except KafkaException as exc:
+            _raise_kafka(exc)
+        finally:
+            consumer.close()
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaError(f"{tp.topic} [{tp.partition}]: {tp.error.str()}")
+        return [tp.offset for tp in found]
+
+    def delete_records(self, topic: str, partitions: Sequence[int] | None, before: int
+                       ) -> list[tuple[int, int]]:
+        from confluent_kafka import TopicPartition
+
+        indexes = wanted_indexes(topic, self._partition_counts([topic])[topic], partitions)
+        futures = self.admin.delete_records([TopicPartition(topic, p, before) for p in indexes],
+                                            request_timeout=TIMEOUT)
+        done = self._wait(futures.values())
+        return [(tp.partition, result.low_watermark)
+                for tp, result in zip(futures, done, strict=True)]
 
     def describe_cluster(self) -> dict[str, str]:
         cluster = self._wait([self.admin.describe_cluster()])[0]
@@ -480,7 +615,53 @@ def _commit_stored(consumer: Any) -> None:
             _raise_kafka(exc)
 
 
-def open_backend(bootstrap: str | None, data_dir: str) -> Backend:
-    if bootstrap:
-        return KafkaBackend(bootstrap)
+def _preview(data: bytes | None) -> str:
+    """The start of an input message, as text."""
+    if data is None:
+        return "null"
+    text = data[:40].decode(errors="backslashreplace")
+    return repr(text + "..." if len(data) > 40 else text)
+
+
+def connection_arguments() -> argparse.ArgumentParser:
+    """--data-dir, -b and -X: where a data command acts (a parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None,
+                        help="work on this data directory in-process (env MINIKAFKA_DATA_DIR; "
+                        f"default: {DEFAULT_DATA_DIR})")
+    common.add_argument("-b", "--bootstrap-server", default=os.environ.get(BOOTSTRAP_ENV),
+                        metavar="HOST:PORT", help="work against this Kafka-compatible broker "
+                        f"instead (env {BOOTSTRAP_ENV})")
+    common.add_argument("-X", dest="client_config", action="append", default=[],
+                        metavar="NAME=VALUE", help="a Kafka client property for -b, as kcat's "
+                        "-X (librdkafka's names; repeatable)")
+    return common
+
+
+def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, str]:
+    """NAME=VALUE arguments of `flag`."""
+    found = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{flag} expects NAME=VALUE, got {pair!r}")
+        found[name] = value
+    return found
+
+
+def backend_for(args: argparse.Namespace, *, writes: bool = False) -> Backend:
+    """The broker of -b, else the data directory; only commands that write create one, since
+    a command that reads from a mistyped or missing path should say so."""
+    if args.bootstrap_server and args.data_dir:
+        raise ValueError("give either --data-dir (in-process) or --bootstrap-server, not both")
+    settings = parse_pairs(args.client_config, "-X")
+    if args.bootstrap_server:
+        return KafkaBackend(args.bootstrap_server, settings)
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    if settings:
+        raise ValueError("-X sets Kafka client properties (librdkafka's, as kcat's -X): "
+                         "it needs -b HOST:PORT, not a data directory")
+    if not writes and not os.path.exists(data_dir):
+        raise ValueError(f"no data directory at {data_dir}: give --data-dir DIR, or "
+                         "-b HOST:PORT to work against a broker")
     return EmbeddedBackend(data_dir)

@@ -1,41 +1,50 @@
-"""`minikafka groups`: consumer groups on any Kafka-compatible broker (kafka-consumer-groups.sh).
+"""`minikafka groups`: consumer groups (kafka-consumer-groups.sh), on a broker or a data directory.
 
-Everything goes over the wire through confluent-kafka's AdminClient (ListGroups, DescribeGroups,
+Over the wire everything goes through confluent-kafka's AdminClient (ListGroups, DescribeGroups,
 OffsetFetch, OffsetCommit, DeleteGroups, ListOffsets), so it works against Apache Kafka as well as
-against ours. Errors are one line, raised as KafkaError or ValueError for `cli.main` to print.
+against ours. On a data directory the groups are the embedded consumers' (committed offsets and
+live members). Errors are one line, raised as KafkaError or ValueError for `cli.main` to print.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ErrorCode, KafkaError
-from .backends import TIMEOUT, KafkaBackend, _raise_kafka
+from .backends import (
+    TIMEOUT,
+    EmbeddedBackend,
+    KafkaBackend,
+    _raise_kafka,
+    backend_for,
+    connection_arguments,
+)
 
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-DEFAULT_BOOTSTRAP = "localhost:9092"
+if TYPE_CHECKING:
+    from ..log import LogManager
+
 TopicPartition = tuple[str, int]
+OffsetSpec = str | int  # "earliest", "latest" or a timestamp (ms)
 
 
 def add_groups_parser(sub: Any) -> None:
     """Register `groups` on the CLI's subcommands (`sub` from `add_subparsers`)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-b", "--bootstrap-server",
-                        default=os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP,
-                        metavar="HOST:PORT", help=f"the broker (env {BOOTSTRAP_ENV}; default: "
-                        f"{DEFAULT_BOOTSTRAP})")
+    common = connection_arguments()
     groups = sub.add_parser("groups", help="list, describe, reset offsets of, delete consumer "
-                            "groups (over the wire)")
+                            "groups")
     actions = groups.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", parents=[common], help="every group and its state")
+    listed = actions.add_parser("list", parents=[common], help="every group and its state")
+    listed.add_argument("--json", action="store_true", help="print JSON")
     describe = actions.add_parser("describe", parents=[common],
                                   help="state, members and their assignment, offsets and lag")
     describe.add_argument("group")
+    describe.add_argument("--json", action="store_true", help="print JSON")
     reset = actions.add_parser("reset-offsets", parents=[common],
                                help="move a group's committed offsets (dry run unless --execute)")
     reset.add_argument("group")
@@ -56,11 +65,40 @@ def add_groups_parser(sub: Any) -> None:
     groups.set_defaults(func=cmd_groups)
 
 
+@dataclass(slots=True)
+class Member:
+    member_id: str
+    instance_id: str | None = None
+    client_id: str | None = None
+    host: str | None = None
+    partitions: list[TopicPartition] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Group:
+    state: str  # Kafka's spelling: Stable, Empty, Dead, ...
+    assignor: str | None = None
+    members: list[Member] = field(default_factory=list)
+
+
+class Groups(Protocol):
+    """What the commands need, over the wire or on a data directory."""
+
+    def list_groups(self) -> list[tuple[str, str]]: ...
+    def describe(self, group: str) -> Group: ...
+    def committed(self, group: str) -> dict[TopicPartition, int]: ...
+    def offsets(self, partitions: Iterable[TopicPartition], spec: OffsetSpec
+                ) -> dict[TopicPartition, int]: ...
+    def partitions(self, topic: str) -> list[int]: ...
+    def alter(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+    def delete(self, group: str) -> None: ...
+
+
 class GroupsAdmin:
     """The few admin calls the commands need, each waited for with errors made one line."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.admin = KafkaBackend(bootstrap).admin  # fails in one line if unreachable
+    def __init__(self, backend: KafkaBackend) -> None:
+        self.admin = backend.admin
 
     @staticmethod
     def _result(future: Any) -> Any:
@@ -76,9 +114,13 @@ class GroupsAdmin:
         listed = self._result(self.admin.list_consumer_groups(request_timeout=TIMEOUT))
         return sorted((g.group_id, _state_name(g.state)) for g in listed.valid)
 
-    def describe(self, group: str) -> Any:
-        return self._result(self.admin.describe_consumer_groups(
+    def describe(self, group: str) -> Group:
+        found = self._result(self.admin.describe_consumer_groups(
             [group], request_timeout=TIMEOUT)[group])
+        return Group(_state_name(found.state), found.partition_assignor or None, [
+            Member(m.member_id, m.group_instance_id, m.client_id, m.host,
+                   [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
+            for m in found.members])
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
         from confluent_kafka import ConsumerGroupTopicPartitions
@@ -88,12 +130,15 @@ class GroupsAdmin:
         return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions
                 if tp.offset >= 0}
 
-    def offsets(self, partitions: Iterable[TopicPartition], spec: Any
+    def offsets(self, partitions: Iterable[TopicPartition], spec: OffsetSpec
                 ) -> dict[TopicPartition, int]:
-        """ListOffsets: each partition's offset for `spec` (an OffsetSpec)."""
+        """ListOffsets: each partition's offset for `spec`."""
         from confluent_kafka import TopicPartition as KafkaTopicPartition
+        from confluent_kafka.admin import OffsetSpec as KafkaOffsetSpec
 
-        wanted = {KafkaTopicPartition(t, p): spec for t, p in partitions}
+        kafka_spec = (KafkaOffsetSpec.for_timestamp(spec) if isinstance(spec, int)
+                      else getattr(KafkaOffsetSpec, spec)())
+        wanted = {KafkaTopicPartition(t, p): kafka_spec for t, p in partitions}
         if not wanted:
             return {}
         futures = self.admin.list_offsets(wanted, request_timeout=TIMEOUT)
@@ -122,6 +167,69 @@ class GroupsAdmin:
         self._result(self.admin.delete_consumer_groups([group], request_timeout=TIMEOUT)[group])
 
 
+class EmbeddedGroups:
+    """The groups of the embedded consumers on a data directory: their committed offsets, and
+    their live members (each holds a lock while it lives; which partitions a member reads is
+    not recorded, so members are listed without them)."""
+
+    def __init__(self, log: LogManager) -> None:
+        self.log = log
+
+    def _live(self, group: str) -> list[str]:
+        from ..client.membership import group_dir, live_member_ids
+
+        return live_member_ids(group_dir(self.log.data_dir, group))
+
+    def list_groups(self) -> list[tuple[str, str]]:
+        from ..client.membership import NAME_FILE, groups_dir
+
+        names = set(self.log.offsets.groups())
+        names.update(path.read_text() for path in groups_dir(self.log.data_dir).glob(
+            f"*/{NAME_FILE}"))
+        found = [(name, self.describe(name).state) for name in sorted(names)]
+        return [(name, state) for name, state in found if state != "Dead"]
+
+    def describe(self, group: str) -> Group:
+        live = self._live(group)
+        state = "Stable" if live else "Empty" if self.log.offsets.fetch(group) else "Dead"
+        return Group(state, None, [Member(member_id) for member_id in live])
+
+    def committed(self, group: str) -> dict[TopicPartition, int]:
+        return {tp: o.offset for tp, o in self.log.offsets.fetch(group).items()}
+
+    def offsets(self, partitions: Iterable[TopicPartition], spec: OffsetSpec
+                ) -> dict[TopicPartition, int]:
+        found = {}
+        for topic, index in partitions:
+            partition = self.log.partition(topic, index)
+            if isinstance(spec, int):
+                hit = partition.offset_for_timestamp(spec)
+                found[(topic, index)] = -1 if hit is None else hit[0]
+            else:
+                found[(topic, index)] = (partition.log_start_offset if spec == "earliest"
+                                         else partition.high_watermark)
+        return found
+
+    def partitions(self, topic: str) -> list[int]:
+        return list(range(self.log.topic_config(topic).partitions))
+
+    def alter(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        from ..log import LEADER_EPOCH, OffsetAndMetadata
+
+        self.log.offsets.commit(group, {tp: OffsetAndMetadata(offset, LEADER_EPOCH)
+                                        for tp, offset in offsets.items()})
+
+    def delete(self, group: str) -> None:
+        state = self.describe(group).state
+        if state == "Dead":
+            raise KafkaError(f"consumer group {group!r} does not exist",
+                             ErrorCode.GROUP_ID_NOT_FOUND)
+        if state != "Empty":
+            raise KafkaError(f"consumer group {group!r} has live members: stop them first",
+                             ErrorCode.NON_EMPTY_GROUP)
+        self.log.offsets.delete(group)
+
+
 def _print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     cells = [list(header)] + [["-" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -136,49 +244,59 @@ def _state_name(state: Any) -> str:
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
-    admin = GroupsAdmin(args.bootstrap_server)
-    if args.action == "list":
-        _print_table(("GROUP", "STATE"), admin.list_groups())
-    elif args.action == "describe":
-        describe(admin, args.group)
-    elif args.action == "reset-offsets":
-        reset_offsets(admin, args)
-    elif args.action == "delete":
-        admin.delete(args.group)
-        print(f"deleted consumer group {args.group!r}")
+    backend = backend_for(args)
+    try:
+        admin: Groups
+        if isinstance(backend, EmbeddedBackend):
+            admin = EmbeddedGroups(backend.log)
+        else:
+            assert isinstance(backend, KafkaBackend)
+            admin = GroupsAdmin(backend)
+        if args.action == "list":
+            found = admin.list_groups()
+            if args.json:
+                print(json.dumps([{"group": g, "state": s} for g, s in found]))
+            else:
+                _print_table(("GROUP", "STATE"), found)
+        elif args.action == "describe":
+            describe(admin, args.group, as_json=args.json)
+        elif args.action == "reset-offsets":
+            reset_offsets(admin, args)
+        elif args.action == "delete":
+            admin.delete(args.group)
+            print(f"deleted consumer group {args.group!r}")
+    finally:
+        backend.close()
     return 0
 
 
-def describe(admin: GroupsAdmin, group: str) -> None:
+def describe(admin: Groups, group: str, *, as_json: bool = False) -> None:
     """Members and what they own, then every partition that is committed or owned, with lag."""
     description = admin.describe(group)
     committed = admin.committed(group)
-    state = _state_name(description.state)
-    if state == "Dead" and not committed:
+    if description.state == "Dead" and not committed:
         raise KafkaError(f"consumer group {group!r} does not exist", ErrorCode.GROUP_ID_NOT_FOUND)
-    owner: dict[TopicPartition, Any] = {}
-    for member in description.members:
-        for tp in member.assignment.topic_partitions:
-            owner[(tp.topic, tp.partition)] = member
-    assignor = description.partition_assignor or "-"
-    print(f"group {group!r}: {state}, assignor {assignor}, {len(description.members)} member(s)")
+    owner = {tp: member for member in description.members for tp in member.partitions}
+    partitions = sorted(set(committed) | set(owner))
+    ends = admin.offsets(partitions, "latest")
+    rows = [(t, p, committed.get((t, p)), ends[(t, p)],
+             ends[(t, p)] - committed[(t, p)] if (t, p) in committed else None,
+             owner[(t, p)].member_id if (t, p) in owner else None) for t, p in partitions]
+    if as_json:
+        columns = ("topic", "partition", "current_offset", "log_end_offset", "lag", "member_id")
+        print(json.dumps({"group": group, **asdict(description),
+                          "offsets": [dict(zip(columns, row, strict=True)) for row in rows]}))
+        return
+    print(f"group {group!r}: {description.state}, assignor {description.assignor or '-'}, "
+          f"{len(description.members)} member(s)")
     if description.members:
         print()
         _print_table(("MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "PARTITIONS"), [
-            (m.member_id, m.group_instance_id, m.client_id, m.host,
-             _ranges(tp for tp, o in owner.items() if o is m) or None)
+            (m.member_id, m.instance_id, m.client_id, m.host, _ranges(m.partitions) or None)
             for m in description.members])
-    partitions = sorted(set(committed) | set(owner))
-    from confluent_kafka.admin import OffsetSpec
-
-    ends = admin.offsets(partitions, OffsetSpec.latest())
     print()
-    _print_table(
-        ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"),
-        [(t, p, committed.get((t, p)), ends[(t, p)],
-          ends[(t, p)] - committed[(t, p)] if (t, p) in committed else None,
-          owner[(t, p)].member_id if (t, p) in owner else None)
-         for t, p in partitions])
+    _print_table(("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"),
+                 rows)
 
 
 def _ranges(partitions: Iterable[TopicPartition]) -> str:
@@ -189,7 +307,7 @@ def _ranges(partitions: Iterable[TopicPartition]) -> str:
     return " ".join(f"{t}:{','.join(map(str, ps))}" for t, ps in by_topic.items())
 
 
-def _parse_topic(admin: GroupsAdmin, spec: str) -> list[TopicPartition]:
+def _parse_topic(admin: Groups, spec: str) -> list[TopicPartition]:
     topic, _, wanted = spec.partition(":")
     existing = admin.partitions(topic)
     if not wanted:
@@ -214,25 +332,23 @@ def _parse_datetime(text: str) -> int:
                          f"2024-05-01T12:00:00Z, got {text!r}") from None
 
 
-def reset_offsets(admin: GroupsAdmin, args: argparse.Namespace) -> None:
+def reset_offsets(admin: Groups, args: argparse.Namespace) -> None:
     """Plan (and with --execute, commit) new offsets; only a group without members can be
     reset, since a live one would overwrite them with its next commit."""
-    from confluent_kafka.admin import OffsetSpec
-
     at = _parse_datetime(args.to_datetime) if args.to_datetime is not None else None
-    state = _state_name(admin.describe(args.group).state)
+    state = admin.describe(args.group).state
     if state not in ("Empty", "Dead"):
         raise KafkaError(f"offsets of group {args.group!r} can only be reset while it has no "
                          f"members, but it is {state}", ErrorCode.NON_EMPTY_GROUP)
     partitions = _parse_topic(admin, args.topic)
-    earliest = admin.offsets(partitions, OffsetSpec.earliest())
-    latest = admin.offsets(partitions, OffsetSpec.latest())
+    earliest = admin.offsets(partitions, "earliest")
+    latest = admin.offsets(partitions, "latest")
     if args.to_earliest:
         plan = earliest
     elif args.to_latest:
         plan = latest
     elif at is not None:
-        found = admin.offsets(partitions, OffsetSpec.for_timestamp(at))
+        found = admin.offsets(partitions, at)
         plan = {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
     else:  # --to-offset: the parser requires one of the four
         plan = {tp: min(max(args.to_offset, earliest[tp]), latest[tp]) for tp in partitions}

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..broker import add_arguments as add_broker_arguments
@@ -22,24 +22,25 @@ from ..errors import KafkaError
 from ..extras import MissingExtra, require
 from ..shop.cli import add_commands as add_shop_commands
 from .backends import (
-    Backend,
+    BOOTSTRAP_ENV,
+    DEFAULT_DATA_DIR,
     ConsumeOptions,
     EmbeddedBackend,
     ProduceOptions,
     RawRecord,
     StartAt,
+    TimeQuery,
     TopicInfo,
-    open_backend,
+    backend_for,
+    connection_arguments,
+    parse_pairs,
 )
 from .groups import add_groups_parser
+from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser
 
 if TYPE_CHECKING:
     from ..client import Message
-
-DEFAULT_DATA_DIR = os.environ.get("MINIKAFKA_DATA_DIR", "data")
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-_FORMAT_TOKEN = re.compile(r"%[tpokKsSTh%]|\\[nt]")
 
 
 class CliError(Exception):
@@ -49,24 +50,17 @@ class CliError(Exception):
 # --- topics --------------------------------------------------------------------------------------
 
 
-def _parse_configs(pairs: Sequence[str], flag: str = "--config") -> dict[str, str]:
-    configs = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CliError(f"{flag} expects NAME=VALUE, got {pair!r}")
-        configs[name] = value
-    return configs
+def _parse_configs(pairs: Sequence[str]) -> dict[str, str]:
+    return parse_pairs(pairs, "--config")
 
 
-def _backend(args: argparse.Namespace) -> Backend:
-    if args.bootstrap_server and args.data_dir:
-        raise CliError("give either --data-dir (in-process) or --bootstrap-server, not both")
-    return open_backend(args.bootstrap_server, args.data_dir or DEFAULT_DATA_DIR)
+def print_json(data: object) -> None:
+    """--json: one JSON document on stdout."""
+    print(json.dumps(data, ensure_ascii=False))
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    backend = _backend(args)
+    backend = backend_for(args, writes=args.action == "create")
     try:
         if args.action == "create":
             count = backend.create_topic(args.name, args.partitions, _parse_configs(args.config))
@@ -75,11 +69,20 @@ def cmd_topics(args: argparse.Namespace) -> int:
             backend.delete_topic(args.name)
             print(f"deleted topic {args.name!r}")
         elif args.action == "list":
-            for topic in backend.list_topics():
-                print(topic)
+            names = backend.list_topics()
+            if args.json:
+                print_json(names)
+            else:
+                for topic in names:
+                    print(topic)
         elif args.action == "describe":
-            for topic in [args.name] if args.name else backend.list_topics():
-                _print_topic(backend.describe_topic(topic))
+            infos = [backend.describe_topic(topic)
+                     for topic in ([args.name] if args.name else backend.list_topics())]
+            if args.json:
+                print_json([dataclasses.asdict(info) for info in infos])
+            else:
+                for info in infos:
+                    _print_topic(info)
         elif args.action == "alter":
             if args.partitions is not None:
                 backend.add_partitions(args.name, args.partitions)
@@ -95,6 +98,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
             removed, before, after = backend.compact(args.name)
             print(f"compacted topic {args.name!r}: {removed} record(s) removed, {before} bytes "
                   f"now {after}")
+        elif args.action == "delete-records":
+            for partition, start in backend.delete_records(args.name, args.partition,
+                                                           args.before):
+                print(f"{args.name} [{partition}] log start offset {start}")
     finally:
         backend.close()
     return 0
@@ -113,22 +120,19 @@ def _print_topic(info: TopicInfo) -> None:
 # --- produce -------------------------------------------------------------------------------------
 
 
-def _lines(stream: BinaryIO, sep: str | None, progress: Callable[[int], None]
-           ) -> Iterator[RawRecord]:
-    for raw in stream:
-        progress(len(raw))
-        line = raw.rstrip(b"\r\n")
-        if sep is None:
-            yield None, line
-            continue
-        key, found, value = line.partition(sep.encode())
-        if not found:
-            raise CliError(f"line has no key separator {sep!r}: {line[:60]!r}")
-        yield key, value
+def _records(args: argparse.Namespace, stream: Input, progress: Callable[[int], None]
+             ) -> Iterator[RawRecord]:
+    """kcat's producer input: messages split on -D, each KEY<-K>VALUE or a value alone."""
+    key_delim = None if args.key_separator is None else parse_delim(args.key_separator)
+    delim = parse_delim(args.delimiter)
+    if not delim:  # checked before anything is read or created
+        raise CliError("Message delimiter -D must not be empty when producing")
+    return ((line, *split_key(message, key_delim, args.null))
+            for line, message in read_messages(stream, delim, progress))
 
 
 def _parse_headers(pairs: Sequence[str]) -> list[tuple[str, bytes]]:
-    return [(name, value.encode()) for name, value in _parse_configs(pairs, "-H").items()]
+    return [(name, value.encode()) for name, value in parse_pairs(pairs, "-H").items()]
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -140,17 +144,16 @@ def cmd_produce(args: argparse.Namespace) -> int:
                              args.partitions, args.acks, _parse_headers(args.header))
     show = not args.quiet and sys.stderr.isatty()
     with contextlib.ExitStack() as stack:
-        stream = (stack.enter_context(open(args.file, "rb")) if args.file
-                  else sys.stdin.buffer)
+        stream = stack.enter_context(open(args.file or sys.stdin.fileno(), "rb",
+                                          closefd=bool(args.file)))
         total = os.fstat(stream.fileno()).st_size if args.file else None
         progress = Progress(*Progress.get_default_columns(), TransferSpeedColumn(),
                             console=Console(stderr=True), disable=not show, transient=True)
         task = progress.add_task(f"producing to {topic}", total=total)
         stack.enter_context(progress)
-        backend = _backend(args)
+        records = _records(args, stream, lambda n: progress.advance(task, n))
+        backend = backend_for(args, writes=True)
         stack.callback(backend.close)
-        records = _lines(stream, args.key_separator,
-                         lambda n: progress.advance(task, n))
         sent = backend.produce(topic, records, options)
     if not args.quiet:
         print(f"produced {sent} record(s) to {topic!r}", file=sys.stderr)
@@ -158,38 +161,6 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 # --- consume -------------------------------------------------------------------------------------
-
-
-def make_formatter(fmt: str) -> Callable[[Message], bytes]:
-    """kcat's -f tokens: %t topic, %p partition, %o offset, %k key, %s value, %T timestamp,
-    %K / %S key / value size, %h headers; \\n and \\t escapes."""
-    pieces = _FORMAT_TOKEN.split(fmt)
-    tokens = _FORMAT_TOKEN.findall(fmt)
-
-    fields: dict[str, Callable[[Message], bytes]] = {
-        "%t": lambda m: m.topic.encode(),
-        "%p": lambda m: str(m.partition).encode(),
-        "%o": lambda m: str(m.offset).encode(),
-        "%k": lambda m: m.key or b"",
-        "%s": lambda m: m.value or b"",
-        "%K": lambda m: str(-1 if m.key is None else len(m.key)).encode(),
-        "%S": lambda m: str(-1 if m.value is None else len(m.value)).encode(),
-        "%T": lambda m: str(m.timestamp).encode(),
-        "%h": lambda m: b",".join(k.encode() + b"=" + (v or b"") for k, v in m.headers),
-        "%%": lambda m: b"%",
-        "\\n": lambda m: b"\n",
-        "\\t": lambda m: b"\t",
-    }
-    getters = [fields[token] for token in tokens]
-
-    def render(m: Message) -> bytes:
-        out = [pieces[0].encode()]
-        for get, piece in zip(getters, pieces[1:], strict=True):
-            out.append(get(m))
-            out.append(piece.encode())
-        return b"".join(out)
-
-    return render
 
 
 def _json_line(m: Message) -> bytes:
@@ -237,17 +208,28 @@ def _parse_time(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _renderer(args: argparse.Namespace) -> Callable[[Message], bytes]:
+    """--json (one object, then the -D delimiter), else kcat's -f or its default format."""
+    if args.json:
+        end = parse_delim(args.delimiter)
+        return lambda m: _json_line(m) + end
+    return make_formatter(args.format, key_delim=args.key_separator, delim=args.delimiter,
+                          null=args.null)
+
+
 def cmd_consume(args: argparse.Namespace) -> int:
-    topic = _one_topic(args)
-    render = _json_line if args.json else make_formatter(args.format)
+    if args.query_offsets:
+        return query_offsets(args)
+    topics = _topics(args)
+    render = _renderer(args)
     out = sys.stdout.buffer
     seen = 0
     options = ConsumeOptions(args.group, _start_at(args), args.partition, args.exit_at_end)
-    backend = _backend(args)
+    backend = backend_for(args)
     try:
         if args.max_messages != 0:
-            for message in backend.consume(topic, options):
-                out.write(render(message) + b"\n")
+            for message in backend.consume(topics, options):
+                out.write(render(message))
                 out.flush()
                 seen += 1
                 if seen == args.max_messages:
@@ -259,8 +241,40 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def query_offsets(args: argparse.Namespace) -> int:
+    """kcat -Q: the first offset at or after each TOPIC:PARTITION:TIMESTAMP (-1 for none;
+    timestamp -1 asks for the log end, -2 for the log start), sorted as kcat prints them."""
+    queries: list[TimeQuery] = []
+    for spec in args.topic_flag:
+        topic, _, rest = spec.rpartition(":")
+        topic, _, partition = topic.rpartition(":")
+        try:
+            queries.append((topic, int(partition), int(rest)))
+        except ValueError:
+            raise CliError(f"-t: expected \"topic:partition:timestamp\", got {spec!r}") from None
+    if not queries or args.topics:
+        raise CliError("-Q takes -t TOPIC:PARTITION:TIMESTAMP (repeatable), and no other topic")
+    backend = backend_for(args)
+    try:
+        found = backend.query_offsets(queries)
+    finally:
+        backend.close()
+    for (topic, partition, _), offset in sorted(zip(queries, found, strict=True),
+                                                key=lambda item: item[0][:2]):
+        print(f"{topic} [{partition}] offset {offset}")
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> list[str]:
+    """consume's topics: positional (kcat -G style, ^regex allowed) and -t."""
+    topics = [*args.topics, *args.topic_flag]
+    if not topics:
+        raise CliError("which topic? give it as an argument or with -t")
+    return topics
+
+
 def _one_topic(args: argparse.Namespace) -> str:
-    """The topic, given as kcat's -t or positionally."""
+    """produce's topic, given as kcat's -t or positionally."""
     if args.topic and args.topic_flag and args.topic != args.topic_flag:
         raise CliError(f"two topics given: {args.topic!r} and -t {args.topic_flag!r}")
     topic = args.topic or args.topic_flag
@@ -273,9 +287,12 @@ def _one_topic(args: argparse.Namespace) -> str:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    backend = _backend(args)
+    backend = backend_for(args)
     try:
-        if args.action == "describe":
+        if args.json:
+            print_json(backend.describe_cluster() if args.action == "describe" else
+                       backend.api_versions())
+        elif args.action == "describe":
             for name, value in backend.describe_cluster().items():
                 print(f"{name}: {value}")
         else:
@@ -324,10 +341,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- wiring ---------------------------------------------------------------------------------------
 
 
-def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topic", nargs="?")
-    parser.add_argument("-t", "--topic", dest="topic_flag", metavar="TOPIC",
-                        help="the topic (kcat style; or give it positionally)")
+def _add_json_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _add_delimiter_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """kcat's -K, -D and -Z, the same for produce and consume (escapes \\n \\t \\xNN)."""
+    parser.add_argument("-K", "--key-separator", metavar="DELIM", help=what)
+    parser.add_argument("-D", "--delimiter", default="\\n", metavar="DELIM",
+                        help="the message delimiter (default: \\n)")
+    parser.add_argument("-Z", "--null", action="store_true",
+                        help="an empty key or value is NULL (kcat's -Z)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,13 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minikafka {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=None,
-                        help="work on this data directory in-process (env MINIKAFKA_DATA_DIR; "
-                        f"default: {DEFAULT_DATA_DIR})")
-    common.add_argument("-b", "--bootstrap-server", default=os.environ.get(BOOTSTRAP_ENV),
-                        metavar="HOST:PORT", help="work against this Kafka-compatible broker "
-                        f"instead (env {BOOTSTRAP_ENV})")
+    common = argparse.ArgumentParser(add_help=False, parents=[connection_arguments()])
     common.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     topics = sub.add_parser("topics", help="create, list, describe, alter, delete topics")
@@ -351,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--partitions", type=int, default=1)
     create.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
                         help="topic config such as retention.ms=60000 (repeatable)")
-    actions.add_parser("list", parents=[common], help="list topics")
-    describe = actions.add_parser("describe", parents=[common], help="partitions and offsets")
+    _add_json_argument(actions.add_parser("list", parents=[common], help="list topics"))
+    describe = _add_json_argument(actions.add_parser("describe", parents=[common],
+                                                     help="partitions and offsets"))
     describe.add_argument("name", nargs="?")
     delete = actions.add_parser("delete", parents=[common], help="delete a topic")
     delete.add_argument("name")
@@ -368,20 +388,31 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="run the log cleaner over a compacted topic now "
                                  "(in-process; a broker runs it itself)")
     compact.add_argument("name")
+    purge = actions.add_parser("delete-records", parents=[common],
+                               help="delete a partition's records before an offset")
+    purge.add_argument("name")
+    purge.add_argument("-p", "--partition", type=int, action="append",
+                       help="this partition (repeatable; default: all)")
+    purge.add_argument("--before", type=int, required=True, metavar="OFFSET",
+                       help="the new log start offset (-1: the log end)")
     topics.set_defaults(func=cmd_topics)
 
     cluster = sub.add_parser("cluster", help="describe the cluster or its API versions")
     cluster_actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
-    cluster_actions.add_parser("describe", parents=[common], help="brokers, cluster id, size")
-    cluster_actions.add_parser("api-versions", parents=[common],
-                               help="the API versions a broker serves")
+    _add_json_argument(cluster_actions.add_parser("describe", parents=[common],
+                                                  help="brokers, cluster id, size"))
+    _add_json_argument(cluster_actions.add_parser("api-versions", parents=[common],
+                                                  help="the API versions a broker serves"))
     cluster.set_defaults(func=cmd_cluster)
 
     produce = sub.add_parser("produce", parents=[common],
                              help="one record per line of stdin or a file")
-    _add_topic_arguments(produce)
+    produce.add_argument("topic", nargs="?")
+    produce.add_argument("-t", "--topic", dest="topic_flag", metavar="TOPIC",
+                         help="the topic (kcat style; or give it positionally)")
     produce.add_argument("-l", "--file", help="read lines from this file instead of stdin")
-    produce.add_argument("-K", "--key-separator", help="split each line into KEY SEP VALUE")
+    _add_delimiter_arguments(produce, "split each message into KEY DELIM VALUE (a message "
+                             "without it: a null key)")
     produce.add_argument("-H", "--header", action="append", default=[], metavar="NAME=VALUE",
                          help="add this header to every record (repeatable)")
     produce.add_argument("-p", "--partition", type=int, help="write to this partition only")
@@ -396,7 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(func=cmd_produce)
 
     consume = sub.add_parser("consume", parents=[common], help="print records")
-    _add_topic_arguments(consume)
+    consume.add_argument("topics", nargs="*", metavar="TOPIC",
+                         help="topics to read; ^REGEX for every topic it matches")
+    consume.add_argument("-t", "--topic", dest="topic_flag", action="append", default=[],
+                         metavar="TOPIC", help="a topic (kcat style; repeatable); with -Q: "
+                         "TOPIC:PARTITION:TIMESTAMP")
+    consume.add_argument("-Q", "--query-offsets", action="store_true",
+                         help="print the offset of each -t TOPIC:PARTITION:TIMESTAMP (kcat -Q)")
+    _add_delimiter_arguments(consume, "print KEY DELIM VALUE (kcat's default format with -K)")
     consume.add_argument("-G", "--group", help="consume as a member of this group, committing")
     consume.add_argument("-p", "--partition", type=int, help="read only this partition")
     consume.add_argument("--from-beginning", action="store_true",
@@ -410,8 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("-e", "--exit-at-end", action="store_true",
                          help="exit once every partition is read to its end")
     consume.add_argument("-c", "--max-messages", type=int, help="exit after N records")
-    consume.add_argument("-f", "--format", default="%s",
-                         help="kcat-style: %%t %%p %%o %%k %%s %%T %%K %%S %%h (default: %%s)")
+    consume.add_argument("-f", "--format", help="kcat's: %%t %%p %%o %%k %%s %%T %%K %%S %%R %%h "
+                         "%%%%, \\n \\r \\t \\xNN \\NNN; printed as given, no newline added "
+                         "(default: %%s then -D)")
     consume.set_defaults(func=cmd_consume)
 
     example = sub.add_parser("example", parents=[common],
@@ -457,14 +496,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KafkaError, CliError, MissingExtra, ValueError) as exc:
         print(f"minikafka: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _stdout_closed()
     except OSError as exc:
         print(f"minikafka: error: {exc.strerror or exc}"
               + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`... | head -1`): exit 0 quietly, as kcat and cat do. stdout now
+    points at /dev/null so that the interpreter's final flush of what is buffered cannot fail
+    again (the Python docs' note on SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ client-quota calls), against our broker or Apache Kafka. Errors are one line.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 from collections.abc import Mapping
@@ -37,8 +38,9 @@ def add_quotas_parser(sub: Any) -> None:
                       help="the default entity, for client ids without quotas of their own")
     quotas = sub.add_parser("quotas", help="describe and alter client quotas (over the wire)")
     actions = quotas.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("describe", parents=[common],
-                       help="the quotas set (all entities unless one is named)")
+    described = actions.add_parser("describe", parents=[common],
+                                   help="the quotas set (all entities unless one is named)")
+    described.add_argument("--json", action="store_true", help="print JSON")
     alter = actions.add_parser("alter", parents=[common], help="set or remove quotas")
     alter.add_argument("--add-config", default="", metavar="K=V[,K=V]",
                        help="set quotas: producer_byte_rate, consumer_byte_rate, "
@@ -140,7 +142,12 @@ def cmd_quotas(args: argparse.Namespace) -> int:
               _parse_values(args.add_config, args.delete_config))
         print(f"Completed updating quotas for {_entity(entity_type, name)}.")
         return 0
-    for found, values in describe(args.bootstrap_server, entity_type, name, args.entity_default):
+    found_all = describe(args.bootstrap_server, entity_type, name, args.entity_default)
+    if args.json:
+        print(json.dumps([{"entity_type": entity_type, "entity_name": found, "quotas": values}
+                          for found, values in found_all]))
+        return 0
+    for found, values in found_all:
         listed = ", ".join(f"{key}={_number(value)}" for key, value in sorted(values.items()))
         print(f"Quota configs for {_entity(entity_type, found)} are {listed}")
     return 0

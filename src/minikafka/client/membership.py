@@ -18,13 +18,49 @@ from pathlib import Path
 from ..log.manager import META
 
 TopicPartition = tuple[str, int]
+NAME_FILE = "group"  # the group id, for tools that list groups (the directory is its digest)
+
+
+def groups_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / META / "groups"
+
+
+def group_dir(data_dir: Path, group_id: str) -> Path:
+    return groups_dir(data_dir) / hashlib.sha1(group_id.encode()).hexdigest()[:16]
+
+
+def live_member_ids(group: Path, own: Path | None = None, *, clear_dead: bool = False
+                    ) -> list[str]:
+    """The members of the group at `group` whose lock is held (`own`: ours, held for sure);
+    with `clear_dead`, files of dead members are cleared away."""
+    live = []
+    for path in sorted((group / "members").glob("*.lock")):
+        if path == own:
+            live.append(path.stem)
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.append(path.stem)
+        else:
+            if clear_dead:
+                path.unlink(missing_ok=True)  # its owner died
+        finally:
+            os.close(fd)
+    return live
 
 
 class GroupMembership:
     def __init__(self, data_dir: Path, group_id: str) -> None:
-        digest = hashlib.sha1(group_id.encode()).hexdigest()[:16]
-        self.dir = Path(data_dir) / META / "groups" / digest
+        self.dir = group_dir(data_dir, group_id)
         (self.dir / "members").mkdir(parents=True, exist_ok=True)
+        name = self.dir / NAME_FILE
+        if not name.exists():
+            name.write_text(group_id)
         self.member_id = uuid.uuid4().hex
         self._member_path = self.dir / "members" / f"{self.member_id}.lock"
         self._member_fd = os.open(self._member_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -33,24 +69,7 @@ class GroupMembership:
 
     def live_members(self) -> int:
         """Members whose lock is held; files of dead members are cleared away."""
-        live = 0
-        for path in (self.dir / "members").glob("*.lock"):
-            if path == self._member_path:
-                live += 1
-                continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                live += 1
-            else:
-                path.unlink(missing_ok=True)  # its owner died
-            finally:
-                os.close(fd)
-        return live
+        return len(live_member_ids(self.dir, self._member_path, clear_dead=True))
 
     def rebalance(self, partitions: list[TopicPartition]) -> tuple[list[TopicPartition],
                                                                    list[TopicPartition]]:

@@ -81,8 +81,9 @@ class DataDirLock:
             address = self.owner_address()
             where = f"the minikafka broker at {address}" if address else "a minikafka broker"
             raise DataDirLockedError(
-                f"data directory {data_dir} is served by {where}; connect to it with "
-                f"bootstrap_servers={address or 'HOST:PORT'!r} instead of opening the directory"
+                f"data directory {data_dir} is served by {where}: use it through the broker, "
+                f"with a Kafka client's bootstrap.servers={address or 'HOST:PORT'} (the CLI: "
+                f"-b {address or 'HOST:PORT'}), instead of opening the directory"
             ) from None
 
     def owner_address(self) -> str | None:

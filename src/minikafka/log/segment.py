@@ -20,6 +20,7 @@ from ..records import (
 )
 from .durable import storage_error, sync_directory, write_fully
 from .index import OffsetIndex, TimeIndex
+from .txn_index import TransactionIndex
 
 SCAN_CHUNK = 64 * 1024
 MAGIC_AT = 16
@@ -82,6 +83,9 @@ class LogSegment:
             self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
                                         base_offset)
             opened.pop_all()
+        self.txn_index = TransactionIndex(directory / segment_name(base_offset, ".txnindex"))
+        self.recovered_from = -1  # where `recover` began validating: abort entries after it may
+        # be missing (never flushed), for the replay on open to add again
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
 
@@ -175,6 +179,7 @@ class LogSegment:
         if times.keys and times.values[-1] >= self.next_offset:
             times.load(self.next_offset)
             self.first_timestamp = times.keys[0] if times.keys else -1
+        self.txn_index.load(self.next_offset)
         return end == self.size
 
     def _points_at_batch(self, offset: int, position: int) -> bool:
@@ -194,6 +199,7 @@ class LogSegment:
         for pos, header in list(self.headers(0)):
             self._track(header, pos)
             end = pos + header.size
+        self.txn_index.load(self.next_offset)
         return end == self.size
 
     def recover(self, start: int = 0, upper: int | None = None) -> list[Damage]:
@@ -211,6 +217,8 @@ class LogSegment:
             self.load(0)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
+        trusted = self.recovered_from = self.next_offset
+        markers: set[int] = set()
         damage: list[Damage] = []
         pos = start
         while pos < file_size:
@@ -222,8 +230,14 @@ class LogSegment:
                 pos = end
                 continue
             self._track(header, pos)
+            if header.is_control:
+                markers.add(header.base_offset)
             pos += header.size
         self.size = file_size
+        # An abort's entry goes where its marker went; entries missing for the markers left
+        # are added again by the replay of the producer state that follows on open.
+        self.txn_index.load(1 << 62)
+        self.txn_index.retain(lambda e: e.last_offset < trusted or e.last_offset in markers)
         return damage
 
     def _valid_batch(self, pos: int, end: int, upper: int | None) -> BatchHeader | None:
@@ -366,13 +380,16 @@ class LogSegment:
 
     def flush(self) -> None:
         os.fdatasync(self.fd)
+        self.txn_index.flush()
 
     def close(self) -> None:
         """Close the indexes; the log file closes when the last FileSlice using it is gone."""
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+        for path in (self.log_path, self.offset_index.path, self.time_index.path,
+                     self.txn_index.path):
             path.unlink(missing_ok=True)

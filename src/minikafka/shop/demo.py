@@ -73,7 +73,8 @@ def run_demo(options: DemoOptions) -> int:
     broker = None
     if options.bootstrap is None:
         console = ("--ui-port", str(ports["console"])) if options.ui else ("--no-ui",)
-        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console, port=ports["broker"])
+        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console, port=ports["broker"],
+                               log_path=paths.logs / "broker.log")
         try:
             broker.start()
         except RuntimeError:

@@ -83,10 +83,12 @@ _PR_SET_PDEATHSIG = 1
 
 class BrokerProcess(ManagedProcess):
     """`minikafka serve` on `port` (0: a free one, picked by the first start; restarts keep
-    it)."""
+    it), logging to `log_path` (default: next to its data directory)."""
 
-    def __init__(self, data_dir: Path, *extra: str, port: int = 0) -> None:
-        super().__init__("broker", [], data_dir.parent / f"{data_dir.name}-broker.log")
+    def __init__(self, data_dir: Path, *extra: str, port: int = 0,
+                 log_path: Path | None = None) -> None:
+        super().__init__("broker", [],
+                         log_path or data_dir.parent / f"{data_dir.name}-broker.log")
         self.data_dir = data_dir
         self.extra = extra
         self.port = port

@@ -21,6 +21,7 @@ from . import (
     metadata,
     produce,
     producer_ids,
+    producers,
     quotas,
     topics,
 )
@@ -34,6 +35,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     topics,
     configs,
     producer_ids,
+    producers,
     groups,
     quotas,
 )
