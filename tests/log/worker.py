@@ -10,7 +10,7 @@ read DIR TOPIC TOTAL
     whole valid batches with contiguous offsets; print "seen <n>" at the end.
 clean DIR TOPIC RATE [KILL_AT]
     Clean partition 0 of compacted TOPIC over and over at RATE bytes/s (until killed); with
-    KILL_AT, SIGKILL itself instead of the KILL_AT-th rename or unlink (a swap's every step).
+    KILL_AT, SIGKILL itself instead of the KILL_AT-th rename (a swap's every step).
 transact DIR TOPIC [PID] [hold]
     Append a transactional batch of producer PID (default 1) and one of producer PID + 1 to
     partition 0, abort PID's transaction with a marker (the other stays open), and exit; with
@@ -109,7 +109,7 @@ def commit(data_dir: str, group: str, topic: str, count: str) -> None:
 def clean(data_dir: str, topic: str, rate: str, kill_at: str = "0") -> None:
     if int(kill_at):
         steps = iter(range(int(kill_at) - 1, -1, -1))
-        for name in ("replace", "unlink", "rename"):
+        for name in ("replace", "rename"):
             setattr(os, name, _killing(getattr(os, name), steps))
     manager = LogManager(data_dir, exclusive=True)
     partition = manager.partition(topic, 0)

@@ -23,8 +23,11 @@ A pass over one partition (`clean_partition`, Kafka's Cleaner.doClean):
 5. Each group is written to `<base>.log.cleaned`, synced, then swapped in by
    `Partition.replace_segments` (crash-safe; see there) and the checkpoint moves on.
 
-Control batches (attributes bit 5) are kept untouched and transactional records are cleaned like
-any other: removing aborted transactions' records and markers comes with transactions.
+Transactions: the cleaner stops at the last stable offset; records of aborted transactions are
+not put in the offset map (a later aborted write must not remove a key's committed value);
+control batches (attributes bit 5) are kept untouched, and a merged segment keeps the
+aborted-transaction index entries of the segments it replaces. Removing aborted transactions'
+records and markers (Kafka's transaction-aware cleaning) is left for later.
 
 A pass reads and writes at most `io.max.bytes.per.second` (Kafka's Throttler), hands the GIL to
 the broker's event loop after every batch, and stops between batches when asked to (`Stop`),
@@ -283,14 +286,31 @@ def _batches(segment: LogSegment, throttle: Throttler) -> Iterator[tuple[BatchHe
 
 
 def first_uncleanable_offset(segments: list[LogSegment], first_dirty: int, min_lag_ms: int,
-                             now_ms: int) -> int:
-    """The active segment's base, or that of the first dirty segment holding a record younger
-    than min.compaction.lag.ms (Kafka's LogCleanerManager.cleanableOffsets)."""
+                             now_ms: int, last_stable_offset: int) -> int:
+    """The active segment's base, the last stable offset (an ongoing transaction may yet
+    abort), or the base of the first dirty segment holding a record younger than
+    min.compaction.lag.ms, whichever comes first (Kafka's LogCleanerManager.cleanableOffsets)."""
     for segment in segments[:-1]:
         if (segment.next_offset > first_dirty and min_lag_ms > 0
                 and segment.max_timestamp > now_ms - min_lag_ms):
-            return segment.base_offset
-    return segments[-1].base_offset
+            return min(segment.base_offset, last_stable_offset)
+    return min(segments[-1].base_offset, last_stable_offset)
+
+
+def aborted_ranges(segments: list[LogSegment]) -> dict[int, list[tuple[int, int]]]:
+    """[first offset, marker offset) of each aborted transaction, by producer id (from the
+    segments' aborted-transaction indexes)."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for segment in segments:
+        for entry in segment.txn_index.entries:
+            ranges.setdefault(entry.producer_id, []).append((entry.first_offset,
+                                                             entry.last_offset))
+    return ranges
+
+
+def _is_aborted(header: BatchHeader, aborted: dict[int, list[tuple[int, int]]]) -> bool:
+    return header.is_transactional and any(
+        first <= header.base_offset < last for first, last in aborted.get(header.producer_id, ()))
 
 
 def _group(segments: list[LogSegment], max_bytes: int) -> list[list[LogSegment]]:
@@ -321,7 +341,7 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     if not partition.log_start_offset <= first_dirty <= partition.log_end_offset:
         first_dirty = partition.log_start_offset  # Kafka's rule: a checkpoint out of range resets
     uncleanable = first_uncleanable_offset(segments, first_dirty, settings.min_compaction_lag_ms,
-                                           now_ms)
+                                           now_ms, partition.last_stable_offset)
     dirty = [s for s in segments if s.next_offset > first_dirty and s.base_offset < uncleanable
              and s.size]
     if not dirty:
@@ -334,7 +354,8 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
             and not (overdue or force)):
         return None
     offsets = OffsetMap(broker.dedupe_buffer_size)
-    end, read = _build_offset_map(dirty, first_dirty, uncleanable, offsets, throttle)
+    end, read = _build_offset_map(dirty, first_dirty, uncleanable, offsets,
+                                  aborted_ranges(segments), throttle)
     if end <= first_dirty:
         log.warning("%s-%d: the dedupe buffer (%d bytes) holds fewer keys than one batch; "
                     "raise log.cleaner.dedupe.buffer.size", partition.topic, partition.index,
@@ -363,14 +384,17 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
 
 
 def _build_offset_map(dirty: list[LogSegment], first_dirty: int, uncleanable: int,
-                      offsets: OffsetMap, throttle: Throttler) -> tuple[int, int]:
+                      offsets: OffsetMap, aborted: dict[int, list[tuple[int, int]]],
+                      throttle: Throttler) -> tuple[int, int]:
     """Map the keys of the dirty batches; return (the offset after the last batch mapped, bytes
-    read). Stops before a batch whose keys would overfill the map."""
+    read). Stops before a batch whose keys would overfill the map. Records of aborted
+    transactions are not mapped: they must not make a committed record look superseded."""
     end, read = first_dirty, 0
     for segment in dirty:
         for header, raw in _batches(segment, throttle):
             read += len(raw)
-            if header.next_offset <= first_dirty or header.is_control:
+            if (header.next_offset <= first_dirty or header.is_control
+                    or _is_aborted(header, aborted)):
                 end = max(end, min(header.next_offset, uncleanable))
                 continue
             if header.base_offset >= uncleanable:

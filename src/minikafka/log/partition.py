@@ -51,8 +51,8 @@ from ..records import (
 from .config import TopicConfig
 from .durable import storage_error, sync_directory, write_atomically
 from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerInfo, ProducerStateManager
-from .segment import CLEANED, DELETED, Damage, FileSlice, LogSegment, segment_name
-from .txn_index import AbortedTxn
+from .segment import CLEANED, DELETED, SWAP, Damage, FileSlice, LogSegment, segment_name
+from .txn_index import AbortedTxn, TransactionIndex
 from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
@@ -663,15 +663,18 @@ class Partition:
         segments), for them; False, with `cleaned` removed, if the log changed meanwhile (one of
         them deleted or replaced, the partition closed).
 
-        Crash-safe, with one rename as the commit: (1) every old index goes (indexes are rebuilt
-        from the log) and the old segments after the first are renamed `.deleted`; (2) `cleaned`
-        replaces the first one's file, atomically; (3) the `.deleted` files go. A crash before
-        (2) leaves the `.cleaned` file, and opening puts the `.deleted` ones back; after it, only
-        `.deleted` files, which opening removes (`_finish_swap`). (Kafka renames `.cleaned` to
-        `.swap` and, on recovery, deletes the old segments within the swap's offsets; those are
-        ambiguous when cleaning emptied the last old segments, which `.deleted` names are not.)
-        Readers in flight keep the old files open (a FileSlice holds its file object), so they
-        read the old bytes, whole, to their end."""
+        Crash-safe, as Kafka's `.cleaned` -> `.swap` -> rename, with one rename as the commit.
+        Under the lock: (1) `cleaned` becomes `<base>.log.swap` (a swap in progress: `.cleaned`
+        files are also what another process may be writing); (2) the old segments' aborted-
+        transaction entries, all of them, go to `<base>.txnindex.swap`; (3) the old offset and
+        time indexes go (they are rebuilt from the log), the old files after the first segment's
+        are renamed `.deleted`; (4) the commit: `.log.swap` replaces the first segment's file;
+        (5) `.txnindex.swap` takes its place and the `.deleted` files go. A crash before (4)
+        leaves a `.log.swap` file, and opening undoes the swap; after it, opening finishes (5)
+        (`_finish_swap`). (Kafka's recovery deletes the old segments within a `.swap` file's
+        offsets instead, which misses those whose records cleaning all removed.) Readers in
+        flight keep the old files open (a FileSlice holds its file object), so they read the old
+        bytes, whole, to their end."""
         with self._writing():
             i = next((n for n, s in enumerate(self.segments) if s is old[0]), -1)
             if (self._closed or i < 0 or i + len(old) >= len(self.segments)
@@ -680,27 +683,47 @@ class Partition:
                 cleaned.unlink(missing_ok=True)
                 return False
             try:
+                os.replace(cleaned, _suffixed(old[0].log_path, SWAP))
+                self._merge_txn_indexes(old)
                 for segment in old:
                     segment.offset_index.path.unlink(missing_ok=True)
                     segment.time_index.path.unlink(missing_ok=True)
                 for segment in old[1:]:
-                    os.replace(segment.log_path, _deleted(segment.log_path))
+                    for path in (segment.log_path, segment.txn_index.path):
+                        if path.exists():
+                            os.replace(path, _suffixed(path, DELETED))
                 sync_directory(self.dir)
-                os.replace(cleaned, old[0].log_path)
-            except OSError as exc:
+                os.replace(_suffixed(old[0].log_path, SWAP), old[0].log_path)
+            except (OSError, KafkaStorageError) as exc:
                 self._finish_swap()
+                if isinstance(exc, KafkaStorageError):
+                    raise
                 raise storage_error(exc, f"swapping in cleaned segment {cleaned}") from exc
             self._swapped(i, old)
         return True
 
+    def _merge_txn_indexes(self, old: list[LogSegment]) -> None:
+        """The aborted-transaction entries of all the old segments (the cleaner keeps every
+        marker), as `<first base>.txnindex.swap`, synced."""
+        if not any(s.txn_index.entries for s in old[1:]):
+            return  # the first segment's own index is the whole of it
+        merged = TransactionIndex(_suffixed(old[0].txn_index.path, SWAP))
+        try:
+            for segment in old:
+                for entry in segment.txn_index.entries:
+                    merged.append(entry)
+            merged.flush()
+        finally:
+            merged.close()
+
     def _swapped(self, i: int, old: list[LogSegment]) -> None:
         """After the commit of a swap: the old files go and the new segment takes their place."""
-        with suppress(OSError):
-            sync_directory(self.dir)
-            for segment in old[1:]:
-                _deleted(segment.log_path).unlink(missing_ok=True)
         for segment in old:
             segment.close()
+        try:
+            self._finish_swap()
+        except OSError as exc:  # the next open finishes it
+            log.error("%s-%d: finishing a segment swap failed: %s", self.topic, self.index, exc)
         fresh = self._new_segment(old[0].base_offset)
         fresh.rebuild_indexes()
         self.segments = [*self.segments[:i], fresh, *self.segments[i + len(old):]]
@@ -711,20 +734,25 @@ class Partition:
         self._save_work(self._checkpoint)
 
     def _finish_swap(self) -> None:
-        """Undo a swap a crash cut short before its commit, or finish one cut short after it
-        (see `replace_segments`)."""
-        names = os.listdir(self.dir)
-        undo = any(name.endswith(CLEANED) for name in names)
+        """Undo a swap a crash cut short before its commit (a `.log.swap` file is left: the
+        `.deleted` files are put back), or finish one committed (the `.txnindex.swap` file goes
+        in place, the `.deleted` files go); see `replace_segments`. `.cleaned` files, a pass's
+        work not yet swapped in, go."""
+        names = sorted(os.listdir(self.dir))
+        undo = any(name.endswith(".log" + SWAP) for name in names)
+        changed = False
         for name in names:
             path = self.dir / name
-            if name.endswith(DELETED):
-                if undo:
-                    os.replace(path, path.with_name(name[:-len(DELETED)]))
-                else:
-                    path.unlink()
-            elif name.endswith(CLEANED):
+            if name.endswith(DELETED) and undo:
+                os.replace(path, path.with_name(name[:-len(DELETED)]))
+            elif name.endswith(SWAP) and not undo:
+                os.replace(path, path.with_name(name[:-len(SWAP)]))
+            elif name.endswith((DELETED, SWAP, CLEANED)):
                 path.unlink()
-        if undo:
+            else:
+                continue
+            changed = True
+        if changed:
             sync_directory(self.dir)
 
     # --- durability ---------------------------------------------------------------------------
@@ -778,8 +806,8 @@ def same_file(segment: LogSegment) -> bool:
         return False
 
 
-def _deleted(path: Path) -> Path:
-    return path.with_name(path.name + DELETED)
+def _suffixed(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
 
 
 def _recompressed(buf: bytearray, header: BatchHeader, compression_type: str
