@@ -39,6 +39,7 @@ from minikafka.records import (
     read_header,
 )
 
+SWAP_LEFTOVERS = (".cleaned", ".swap", ".deleted")
 Table = dict[bytes, tuple[int, bytes | None]]  # key -> (offset, value) of its latest record
 
 
@@ -250,7 +251,7 @@ def test_reopen_after_cleaning(open_log: Callable[..., LogManager], clock: FakeC
     assert [(r.offset, r.key, r.value) for r in consume(p)] == records
     assert [s.base_offset for s in p.segments] == bases
     assert table_of(consume(p)) == latest
-    assert not [n for n in os.listdir(p.dir) if n.endswith((".cleaned", ".deleted", ".swap"))]
+    assert not [n for n in os.listdir(p.dir) if n.endswith(SWAP_LEFTOVERS)]
     assert (p.dir / CLEANER_CHECKPOINT).exists()
 
 
@@ -303,7 +304,7 @@ def test_sigkill_while_cleaning_leaves_the_old_segments_or_the_new(
             for r in records:
                 assert originals[r.offset] == (r.key, r.value), f"offset {r.offset} changed"
             assert table_of(records) == latest
-            assert not [n for n in os.listdir(p.dir) if n.endswith((".cleaned", ".deleted", ".swap"))]
+            assert not [n for n in os.listdir(p.dir) if n.endswith(SWAP_LEFTOVERS)]
             progress += len(records) < len(before)
     assert progress >= 2, "the cleaner hardly ran: the test proves little"
     print(f"\ncleaner kill campaign: {rounds_} SIGKILLs, {len(originals)} records written, "
