@@ -158,3 +158,20 @@ def test_consume_and_produce_flag_errors(tmp_path: Path, args: list[str], messag
     result = mk(*args, data_dir=tmp_path)
     assert result.returncode != 0 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_topics_compact_runs_the_cleaner_on_a_data_dir(tmp_path: Path) -> None:
+    mk("topics", "create", "t", "--config", "cleanup.policy=compact", "--config",
+       "segment.bytes=100", data_dir=tmp_path)
+    for round_ in range(3):  # a batch each: a segment each
+        mk("produce", "t", "-K", ":", stdin=f"a:{round_}\nb:{round_}\n", data_dir=tmp_path)
+    mk("produce", "t", "-K", ":", stdin="c:last\n", data_dir=tmp_path)
+    compacted = mk("topics", "compact", "t", data_dir=tmp_path)
+    assert compacted.returncode == 0, compacted.stderr
+    assert "4 record(s) removed" in compacted.stdout
+    consumed = mk("consume", "t", "--from-beginning", "-e", "-f", "%o %k=%s\n",
+                  data_dir=tmp_path)
+    assert consumed.stdout.splitlines() == ["4 a=2", "5 b=2", "6 c=last"]
+    mk("topics", "create", "plain", data_dir=tmp_path)
+    refused = mk("topics", "compact", "plain", data_dir=tmp_path)
+    assert refused.returncode == 1 and "is not compacted" in refused.stderr

@@ -8,6 +8,9 @@ produce DIR TOPIC TAG SHARED [LIMIT]
 read DIR TOPIC TOTAL
     Follow partition 0 from offset 0 until TOTAL records were seen, checking that every read is
     whole valid batches with contiguous offsets; print "seen <n>" at the end.
+clean DIR TOPIC RATE [KILL_AT]
+    Clean partition 0 of compacted TOPIC over and over at RATE bytes/s (until killed); with
+    KILL_AT, SIGKILL itself instead of the KILL_AT-th rename (a swap's every step).
 transact DIR TOPIC [PID] [hold]
     Append a transactional batch of producer PID (default 1) and one of producer PID + 1 to
     partition 0, abort PID's transaction with a marker (the other stays open), and exit; with
@@ -19,14 +22,18 @@ commit DIR GROUP TOPIC COUNT
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from logkit import make_batch
 
 from minikafka.log import LogManager, OffsetAndMetadata, OffsetStore
+from minikafka.log.cleaner import CleanerConfig, clean_partition
 from minikafka.records import decode_batches
 
 
@@ -99,6 +106,29 @@ def commit(data_dir: str, group: str, topic: str, count: str) -> None:
     store.close()
 
 
+def clean(data_dir: str, topic: str, rate: str, kill_at: str = "0") -> None:
+    if int(kill_at):
+        steps = iter(range(int(kill_at) - 1, -1, -1))
+        for name in ("replace", "rename"):
+            setattr(os, name, _killing(getattr(os, name), steps))
+    manager = LogManager(data_dir, exclusive=True)
+    partition = manager.partition(topic, 0)
+    settings = CleanerConfig(io_max_bytes_per_second=float(rate), min_cleanable_ratio=0.0)
+    print("ready", flush=True)
+    while True:
+        if clean_partition(partition, settings, int(time.time() * 1000)) is None:
+            time.sleep(0.001)
+
+
+def _killing(op: Callable[..., None], steps: Iterator[int]) -> Callable[..., None]:
+    def step(*args: object, **kwargs: object) -> None:
+        if next(steps, 1) == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        op(*args, **kwargs)
+    return step
+
+
 if __name__ == "__main__":
-    roles = {"produce": produce, "read": read, "transact": transact, "commit": commit}
+    roles = {"produce": produce, "read": read, "transact": transact, "commit": commit,
+             "clean": clean}
     roles[sys.argv[1]](*sys.argv[2:])

@@ -128,6 +128,25 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = _setting(
         300_000, "how often logs that stopped growing are checked against retention.ms and "
         "retention.bytes (growing logs are checked at every segment roll)")
+    # The log cleaner: Kafka's broker configs of the same names (and defaults); the topic
+    # configs of the last three default from them.
+    log_cleaner_enable: bool = _setting(
+        True, "run the log cleaner, which compacts topics whose cleanup.policy includes compact")
+    log_cleaner_io_max_bytes_per_second: float = _setting(
+        1.7976931348623157e308, "bytes per second the cleaner reads and writes, at most")
+    log_cleaner_backoff_ms: int = _setting(
+        15_000, "how long the cleaner sleeps when no partition is due for cleaning")
+    log_cleaner_dedupe_buffer_size: int = _setting(
+        128 * MiB, "memory for the cleaner's key map (24 bytes a key); a pass cleans as far as "
+        "the keys fit")
+    log_cleaner_min_cleanable_ratio: float = _setting(
+        0.5, "share of a log that must be dirty (not yet compacted) for it to be cleaned "
+        "(min.cleanable.dirty.ratio's default)")
+    log_cleaner_delete_retention_ms: int = _setting(
+        86_400_000, "how long tombstones stay after they were first cleaned "
+        "(delete.retention.ms's default)")
+    log_cleaner_min_compaction_lag_ms: int = _setting(
+        0, "how long a record stays uncompacted at least (min.compaction.lag.ms's default)")
 
     def __post_init__(self) -> None:
         if self.node_id < 0:

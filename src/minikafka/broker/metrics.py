@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from ..errors import ErrorCode
 from ..log import AppendInfo, FileSlice, LogManager
+from ..log.cleaner import CleanResult
 from ..protocol.codec import RequestHeader
 from ..protocol.fetch import TopicData
 from ..records import read_header
@@ -91,6 +92,16 @@ class BrokerMetrics:
             "Group-commit fsyncs that acks=all produces and offset commits wait for (flush "
             "policy 'always')",
             buckets=FSYNC_BUCKETS, registry=reg)
+        self.cleaner_bytes = Counter(
+            "minikafka_log_cleaner_bytes", "Log bytes the cleaner read from compacted "
+            "partitions (their segments rewritten)", registry=reg)
+        self.cleaner_records_removed = Counter(
+            "minikafka_log_cleaner_records_removed",
+            "Records the cleaner removed (superseded by a later one of the same key, or "
+            "tombstones past delete.retention.ms)", registry=reg)
+        self.cleaner_last_run = Gauge(
+            "minikafka_log_cleaner_last_run_timestamp_seconds",
+            "When the cleaner last cleaned a partition (Unix time; 0: never)", registry=reg)
         self.open_connections: Callable[[], int] = lambda: 0  # set by `attach`
         self._per_api: dict[tuple[int, int], tuple[str, Counter, Histogram]] = {}
         self._per_topic: dict[str, _TopicCounters] = {}
@@ -103,6 +114,12 @@ class BrokerMetrics:
         self.open_connections = open_connections
         self.connections.set_function(open_connections)
         self.registry.register(_StateCollector(log))
+
+    def cleaned(self, result: CleanResult) -> None:
+        """The log cleaner cleaned a partition (called from its thread)."""
+        self.cleaner_bytes.inc(result.bytes_read)
+        self.cleaner_records_removed.inc(result.records_removed)
+        self.cleaner_last_run.set(time.time())
 
     # --- hooks on the hot path ----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
+from ..log.cleaner import CleanerConfig, LogCleaner
 from . import ops
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
@@ -42,6 +43,7 @@ class Broker:
         self._servers: list[asyncio.Server] = []  # one per listener
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._retention: asyncio.Task[None] | None = None
+        self._cleaner: LogCleaner | None = None
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
@@ -68,6 +70,8 @@ class Broker:
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
+        if self.config.log_cleaner_enable:
+            self._cleaner = self._start_cleaner(logmgr)
         host, port = self.config.advertised
         try:
             logmgr.lock.write_owner_info({"host": host, "port": port})
@@ -90,6 +94,20 @@ class Broker:
                 continue
             if removed:
                 log.info("retention removed %d segment(s)", removed)
+
+    def _start_cleaner(self, logmgr: LogManager) -> LogCleaner:
+        """The log cleaner's thread (compaction reads and writes whole segments: off the loop)."""
+        assert self.ctx is not None
+        c = self.config
+        cleaner = LogCleaner(logmgr, CleanerConfig(
+            io_max_bytes_per_second=c.log_cleaner_io_max_bytes_per_second,
+            dedupe_buffer_size=c.log_cleaner_dedupe_buffer_size,
+            min_cleanable_ratio=c.log_cleaner_min_cleanable_ratio,
+            delete_retention_ms=c.log_cleaner_delete_retention_ms,
+            min_compaction_lag_ms=c.log_cleaner_min_compaction_lag_ms),
+            c.log_cleaner_backoff_ms, on_cleaned=self.ctx.metrics.cleaned)
+        cleaner.start()
+        return cleaner
 
     async def _listen(self) -> None:
         """Bind every listener; then the config holds the ports bound (for port 0)."""
@@ -160,5 +178,7 @@ class Broker:
             if stuck:
                 await asyncio.wait(stuck)
         await ctx.groups.close()
+        if self._cleaner is not None:
+            await asyncio.to_thread(self._cleaner.stop)  # within a batch's work
         await asyncio.to_thread(ctx.log.flush)
         ctx.log.close()

@@ -25,6 +25,7 @@ from .backends import (
     BOOTSTRAP_ENV,
     DEFAULT_DATA_DIR,
     ConsumeOptions,
+    EmbeddedBackend,
     ProduceOptions,
     RawRecord,
     StartAt,
@@ -92,6 +93,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
             if args.partitions is None and not (args.config or args.delete_config):
                 raise CliError("topics alter needs --partitions, --config or --delete-config")
             print(f"altered topic {args.name!r}")
+        elif args.action == "compact":
+            if not isinstance(backend, EmbeddedBackend):
+                raise CliError("a broker compacts its topics itself (log.cleaner.enable); "
+                               "topics compact works on a --data-dir")
+            removed, before, after = backend.compact(args.name)
+            print(f"compacted topic {args.name!r}: {removed} record(s) removed, {before} bytes "
+                  f"now {after}")
         elif args.action == "delete-records":
             for partition, start in backend.delete_records(args.name, args.partition,
                                                            args.before):
@@ -380,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set a topic config (repeatable)")
     alter.add_argument("--delete-config", action="append", default=[], metavar="NAME",
                        help="return a config to its default (repeatable)")
+    compact = actions.add_parser("compact", parents=[common],
+                                 help="run the log cleaner over a compacted topic now "
+                                 "(in-process; a broker runs it itself)")
+    compact.add_argument("name")
     purge = actions.add_parser("delete-records", parents=[common],
                                help="delete a partition's records before an offset")
     purge.add_argument("name")

@@ -154,7 +154,8 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {key.name: key for key in (
     _key("compression.zstd.level", "INT", 3, "zstd level when compression.type is zstd "
          "(stored only)", low=-131072, high=22, broker_name="compression.zstd.level"),
     _key("delete.retention.ms", "LONG", _DAY, "how long tombstones are kept on a compacted "
-         "topic", low=0, broker_name="log.cleaner.delete.retention.ms"),
+         "topic, after the cleaner first cleaned them", True, low=0,
+         broker_name="log.cleaner.delete.retention.ms"),
     _key("file.delete.delay.ms", "LONG", 60_000, "wait before a deleted segment's files go",
          low=0, broker_name="log.segment.delete.delay.ms"),
     _key("flush.messages", "LONG", LONG_MAX, "fsync after this many messages (the broker's "
@@ -171,8 +172,9 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {key.name: key for key in (
          "retention.bytes)", low=-2, broker_name="log.local.retention.bytes"),
     _key("local.retention.ms", "LONG", -2, "local retention with tiered storage (-2: "
          "retention.ms)", low=-2, broker_name="log.local.retention.ms"),
-    _key("max.compaction.lag.ms", "LONG", LONG_MAX, "longest a record stays uncompacted",
-         low=1, broker_name="log.cleaner.max.compaction.lag.ms"),
+    _key("max.compaction.lag.ms", "LONG", LONG_MAX, "longest a record stays uncompacted (the "
+         "active segment also rolls at this age)", True, low=1,
+         broker_name="log.cleaner.max.compaction.lag.ms"),
     _key("max.message.bytes", "INT", 1048588, "largest record batch accepted", True, low=0,
          broker_name="message.max.bytes"),
     _key("message.timestamp.after.max.ms", "LONG", LONG_MAX, "how far past the broker's "
@@ -188,9 +190,10 @@ TOPIC_CONFIGS: dict[str, ConfigKey] = {key.name: key for key in (
          "producer's timestamp or get the broker's", True,
          choices=("CreateTime", "LogAppendTime"), broker_name="log.message.timestamp.type"),
     _key("min.cleanable.dirty.ratio", "DOUBLE", 0.5, "share of uncompacted log that makes a "
-         "compacted topic eligible for cleaning", low=0, high=1,
+         "compacted topic eligible for cleaning", True, low=0, high=1,
          broker_name="log.cleaner.min.cleanable.ratio"),
-    _key("min.compaction.lag.ms", "LONG", 0, "shortest a record stays uncompacted", low=0,
+    _key("min.compaction.lag.ms", "LONG", 0, "shortest a record stays uncompacted", True,
+         low=0,
          broker_name="log.cleaner.min.compaction.lag.ms"),
     _key("min.insync.replicas", "INT", 1, "replicas that must have a write for acks=all; with "
          "one replica, above 1 every acks=all produce gets NOT_ENOUGH_REPLICAS", True, low=1,
@@ -241,6 +244,13 @@ class TopicConfig:
     message_timestamp_before_max_ms: int = field(init=False)
     message_timestamp_after_max_ms: int = field(init=False)
     min_insync_replicas: int = field(init=False)
+    delete_retention_ms: int = field(init=False)
+    min_compaction_lag_ms: int = field(init=False)
+    max_compaction_lag_ms: int = field(init=False)
+    min_cleanable_dirty_ratio: float = field(init=False)
+    # Kafka's LogConfig.maxSegmentMs: a compacted topic's active segment also rolls at
+    # max.compaction.lag.ms, so that it becomes cleanable in time (KIP-354)
+    roll_ms: int = field(init=False)
     # CreateTime timestamps are checked against the clock (a window narrower than int64's)
     checks_timestamps: bool = field(init=False)
 
@@ -248,9 +258,16 @@ class TopicConfig:
         for key in TOPIC_CONFIGS.values():
             if key.acted_on:
                 object.__setattr__(self, key.attr, self.overrides.get(key.name, key.default))
+        object.__setattr__(self, "roll_ms", min(self.segment_ms, self.max_compaction_lag_ms)
+                           if self.compacts else self.segment_ms)
         object.__setattr__(self, "checks_timestamps", self.message_timestamp_type == "CreateTime"
                            and min(self.message_timestamp_before_max_ms,
                                    self.message_timestamp_after_max_ms) < LONG_MAX)
+
+    @property
+    def compacts(self) -> bool:
+        """The log cleaner compacts the topic (cleanup.policy includes compact)."""
+        return "compact" in self.cleanup_policy.split(",")
 
     @property
     def deletes(self) -> bool:

@@ -400,6 +400,20 @@ class LogManager:
                 except UnknownTopicOrPartitionError:
                     break  # deleted meanwhile
 
+    def compacted_partitions(self) -> Iterator[Partition]:
+        """The partitions of every topic whose cleanup.policy includes compact (the cleaner's)."""
+        for topic in self.topics():
+            try:
+                config = self.topic_config(topic)
+            except (UnknownTopicOrPartitionError, MetadataFileError):
+                continue
+            if config.compacts:
+                for p in range(config.partitions):
+                    try:
+                        yield self.partition(topic, p)
+                    except UnknownTopicOrPartitionError:
+                        break  # deleted meanwhile
+
     def _flush_every_interval(self) -> None:
         while not self._closed.wait(self.flush_policy.interval_ms / 1000):
             self.flush()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import operator
 import os
 import struct
 import threading
@@ -48,10 +49,10 @@ from ..records import (
     validate_batch,
 )
 from .config import TopicConfig
-from .durable import storage_error, write_atomically
+from .durable import storage_error, sync_directory, write_atomically
 from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerInfo, ProducerStateManager
-from .segment import Damage, FileSlice, LogSegment, segment_name
-from .txn_index import AbortedTxn
+from .segment import CLEANED, DELETED, SWAP, Damage, FileSlice, LogSegment, segment_name
+from .txn_index import AbortedTxn, TransactionIndex
 from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
 _CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
 INT32_MAX = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
+_BASE_OFFSET = operator.attrgetter("base_offset")
 
 
 def _boot_id() -> bytes:
@@ -134,7 +136,9 @@ class Partition:
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
         self._unsaved_bytes = 0  # appended since the last checkpoint
-        self._read_hint = (-1, -1, 0)  # (offset, segment base, position) of the last read's end
+        # (offset, segment, position) of the last read's end; the segment itself, not its base:
+        # a cleaner's swap puts another file at the same base
+        self._read_hint: tuple[int, LogSegment | None, int] = (-1, None, 0)
         self.recovered_bytes = 0  # bytes cut from torn or corrupt tails when opening
         self._saving_failed = False  # the last checkpoint or snapshot write failed (`_save_work`)
         self.damaged_bytes = 0  # bytes of damage cut out of the log's middle (set aside)
@@ -212,6 +216,7 @@ class Partition:
         return LogSegment(self.dir, base, self.config.index_interval_bytes)
 
     def _open(self) -> None:
+        self._finish_swap()
         state = self._saved_state()
         bases = self._segment_bases()
         if not bases:
@@ -301,7 +306,7 @@ class Partition:
             else:
                 fresh = self._recover(segment, 0, upper)
             self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
-            self._read_hint = (-1, -1, 0)
+            self._read_hint = (-1, None, 0)
 
     def _replay_producers(self, recovered_from: int | None) -> None:
         """Rebuild producer state from the snapshot and the batch headers after it. Recovery
@@ -408,7 +413,7 @@ class Partition:
         if len(segment.offset_index.keys) * 8 >= config.segment_index_bytes:
             return True
         first = segment.first_timestamp
-        return first >= 0 and header.max_timestamp - first > config.segment_ms
+        return first >= 0 and header.max_timestamp - first > config.roll_ms
 
     def _roll(self) -> LogSegment:
         """Start a new active segment at the log end, with the producer snapshot and the
@@ -502,7 +507,8 @@ class Partition:
         overlapping the range would have held that LSO down), as Kafka's does."""
         found: list[tuple[int, int]] = []
         segments = self.segments
-        for segment in segments[max(bisect.bisect_right(self._bases, start) - 1, 0):]:
+        for segment in segments[max(bisect.bisect_right(segments, start, key=_BASE_OFFSET) - 1,
+                                    0):]:
             for entry in segment.txn_index.entries:
                 if entry.last_offset >= start and entry.first_offset < upper:
                     found.append((entry.producer_id, entry.first_offset))
@@ -531,12 +537,12 @@ class Partition:
             )
         if upper is not None and upper < end:
             return self._read_below(offset, max_bytes, upper)
-        segments, bases = self.segments, self._bases
-        i = bisect.bisect_right(bases, offset) - 1
+        segments = self.segments  # one snapshot: the cleaner's swap replaces it in another thread
+        i = bisect.bisect_right(segments, offset, key=_BASE_OFFSET) - 1
         while i < len(segments):
             segment = segments[i]
-            hint_offset, hint_base, hint_pos = self._read_hint
-            hint = (hint_offset, hint_pos) if hint_base == segment.base_offset else None
+            hint_offset, hint_segment, hint_pos = self._read_hint
+            hint = (hint_offset, hint_pos) if hint_segment is segment else None
             try:
                 position = segment.find_position(max(offset, segment.base_offset), hint)
             except CorruptRecordError:
@@ -545,7 +551,7 @@ class Partition:
                 continue
             if position is not None:
                 stop, next_offset = segment.slice_end(position, max_bytes, segment.size)
-                self._read_hint = (next_offset, segment.base_offset, stop)
+                self._read_hint = (next_offset, segment, stop)
                 return segment.slice(position, stop, next_offset)
             i += 1
         return None
@@ -559,11 +565,12 @@ class Partition:
         if found is None or found.next_offset <= upper:
             return found
         # The slice runs past `upper`, so the batch starting there is in the slice's segment.
-        segment = self.segments[bisect.bisect_right(self._bases, upper) - 1]
+        segments = self.segments
+        segment = segments[bisect.bisect_right(segments, upper, key=_BASE_OFFSET) - 1]
         stop = segment.find_position(upper)
         if stop is None or stop <= found.position:
             return None
-        self._read_hint = (upper, segment.base_offset, stop)
+        self._read_hint = (upper, segment, stop)
         return segment.slice(found.position, stop, upper)
 
     def read_batches(self, offset: int, max_bytes: int) -> bytes:
@@ -649,6 +656,105 @@ class Partition:
             count += 1
         return count
 
+    # --- compaction: swapping cleaned segments in ---------------------------------------------
+
+    def replace_segments(self, old: list[LogSegment], cleaned: Path) -> bool:
+        """Swap in `cleaned`, a synced file of what cleaning kept of `old` (consecutive closed
+        segments), for them; False, with `cleaned` removed, if the log changed meanwhile (one of
+        them deleted or replaced, the partition closed).
+
+        Crash-safe, as Kafka's `.cleaned` -> `.swap` -> rename, with one rename as the commit.
+        Under the lock: (1) `cleaned` becomes `<base>.log.swap` (a swap in progress: `.cleaned`
+        files are also what another process may be writing); (2) the old segments' aborted-
+        transaction entries, all of them, go to `<base>.txnindex.swap`; (3) the old offset and
+        time indexes go (they are rebuilt from the log), the old files after the first segment's
+        are renamed `.deleted`; (4) the commit: `.log.swap` replaces the first segment's file;
+        (5) `.txnindex.swap` takes its place and the `.deleted` files go. A crash before (4)
+        leaves a `.log.swap` file, and opening undoes the swap; after it, opening finishes (5)
+        (`_finish_swap`). (Kafka's recovery deletes the old segments within a `.swap` file's
+        offsets instead, which misses those whose records cleaning all removed.) Readers in
+        flight keep the old files open (a FileSlice holds its file object), so they read the old
+        bytes, whole, to their end."""
+        with self._writing():
+            i = next((n for n, s in enumerate(self.segments) if s is old[0]), -1)
+            if (self._closed or i < 0 or i + len(old) >= len(self.segments)
+                    or any(a is not b for a, b in zip(self.segments[i:], old, strict=False))
+                    or not all(map(same_file, old)) or not cleaned.exists()):
+                cleaned.unlink(missing_ok=True)
+                return False
+            try:
+                os.replace(cleaned, _suffixed(old[0].log_path, SWAP))
+                self._merge_txn_indexes(old)
+                for segment in old:
+                    segment.offset_index.path.unlink(missing_ok=True)
+                    segment.time_index.path.unlink(missing_ok=True)
+                for segment in old[1:]:
+                    for path in (segment.log_path, segment.txn_index.path):
+                        if path.exists():
+                            os.replace(path, _suffixed(path, DELETED))
+                sync_directory(self.dir)
+                os.replace(_suffixed(old[0].log_path, SWAP), old[0].log_path)
+            except (OSError, KafkaStorageError) as exc:
+                self._finish_swap()
+                if isinstance(exc, KafkaStorageError):
+                    raise
+                raise storage_error(exc, f"swapping in cleaned segment {cleaned}") from exc
+            self._swapped(i, old)
+        return True
+
+    def _merge_txn_indexes(self, old: list[LogSegment]) -> None:
+        """The aborted-transaction entries of all the old segments (the cleaner keeps every
+        marker), as `<first base>.txnindex.swap`, synced."""
+        if not any(s.txn_index.entries for s in old[1:]):
+            return  # the first segment's own index is the whole of it
+        merged = TransactionIndex(_suffixed(old[0].txn_index.path, SWAP))
+        try:
+            for segment in old:
+                for entry in segment.txn_index.entries:
+                    merged.append(entry)
+            merged.flush()
+        finally:
+            merged.close()
+
+    def _swapped(self, i: int, old: list[LogSegment]) -> None:
+        """After the commit of a swap: the old files go and the new segment takes their place."""
+        for segment in old:
+            segment.close()
+        try:
+            self._finish_swap()
+        except OSError as exc:  # the next open finishes it
+            log.error("%s-%d: finishing a segment swap failed: %s", self.topic, self.index, exc)
+        fresh = self._new_segment(old[0].base_offset)
+        fresh.rebuild_indexes()
+        self.segments = [*self.segments[:i], fresh, *self.segments[i + len(old):]]
+        self._bases = [s.base_offset for s in self.segments]
+        self._read_hint = (-1, None, 0)
+        if self._recovery_point[0] in {s.base_offset for s in old}:
+            self._recovery_point = (fresh.base_offset, fresh.size)  # all of it is synced
+        self._save_work(self._checkpoint)
+
+    def _finish_swap(self) -> None:
+        """Undo a swap a crash cut short before its commit (a `.log.swap` file is left: the
+        `.deleted` files are put back), or finish one committed (the `.txnindex.swap` file goes
+        in place, the `.deleted` files go); see `replace_segments`. `.cleaned` files, a pass's
+        work not yet swapped in, go."""
+        names = sorted(os.listdir(self.dir))
+        undo = any(name.endswith(".log" + SWAP) for name in names)
+        changed = False
+        for name in names:
+            path = self.dir / name
+            if name.endswith(DELETED) and undo:
+                os.replace(path, path.with_name(name[:-len(DELETED)]))
+            elif name.endswith(SWAP) and not undo:
+                os.replace(path, path.with_name(name[:-len(SWAP)]))
+            elif name.endswith((DELETED, SWAP, CLEANED)):
+                path.unlink()
+            else:
+                continue
+            changed = True
+        if changed:
+            sync_directory(self.dir)
+
     # --- durability ---------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -690,6 +796,18 @@ class Partition:
             (self.dir / name).unlink(missing_ok=True)
         with suppress(OSError):
             self.dir.rmdir()
+
+
+def same_file(segment: LogSegment) -> bool:
+    """Whether the segment's file is still the one at its path (not replaced or deleted since)."""
+    try:
+        return os.stat(segment.log_path).st_ino == os.fstat(segment.fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _suffixed(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
 
 
 def _recompressed(buf: bytearray, header: BatchHeader, compression_type: str

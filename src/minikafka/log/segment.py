@@ -25,6 +25,9 @@ from .txn_index import TransactionIndex
 SCAN_CHUNK = 64 * 1024
 MAGIC_AT = 16
 DAMAGED = ".damaged"  # suffix of a segment file's original, set aside when damage was cut out of it
+CLEANED = ".cleaned"  # a cleaned segment file being written, not yet swapped in (compaction)
+SWAP = ".swap"  # a cleaned segment being swapped in, and its aborted-transaction index
+DELETED = ".deleted"  # a segment file a swap replaces, removed once the swap is done
 
 
 class Damage(NamedTuple):

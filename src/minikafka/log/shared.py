@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .partition import STATE_SIZE, Partition, PartitionState
+from .partition import STATE_SIZE, Partition, PartitionState, same_file
 from .producer_state import ProducerInfo
 
 LOCK_FILE = "partition.lock"
@@ -134,7 +134,8 @@ class SharedPartition(Partition):
             if state != self._published:
                 if (state.active_base != self._active.base_offset
                         or state.log_start_offset != self.log_start_offset):
-                    self._reload_segments(state)
+                    with self._listing(writer):
+                        self._reload_segments(state)
                 self._active.refresh(state.active_size, state.log_end_offset)
                 self.log_end_offset = state.log_end_offset
                 self.log_start_offset = state.log_start_offset
@@ -153,6 +154,19 @@ class SharedPartition(Partition):
                 self._active.txn_index.refresh(self.log_end_offset)
                 self._replay_headers(self._producers_at)
 
+    @contextmanager
+    def _listing(self, writer: bool) -> Iterator[None]:
+        """A reader lists the segment files under a shared lock, so never halfway through a
+        cleaner's swap (which holds the exclusive one); a writer holds that already."""
+        if writer:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     def _reload_segments(self, state: PartitionState) -> None:
         known = {s.base_offset: s for s in self.segments}
         old_active = self._active.base_offset
@@ -161,6 +175,9 @@ class SharedPartition(Partition):
             if base > state.active_base:
                 continue  # created by a writer that has not published it (yet)
             segment = known.pop(base, None)
+            if segment is not None and not same_file(segment):
+                segment.close()  # the cleaner swapped a new file in: open that one
+                segment = None
             if segment is not None and base == old_active and base != state.active_base:
                 segment.load()  # our active segment was filled and rolled by others: all of it
             elif segment is None:
