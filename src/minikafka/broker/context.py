@@ -23,6 +23,7 @@ from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
+from .transaction_service import TransactionService
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
@@ -56,6 +57,7 @@ class BrokerContext:
     cluster_id: str
     producer_ids: ProducerIdManager
     groups: GroupService  # the group coordinator and its runtime
+    transactions: TransactionService  # the transaction coordinator, its log and clock
     budget: RequestBudget  # queued.max.request.bytes, shared by every connection
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
     apis: dict[int, Api] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
@@ -23,6 +24,7 @@ from .handlers import build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
+from .transaction_service import TransactionService
 
 log = logging.getLogger("minikafka.broker")
 
@@ -38,6 +40,7 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._retention: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # periodic checks, cancelled on stop
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
@@ -47,6 +50,7 @@ class Broker:
             cluster_id=load_cluster_id(logmgr.meta_dir, self.config.node_id),
             producer_ids=ProducerIdManager(logmgr.meta_dir),
             groups=GroupService(self.config, logmgr.offsets),
+            transactions=TransactionService.open(self.config, logmgr.meta_dir),
             budget=RequestBudget(self.config.queued_max_request_bytes),
             connections=ConnectionLimits(self.config.max_connections,
                                          self.config.max_connections_per_ip),
@@ -60,9 +64,16 @@ class Broker:
                 self._accept, self.config.host, self.config.port, reuse_address=True)
         except BaseException:
             await self.ctx.groups.close()
+            self.ctx.transactions.log.close()
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
+        # Transactions a restart left in Prepare* get their markers before the first request.
+        await ops.abort_timed_out_transactions(self.ctx)
+        self._every(self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                    ops.abort_timed_out_transactions)
+        self._every(self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
+                    ops.expire_transactional_ids)
         port = self._server.sockets[0].getsockname()[1]
         self.config = self.ctx.config = replace(self.config, port=port)
         host, _ = self.config.advertised
@@ -88,6 +99,20 @@ class Broker:
             if removed:
                 log.info("retention removed %d segment(s)", removed)
 
+    def _every(self, interval_ms: int, check: Callable[[BrokerContext], Awaitable[None]]
+               ) -> None:
+        """Run `check` every `interval_ms` until the broker stops."""
+        async def repeat() -> None:
+            assert self.ctx is not None
+            while True:
+                await asyncio.sleep(interval_ms / 1000)
+                try:
+                    await check(self.ctx)
+                except (OSError, KafkaError) as exc:
+                    log.warning("%s failed, will retry: %s", check.__name__, exc)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(repeat()))
+
     @property
     def address(self) -> str:
         host, port = self.config.advertised
@@ -108,6 +133,8 @@ class Broker:
         self._server.close()
         if self._retention is not None:
             self._retention.cancel()
+        for task in self._tasks:
+            task.cancel()
         for connection in self._connections.values():
             connection.stop_reading()
         ctx.appends.wake_all()
@@ -121,4 +148,6 @@ class Broker:
                 await asyncio.wait(stuck)
         await ctx.groups.close()
         await asyncio.to_thread(ctx.log.flush)
+        await asyncio.to_thread(ctx.transactions.log.flush)
+        ctx.transactions.log.close()
         ctx.log.close()

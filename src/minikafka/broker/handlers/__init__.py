@@ -20,9 +20,9 @@ from . import (
     list_offsets,
     metadata,
     produce,
-    producer_ids,
     quotas,
     topics,
+    transactions,
 )
 
 FAMILIES: tuple[ModuleType, ...] = (
@@ -33,7 +33,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     list_offsets,
     topics,
     configs,
-    producer_ids,
+    transactions,
     groups,
     quotas,
 )
