@@ -1,4 +1,5 @@
-"""`minikafka`: topics, produce, consume, groups, quotas, cluster, serve, example, shop, demo.
+"""`minikafka`: topics, produce, consume, groups, quotas, transactions, cluster, serve, example,
+shop, demo.
 
 Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 """
@@ -32,6 +33,7 @@ from .backends import (
 )
 from .groups import add_groups_parser
 from .quotas import add_quotas_parser
+from .transactions import add_transactions_parser
 
 if TYPE_CHECKING:
     from ..client import Message
@@ -421,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_groups_parser(sub)
     add_quotas_parser(sub)
+    add_transactions_parser(sub)
     add_shop_commands(sub)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")
