@@ -149,7 +149,8 @@ class UnsupportedCompressionTypeError(KafkaError):
 
 
 class InvalidTxnStateError(KafkaError):
-    """A transactional batch outside an ongoing transaction (we have no transactions yet)."""
+    """A batch that breaks its producer's transaction state (a plain batch from a producer whose
+    transaction is ongoing)."""
 
     code = ErrorCode.INVALID_TXN_STATE
 

@@ -73,10 +73,13 @@ class BatchHeader(NamedTuple):
     def compression(self) -> int:
         return self.attributes & COMPRESSION_MASK
 
-
     @property
     def is_control(self) -> bool:
         return bool(self.attributes & CONTROL_BIT)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_BIT)
 
 
 def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
@@ -245,6 +248,7 @@ def encode_batch(
     base_sequence: int = -1,
     log_append_time: bool = False,
     now_ms: int | None = None,
+    transactional: bool = False,
 ) -> bytes:
     """Build one RecordBatch v2 with a valid CRC-32C from `Record`s or, faster, from
     (key, value, headers, timestamp) rows."""
@@ -274,14 +278,53 @@ def encode_batch(
         append(encode_varint(len(inner)))
         append(inner)
     payload = compress(Compression(compression), b"".join(body))
-    attributes = int(compression) | (TIMESTAMP_TYPE_BIT if log_append_time else 0)
+    attributes = (int(compression) | (TIMESTAMP_TYPE_BIT if log_append_time else 0)
+                  | (TRANSACTIONAL_BIT if transactional else 0))
+    return _framed(attributes, len(rows) - 1, base_ts, max_ts, producer_id, producer_epoch,
+                   base_sequence, len(rows), payload, base_offset)
+
+
+def _framed(attributes: int, last_offset_delta: int, base_ts: int, max_ts: int,
+            producer_id: int, producer_epoch: int, base_sequence: int, count: int,
+            payload: bytes, base_offset: int = 0) -> bytes:
+    """A batch header (with its CRC-32C) in front of `payload`, its records."""
     tail = struct.pack(
-        ">hiqqqhii", attributes, len(rows) - 1, base_ts, max_ts,
-        producer_id, producer_epoch, base_sequence, len(rows),
+        ">hiqqqhii", attributes, last_offset_delta, base_ts, max_ts,
+        producer_id, producer_epoch, base_sequence, count,
     ) + payload
     crc = crc32c(tail)
     return struct.pack(">qiibI", base_offset, HEADER_SIZE - LOG_OVERHEAD + len(payload), 0, MAGIC,
                        crc) + tail
+
+
+# --- transaction markers (Kafka's EndTransactionMarker) ------------------------------------------
+
+_MARKER_KEY = struct.Struct(">hh")  # version 0, type: 0 abort, 1 commit
+_MARKER_VALUE = struct.Struct(">hi")  # version 0, coordinator epoch
+ABORT, COMMIT = 0, 1
+
+
+def encode_marker(producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                  timestamp_ms: int, base_offset: int = 0) -> bytes:
+    """A COMMIT or ABORT control batch: one record whose key is the marker type and whose value
+    the coordinator epoch; transactional and control, base sequence -1. Clients skip it."""
+    key = _MARKER_KEY.pack(0, COMMIT if commit else ABORT)
+    value = _MARKER_VALUE.pack(0, coordinator_epoch)
+    inner = b"".join((b"\x00\x00\x00", encode_varint(len(key)), key,
+                      encode_varint(len(value)), value, b"\x00"))
+    payload = encode_varint(len(inner)) + inner
+    return _framed(TRANSACTIONAL_BIT | CONTROL_BIT, 0, timestamp_ms, timestamp_ms, producer_id,
+                   producer_epoch, -1, 1, payload, base_offset)
+
+
+def decode_marker(batch: bytes) -> tuple[bool, int]:
+    """(commit, coordinator epoch) of a control batch written by `encode_marker` (or Kafka)."""
+    record = decode_batch(batch).records[0]
+    if record.key is None or record.value is None or len(record.key) < _MARKER_KEY.size \
+            or len(record.value) < _MARKER_VALUE.size:
+        raise CorruptRecordError("control record is not a transaction marker")
+    _version, kind = _MARKER_KEY.unpack_from(record.key)
+    return kind == COMMIT, _MARKER_VALUE.unpack_from(record.value)[1]
 
 
 def _decode_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:

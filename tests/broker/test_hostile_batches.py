@@ -53,10 +53,10 @@ HOSTILE = {
     "record-length-short": (forged(raw_record(0, b"a", length_error=-1) + TWO[1]),
                             ErrorCode.INVALID_RECORD),
     "trailing-bytes": (forged(GOOD_PAYLOAD + b"\x00\x00"), ErrorCode.INVALID_RECORD),
-    # what only a broker may write, or only inside a transaction
+    # what only a broker may write; a transaction needs a producer id (whether the producer's
+    # transaction includes the partition is the coordinator's check, not the log's)
     "control": (forged(attributes=0x20), ErrorCode.INVALID_RECORD),
-    "transactional": (forged(attributes=0x10, producer_id=4242, producer_epoch=0,
-                             base_sequence=0), ErrorCode.INVALID_TXN_STATE),
+    "transactional-no-producer": (forged(attributes=0x10), ErrorCode.INVALID_RECORD),
     # Kafka's other client rules: offsets are the broker's, a producer id needs a sequence
     "base-offset": (forged(base_offset=7), ErrorCode.INVALID_RECORD),
     "producer-id-no-sequence": (forged(producer_id=4242, producer_epoch=0, base_sequence=-1),

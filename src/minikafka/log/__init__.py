@@ -4,7 +4,7 @@ from .config import FlushPolicy, TopicConfig, validate_topic_name
 from .manager import DataDirLock, LogManager
 from .offsets import OffsetAndMetadata, OffsetStore
 from .partition import LEADER_EPOCH, AppendInfo, Partition
-from .producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
+from .producer_state import InvalidProducerEpochError, OutOfOrderSequenceError, ProducerInfo
 from .segment import FileSlice, LogSegment
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "OffsetStore",
     "OutOfOrderSequenceError",
     "Partition",
+    "ProducerInfo",
     "TopicConfig",
     "validate_topic_name",
 ]

@@ -39,16 +39,19 @@ from ..records import (
     BatchHeader,
     assign_offsets,
     decode_batch,
+    decode_marker,
     decode_records,
     encode_batch,
+    encode_marker,
     read_header,
     set_log_append_time,
     validate_batch,
 )
 from .config import TopicConfig
 from .durable import storage_error, write_atomically
-from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerStateManager
+from .producer_state import PRODUCER_ID_EXPIRATION_MS, ProducerInfo, ProducerStateManager
 from .segment import Damage, FileSlice, LogSegment, segment_name
+from .txn_index import AbortedTxn
 from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
@@ -238,7 +241,8 @@ class Partition:
             self._recovery_point = (state.recovery_base, state.recovery_position)
         else:
             self._recovery_point = (self._bases[0], 0)
-        self._replay_producers()
+        self._replay_producers(min((s.recovered_from for s in self.segments
+                                    if s.recovered_from >= 0), default=None))
 
     def _recover(self, segment: LogSegment, start: int, upper: int | None) -> LogSegment:
         """Validate `segment` from `start`: a torn tail of the last segment is what a crash
@@ -279,6 +283,7 @@ class Partition:
             self.recovered_bytes += d.size
         fresh = self._new_segment(segment.base_offset)
         fresh.rebuild_indexes()
+        fresh.txn_index.retain({h.base_offset for _p, h in fresh.headers() if h.is_control})
         return fresh
 
     def _repair(self, segment: LogSegment) -> None:
@@ -298,22 +303,36 @@ class Partition:
             self.segments = [*self.segments[:i], fresh, *self.segments[i + 1:]]
             self._read_hint = (-1, -1, 0)
 
-    def _replay_producers(self) -> None:
-        """Rebuild idempotent-producer state from the snapshot and the batch headers after it."""
+    def _replay_producers(self, recovered_from: int | None) -> None:
+        """Rebuild producer state from the snapshot and the batch headers after it. Recovery cut
+        the aborted-transaction index from `recovered_from` on: the replay must cover that, and
+        rebuilds it from the markers; a snapshot past it is then no use."""
         start = self.producers.load_snapshot(self.log_end_offset)
+        if recovered_from is not None and recovered_from < start:
+            self.producers.clear()
+            start = 0
         self._replay_headers(max(start, self.log_start_offset))
         self._expire_producers()
 
     def _expire_producers(self) -> None:
         self.producers.remove_expired(int(self._clock() * 1000))
 
-    def _replay_headers(self, offset: int) -> None:
-        """Feed the producer state the headers of the batches from `offset` on."""
+    def _replay_headers(self, offset: int, writer: bool = True) -> None:
+        """Feed the producer state the headers of the batches from `offset` on, and the markers
+        among them; a `writer` also adds the index entries of aborts missing from it."""
         i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
         for segment in self.segments[i:]:
-            for _pos, header in segment.headers(0):
-                if header.last_offset >= offset:
+            for pos, header in segment.headers(0):
+                if header.last_offset < offset:
+                    continue
+                if not header.is_control:
                     self.producers.update(header)
+                    continue
+                commit, coordinator_epoch = decode_marker(os.pread(segment.fd, header.size, pos))
+                aborted = None if commit else self._aborted_txn(header)
+                if writer and aborted and not segment.txn_index.has(aborted.last_offset):
+                    segment.txn_index.append(aborted)
+                self.producers.complete(header, coordinator_epoch)
 
     # --- appending ----------------------------------------------------------------------------
 
@@ -397,7 +416,7 @@ class Partition:
         the files)."""
         base = self.log_end_offset
         paths = [self.dir / segment_name(base, suffix) for suffix in (".log", ".index",
-                                                                      ".timeindex")]
+                                                                      ".timeindex", ".txnindex")]
         for path in paths:
             # Files a crash left at this base (a half-made roll, a segment recovery cut off
             # but could not finish deleting) are not part of the log: start clean.
@@ -421,11 +440,84 @@ class Partition:
         self._retain()
         return segment
 
+    # --- transactions -------------------------------------------------------------------------
+
+    def write_marker(self, producer_id: int, producer_epoch: int, commit: bool,
+                     coordinator_epoch: int) -> int:
+        """Append a COMMIT or ABORT marker for the producer's transaction; return its offset.
+        An ABORT that ends an ongoing transaction gets its aborted-transaction index entry,
+        written first (a marker in the log always has its entry) and cut back if the marker's
+        write fails. An epoch older than the producer's raises InvalidProducerEpochError."""
+        with self._writing():
+            self.producers.check_epoch(producer_id, producer_epoch)
+            base = self.log_end_offset
+            now = int(self._clock() * 1000)
+            buf = bytearray(encode_marker(producer_id, producer_epoch, commit, coordinator_epoch,
+                                          now, base))
+            assign_offsets(buf, base, LEADER_EPOCH)
+            header = read_header(buf)
+            segment = self._active
+            if self._should_roll(segment, len(buf), header):
+                segment = self._roll()
+            aborted = None if commit else self._aborted_txn(header)
+            if aborted:
+                segment.txn_index.append(aborted)
+            try:
+                segment.append(buf, header)
+            except BaseException:
+                segment.txn_index.truncate(base)
+                raise
+            self.producers.complete(header, coordinator_epoch)
+            self.log_end_offset = header.next_offset
+            self._unsaved_bytes += len(buf)
+            return base
+
+    def _aborted_txn(self, marker: BatchHeader) -> AbortedTxn | None:
+        """The index entry of the transaction an ABORT `marker` ends (None if none is ongoing),
+        with Kafka's last stable offset once it ended: the first offset of the oldest other
+        ongoing transaction, else the offset after the marker."""
+        ongoing = self.producers.ongoing
+        first = ongoing.get(marker.producer_id)
+        if first is None:
+            return None
+        others = (o for pid, o in ongoing.items() if pid != marker.producer_id)
+        return AbortedTxn(marker.producer_id, first, marker.base_offset,
+                          min(others, default=marker.next_offset))
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Below it every transaction is decided: the first offset of the oldest ongoing
+        transaction, or the high watermark."""
+        end = self.high_watermark
+        first = self.producers.first_unstable_offset()
+        return end if first is None else min(first, end)
+
+    def aborted_transactions(self, start: int, upper: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of each aborted transaction overlapping [start, upper).
+        Its marker is at or after `start`, so in the segment holding `start` or a later one;
+        the search ends at an entry whose last stable offset reaches `upper` (any later abort
+        overlapping the range would have held that LSO down), as Kafka's does."""
+        found: list[tuple[int, int]] = []
+        segments = self.segments
+        for segment in segments[max(bisect.bisect_right(self._bases, start) - 1, 0):]:
+            for entry in segment.txn_index.entries:
+                if entry.last_offset >= start and entry.first_offset < upper:
+                    found.append((entry.producer_id, entry.first_offset))
+                if entry.last_stable_offset >= upper:
+                    return found
+        return found
+
+    def producer_states(self) -> list[ProducerInfo]:
+        """The producers this partition knows, for DescribeProducers."""
+        with self._mutex:
+            return self.producers.states()
+
     # --- reading ------------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> FileSlice | None:
+    def read(self, offset: int, max_bytes: int, upper: int | None = None) -> FileSlice | None:
         """Whole batches from the one containing `offset`, at least one even past `max_bytes`;
-        None at the high watermark."""
+        None at the high watermark. With `upper` (read_committed passes the last stable
+        offset) only batches below it, and None from it on."""
         end = self.high_watermark
         if offset == end:
             return None
@@ -434,6 +526,8 @@ class Partition:
                 f"offset {offset} is outside [{self.log_start_offset}, {end}] of "
                 f"{self.topic}-{self.index}"
             )
+        if upper is not None and upper < end:
+            return self._read_below(offset, max_bytes, upper)
         segments, bases = self.segments, self._bases
         i = bisect.bisect_right(bases, offset) - 1
         while i < len(segments):
@@ -452,6 +546,22 @@ class Partition:
                 return segment.slice(position, stop, next_offset)
             i += 1
         return None
+
+    def _read_below(self, offset: int, max_bytes: int, upper: int) -> FileSlice | None:
+        """`read` up to `upper`, an offset below the high watermark where a batch starts (the
+        first of an ongoing transaction)."""
+        if offset >= upper:
+            return None
+        found = self.read(offset, max_bytes)
+        if found is None or found.next_offset <= upper:
+            return found
+        # The slice runs past `upper`, so the batch starting there is in the slice's segment.
+        segment = self.segments[bisect.bisect_right(self._bases, upper) - 1]
+        stop = segment.find_position(upper)
+        if stop is None or stop <= found.position:
+            return None
+        self._read_hint = (upper, segment.base_offset, stop)
+        return segment.slice(found.position, stop, upper)
 
     def read_batches(self, offset: int, max_bytes: int) -> bytes:
         """`read` as bytes, for in-process consumers."""

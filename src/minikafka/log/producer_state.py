@@ -1,10 +1,15 @@
-"""Idempotent-producer bookkeeping for one partition (Kafka's ProducerStateManager).
+"""Idempotent and transactional producer bookkeeping for one partition (Kafka's
+ProducerStateManager).
 
 For each producer id we keep its epoch and the last five batches' sequence ranges, so a retried
-batch is answered with its original offsets and a gap is refused. The state is rebuilt on open from
-a snapshot plus the batch headers after it, so it survives restarts and crashes alike. A producer
-whose last batch is `producer.id.expiration.ms` old is forgotten, as in Kafka: clients that take a
-new id per instance (Java's) would otherwise grow the state, and every snapshot, without bound.
+batch is answered with its original offsets and a gap is refused. A transactional producer also
+has its ongoing transaction's first offset here (its first transactional batch starts it, a
+COMMIT or ABORT marker ends it) and the coordinator epoch of its last marker. The state is rebuilt
+on open from a snapshot plus the batch headers (and markers) after it, so it survives restarts
+and crashes alike: a transaction open at a SIGKILL is still open after it. A producer whose last
+batch or marker is `producer.id.expiration.ms` old is forgotten, as in Kafka, unless its
+transaction is ongoing: clients that take a new id per instance (Java's) would otherwise grow the
+state, and every snapshot, without bound.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from ..errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, InvalidTxnStateError, KafkaError
 from ..records import BatchHeader
 from .durable import write_atomically
 
@@ -44,6 +50,28 @@ class _BatchMeta:
 class _Producer:
     epoch: int
     batches: deque[_BatchMeta] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    last_timestamp: int = -1  # of its last batch or marker
+    coordinator_epoch: int = -1  # of its last marker
+    txn_first_offset: int = -1  # its ongoing transaction's first offset; -1: none
+
+
+class ProducerInfo(NamedTuple):
+    """One producer as DescribeProducers reports it."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
+
+
+class CompletedTxn(NamedTuple):
+    """A transaction a marker ended: what the aborted-transaction index needs of it."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
 
 
 def _last_sequence(header: BatchHeader) -> int:
@@ -56,13 +84,19 @@ class ProducerStateManager:
         self.snapshot_path = snapshot_path
         self.expiration_ms = expiration_ms
         self.producers: dict[int, _Producer] = {}
+        self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest ongoing transaction (None: none is ongoing)."""
+        return min(self.ongoing.values()) if self.ongoing else None
 
     def remove_expired(self, now_ms: int) -> int:
-        """Forget producers whose last batch's timestamp is `expiration_ms` old (Kafka's
-        removeExpiredProducers); return how many."""
+        """Forget producers whose last batch's or marker's timestamp is `expiration_ms` old
+        (Kafka's removeExpiredProducers), never one with an ongoing transaction; return how
+        many."""
         cutoff = now_ms - self.expiration_ms
         expired = [pid for pid, p in self.producers.items()
-                   if not p.batches or p.batches[-1].timestamp <= cutoff]
+                   if p.txn_first_offset < 0 and p.last_timestamp <= cutoff]
         for pid in expired:
             del self.producers[pid]
         return len(expired)
@@ -73,11 +107,10 @@ class ProducerStateManager:
         state = self.producers.get(header.producer_id)
         if state is None:
             return None
-        if header.producer_epoch < state.epoch:
-            raise InvalidProducerEpochError(
-                f"producer {header.producer_id} epoch {header.producer_epoch} is older than "
-                f"{state.epoch}"
-            )
+        self.check_epoch(header.producer_id, header.producer_epoch)
+        if state.txn_first_offset >= 0 and not header.is_transactional:
+            raise InvalidTxnStateError(f"producer {header.producer_id} sent a batch outside its "
+                                       "ongoing transaction")
         if header.producer_epoch > state.epoch or not state.batches:
             if header.base_sequence != 0 and header.producer_epoch > state.epoch:
                 raise OutOfOrderSequenceError(
@@ -96,16 +129,55 @@ class ProducerStateManager:
             )
         return None
 
+    def check_epoch(self, producer_id: int, epoch: int) -> None:
+        """Raise InvalidProducerEpochError if `epoch` is older than the producer's."""
+        state = self.producers.get(producer_id)
+        if state is not None and epoch < state.epoch:
+            raise InvalidProducerEpochError(
+                f"producer {producer_id} epoch {epoch} is older than {state.epoch}")
+
+    def _producer(self, producer_id: int, epoch: int) -> _Producer:
+        """The producer's state at `epoch`: a newer epoch starts its sequences afresh (its
+        ongoing transaction and coordinator epoch carry over: a marker still ends them)."""
+        state = self.producers.get(producer_id)
+        if state is None:
+            state = self.producers[producer_id] = _Producer(epoch)
+        elif epoch > state.epoch:
+            state = self.producers[producer_id] = _Producer(
+                epoch, last_timestamp=state.last_timestamp,
+                coordinator_epoch=state.coordinator_epoch,
+                txn_first_offset=state.txn_first_offset)
+        return state
+
     def update(self, header: BatchHeader) -> None:
-        """After an append (or while replaying the log on open)."""
+        """After an append of a data batch (or while replaying the log on open); markers go to
+        `complete`."""
         if header.producer_id < 0 or header.base_sequence < 0:
             return
-        state = self.producers.get(header.producer_id)
-        if state is None or header.producer_epoch > state.epoch:
-            state = self.producers[header.producer_id] = _Producer(header.producer_epoch)
+        state = self._producer(header.producer_id, header.producer_epoch)
         state.batches.append(_BatchMeta(header.base_sequence, _last_sequence(header),
                                         header.base_offset, header.last_offset,
                                         header.max_timestamp))
+        state.last_timestamp = header.max_timestamp
+        if header.is_transactional and state.txn_first_offset < 0:
+            state.txn_first_offset = self.ongoing[header.producer_id] = header.base_offset
+
+    def complete(self, header: BatchHeader, coordinator_epoch: int) -> CompletedTxn | None:
+        """After a marker's append (or replay): end the producer's ongoing transaction and
+        return it (None if it had none here)."""
+        state = self._producer(header.producer_id, header.producer_epoch)
+        state.last_timestamp = header.max_timestamp
+        state.coordinator_epoch = coordinator_epoch
+        first, state.txn_first_offset = state.txn_first_offset, -1
+        if first < 0:
+            return None
+        del self.ongoing[header.producer_id]
+        return CompletedTxn(header.producer_id, first, header.base_offset)
+
+    def states(self) -> list[ProducerInfo]:
+        return [ProducerInfo(pid, p.epoch, p.batches[-1].last_seq if p.batches else -1,
+                             p.last_timestamp, p.coordinator_epoch, p.txn_first_offset)
+                for pid, p in self.producers.items()]
 
     def load_snapshot(self, log_end_offset: int) -> int:
         """Load the snapshot; return the offset to replay headers from. The snapshot only saves
@@ -113,17 +185,20 @@ class ProducerStateManager:
         try:
             data = json.loads(self.snapshot_path.read_text())
             offset = int(data["offset"])
-            producers = {
-                int(pid): _Producer(int(p["epoch"]), deque((_BatchMeta(*b) for b in p["batches"]),
-                                                           maxlen=WINDOW))
-                for pid, p in data["producers"].items()
-            }
+            producers = {int(pid): _loaded(p) for pid, p in data["producers"].items()}
         except (OSError, ValueError, LookupError, TypeError, AttributeError):
             return 0
         if offset > log_end_offset:
             return 0  # the log was cut below the snapshot (recovery): replay everything
         self.producers = producers
+        self.ongoing = {pid: p.txn_first_offset for pid, p in producers.items()
+                        if p.txn_first_offset >= 0}
         return offset
+
+    def clear(self) -> None:
+        """Forget every producer (before replaying the whole log)."""
+        self.producers = {}
+        self.ongoing = {}
 
     def write_snapshot(self, offset: int) -> None:
         data = {
@@ -131,8 +206,19 @@ class ProducerStateManager:
             "producers": {
                 str(pid): {"epoch": p.epoch,
                            "batches": [[b.first_seq, b.last_seq, b.base_offset, b.last_offset,
-                                        b.timestamp] for b in p.batches]}
+                                        b.timestamp] for b in p.batches],
+                           "last_timestamp": p.last_timestamp,
+                           "coordinator_epoch": p.coordinator_epoch,
+                           "txn_first_offset": p.txn_first_offset}
                 for pid, p in self.producers.items()
             },
         }
         write_atomically(self.snapshot_path, json.dumps(data))
+
+
+def _loaded(p: Any) -> _Producer:
+    """A producer from the snapshot (one written before transactions lacks their fields)."""
+    batches = deque((_BatchMeta(*b) for b in p["batches"]), maxlen=WINDOW)
+    last = batches[-1].timestamp if batches else -1
+    return _Producer(int(p["epoch"]), batches, int(p.get("last_timestamp", last)),
+                     int(p.get("coordinator_epoch", -1)), int(p.get("txn_first_offset", -1)))

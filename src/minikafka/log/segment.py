@@ -20,6 +20,7 @@ from ..records import (
 )
 from .durable import storage_error, sync_directory, write_fully
 from .index import OffsetIndex, TimeIndex
+from .txn_index import TransactionIndex
 
 SCAN_CHUNK = 64 * 1024
 MAGIC_AT = 16
@@ -80,6 +81,8 @@ class LogSegment:
             self.time_index = TimeIndex(directory / segment_name(base_offset, ".timeindex"),
                                         base_offset)
             opened.pop_all()
+        self.txn_index = TransactionIndex(directory / segment_name(base_offset, ".txnindex"))
+        self.recovered_from = -1  # offset from which `recover` validated and cut the txn index
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
 
@@ -173,6 +176,7 @@ class LogSegment:
         if times.keys and times.values[-1] >= self.next_offset:
             times.load(self.next_offset)
             self.first_timestamp = times.keys[0] if times.keys else -1
+        self.txn_index.load(self.next_offset)
         return end == self.size
 
     def _points_at_batch(self, offset: int, position: int) -> bool:
@@ -192,6 +196,7 @@ class LogSegment:
         for pos, header in list(self.headers(0)):
             self._track(header, pos)
             end = pos + header.size
+        self.txn_index.load(self.next_offset)
         return end == self.size
 
     def recover(self, start: int = 0, upper: int | None = None) -> list[Damage]:
@@ -209,6 +214,9 @@ class LogSegment:
             self.load(0)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
+        # Aborts past the trusted part go with it; replaying the markers there rebuilds them.
+        self.recovered_from = self.next_offset
+        self.txn_index.truncate(self.next_offset)
         damage: list[Damage] = []
         pos = start
         while pos < file_size:
@@ -364,13 +372,16 @@ class LogSegment:
 
     def flush(self) -> None:
         os.fdatasync(self.fd)
+        self.txn_index.flush()
 
     def close(self) -> None:
         """Close the indexes; the log file closes when the last FileSlice using it is gone."""
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+        for path in (self.log_path, self.offset_index.path, self.time_index.path,
+                     self.txn_index.path):
             path.unlink(missing_ok=True)

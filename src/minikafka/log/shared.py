@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .partition import STATE_SIZE, Partition, PartitionState
+from .producer_state import ProducerInfo
 
 LOCK_FILE = "partition.lock"
 
@@ -95,6 +96,32 @@ class SharedPartition(Partition):
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         self._refresh()
         return super().offset_for_timestamp(timestamp)
+
+    # --- transactions: markers, ongoing transactions and aborts other processes wrote --------
+
+    @property
+    def last_stable_offset(self) -> int:
+        self._catch_up_producers()
+        return super().last_stable_offset
+
+    def producer_states(self) -> list[ProducerInfo]:
+        self._catch_up_producers()
+        return super().producer_states()
+
+    def aborted_transactions(self, start: int, upper: int) -> list[tuple[int, int]]:
+        self._refresh()
+        with self._mutex:  # older segments' indexes were read whole when they were rolled
+            self._active.txn_index.refresh(self.log_end_offset)
+        return super().aborted_transactions(start, upper)
+
+    def _catch_up_producers(self) -> None:
+        """Replay the headers and markers others published since the producer state was last
+        brought up to date (their writers wrote the index entries)."""
+        self._refresh()
+        with self._mutex:
+            if self._producers_at < self.log_end_offset:
+                self._replay_headers(self._producers_at, writer=False)
+                self._producers_at = self.log_end_offset
 
     def _refresh(self, writer: bool = False) -> None:
         """Bring this process's view up to the published state; a writer also adopts the whole
