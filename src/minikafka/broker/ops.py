@@ -426,8 +426,11 @@ COORDINATOR_EPOCH = 0  # one node that is always the coordinator: its epoch neve
 
 def verify_transactional(ctx: BrokerContext, batch: Batch, tp: TopicPartition) -> None:
     """A transactional batch is appended only to a partition of its producer's ongoing
-    transaction, under the transaction's epoch (Kafka's KIP-890 verification)."""
+    transaction, under the transaction's epoch (Kafka's KIP-890 verification). One without a
+    producer id is the log's to refuse (INVALID_RECORD)."""
     header = read_header(batch)
+    if header.producer_id < 0:
+        return
     error = ctx.transactions.coordinator.verify_produce(header.producer_id,
                                                         header.producer_epoch, tp)
     if error is not ErrorCode.NONE:

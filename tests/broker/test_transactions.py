@@ -1,0 +1,268 @@
+"""Transactions with real clients against a real broker (issue 12): confluent-kafka's and
+aiokafka's transactional producers, read_committed consumers, offsets committed in a
+transaction, a zombie fenced, a transaction that times out, the admin APIs, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from kafka.protocol.admin.transactions import (
+    DescribeTransactionsRequest,
+    ListTransactionsRequest,
+)
+from kafka.protocol.consumer import OffsetFetchRequest
+
+from minikafka.errors import ErrorCode
+
+from .conftest import InProcessBroker, RawClient, create_topic
+
+LOCAL_FENCED = -144  # librdkafka's error for PRODUCER_FENCED: "fenced by a newer instance"
+FAST = {"fetch.wait.max.ms": 50, "enable.auto.commit": False, "enable.partition.eof": True}
+
+
+def transactional(bootstrap: str, transactional_id: str, **config: object) -> Producer:
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                         "linger.ms": 5, **config})
+    producer.init_transactions(30)
+    return producer
+
+
+def read_all(bootstrap: str, topic: str, isolation: str, partitions: int = 1,
+             group: str = "reader") -> list[bytes]:
+    """Every record a consumer with `isolation` sees, up to the end of each partition."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "isolation.level": isolation, **FAST})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: list[bytes] = []
+    ended: set[int] = set()
+    deadline = time.monotonic() + 20
+    try:
+        while len(ended) < partitions:
+            assert time.monotonic() < deadline, f"no end of partitions after {got}"
+            msg = consumer.poll(1)
+            if msg is None:
+                continue
+            if msg.error():
+                assert msg.error().code() == -191, msg.error()  # partition EOF
+                ended.add(msg.partition())
+                continue
+            ended.discard(msg.partition())
+            got.append(msg.value())
+    finally:
+        consumer.close()
+    return got
+
+
+def describe(bootstrap: str, transactional_id: str) -> object:
+    client = RawClient(bootstrap)
+    try:
+        response = client.request(DescribeTransactionsRequest[0](
+            transactional_ids=[transactional_id]))
+    finally:
+        client.close()
+    return response.transaction_states[0]  # type: ignore[attr-defined]
+
+
+def wait_for_state(bootstrap: str, transactional_id: str, state: str, seconds: float = 10
+                   ) -> object:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = describe(bootstrap, transactional_id)
+        if found.transaction_state == state or time.monotonic() > deadline:  # type: ignore
+            return found
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def two_partitions(broker: InProcessBroker, topic: str) -> Iterator[str]:
+    yield create_topic(broker.bootstrap, topic, partitions=2)
+
+
+def test_commit_and_abort_with_read_committed(broker: InProcessBroker, two_partitions: str
+                                              ) -> None:
+    topic = two_partitions
+    producer = transactional(broker.bootstrap, f"{topic}-tx")
+    for round_, commit in enumerate((True, False, True)):
+        producer.begin_transaction()
+        for i in range(10):
+            producer.produce(topic, b"%d-%d" % (round_, i), partition=i % 2)
+        producer.flush(10)  # an abort drops what is not sent yet
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    committed = sorted(b"%d-%d" % (r, i) for r in (0, 2) for i in range(10))
+    assert sorted(read_all(broker.bootstrap, topic, "read_committed", 2)) == committed
+    # read_uncommitted sees the aborted records too, and neither sees the markers
+    everything = sorted(b"%d-%d" % (r, i) for r in range(3) for i in range(10))
+    assert sorted(read_all(broker.bootstrap, topic, "read_uncommitted", 2)) == everything
+    found = describe(broker.bootstrap, f"{topic}-tx")
+    assert found.transaction_state == "CompleteCommit"  # type: ignore[attr-defined]
+
+
+def test_an_open_transaction_is_invisible_to_read_committed(broker: InProcessBroker, topic: str
+                                                            ) -> None:
+    create_topic(broker.bootstrap, topic)
+    producer = transactional(broker.bootstrap, f"{topic}-tx")
+    producer.begin_transaction()
+    producer.produce(topic, b"pending")
+    producer.flush(10)
+    assert read_all(broker.bootstrap, topic, "read_committed") == []
+    assert read_all(broker.bootstrap, topic, "read_uncommitted") == [b"pending"]
+    found = describe(broker.bootstrap, f"{topic}-tx")
+    assert found.transaction_state == "Ongoing"  # type: ignore[attr-defined]
+    assert [(t.topic, t.partitions) for t in found.topics] == [(topic, [0])]  # type: ignore
+    producer.commit_transaction(30)
+    assert read_all(broker.bootstrap, topic, "read_committed") == [b"pending"]
+
+
+def _offset_fetch(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """OffsetFetch v7 with require_stable: (error, committed offset) of partition 0."""
+    client = RawClient(bootstrap)
+    try:
+        response = client.request(OffsetFetchRequest[7](
+            group_id=group, require_stable=True,
+            topics=[OffsetFetchRequest[7].OffsetFetchRequestTopic(
+                name=topic, partition_indexes=[0])]))
+    finally:
+        client.close()
+    part = response.topics[0].partitions[0]  # type: ignore[attr-defined]
+    return part.error_code, part.committed_offset
+
+
+def test_offsets_sent_to_a_transaction_appear_only_on_commit(broker: InProcessBroker,
+                                                             topic: str) -> None:
+    source, sink, group = create_topic(broker.bootstrap, topic), f"{topic}.out", f"{topic}-g"
+    create_topic(broker.bootstrap, sink)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, **FAST})
+    meta = consumer.consumer_group_metadata()
+    producer = transactional(broker.bootstrap, f"{topic}-tx")
+    try:
+        producer.begin_transaction()
+        producer.produce(sink, b"out-1")
+        producer.send_offsets_to_transaction([TopicPartition(source, 0, 5)], meta, 30)
+        assert _offset_fetch(broker.bootstrap, group, source) == (
+            ErrorCode.UNSTABLE_OFFSET_COMMIT, -1)
+        producer.commit_transaction(30)
+        assert consumer.committed([TopicPartition(source, 0)], 10)[0].offset == 5
+        assert _offset_fetch(broker.bootstrap, group, source) == (0, 5)
+
+        producer.begin_transaction()
+        producer.produce(sink, b"out-2")
+        producer.flush(10)
+        producer.send_offsets_to_transaction([TopicPartition(source, 0, 9)], meta, 30)
+        producer.abort_transaction(30)
+        assert consumer.committed([TopicPartition(source, 0)], 10)[0].offset == 5
+    finally:
+        consumer.close()
+    assert read_all(broker.bootstrap, sink, "read_committed") == [b"out-1"]
+
+
+def test_aiokafka_transactional_producer(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap,
+                                    transactional_id=f"{topic}-aio")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send_and_wait(topic, b"kept")
+            await producer.begin_transaction()
+            await producer.send_and_wait(topic, b"dropped")
+            await producer.abort_transaction()
+        finally:
+            await producer.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    assert read_all(broker.bootstrap, topic, "read_committed") == [b"kept"]
+
+
+def test_a_zombie_is_fenced(broker: InProcessBroker, topic: str) -> None:
+    """A second producer with the same transactional id aborts the first one's open
+    transaction and fences it: the zombie can neither commit nor write."""
+    create_topic(broker.bootstrap, topic)
+    zombie = transactional(broker.bootstrap, f"{topic}-tx")
+    zombie.begin_transaction()
+    zombie.produce(topic, b"zombie")
+    zombie.flush(10)
+    successor = transactional(broker.bootstrap, f"{topic}-tx")
+    with pytest.raises(KafkaException) as failed:
+        zombie.commit_transaction(10)
+    assert failed.value.args[0].fatal(), failed.value
+    assert failed.value.args[0].code() == LOCAL_FENCED, failed.value
+    successor.begin_transaction()
+    successor.produce(topic, b"successor")
+    successor.commit_transaction(30)
+    assert read_all(broker.bootstrap, topic, "read_committed") == [b"successor"]
+
+
+def test_a_transaction_past_its_timeout_is_aborted(own_broker: InProcessBroker, topic: str
+                                                  ) -> None:
+    own_broker.extra += ("--transaction-abort-timed-out-transaction-cleanup-interval-ms", "100")
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic)
+    producer = transactional(own_broker.bootstrap, f"{topic}-tx",
+                             **{"transaction.timeout.ms": 1000})
+    producer.begin_transaction()
+    producer.produce(topic, b"too slow")
+    producer.flush(10)
+    before = describe(own_broker.bootstrap, f"{topic}-tx")
+    found = wait_for_state(own_broker.bootstrap, f"{topic}-tx", "CompleteAbort")
+    assert found.transaction_state == "CompleteAbort"  # type: ignore[attr-defined]
+    assert found.producer_epoch == before.producer_epoch + 1  # type: ignore[attr-defined]
+    with pytest.raises(KafkaException):
+        producer.commit_transaction(10)
+    assert read_all(own_broker.bootstrap, topic, "read_committed") == []
+    assert "timed out" in own_broker.log()
+
+
+def test_timeouts_past_the_maximum_are_refused(own_broker: InProcessBroker, topic: str) -> None:
+    own_broker.extra += ("--transaction-max-timeout-ms", "5000")
+    own_broker.start()
+    producer = Producer({"bootstrap.servers": own_broker.bootstrap,
+                         "transactional.id": f"{topic}-tx", "transaction.timeout.ms": 10_000})
+    with pytest.raises(KafkaException) as failed:
+        producer.init_transactions(10)
+    assert failed.value.args[0].code() == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+
+
+def test_list_and_describe_transactions(broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    producer = transactional(broker.bootstrap, f"{topic}-open")
+    producer.begin_transaction()
+    producer.produce(topic, b"x")
+    producer.flush(10)
+    client = RawClient(broker.bootstrap)
+    try:
+        listed = client.request(ListTransactionsRequest[1](
+            state_filters=["Ongoing", "Nonsense"], producer_id_filters=[], duration_filter=-1))
+        missing = client.request(DescribeTransactionsRequest[0](transactional_ids=["nobody"]))
+    finally:
+        client.close()
+    assert listed.unknown_state_filters == ["Nonsense"]  # type: ignore[attr-defined]
+    assert f"{topic}-open" in [t.transactional_id for t in listed.transaction_states]  # type: ignore
+    assert missing.transaction_states[0].error_code == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND  # type: ignore
+    producer.abort_transaction(30)
+
+
+def test_an_open_transaction_survives_a_restart(own_broker: InProcessBroker, topic: str
+                                                ) -> None:
+    """The coordinator's state is in its log: after a restart the transaction is still open
+    and its producer commits it."""
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic)
+    producer = transactional(own_broker.bootstrap, f"{topic}-tx")
+    producer.begin_transaction()
+    producer.produce(topic, b"across a restart")
+    producer.flush(10)
+    own_broker.restart()
+    found = describe(own_broker.bootstrap, f"{topic}-tx")
+    assert found.transaction_state == "Ongoing"  # type: ignore[attr-defined]
+    producer.commit_transaction(30)
+    assert read_all(own_broker.bootstrap, topic, "read_committed") == [b"across a restart"]
