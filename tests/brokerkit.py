@@ -46,6 +46,7 @@ class InProcessBroker:
         self.extra = extra
         self.port = 0
         self.console_url: str | None = None  # the web console, unless started with --no-ui
+        self.server: Server | None = None  # while running: its broker's context for tests
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,7 +85,7 @@ class InProcessBroker:
             thread.join(timeout)
             self._detach_log()
             raise RuntimeError(f"broker did not start: {exc}\n{self.log()}") from exc
-        self._thread, self._status = thread, 0
+        self._thread, self._status, self.server = thread, 0, server
         self.port = server.broker.config.port
         self.console_url = server.console.url if server.console is not None else None
         return self
@@ -96,7 +97,7 @@ class InProcessBroker:
             raise ValueError(f"an in-process broker cannot take {signal.Signals(sig).name}")
         if self._thread is None:
             return None
-        thread, self._thread = self._thread, None
+        thread, self._thread, self.server = self._thread, None, None
         if thread.is_alive():
             assert self._loop is not None and self._stop is not None
             self._loop.call_soon_threadsafe(self._stop.set)

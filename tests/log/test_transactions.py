@@ -9,6 +9,7 @@ import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from logkit import FakeClock, make_batch, payload_id, read_records, rewrite_boot_id
@@ -322,3 +323,26 @@ def test_an_os_crash_after_a_roll_rebuilds_aborts_the_snapshot_is_past(
     assert again.aborted_transactions(0, again.last_stable_offset) == [(1, 0)]
     assert again.last_stable_offset == 3
     assert txnindex_entries(crashed / "t-0") == [(0, 1, 0, 2, 3)]
+
+
+# --- embedded mode: several processes share the partition -------------------------------------
+
+
+def test_other_processes_see_markers_lso_and_aborts(
+        open_log: OpenLog, spawn: Callable[..., Any], data_dir: Path) -> None:
+    """The catch-up paths: processes that opened the partition before another one wrote two
+    transactions and an abort see them, as readers and as the next writer."""
+    first = open_log()
+    first.create_topic("t", 1)
+    writer, reader = first.partition("t", 0), open_log().partition("t", 0)
+    assert reader.last_stable_offset == 0
+    worker = spawn("transact", data_dir, "t")
+    assert worker.finish() == 0, worker.stderr()
+    assert reader.last_stable_offset == 2                   # 2's transaction is open
+    assert reader.aborted_transactions(0, 5) == [(1, 0)]
+    assert writer.write_marker(2, 0, False, 0) == 5         # first thing after catching up
+    assert writer.last_stable_offset == reader.last_stable_offset == 6
+    assert reader.aborted_transactions(0, 6) == [(1, 0), (2, 2)]
+    assert txnindex_entries(writer.dir) == [(0, 1, 0, 4, 2), (0, 2, 2, 5, 6)]
+    assert {s.producer_id: s.current_txn_start_offset for s in reader.producer_states()} == {
+        1: -1, 2: -1}

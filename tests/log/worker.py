@@ -8,6 +8,9 @@ produce DIR TOPIC TAG SHARED [LIMIT]
 read DIR TOPIC TOTAL
     Follow partition 0 from offset 0 until TOTAL records were seen, checking that every read is
     whole valid batches with contiguous offsets; print "seen <n>" at the end.
+transact DIR TOPIC
+    Append a transactional batch of producer 1 and one of producer 2 to partition 0, abort 1's
+    transaction with a marker (2's stays open), print "done" and exit.
 commit DIR GROUP TOPIC COUNT
     Commit offset i (1..COUNT) for (TOPIC, i % 7) of GROUP, one commit at a time, and every tenth
     one also for (TOPIC-mark, i); the store compacts every 50 entries. Starts when DIR/go exists.
@@ -67,6 +70,17 @@ def read(data_dir: str, topic: str, total: str) -> None:
     manager.close()
 
 
+def transact(data_dir: str, topic: str) -> None:
+    manager = LogManager(data_dir)
+    partition = manager.partition(topic, 0)
+    for pid in (1, 2):
+        partition.append(make_batch(2, tag=f"p{pid}", producer_id=pid, producer_epoch=0,
+                                    base_sequence=0, transactional=True))
+    partition.write_marker(1, 0, False, 0)
+    print("done", flush=True)
+    manager.close()
+
+
 def commit(data_dir: str, group: str, topic: str, count: str) -> None:
     store = OffsetStore(Path(data_dir) / "offsets.log",
                         compact_min_entries=50)
@@ -82,4 +96,5 @@ def commit(data_dir: str, group: str, topic: str, count: str) -> None:
 
 
 if __name__ == "__main__":
-    {"produce": produce, "read": read, "commit": commit}[sys.argv[1]](*sys.argv[2:])
+    roles = {"produce": produce, "read": read, "transact": transact, "commit": commit}
+    roles[sys.argv[1]](*sys.argv[2:])

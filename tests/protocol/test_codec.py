@@ -40,9 +40,9 @@ def test_served_versions_match_the_issues() -> None:
                       14: (0, 5), 15: (0, 5), 16: (0, 4), 42: (0, 2), 47: (0, 0),
                       # client quotas (issue 11)
                       48: (0, 1), 49: (0, 1),
-                      # transactions (issue 12)
+                      # transactions (issue 12): the coordinator's side, then the log's
                       22: (0, 5), 24: (0, 3), 25: (0, 4), 26: (0, 4), 28: (0, 4), 65: (0, 0),
-                      66: (0, 2)}
+                      66: (0, 2), 61: (0, 0)}
 
 
 def test_request_header_v1_by_hand() -> None:

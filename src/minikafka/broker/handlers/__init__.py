@@ -20,6 +20,7 @@ from . import (
     list_offsets,
     metadata,
     produce,
+    producers,
     quotas,
     topics,
     transactions,
@@ -34,6 +35,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     topics,
     configs,
     transactions,
+    producers,
     groups,
     quotas,
 )

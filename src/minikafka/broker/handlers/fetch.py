@@ -4,6 +4,10 @@ Nothing here reads record bytes: the log hands out `FileSlice`s and the connecti
 with sendfile. Each partition's answer starts at the batch containing the fetch offset (clients
 skip records before their offset). Only the first partition that returns data may exceed its
 byte limits (KIP-74); later ones that would overflow return nothing this time.
+
+Under read_committed (isolation level 1) a partition's answer stops at its last stable offset
+and lists the aborted transactions overlapping what it returns, from the `.txnindex` files:
+clients drop those transactions' records and skip the markers themselves.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
         partition = ctx.log.partition(topic, index)
     except KafkaError as exc:
         return PartitionData(index, exc.code, records=b""), 0
+    stable = partition.last_stable_offset
     data = PartitionData(
         index,
         high_watermark=partition.high_watermark,
-        last_stable_offset=partition.high_watermark,  # no transactions: all is stable
+        last_stable_offset=stable,
         log_start_offset=partition.log_start_offset,
         aborted_transactions=[] if read_committed else None,
         records=b"",
@@ -56,13 +61,17 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
         return data, 0
     limit = min(request.partition_max_bytes, budget)
     try:
-        found = partition.read(request.fetch_offset, max(limit, 1))
+        found = partition.read(request.fetch_offset, max(limit, 1),
+                               stable if read_committed else None)
     except KafkaError as exc:  # OFFSET_OUT_OF_RANGE
         data.error_code = exc.code
         return data, 0
     if found is None or not (first or found.length <= limit):
         return data, 0
     data.records = found
+    if read_committed:
+        data.aborted_transactions = partition.aborted_transactions(request.fetch_offset,
+                                                                   found.next_offset)
     return data, found.length
 
 

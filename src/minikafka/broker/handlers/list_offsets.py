@@ -1,5 +1,8 @@
 """ListOffsets (2) and OffsetForLeaderEpoch (23): where a partition's log starts and ends.
 
+LATEST is the high watermark, or under read_committed (isolation level 1) the last stable offset:
+a read_committed consumer starting at the end must not start inside an open transaction.
+
 With one leader at the constant epoch 0, the end offset of epoch 0 is the log end offset, and
 no other epoch has one; clients validating a position with epoch 0 always find it intact.
 """
@@ -14,14 +17,16 @@ from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH, Partition
 from ...protocol.codec import RequestHeader, response_class
 from ..context import Api, BrokerContext
+from .fetch import READ_COMMITTED
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 
-def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
+def _lookup(partition: Partition, timestamp: int, read_committed: bool) -> tuple[int, int]:
     """(offset, timestamp) for a ListOffsets spec; (-1, -1) when no record qualifies."""
     if timestamp == LATEST:
-        return partition.high_watermark, -1
+        return (partition.last_stable_offset if read_committed
+                else partition.high_watermark), -1
     if timestamp == EARLIEST:
         return partition.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
@@ -39,6 +44,7 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
     cls = response_class(ApiKey.ListOffsets, header.api_version)
     topic_cls = cls.ListOffsetsTopicResponse
     part_cls = topic_cls.ListOffsetsPartitionResponse
+    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED  # v2+
     topics = []
     for topic in request.topics:
         partitions = []
@@ -49,7 +55,7 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 if wanted.current_leader_epoch > LEADER_EPOCH:
                     raise KafkaError("leader epoch from the future", ErrorCode.UNKNOWN_LEADER_EPOCH)
-                offset, timestamp = _lookup(partition, wanted.timestamp)
+                offset, timestamp = _lookup(partition, wanted.timestamp, read_committed)
             except KafkaError as exc:
                 answer.error_code = exc.code
             else:
