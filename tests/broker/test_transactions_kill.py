@@ -94,12 +94,13 @@ def test_consume_transform_produce_killed_again_and_again_is_exactly_once(
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)
         if killed < kills:
-            # Kill it after some commits, at a random moment (mid-transaction, mid-commit...).
+            # Kill it a few transactions in, at a random moment: with its records on the
+            # broker, while it commits offsets, while it commits...
             assert proc.stdout is not None
-            for _ in range(rng.randint(1, 6)):
+            for _ in range(rng.randint(1, 12)):
                 if not proc.stdout.readline():
                     break
-            time.sleep(rng.random() * 0.05)
+            time.sleep(rng.random() * 0.003)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed += 1

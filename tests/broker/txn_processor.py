@@ -3,7 +3,8 @@
 
 Reads SOURCE (read_committed, from the group's committed offset), and for every few records
 writes `out:<value>` to SINK and commits the source offsets in the same transaction
-(send_offsets_to_transaction). Prints "committed <n>" after each commit (flushed), and exits
+(send_offsets_to_transaction). Prints "sent <n>" once a transaction's records are on the broker
+and "committed <n>" after its commit (flushed), so a kill can aim at either moment; exits
 once a poll finds nothing more to do for 2 s. A SIGKILL at any moment must leave every input
 reflected exactly once in SINK after the next instance (same transactional id) is done.
 """
@@ -37,6 +38,8 @@ def main(bootstrap: str, source: str, sink: str, group: str, transactional_id: s
         for message in messages:
             producer.produce(sink, b"out:" + message.value())
         next_offset = messages[-1].offset() + 1
+        producer.flush(30)
+        print(f"sent {next_offset}", flush=True)
         producer.send_offsets_to_transaction([TopicPartition(source, 0, next_offset)],
                                              consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(30)
