@@ -16,10 +16,21 @@ from kafka.protocol.admin.transactions import (
     ListTransactionsRequest,
 )
 from kafka.protocol.consumer import OffsetFetchRequest
+from kafka.protocol.producer import (
+    AddPartitionsToTxnRequest,
+    EndTxnRequest,
+    InitProducerIdRequest,
+)
 
+from diskkit import PAGE, SmallDisk, small_disk
 from minikafka.errors import ErrorCode
+from minikafka.records import encode_batch
 
 from .conftest import InProcessBroker, RawClient, create_topic
+from .test_bad_input import partition_error, produce_request
+from .test_disk_full import disk_broker
+
+__all__ = ["disk_broker", "small_disk"]  # fixtures
 
 LOCAL_FENCED = -144  # librdkafka's error for PRODUCER_FENCED: "fenced by a newer instance"
 FAST = {"fetch.wait.max.ms": 50, "enable.auto.commit": False, "enable.partition.eof": True}
@@ -266,3 +277,59 @@ def test_an_open_transaction_survives_a_restart(own_broker: InProcessBroker, top
     assert found.transaction_state == "Ongoing"  # type: ignore[attr-defined]
     producer.commit_transaction(30)
     assert read_all(own_broker.bootstrap, topic, "read_committed") == [b"across a restart"]
+
+
+def _page_sized_batch(pid: int, epoch: int) -> bytes:
+    """A transactional batch of exactly one page, so the marker after it needs a new page."""
+    for size in range(PAGE):
+        batch = encode_batch([(None, b"x" * size, (), None)], producer_id=pid,
+                             producer_epoch=epoch, base_sequence=0, transactional=True)
+        if len(batch) == PAGE:
+            return batch
+    raise AssertionError("no value length makes a one-page batch")
+
+
+def test_markers_refused_by_a_full_disk_are_written_later(
+        small_disk: SmallDisk, disk_broker: InProcessBroker) -> None:
+    """EndTxn whose COMMIT marker the disk refuses answers NOT_COORDINATOR (clients retry),
+    the transaction stays PrepareCommit with nothing of it visible to read_committed, and the
+    periodic check writes the marker once there is room: then all of it is visible, once,
+    also after a restart."""
+    disk_broker.extra += ("--transaction-abort-timed-out-transaction-cleanup-interval-ms", "100")
+    disk_broker.restart()
+    bootstrap = disk_broker.bootstrap
+    create_topic(bootstrap, "t")
+    raw = RawClient(bootstrap)
+    try:
+        init = raw.request(InitProducerIdRequest[4](transactional_id="tx",
+                                                    transaction_timeout_ms=60_000))
+        pid, epoch = init.producer_id, init.producer_epoch  # type: ignore[attr-defined]
+        add = AddPartitionsToTxnRequest[3]
+        added = raw.request(add(v3_and_below_transactional_id="tx", v3_and_below_producer_id=pid,
+                                v3_and_below_producer_epoch=epoch, v3_and_below_topics=[
+                                    add.AddPartitionsToTxnTopic(name="t", partitions=[0])]))
+        assert added.results_by_topic_v3_and_below[0].results_by_partition[0] \
+            .partition_error_code == 0  # type: ignore[attr-defined]
+        assert partition_error(raw.request(produce_request(
+            "t", _page_sized_batch(pid, epoch)))) == 0
+        small_disk.fill(leave=0)
+
+        def end() -> int:
+            return raw.request(EndTxnRequest[3](  # type: ignore[attr-defined]
+                transactional_id="tx", producer_id=pid, producer_epoch=epoch,
+                committed=True)).error_code
+
+        assert end() == ErrorCode.NOT_COORDINATOR
+        assert describe(bootstrap, "tx").transaction_state == "PrepareCommit"  # type: ignore
+        assert end() == ErrorCode.CONCURRENT_TRANSACTIONS  # the broker finishes it itself
+        assert read_all(bootstrap, "t", "read_committed") == []
+        small_disk.release()
+        found = wait_for_state(bootstrap, "tx", "CompleteCommit")
+        assert found.transaction_state == "CompleteCommit"  # type: ignore[attr-defined]
+        assert end() == 0  # a retry of the commit that is done
+    finally:
+        raw.close()
+    assert len(read_all(bootstrap, "t", "read_committed")) == 1
+    disk_broker.restart()
+    assert len(read_all(bootstrap, "t", "read_committed")) == 1
+    assert describe(bootstrap, "tx").transaction_state == "CompleteCommit"  # type: ignore
