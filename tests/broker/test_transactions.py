@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from kafka import KafkaProducer, OffsetAndMetadata
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.admin.transactions import (
     DescribeTransactionsRequest,
     ListTransactionsRequest,
@@ -192,6 +194,27 @@ def test_aiokafka_transactional_producer(broker: InProcessBroker, topic: str) ->
 
     asyncio.run(asyncio.wait_for(run(), 60))
     assert read_all(broker.bootstrap, topic, "read_committed") == [b"kept"]
+
+
+def test_kafka_python_transactional_producer_with_offsets(broker: InProcessBroker, topic: str
+                                                          ) -> None:
+    source, sink = create_topic(broker.bootstrap, topic), f"{topic}.out"
+    create_topic(broker.bootstrap, sink)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=f"{topic}-kp")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(sink, b"kept")
+        producer.send_offsets_to_transaction(
+            {KafkaTopicPartition(source, 0): OffsetAndMetadata(3, "", -1)}, f"{topic}-g")
+        producer.commit_transaction()
+        producer.begin_transaction()
+        producer.send(sink, b"dropped").get(10)
+        producer.abort_transaction()
+    finally:
+        producer.close(5)
+    assert read_all(broker.bootstrap, sink, "read_committed") == [b"kept"]
+    assert _offset_fetch(broker.bootstrap, f"{topic}-g", source) == (0, 3)
 
 
 def test_a_zombie_is_fenced(broker: InProcessBroker, topic: str) -> None:
