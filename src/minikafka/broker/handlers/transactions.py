@@ -94,20 +94,26 @@ async def handle_add_partitions(ctx: BrokerContext, header: RequestHeader, reque
         for topic, parts in by_topic.items()])
 
 
-async def handle_add_offsets(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    check = TxnCheck(request.transactional_id, request.producer_id, request.producer_epoch)
-    error = await ops.change_transaction(ctx, ctx.transactions.coordinator.add_offsets(
-        check, request.group_id, ctx.transactions.clock()))
-    cls = response_class(ApiKey.AddOffsetsToTxn, header.api_version)
+def _check(request: Any) -> TxnCheck:
+    return TxnCheck(request.transactional_id, request.producer_id, request.producer_epoch)
+
+
+def _answer(header: RequestHeader, error: ErrorCode) -> Any:
+    """The answer of an API whose only field is its error (AddOffsetsToTxn, EndTxn v0-4)."""
+    cls = response_class(header.api_key, header.api_version)
     return cls(throttle_time_ms=0, error_code=_for_version(error, header))
+
+
+async def handle_add_offsets(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    return _answer(header, await ops.change_transaction(
+        ctx, ctx.transactions.coordinator.add_offsets(_check(request), request.group_id,
+                                                      ctx.transactions.clock())))
 
 
 async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    check = TxnCheck(request.transactional_id, request.producer_id, request.producer_epoch)
-    error = await ops.end_transaction(ctx, ctx.transactions.coordinator.end_transaction(
-        check, request.committed, ctx.transactions.clock()))
-    cls = response_class(ApiKey.EndTxn, header.api_version)
-    return cls(throttle_time_ms=0, error_code=_for_version(error, header))
+    return _answer(header, await ops.end_transaction(
+        ctx, ctx.transactions.coordinator.end_transaction(_check(request), request.committed,
+                                                          ctx.transactions.clock())))
 
 
 # --- TxnOffsetCommit ------------------------------------------------------------------------------
@@ -116,7 +122,7 @@ async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any
 async def handle_txn_offset_commit(ctx: BrokerContext, header: RequestHeader, request: Any
                                    ) -> Any:
     version = header.api_version
-    txn = TxnCheck(request.transactional_id, request.producer_id, request.producer_epoch)
+    txn = _check(request)
     check = OffsetCommitCheck(request.group_id, request.member_id if version >= 3 else "",
                               request.generation_id if version >= 3 else -1,
                               request.group_instance_id if version >= 3 else None)
