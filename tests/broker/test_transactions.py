@@ -5,8 +5,10 @@ transaction, a zombie fenced, a transaction that times out, the admin APIs, rest
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -302,6 +304,56 @@ def test_an_open_transaction_survives_a_restart(own_broker: InProcessBroker, top
     assert read_all(own_broker.bootstrap, topic, "read_committed") == [b"across a restart"]
 
 
+def open_raw_transaction(raw: RawClient, transactional_id: str, topic: str,
+                         batch: Callable[[int, int], bytes]) -> tuple[int, int]:
+    """InitProducerId, AddPartitionsToTxn (partition 0 of `topic`) and a Produce of
+    `batch(producer id, epoch)`, raw; returns the producer id and epoch."""
+    init = raw.request(InitProducerIdRequest[4](transactional_id=transactional_id,
+                                                transaction_timeout_ms=60_000))
+    pid, epoch = init.producer_id, init.producer_epoch  # type: ignore[attr-defined]
+    add = AddPartitionsToTxnRequest[3]
+    added = raw.request(add(v3_and_below_transactional_id=transactional_id,
+                            v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
+                            v3_and_below_topics=[add.AddPartitionsToTxnTopic(name=topic,
+                                                                             partitions=[0])]))
+    assert added.results_by_topic_v3_and_below[0].results_by_partition[0] \
+        .partition_error_code == 0  # type: ignore[attr-defined]
+    assert partition_error(raw.request(produce_request(topic, batch(pid, epoch)))) == 0
+    return pid, epoch
+
+
+def end_txn(pid: int, epoch: int, transactional_id: str = "tx") -> object:
+    return EndTxnRequest[3](transactional_id=transactional_id, producer_id=pid,
+                            producer_epoch=epoch, committed=True)
+
+
+def _one_record(pid: int, epoch: int) -> bytes:
+    return encode_batch([(None, b"r", (), None)], producer_id=pid, producer_epoch=epoch,
+                        base_sequence=0, transactional=True)
+
+
+def test_a_client_gone_during_end_txn_leaves_no_transaction_stuck(own_broker: InProcessBroker
+                                                                  ) -> None:
+    """Under --flush always, EndTxn waits for fsyncs; a client that hangs up meanwhile must not
+    leave its transaction half-changed (answered CONCURRENT_TRANSACTIONS forever): the
+    coordinator's work goes on without it, as Kafka's does."""
+    own_broker.extra += ("--flush", "always")
+    own_broker.start()
+    bootstrap = own_broker.bootstrap
+    create_topic(bootstrap, "t")
+    for attempt in range(5):
+        tid = f"gone-{attempt}"
+        raw = RawClient(bootstrap)
+        pid, epoch = open_raw_transaction(raw, tid, "t", _one_record)
+        request = end_txn(pid, epoch, tid)
+        request.with_header(correlation_id=9, client_id="raw")  # type: ignore[attr-defined]
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.send(request.encode(header=True, framed=True))  # type: ignore[attr-defined]
+        raw.close()  # at once, with a reset: the broker's handler is still at work
+        found = wait_for_state(bootstrap, tid, "CompleteCommit", seconds=5)
+        assert found.transaction_state == "CompleteCommit", attempt  # type: ignore[attr-defined]
+
+
 def _page_sized_batch(pid: int, epoch: int) -> bytes:
     """A transactional batch of exactly one page, so the marker after it needs a new page."""
     for size in range(PAGE):
@@ -324,23 +376,11 @@ def test_markers_refused_by_a_full_disk_are_written_later(
     create_topic(bootstrap, "t")
     raw = RawClient(bootstrap)
     try:
-        init = raw.request(InitProducerIdRequest[4](transactional_id="tx",
-                                                    transaction_timeout_ms=60_000))
-        pid, epoch = init.producer_id, init.producer_epoch  # type: ignore[attr-defined]
-        add = AddPartitionsToTxnRequest[3]
-        added = raw.request(add(v3_and_below_transactional_id="tx", v3_and_below_producer_id=pid,
-                                v3_and_below_producer_epoch=epoch, v3_and_below_topics=[
-                                    add.AddPartitionsToTxnTopic(name="t", partitions=[0])]))
-        assert added.results_by_topic_v3_and_below[0].results_by_partition[0] \
-            .partition_error_code == 0  # type: ignore[attr-defined]
-        assert partition_error(raw.request(produce_request(
-            "t", _page_sized_batch(pid, epoch)))) == 0
+        pid, epoch = open_raw_transaction(raw, "tx", "t", _page_sized_batch)
         small_disk.fill(leave=0)
 
         def end() -> int:
-            return raw.request(EndTxnRequest[3](  # type: ignore[attr-defined]
-                transactional_id="tx", producer_id=pid, producer_epoch=epoch,
-                committed=True)).error_code
+            return raw.request(end_txn(pid, epoch)).error_code  # type: ignore[attr-defined]
 
         assert end() == ErrorCode.NOT_COORDINATOR
         assert describe(bootstrap, "tx").transaction_state == "PrepareCommit"  # type: ignore

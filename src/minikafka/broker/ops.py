@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
 
 from ..errors import (
     CorruptRecordError,
@@ -422,6 +424,24 @@ def alter_client_quotas(ctx: BrokerContext, entity: Entity, changes: Ops,
 # transaction whose markers were refused is finished by the next periodic check.
 
 COORDINATOR_EPOCH = 0  # one node that is always the coordinator: its epoch never changes
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_UNFINISHED: set[asyncio.Task[Any]] = set()  # what `_to_the_end` runs (the loop keeps weak refs)
+
+
+def _to_the_end(op: Callable[_P, Coroutine[Any, Any, _T]]
+                ) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Run a transaction change to its end even when the request that asked for it is
+    cancelled (its client hung up while it waited for an fsync): half done, it would leave
+    the transactional id pending forever. Kafka's coordinator goes on without the client too."""
+    @functools.wraps(op)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        task = asyncio.ensure_future(op(*args, **kwargs))
+        _UNFINISHED.add(task)
+        task.add_done_callback(_UNFINISHED.discard)
+        return await asyncio.shield(task)
+
+    return run
 
 
 def verify_transactional(ctx: BrokerContext, batch: Batch, tp: TopicPartition) -> None:
@@ -456,6 +476,13 @@ async def write_transit(ctx: BrokerContext, transit: Transit) -> ErrorCode:
     return ErrorCode.NONE
 
 
+async def transaction_work_done() -> None:
+    """On shutdown, before the log closes: every transaction change `_to_the_end` runs is over."""
+    if _UNFINISHED:
+        await asyncio.wait(list(_UNFINISHED))
+
+
+@_to_the_end
 async def change_transaction(ctx: BrokerContext, decided: Transit | ErrorCode) -> ErrorCode:
     """The answer to a request the coordinator decided: its error, or its change stored."""
     if isinstance(decided, ErrorCode):
@@ -502,6 +529,7 @@ async def finish_transaction(ctx: BrokerContext, transit: Transit) -> ErrorCode:
     return await write_transit(ctx, done)
 
 
+@_to_the_end
 async def end_transaction(ctx: BrokerContext, decided: Transit | ErrorCode) -> ErrorCode:
     """EndTxn (or an abort the coordinator starts): Prepare* stored, markers, Complete*."""
     error = await change_transaction(ctx, decided)
@@ -510,6 +538,7 @@ async def end_transaction(ctx: BrokerContext, decided: Transit | ErrorCode) -> E
     return await finish_transaction(ctx, decided)
 
 
+@_to_the_end
 async def init_transactional_producer(ctx: BrokerContext, transactional_id: str,
                                       timeout_ms: int, expected: tuple[int, int] | None
                                       ) -> tuple[ErrorCode, int, int]:

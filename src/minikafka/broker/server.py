@@ -147,6 +147,7 @@ class Broker:
             if stuck:
                 await asyncio.wait(stuck)
         await ctx.groups.close()
+        await ops.transaction_work_done()
         await asyncio.to_thread(ctx.log.flush)
         await asyncio.to_thread(ctx.transactions.log.flush)
         ctx.transactions.log.close()
