@@ -39,7 +39,14 @@ from ..errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log import (
+    AppendInfo,
+    InvalidProducerEpochError,
+    OffsetAndMetadata,
+    Partition,
+    TopicConfig,
+    validate_topic_name,
+)
 from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
@@ -499,9 +506,14 @@ def _write_markers(ctx: BrokerContext, transit: Transit) -> list[Partition]:
             partition = ctx.log.partition(topic, index)
         except UnknownTopicOrPartitionError:
             continue
-        with _storing(ctx):
-            partition.write_marker(transit.producer_id, transit.producer_epoch, transit.commit,
-                                   COORDINATOR_EPOCH)
+        try:
+            with _storing(ctx):
+                partition.write_marker(transit.producer_id, transit.producer_epoch,
+                                       transit.commit, COORDINATOR_EPOCH)
+        except InvalidProducerEpochError as exc:  # the log knows a newer epoch: not ours to end
+            log.error("transaction %s: no marker on %s-%d: %s", transit.transactional_id, topic,
+                      index, str(exc))
+            continue
         ctx.appends.notify((topic, index))  # read_committed fetches may move on now
         written.append(partition)
     return written

@@ -148,9 +148,6 @@ class TxnCheck:
     producer_epoch: int
 
 
-ALL_STATES = frozenset(TxnState)
-
-
 @dataclass(slots=True)
 class TransactionCoordinator:
     """Every transactional id this broker knows and its current (last written) metadata."""
@@ -192,10 +189,9 @@ class TransactionCoordinator:
         """The transit is in the transaction log: it is the current metadata now.
         `keep_pending`: more work follows before others may change it (markers after
         Prepare*)."""
-        txn = self._txns.get(transit.transactional_id)
         self._set(transit)
-        txn = self._txns.get(transit.transactional_id, txn)
-        if txn is not None:
+        txn = self._txns.get(transit.transactional_id)
+        if txn is not None:  # None: Dead, forgotten
             txn.pending = keep_pending
 
     def abandon(self, transactional_id: str) -> None:
