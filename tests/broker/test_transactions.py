@@ -258,6 +258,24 @@ def test_a_transaction_past_its_timeout_is_aborted(own_broker: InProcessBroker, 
     assert "timed out" in own_broker.log()
 
 
+def test_idle_transactional_ids_expire(own_broker: InProcessBroker, topic: str) -> None:
+    own_broker.extra += ("--transactional-id-expiration-ms", "200",
+                         "--transaction-remove-expired-transaction-cleanup-interval-ms", "50")
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic)
+    producer = transactional(own_broker.bootstrap, f"{topic}-tx")
+    producer.begin_transaction()
+    producer.produce(topic, b"x")
+    producer.commit_transaction(30)
+    gone = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+    deadline = time.monotonic() + 10
+    while describe(own_broker.bootstrap, f"{topic}-tx").error_code != gone:  # type: ignore
+        assert time.monotonic() < deadline, "the id did not expire"
+        time.sleep(0.05)
+    own_broker.restart()  # forgotten for good: the transaction log says so
+    assert describe(own_broker.bootstrap, f"{topic}-tx").error_code == gone  # type: ignore
+
+
 def test_timeouts_past_the_maximum_are_refused(own_broker: InProcessBroker, topic: str) -> None:
     own_broker.extra += ("--transaction-max-timeout-ms", "5000")
     own_broker.start()
