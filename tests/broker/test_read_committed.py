@@ -1,12 +1,16 @@
 """read_committed on the wire: transactional batches produced raw, markers written through the
-broker's partition, and real consumers (confluent-kafka, kafka-python) that see committed
+broker's partition, and real consumers (confluent-kafka, kafka-python, aiokafka) that see committed
 records only under read_committed, every data record under read_uncommitted, never a marker."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
@@ -108,22 +112,48 @@ def test_confluent_read_committed_sees_committed_records_only(
     assert consume(broker.bootstrap, topic, "read_committed") == [*COMMITTED, b"c0"]
 
 
-def test_kafka_python_read_committed_skips_aborts_and_markers(
-        broker: InProcessBroker, raw: RawClient, topic: str) -> None:
+def kafka_python_reads(bootstrap: str, topic: str, isolation: str, end: int) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             fetch_max_wait_ms=50, isolation_level=isolation)
+    tp = KafkaTopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    got: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while consumer.position(tp) < end and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            got += [r.value for r in records]
+    consumer.close()
+    return got
+
+
+def aiokafka_reads(bootstrap: str, topic: str, isolation: str, end: int) -> list[bytes]:
+    async def main() -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                    fetch_max_wait_ms=50, isolation_level=isolation)
+        await consumer.start()
+        try:
+            tp = AioTopicPartition(topic, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            got: list[bytes] = []
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=200)
+                got += [m.value for m in batches.get(tp, [])]
+            return got
+        finally:
+            await consumer.stop()
+    return asyncio.run(asyncio.wait_for(main(), 10))
+
+
+@pytest.mark.parametrize("reads", [kafka_python_reads, aiokafka_reads],
+                         ids=["kafka-python", "aiokafka"])
+def test_python_clients_read_committed_skip_aborts_and_markers(
+        broker: InProcessBroker, raw: RawClient, topic: str,
+        reads: Callable[[str, str, str, int], list[bytes]]) -> None:
     transactions(broker, raw, topic).write_marker(103, 0, False, 0)
-    got: dict[str, list[bytes]] = {}
-    for isolation in ("read_committed", "read_uncommitted"):
-        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
-                                 fetch_max_wait_ms=50, isolation_level=isolation)
-        tp = KafkaTopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        got[isolation] = []
-        deadline = time.monotonic() + 10
-        while consumer.position(tp) < 11 and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                got[isolation] += [r.value for r in records]
-        consumer.close()
+    got = {isolation: reads(broker.bootstrap, topic, isolation, 11)
+           for isolation in ("read_committed", "read_uncommitted")}
     assert got == {"read_committed": COMMITTED, "read_uncommitted": EVERYTHING}
 
 

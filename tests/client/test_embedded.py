@@ -229,3 +229,16 @@ def test_course_exercise_resumes_after_the_printer_is_killed(tmp_path: Path) -> 
     printer.wait()
     assert set(seen) == {f"#{n:04d}" for n in range(1, 61)}  # none skipped
     assert len(seen) - 60 <= kills  # at most the one printed-but-uncommitted order per kill
+
+
+def test_the_consumer_steps_over_transaction_markers(tmp_path: Path) -> None:
+    """Markers are not records: a consumer never returns one, and its position passes a
+    marker that ends the log, as a Kafka consumer's does."""
+    with Producer(tmp_path) as producer:
+        producer.send("t", b"plain", partition=0)
+    log = LogManager(tmp_path)
+    log.partition("t", 0).write_marker(7, 0, True, 0)
+    with Consumer(tmp_path, "t", auto_offset_reset="earliest") as consumer:
+        assert [m.value for m in drain(consumer)] == [b"plain"]
+        assert consumer.position("t", 0) == 2
+    log.close()

@@ -165,3 +165,38 @@ def test_delete_records_on_a_full_disk(small_disk: SmallDisk, appender: Appender
     appender.log = LogManager(appender.path, exclusive=True)
     assert appender.partition.log_start_offset == 25
     assert [payload_id(r.value) for r in read_records(appender.partition)] == appender.acked
+
+
+def txn_batch(pid: int, size: int = 100) -> bytes:
+    return make_batch(1, size=size, tag=f"p{pid}", producer_id=pid, producer_epoch=0,
+                      base_sequence=0, transactional=True)
+
+
+@pytest.mark.parametrize("refused", [".txnindex", ".log"])
+def test_a_refused_abort_marker_leaves_no_entry_and_the_transaction_open(
+        small_disk: SmallDisk, appender: Appender, refused: str) -> None:
+    """An ABORT's index entry is written before its marker: if the entry cannot be written (a
+    new .txnindex needs a page), nothing is; if the marker cannot be, the entry is cut back.
+    Either way the transaction is still open (the LSO holds), and the abort the coordinator
+    retries lands once."""
+    part = appender.partition
+    earlier = []
+    if refused == ".log":
+        part.append(txn_batch(1))
+        part.write_marker(1, 0, False, 0)                   # the index file has its page
+        earlier = [(1, 0)]
+    end = part.segments[-1].size
+    start = part.append(txn_batch(2, size=100 + (PAGE - 20 - end - len(txn_batch(2))) % PAGE)
+                        ).base_offset
+    assert part.segments[-1].size % PAGE == PAGE - 20       # no room for a marker in its page
+    small_disk.fill(leave=0)
+    with pytest.raises(KafkaStorageError):
+        part.write_marker(2, 0, False, 0)
+    assert (part.log_end_offset, part.last_stable_offset) == (start + 1, start)
+    index = appender.path / "t-0" / f"{0:020d}.txnindex"
+    assert index.stat().st_size == 34 * len(earlier)
+    small_disk.release()
+    assert part.write_marker(2, 0, False, 0) == start + 1
+    assert part.last_stable_offset == start + 2
+    assert part.aborted_transactions(0, start + 2) == [*earlier, (2, start)]
+    assert index.stat().st_size == 34 * (len(earlier) + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -346,3 +347,60 @@ def test_other_processes_see_markers_lso_and_aborts(
     assert txnindex_entries(writer.dir) == [(0, 1, 0, 4, 2), (0, 2, 2, 5, 6)]
     assert {s.producer_id: s.current_txn_start_offset for s in reader.producer_states()} == {
         1: -1, 2: -1}
+
+
+def test_a_writer_catching_up_keeps_the_aborts_others_wrote(
+        log: LogManager, spawn: Callable[..., Any]) -> None:
+    """A process whose producer state caught up (an LSO read) but not its index, then writes
+    after another process's abort: the entries on disk stay, each once, in order."""
+    log.create_topic("t", 1)
+    part = log.partition("t", 0)
+    assert spawn("transact", log.data_dir, "t", 1).finish() == 0    # 0-3, abort of 1 at 4
+    assert part.last_stable_offset == 2
+    assert spawn("transact", log.data_dir, "t", 3).finish() == 0    # 5-8, abort of 3 at 9
+    assert part.write_marker(2, 0, False, 0) == 10
+    assert txnindex_entries(part.dir) == [(0, 1, 0, 4, 2), (0, 3, 5, 9, 2), (0, 2, 2, 10, 7)]
+    assert part.aborted_transactions(0, 11) == [(1, 0), (3, 5), (2, 2)]
+
+
+def test_damage_set_aside_takes_the_entries_of_the_markers_cut_out(
+        open_part: Callable[..., Partition]) -> None:
+    """The index keeps to the log: a marker cut out of an older segment with the damage around
+    it takes its entry along; the other abort's stays."""
+    part = open_part(**{"segment.bytes": 600})
+    part.append(txn_batch(1, 1))                            # 0
+    part.write_marker(1, 0, False, 0)                       # 1
+    part.append(txn_batch(2, 1))                            # 2
+    part.write_marker(2, 0, False, 0)                       # 3  damaged below
+    for i in range(3):
+        part.append(make_batch(3, start=3 * i))             # later segments
+    assert part.aborted_transactions(0, 4) == [(1, 0), (2, 2)]
+    first_log = part.segments[0].log_path
+    again = open_part(close=True)
+    assert len(again.segments) > 1
+    pos = list(iter_batches(first_log.read_bytes()))[3][0]
+    with open(first_log, "r+b") as f:
+        os.pwrite(f.fileno(), struct.pack(">i", 20), pos + 8)  # a length shorter than a header
+    again = open_part(close=True)
+    assert again.damaged_bytes > 0
+    assert txnindex_entries(again.dir) == [(0, 1, 0, 1, 2)]
+    assert again.aborted_transactions(0, again.last_stable_offset) == [(1, 0)]
+
+
+def test_a_sigkill_mid_transaction_leaves_it_open_for_the_coordinator(
+        open_log: OpenLog, spawn: Callable[..., Any], data_dir: Path) -> None:
+    """A process SIGKILLed with one transaction aborted and one open: reopened as a broker, the
+    open one still holds the LSO until the coordinator's marker ends it."""
+    first = open_log()
+    first.create_topic("t", 1)
+    first.close()
+    worker = spawn("transact", data_dir, "t", 1, "hold")
+    deadline = time.monotonic() + 10
+    while "done" not in worker.lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.kill()
+    part = open_log(exclusive=True).partition("t", 0)
+    assert (part.last_stable_offset, part.high_watermark) == (2, 5)
+    assert part.aborted_transactions(0, 2) == [(1, 0)]
+    assert part.write_marker(2, 0, True, 0) == 5
+    assert part.last_stable_offset == part.high_watermark == 6

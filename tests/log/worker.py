@@ -8,9 +8,10 @@ produce DIR TOPIC TAG SHARED [LIMIT]
 read DIR TOPIC TOTAL
     Follow partition 0 from offset 0 until TOTAL records were seen, checking that every read is
     whole valid batches with contiguous offsets; print "seen <n>" at the end.
-transact DIR TOPIC
-    Append a transactional batch of producer 1 and one of producer 2 to partition 0, abort 1's
-    transaction with a marker (2's stays open), print "done" and exit.
+transact DIR TOPIC [PID] [hold]
+    Append a transactional batch of producer PID (default 1) and one of producer PID + 1 to
+    partition 0, abort PID's transaction with a marker (the other stays open), and exit; with
+    `hold`, print "done" and wait to be killed instead.
 commit DIR GROUP TOPIC COUNT
     Commit offset i (1..COUNT) for (TOPIC, i % 7) of GROUP, one commit at a time, and every tenth
     one also for (TOPIC-mark, i); the store compacts every 50 entries. Starts when DIR/go exists.
@@ -70,14 +71,17 @@ def read(data_dir: str, topic: str, total: str) -> None:
     manager.close()
 
 
-def transact(data_dir: str, topic: str) -> None:
+def transact(data_dir: str, topic: str, first_pid: str = "1", hold: str = "") -> None:
     manager = LogManager(data_dir)
     partition = manager.partition(topic, 0)
-    for pid in (1, 2):
-        partition.append(make_batch(2, tag=f"p{pid}", producer_id=pid, producer_epoch=0,
-                                    base_sequence=0, transactional=True))
-    partition.write_marker(1, 0, False, 0)
-    print("done", flush=True)
+    pid = int(first_pid)
+    for producer in (pid, pid + 1):
+        partition.append(make_batch(2, tag=f"p{producer}", producer_id=producer,
+                                    producer_epoch=0, base_sequence=0, transactional=True))
+    partition.write_marker(pid, 0, False, 0)
+    if hold:
+        print("done", flush=True)
+        time.sleep(60)
     manager.close()
 
 

@@ -138,6 +138,14 @@ class Consumer:
                 out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
                 for m in out:
                     self._consumed[(m.topic, m.partition)] = m.offset + 1
+                # A partition whose fetched records are all out is consumed up to its fetch
+                # position, past any marker after its last record (the buffer holds one fetch,
+                # partition after partition: only the first one left can still be pending).
+                pending = (self._buffer[0].topic, self._buffer[0].partition) if self._buffer \
+                    else None
+                for tp in {(m.topic, m.partition) for m in out}:
+                    if tp != pending:
+                        self._consumed[tp] = self._positions[tp]
                 self._maybe_auto_commit()
                 return out
             self._maybe_auto_commit()
@@ -163,14 +171,17 @@ class Consumer:
             if not data:
                 continue
             topic, index = tp
+            buffered = len(self._buffer)
             for batch in decode_batches(data):
-                if batch.header.is_control:
-                    continue
-                self._buffer.extend(
-                    Message(topic, index, r.offset, r.key, r.value, r.headers, r.timestamp or 0)
-                    for r in batch.records if r.offset >= position
-                )
+                if not batch.header.is_control:  # a transaction marker is no record
+                    self._buffer.extend(
+                        Message(topic, index, r.offset, r.key, r.value, r.headers,
+                                r.timestamp or 0)
+                        for r in batch.records if r.offset >= position
+                    )
                 self._positions[tp] = batch.header.next_offset
+            if len(self._buffer) == buffered:  # markers only: consumed by being read
+                self._consumed[tp] = self._positions[tp]
 
     # --- positions and commits --------------------------------------------------------------------
 

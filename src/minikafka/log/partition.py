@@ -283,7 +283,7 @@ class Partition:
             self.recovered_bytes += d.size
         fresh = self._new_segment(segment.base_offset)
         fresh.rebuild_indexes()
-        fresh.txn_index.retain({h.base_offset for _p, h in fresh.headers() if h.is_control})
+        fresh.recovered_from = segment.recovered_from
         return fresh
 
     def _repair(self, segment: LogSegment) -> None:
@@ -304,9 +304,10 @@ class Partition:
             self._read_hint = (-1, -1, 0)
 
     def _replay_producers(self, recovered_from: int | None) -> None:
-        """Rebuild producer state from the snapshot and the batch headers after it. Recovery cut
-        the aborted-transaction index from `recovered_from` on: the replay must cover that, and
-        rebuilds it from the markers; a snapshot past it is then no use."""
+        """Rebuild producer state from the snapshot and the batch headers after it. Recovery
+        validated the log from `recovered_from` on, where abort entries may be missing (never
+        flushed): the replay must cover that to add them again from the markers, and a snapshot
+        past it is then no use."""
         start = self.producers.load_snapshot(self.log_end_offset)
         if recovered_from is not None and recovered_from < start:
             self.producers.clear()
@@ -465,7 +466,8 @@ class Partition:
             try:
                 segment.append(buf, header)
             except BaseException:
-                segment.txn_index.truncate(base)
+                if aborted:
+                    segment.txn_index.cut_back(aborted)
                 raise
             self.producers.complete(header, coordinator_epoch)
             self.log_end_offset = header.next_offset

@@ -214,9 +214,8 @@ class LogSegment:
             self.load(0)
         self.offset_index.truncate_entries(len(self.offset_index.keys))
         self.time_index.truncate_entries(len(self.time_index.keys))
-        # Aborts past the trusted part go with it; replaying the markers there rebuilds them.
-        self.recovered_from = self.next_offset
-        self.txn_index.truncate(self.next_offset)
+        trusted = self.recovered_from = self.next_offset
+        markers: set[int] = set()
         damage: list[Damage] = []
         pos = start
         while pos < file_size:
@@ -228,8 +227,14 @@ class LogSegment:
                 pos = end
                 continue
             self._track(header, pos)
+            if header.is_control:
+                markers.add(header.base_offset)
             pos += header.size
         self.size = file_size
+        # An abort's entry goes where its marker went; entries missing for the markers left
+        # are added again by the replay of the producer state that follows on open.
+        self.txn_index.load(1 << 62)
+        self.txn_index.retain(lambda e: e.last_offset < trusted or e.last_offset in markers)
         return damage
 
     def _valid_batch(self, pos: int, end: int, upper: int | None) -> BatchHeader | None:

@@ -148,6 +148,9 @@ class SharedPartition(Partition):
                 self.log_end_offset = active.next_offset
                 self._publish()
             if self._producers_at < self.log_end_offset:
+                # Others' aborts are in the index file: read them before the replay adds any
+                # missing (it appends after the entries it knows).
+                self._active.txn_index.refresh(self.log_end_offset)
                 self._replay_headers(self._producers_at)
 
     def _reload_segments(self, state: PartitionState) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,7 +55,8 @@ class TransactionIndex:
 
     def load(self, limit: int) -> None:
         """Read the file afresh, up to the entries whose marker is below `limit` (the log end
-        as this process knows it; recovery cuts the others with `truncate`)."""
+        as this process knows it: others are not published yet, or are left by a writer that
+        died; recovery sorts them out with `retain`)."""
         self.entries.clear()
         self.refresh(limit)
 
@@ -91,25 +94,23 @@ class TransactionIndex:
         """Whether the entry of the marker at `last_offset`, or of a later one, is here."""
         return bool(self.entries) and self.entries[-1].last_offset >= last_offset
 
-    def truncate(self, limit: int) -> None:
-        """Drop the entries of markers at or past `limit` (a log cut back there)."""
-        keep = len(self.entries)
-        while keep and self.entries[keep - 1].last_offset >= limit:
-            keep -= 1
-        del self.entries[keep:]
-        if self._fd >= 0:
-            os.ftruncate(self._fd, keep * ENTRY_SIZE)
+    def cut_back(self, entry: AbortedTxn) -> None:
+        """Undo the `append` of `entry`, the last one, whose marker could not be written. Should
+        the truncation fail too, the next append still writes at its place."""
+        if self.entries[-1:] == [entry]:
+            self.entries.pop()
+            with suppress(OSError):
+                os.ftruncate(self._fd, len(self.entries) * ENTRY_SIZE)
 
-    def retain(self, markers: set[int]) -> None:
-        """Keep only the entries whose marker offsets are in `markers` (damage cut out of the
-        log took the others' markers with it) and rewrite the file."""
-        kept = [e for e in self.entries if e.last_offset in markers]
-        if len(kept) == len(self.entries):
-            return
-        self.entries = kept
+    def retain(self, keep: Callable[[AbortedTxn], bool]) -> None:
+        """Keep only the entries `keep` accepts (recovery: those whose markers are in the log)
+        and make the file hold exactly them."""
+        kept = [e for e in self.entries if keep(e)]
         if self._fd >= 0:
-            os.ftruncate(self._fd, 0)
-            write_fully(self._fd, b"".join(_ENTRY.pack(VERSION, *e) for e in kept), 0)
+            if kept != self.entries:
+                write_fully(self._fd, b"".join(_ENTRY.pack(VERSION, *e) for e in kept), 0)
+            os.ftruncate(self._fd, len(kept) * ENTRY_SIZE)
+        self.entries = kept
 
     def flush(self) -> None:
         if self._dirty:
