@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka import KafkaProducer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
@@ -24,6 +25,7 @@ from kafka.protocol.producer import (
     AddPartitionsToTxnRequest,
     EndTxnRequest,
     InitProducerIdRequest,
+    TxnOffsetCommitRequest,
 )
 
 from diskkit import PAGE, SmallDisk, small_disk
@@ -178,6 +180,47 @@ def test_offsets_sent_to_a_transaction_appear_only_on_commit(broker: InProcessBr
     assert read_all(broker.bootstrap, sink, "read_committed") == [b"out-1"]
 
 
+def test_offsets_of_a_group_member_are_checked_against_its_generation(
+        broker: InProcessBroker, topic: str) -> None:
+    """KIP-447: send_offsets_to_transaction with a subscribed consumer's group metadata carries
+    its member id and generation, which the group coordinator checks as for OffsetCommit."""
+    create_topic(broker.bootstrap, topic)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce(topic, b"in")
+    plain.flush(10)
+    group = f"{topic}-g"
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", **FAST})
+    consumer.subscribe([topic])
+    producer = transactional(broker.bootstrap, f"{topic}-tx")
+    try:
+        deadline = time.monotonic() + 20
+        while (msg := consumer.poll(0.5)) is None or msg.error():
+            assert time.monotonic() < deadline, "no assignment"
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, msg.offset() + 1)],
+                                             consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        assert consumer.committed([TopicPartition(topic, 0)], 10)[0].offset == 1
+    finally:
+        consumer.close()
+    stale = TxnOffsetCommitRequest[3]
+    client = RawClient(broker.bootstrap)
+    try:
+        pid = describe(broker.bootstrap, f"{topic}-tx").producer_id  # type: ignore[attr-defined]
+        answer = client.request(stale(
+            transactional_id=f"{topic}-tx", group_id=group, producer_id=pid, producer_epoch=0,
+            generation_id=99, member_id="gone", group_instance_id=None, topics=[
+                stale.TxnOffsetCommitRequestTopic(name=topic, partitions=[
+                    stale.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                        partition_index=0, committed_offset=0, committed_leader_epoch=-1,
+                        committed_metadata="")])]))
+    finally:
+        client.close()
+    assert answer.topics[0].partitions[0].error_code in (  # type: ignore[attr-defined]
+        ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID)
+
+
 def test_aiokafka_transactional_producer(broker: InProcessBroker, topic: str) -> None:
     create_topic(broker.bootstrap, topic)
 
@@ -188,6 +231,8 @@ def test_aiokafka_transactional_producer(broker: InProcessBroker, topic: str) ->
         try:
             async with producer.transaction():
                 await producer.send_and_wait(topic, b"kept")
+                await producer.send_offsets_to_transaction(
+                    {AioTopicPartition(topic, 0): 1}, f"{topic}-g")
             await producer.begin_transaction()
             await producer.send_and_wait(topic, b"dropped")
             await producer.abort_transaction()
@@ -196,6 +241,7 @@ def test_aiokafka_transactional_producer(broker: InProcessBroker, topic: str) ->
 
     asyncio.run(asyncio.wait_for(run(), 60))
     assert read_all(broker.bootstrap, topic, "read_committed") == [b"kept"]
+    assert _offset_fetch(broker.bootstrap, f"{topic}-g", topic) == (0, 1)
 
 
 def test_kafka_python_transactional_producer_with_offsets(broker: InProcessBroker, topic: str
