@@ -1,13 +1,16 @@
 """The transaction coordinator's state machine (broker/transactions.py), driven with an injected
 clock: no broker, no sleeps. Each change is a transit the test "writes" by completing it, as
-`ops` does after the transaction log took it."""
+`ops` does after the transaction log took it. Then the transaction log on real files."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from minikafka.broker.transaction_service import TransactionLog
 from minikafka.broker.transactions import (
     MAX_EPOCH,
     IllegalStateTransition,
@@ -240,3 +243,37 @@ def test_list_filters(d: Driver) -> None:
     assert [t.transactional_id for t in listed(pattern="b.*")] == ["b"]
     assert listed(min_duration_ms=10, now_ms=d.now + 5) == []
     assert len(listed(min_duration_ms=10, now_ms=d.now + 10)) == 1
+
+
+def test_the_transaction_log_keeps_the_last_state_of_each_id(tmp_path: Path) -> None:
+    """Real files: each id's last record is what a reopened log holds, a Dead record forgets
+    the id, a torn last record (a killed writer) is cut, and compaction keeps only the live
+    state."""
+    d = Driver()
+    _, pid, epoch = d.init()
+    check = TxnCheck(TID, pid, epoch)
+    written = TransactionLog(tmp_path / "transactions.log", compact_min_entries=10)
+    added = d.coordinator.add_offsets(check, "g", d.now)
+    assert isinstance(added, Transit)
+    d.write(added)
+    offsets = d.coordinator.commit_offsets(check, "g", [(TP, OffsetAndMetadata(7, 3, "m", 5))],
+                                           d.now)
+    assert isinstance(offsets, Transit)
+    for transit in (added, offsets):
+        written.write(transit)
+    written.write(replace(added, transactional_id="other", state=TxnState.EMPTY))
+    written.write(replace(added, transactional_id="other", state=TxnState.DEAD))
+    written.close()
+    with open(tmp_path / "transactions.log", "ab") as torn:
+        torn.write(b"\x00\x00\x01\x00 torn")
+    reopened = TransactionLog(tmp_path / "transactions.log", compact_min_entries=10)
+    assert reopened.transactions() == [offsets]
+    path = tmp_path / "transactions.log"
+    before = path.stat().st_size
+    reopened.write(offsets)
+    record = path.stat().st_size - before
+    for _ in range(15):  # superseded records pile up until compaction rewrites the file
+        reopened.write(offsets)
+    assert path.stat().st_size < 10 * record  # 20 records were written, 16 of them since
+    reopened.close()
+    assert TransactionLog(tmp_path / "transactions.log").transactions() == [offsets]
