@@ -274,6 +274,6 @@ def test_the_transaction_log_keeps_the_last_state_of_each_id(tmp_path: Path) -> 
     record = path.stat().st_size - before
     for _ in range(15):  # superseded records pile up until compaction rewrites the file
         reopened.write(offsets)
-    assert path.stat().st_size < 12 * record  # 20 records were written (4 replaced by then)
+    assert path.stat().st_size < 12 * record  # 20 records without compaction
     reopened.close()
     assert TransactionLog(tmp_path / "transactions.log").transactions() == [offsets]
