@@ -461,9 +461,10 @@ def verify_transactional(ctx: BrokerContext, batch: Batch, tp: TopicPartition) -
     error = ctx.transactions.coordinator.verify_produce(header.producer_id,
                                                         header.producer_epoch, tp)
     if error is not ErrorCode.NONE:
+        why = "a newer epoch fenced it" if error is ErrorCode.INVALID_PRODUCER_EPOCH \
+            else "the partition is not in its ongoing transaction"
         raise KafkaError(f"transactional batch of producer {header.producer_id} epoch "
-                         f"{header.producer_epoch} to {tp[0]}-{tp[1]}: the partition is not in "
-                         "its ongoing transaction", error)
+                         f"{header.producer_epoch} to {tp[0]}-{tp[1]}: {why}", error)
 
 
 async def write_transit(ctx: BrokerContext, transit: Transit) -> ErrorCode:
@@ -525,12 +526,12 @@ async def finish_transaction(ctx: BrokerContext, transit: Transit) -> ErrorCode:
     (never half-visible after a restart: Prepare* is finished on start) and is retried."""
     service = ctx.transactions
     try:
-        flushed: list[Flushable] = list(_write_markers(ctx, transit))
+        flushed: set[Flushable] = set(_write_markers(ctx, transit))
         if transit.commit:
             for group, offsets in transit.pending_offsets().items():
                 with _storing(ctx):
                     ctx.log.offsets.commit(group, offsets)
-                flushed.append(ctx.log.offsets)
+                flushed.add(ctx.log.offsets)
         await durable(ctx, flushed)
     except (KafkaStorageError, OSError) as exc:
         service.coordinator.abandon(transit.transactional_id)
