@@ -49,6 +49,16 @@ def transactional(bootstrap: str, transactional_id: str, **config: object) -> Pr
     return producer
 
 
+def open_transaction(bootstrap: str, transactional_id: str, topic: str, value: bytes = b"x",
+                     partition: int = 0, **config: object) -> Producer:
+    """A transactional producer whose open transaction has `value` on the broker."""
+    producer = transactional(bootstrap, transactional_id, **config)
+    producer.begin_transaction()
+    producer.produce(topic, value, partition=partition)
+    producer.flush(10)
+    return producer
+
+
 def read_all(bootstrap: str, topic: str, isolation: str, partitions: int = 1,
              group: str = "reader") -> list[bytes]:
     """Every record a consumer with `isolation` sees, up to the end of each partition."""
@@ -125,10 +135,7 @@ def test_commit_and_abort_with_read_committed(broker: InProcessBroker, two_parti
 def test_an_open_transaction_is_invisible_to_read_committed(broker: InProcessBroker, topic: str
                                                             ) -> None:
     create_topic(broker.bootstrap, topic)
-    producer = transactional(broker.bootstrap, f"{topic}-tx")
-    producer.begin_transaction()
-    producer.produce(topic, b"pending")
-    producer.flush(10)
+    producer = open_transaction(broker.bootstrap, f"{topic}-tx", topic, b"pending")
     assert read_all(broker.bootstrap, topic, "read_committed") == []
     assert read_all(broker.bootstrap, topic, "read_uncommitted") == [b"pending"]
     found = describe(broker.bootstrap, f"{topic}-tx")
@@ -269,10 +276,7 @@ def test_a_zombie_is_fenced(broker: InProcessBroker, topic: str) -> None:
     """A second producer with the same transactional id aborts the first one's open
     transaction and fences it: the zombie can neither commit nor write."""
     create_topic(broker.bootstrap, topic)
-    zombie = transactional(broker.bootstrap, f"{topic}-tx")
-    zombie.begin_transaction()
-    zombie.produce(topic, b"zombie")
-    zombie.flush(10)
+    zombie = open_transaction(broker.bootstrap, f"{topic}-tx", topic, b"zombie")
     successor = transactional(broker.bootstrap, f"{topic}-tx")
     with pytest.raises(KafkaException) as failed:
         zombie.commit_transaction(10)
@@ -289,11 +293,8 @@ def test_a_transaction_past_its_timeout_is_aborted(own_broker: InProcessBroker, 
     own_broker.extra += ("--transaction-abort-timed-out-transaction-cleanup-interval-ms", "100")
     own_broker.start()
     create_topic(own_broker.bootstrap, topic)
-    producer = transactional(own_broker.bootstrap, f"{topic}-tx",
-                             **{"transaction.timeout.ms": 1000})
-    producer.begin_transaction()
-    producer.produce(topic, b"too slow")
-    producer.flush(10)
+    producer = open_transaction(own_broker.bootstrap, f"{topic}-tx", topic, b"too slow",
+                                **{"transaction.timeout.ms": 1000})
     before = describe(own_broker.bootstrap, f"{topic}-tx")
     found = wait_for_state(own_broker.bootstrap, f"{topic}-tx", "CompleteAbort")
     assert found.transaction_state == "CompleteAbort"  # type: ignore[attr-defined]
@@ -309,9 +310,7 @@ def test_idle_transactional_ids_expire(own_broker: InProcessBroker, topic: str) 
                          "--transaction-remove-expired-transaction-cleanup-interval-ms", "50")
     own_broker.start()
     create_topic(own_broker.bootstrap, topic)
-    producer = transactional(own_broker.bootstrap, f"{topic}-tx")
-    producer.begin_transaction()
-    producer.produce(topic, b"x")
+    producer = open_transaction(own_broker.bootstrap, f"{topic}-tx", topic, b"x")
     producer.commit_transaction(30)
     gone = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
     deadline = time.monotonic() + 10
@@ -334,10 +333,7 @@ def test_timeouts_past_the_maximum_are_refused(own_broker: InProcessBroker, topi
 
 def test_list_and_describe_transactions(broker: InProcessBroker, topic: str) -> None:
     create_topic(broker.bootstrap, topic)
-    producer = transactional(broker.bootstrap, f"{topic}-open")
-    producer.begin_transaction()
-    producer.produce(topic, b"x")
-    producer.flush(10)
+    producer = open_transaction(broker.bootstrap, f"{topic}-open", topic, b"x")
     client = RawClient(broker.bootstrap)
     try:
         listed = client.request(ListTransactionsRequest[1](
@@ -357,10 +353,7 @@ def test_an_open_transaction_survives_a_restart(own_broker: InProcessBroker, top
     and its producer commits it."""
     own_broker.start()
     create_topic(own_broker.bootstrap, topic)
-    producer = transactional(own_broker.bootstrap, f"{topic}-tx")
-    producer.begin_transaction()
-    producer.produce(topic, b"across a restart")
-    producer.flush(10)
+    producer = open_transaction(own_broker.bootstrap, f"{topic}-tx", topic, b"across a restart")
     own_broker.restart()
     found = describe(own_broker.bootstrap, f"{topic}-tx")
     assert found.transaction_state == "Ongoing"  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker.test_transactions import transactional
+from broker.test_transactions import open_transaction
 
 from .conftest import InProcessBroker, create_topic, mk
 from .test_cli_groups import table
@@ -15,10 +15,7 @@ from .test_cli_groups import table
 
 def test_list_and_describe_over_the_wire(broker: InProcessBroker, topic: str) -> None:
     create_topic(broker.bootstrap, topic, 2)
-    producer = transactional(broker.bootstrap, f"{topic}-tx")
-    producer.begin_transaction()
-    producer.produce(topic, b"x", partition=1)
-    producer.flush(10)
+    producer = open_transaction(broker.bootstrap, f"{topic}-tx", topic, partition=1)
     listed = mk(broker, "transactions", "list", "--state", "Ongoing")
     assert listed.returncode == 0, listed.stderr
     rows = {row[0]: row for row in table(listed.stdout, "TRANSACTIONAL")}
@@ -38,10 +35,7 @@ def test_on_a_data_directory(tmp_path: Path) -> None:
     broker = InProcessBroker(tmp_path / "data", "--no-ui").start()
     try:
         create_topic(broker.bootstrap, "t", 1)
-        producer = transactional(broker.bootstrap, "offline-tx")
-        producer.begin_transaction()
-        producer.produce("t", b"x")
-        producer.flush(10)
+        open_transaction(broker.bootstrap, "offline-tx", "t")  # left open by the stop
     finally:
         broker.stop()
 
