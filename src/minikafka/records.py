@@ -249,6 +249,7 @@ def encode_batch(
     log_append_time: bool = False,
     now_ms: int | None = None,
     transactional: bool = False,
+    control: bool = False,
 ) -> bytes:
     """Build one RecordBatch v2 with a valid CRC-32C from `Record`s or, faster, from
     (key, value, headers, timestamp) rows."""
@@ -279,18 +280,10 @@ def encode_batch(
         append(inner)
     payload = compress(Compression(compression), b"".join(body))
     attributes = (int(compression) | (TIMESTAMP_TYPE_BIT if log_append_time else 0)
-                  | (TRANSACTIONAL_BIT if transactional else 0))
-    return _framed(attributes, len(rows) - 1, base_ts, max_ts, producer_id, producer_epoch,
-                   base_sequence, len(rows), payload, base_offset)
-
-
-def _framed(attributes: int, last_offset_delta: int, base_ts: int, max_ts: int,
-            producer_id: int, producer_epoch: int, base_sequence: int, count: int,
-            payload: bytes, base_offset: int = 0) -> bytes:
-    """A batch header (with its CRC-32C) in front of `payload`, its records."""
+                  | (TRANSACTIONAL_BIT if transactional else 0) | (CONTROL_BIT if control else 0))
     tail = struct.pack(
-        ">hiqqqhii", attributes, last_offset_delta, base_ts, max_ts,
-        producer_id, producer_epoch, base_sequence, count,
+        ">hiqqqhii", attributes, len(rows) - 1, base_ts, max_ts,
+        producer_id, producer_epoch, base_sequence, len(rows),
     ) + payload
     crc = crc32c(tail)
     return struct.pack(">qiibI", base_offset, HEADER_SIZE - LOG_OVERHEAD + len(payload), 0, MAGIC,
@@ -310,11 +303,9 @@ def encode_marker(producer_id: int, producer_epoch: int, commit: bool, coordinat
     the coordinator epoch; transactional and control, base sequence -1. Clients skip it."""
     key = _MARKER_KEY.pack(0, COMMIT if commit else ABORT)
     value = _MARKER_VALUE.pack(0, coordinator_epoch)
-    inner = b"".join((b"\x00\x00\x00", encode_varint(len(key)), key,
-                      encode_varint(len(value)), value, b"\x00"))
-    payload = encode_varint(len(inner)) + inner
-    return _framed(TRANSACTIONAL_BIT | CONTROL_BIT, 0, timestamp_ms, timestamp_ms, producer_id,
-                   producer_epoch, -1, 1, payload, base_offset)
+    return encode_batch([(key, value, (), timestamp_ms)], base_offset=base_offset,
+                        producer_id=producer_id, producer_epoch=producer_epoch,
+                        transactional=True, control=True)
 
 
 def decode_marker(batch: bytes) -> tuple[bool, int]:

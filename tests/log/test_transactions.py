@@ -17,14 +17,7 @@ from logkit import FakeClock, make_batch, payload_id, read_records, rewrite_boot
 
 from minikafka.errors import InvalidRecordError, InvalidTxnStateError
 from minikafka.log import InvalidProducerEpochError, LogManager, Partition
-from minikafka.records import (
-    decode_batch,
-    decode_batches,
-    encode_batch,
-    iter_batches,
-    read_header,
-    set_max_timestamp,
-)
+from minikafka.records import decode_batch, decode_batches, encode_batch, iter_batches
 
 OpenLog = Callable[..., LogManager]
 TXN_ENTRY = struct.Struct(">hqqqq")  # Kafka's AbortedTxn: version, pid, first, last, LSO
@@ -176,11 +169,9 @@ def test_marker_without_an_ongoing_transaction_is_still_written(
 
 def test_transactional_batches_are_validated(open_part: Callable[..., Partition]) -> None:
     part = open_part()
-    control = bytearray(make_batch(1, producer_id=3, producer_epoch=0, base_sequence=0))
-    control[22] |= 0x20  # attributes' low byte: the control bit; CRC made right below
-    set_max_timestamp(control, read_header(control).max_timestamp)
     with pytest.raises(InvalidRecordError, match="control"):
-        part.append(control)
+        part.append(make_batch(1, producer_id=3, producer_epoch=0, base_sequence=0,
+                               transactional=True, control=True))
     with pytest.raises(InvalidRecordError, match="producer id"):
         part.append(encode_batch([(None, b"x", (), None)], transactional=True))
     part.append(txn_batch(3))
@@ -404,3 +395,20 @@ def test_a_sigkill_mid_transaction_leaves_it_open_for_the_coordinator(
     assert part.aborted_transactions(0, 2) == [(1, 0)]
     assert part.write_marker(2, 0, True, 0) == 5
     assert part.last_stable_offset == part.high_watermark == 6
+
+
+def test_the_lso_never_falls_below_the_log_start(open_part: Callable[..., Partition]) -> None:
+    """An open transaction whose first batch was deleted (DeleteRecords, retention) holds the
+    LSO at the log start, as Kafka's does: not below it, where a read_committed consumer could
+    neither start nor move."""
+    part = open_part(**{"segment.bytes": 600})
+    part.append(txn_batch(1))                               # 0-1, stays open
+    for i in range(4):
+        part.append(make_batch(3, start=3 * i))             # 2-13, later segments
+    start = part.delete_records(8)
+    assert part.log_start_offset == start == 8
+    assert part.last_stable_offset == 8
+    found = part.read(8, 1 << 20, part.last_stable_offset)
+    assert found is None                                    # nothing stable past the start yet
+    part.write_marker(1, 0, False, 0)
+    assert part.last_stable_offset == part.high_watermark == 15

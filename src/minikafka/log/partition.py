@@ -489,10 +489,11 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """Below it every transaction is decided: the first offset of the oldest ongoing
-        transaction, or the high watermark."""
+        transaction, or the high watermark; never below the log start (a transaction whose
+        first batches were deleted holds it there, as in Kafka)."""
         end = self.high_watermark
         first = self.producers.first_unstable_offset()
-        return end if first is None else min(first, end)
+        return end if first is None else max(min(first, end), self.log_start_offset)
 
     def aborted_transactions(self, start: int, upper: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of each aborted transaction overlapping [start, upper).

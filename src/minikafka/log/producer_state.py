@@ -66,14 +66,6 @@ class ProducerInfo(NamedTuple):
     current_txn_start_offset: int
 
 
-class CompletedTxn(NamedTuple):
-    """A transaction a marker ended: what the aborted-transaction index needs of it."""
-
-    producer_id: int
-    first_offset: int
-    last_offset: int  # the marker's offset
-
-
 def _last_sequence(header: BatchHeader) -> int:
     return (header.base_sequence + header.last_offset_delta) % (INT32_MAX + 1)
 
@@ -162,17 +154,15 @@ class ProducerStateManager:
         if header.is_transactional and state.txn_first_offset < 0:
             state.txn_first_offset = self.ongoing[header.producer_id] = header.base_offset
 
-    def complete(self, header: BatchHeader, coordinator_epoch: int) -> CompletedTxn | None:
-        """After a marker's append (or replay): end the producer's ongoing transaction and
-        return it (None if it had none here)."""
+    def complete(self, header: BatchHeader, coordinator_epoch: int) -> None:
+        """After a marker's append (or replay): end the producer's ongoing transaction, if it
+        has one here."""
         state = self._producer(header.producer_id, header.producer_epoch)
         state.last_timestamp = header.max_timestamp
         state.coordinator_epoch = coordinator_epoch
-        first, state.txn_first_offset = state.txn_first_offset, -1
-        if first < 0:
-            return None
-        del self.ongoing[header.producer_id]
-        return CompletedTxn(header.producer_id, first, header.base_offset)
+        if state.txn_first_offset >= 0:
+            state.txn_first_offset = -1
+            del self.ongoing[header.producer_id]
 
     def states(self) -> list[ProducerInfo]:
         return [ProducerInfo(pid, p.epoch, p.batches[-1].last_seq if p.batches else -1,

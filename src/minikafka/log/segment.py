@@ -82,7 +82,8 @@ class LogSegment:
                                         base_offset)
             opened.pop_all()
         self.txn_index = TransactionIndex(directory / segment_name(base_offset, ".txnindex"))
-        self.recovered_from = -1  # offset from which `recover` validated and cut the txn index
+        self.recovered_from = -1  # where `recover` began validating: abort entries after it may
+        # be missing (never flushed), for the replay on open to add again
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
 

@@ -6,9 +6,10 @@ offset int64 (the marker's) and last stable offset int64 (the LSO once the marke
 A read_committed fetch gets from it the aborted transactions overlapping what it returns.
 
 Unlike the sparse indexes it is not a hint: an entry lost means aborted records served as
-committed. So it is written before its marker (and cut back if the marker's write fails),
-flushed with its segment, cut with the log on recovery and rebuilt from the markers left. The
-file exists only once a segment has an abort: most segments never get one.
+committed. So it is written before its marker (and cut back if the marker's write fails) and
+flushed with its segment; recovery keeps the entries whose markers it finds in the log, and the
+producer-state replay that follows adds those missing (never flushed). The file exists only once
+a segment has an abort: most segments never get one.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class TransactionIndex:
             write_fully(self._fd, _ENTRY.pack(VERSION, *entry), position)
         except OSError as exc:
             if self._fd >= 0:
-                os.ftruncate(self._fd, position)
+                with suppress(OSError):  # else the next append still writes at `position`
+                    os.ftruncate(self._fd, position)
             raise storage_error(exc, f"writing {self.path}") from exc
         self.entries.append(entry)
         self._dirty = True
@@ -124,8 +126,4 @@ class TransactionIndex:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def delete(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)
 
