@@ -22,9 +22,10 @@ from minikafka.log.manager import META
 
 from .conftest import BrokerProcess, InProcessBroker, create_topic
 from .test_transactions import describe, read_all, transactional, wait_for_state
+from .txn_worker import RECORDS
 
 SOAK_FACTOR = int(os.environ.get("MINIKAFKA_SOAK_FACTOR", "1"))  # `make soak` raises it
-PROCESSOR = Path(__file__).with_name("txn_processor.py")
+WORKER = Path(__file__).with_name("txn_worker.py")
 
 
 def test_a_broker_killed_mid_transaction_aborts_it_after_restart(
@@ -51,6 +52,49 @@ def test_a_broker_killed_mid_transaction_aborts_it_after_restart(
     assert sorted(read_all(broker_process.bootstrap, topic, "read_committed", 2)) == sorted(
         b"committed %d" % i for i in range(10))
     del producer
+
+
+def test_a_broker_killed_again_and_again_under_commits_leaves_whole_transactions(
+        broker_process: BrokerProcess) -> None:
+    """SIGKILL the broker at random moments under a producer committing 2-partition
+    transactions back to back (so some kills land between PrepareCommit and the markers, or
+    between the two markers): after each restart every acknowledged transaction is whole, and
+    every other one is whole or absent, never half visible."""
+    kills = 3 * SOAK_FACTOR
+    broker_process.start()
+    topic = create_topic(broker_process.bootstrap, "committing", partitions=2)
+    rng = random.Random(topic)
+    acknowledged: set[int] = set()
+    for round_ in range(kills):
+        writer = subprocess.Popen(
+            [sys.executable, str(WORKER), "write", broker_process.bootstrap, topic, "writer",
+             str(round_ * 1_000_000)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
+        assert writer.stdout is not None
+        lines = [writer.stdout.readline() for _ in range(rng.randint(1, 40))]
+        while not lines[-1].startswith("sent"):
+            lines.append(writer.stdout.readline())
+        time.sleep(rng.random() * 0.002)  # EndTxn is on its way, or being handled
+        broker_process.stop(signal.SIGKILL)
+        writer.kill()
+        lines += writer.stdout.read().splitlines()
+        acknowledged.update(int(line.split()[1]) for line in lines
+                            if line.startswith("committed"))
+        writer.wait()
+        writer.stdout.close()
+        broker_process.start()
+    # The next instance of the producer aborts what the last one left open.
+    transactional(broker_process.bootstrap, "writer")
+    seen = Counter(int(value.split(b":")[0])
+                   for value in read_all(broker_process.bootstrap, topic, "read_committed", 2))
+    partial = {n: count for n, count in seen.items() if count != RECORDS}
+    written = {int(value.split(b":")[0])
+               for value in read_all(broker_process.bootstrap, topic, "read_uncommitted", 2)}
+    print(f"broker kills: {kills}, {len(acknowledged)} transactions acknowledged, "
+          f"{len(seen)} visible ({len(set(seen) - acknowledged)} of them unacknowledged), "
+          f"{len(written - set(seen))} aborted, {len(partial)} partial")
+    assert partial == {}
+    assert acknowledged <= set(seen)
 
 
 def test_a_prepared_commit_is_completed_on_start(own_broker: InProcessBroker) -> None:
@@ -86,8 +130,8 @@ def test_consume_transform_produce_killed_again_and_again_is_exactly_once(
         producer.produce(source, b"%d" % i)
     assert producer.flush(30) == 0
     rng = random.Random(topic)
-    argv = [sys.executable, str(PROCESSOR), broker.bootstrap, source, sink, f"{topic}-g",
-            f"{topic}-tx"]
+    argv = [sys.executable, str(WORKER), "process", broker.bootstrap, source, sink,
+            f"{topic}-g", f"{topic}-tx"]
     killed = 0
     started = time.monotonic()
     while True:
