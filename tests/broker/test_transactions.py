@@ -453,3 +453,38 @@ def test_markers_refused_by_a_full_disk_are_written_later(
     disk_broker.restart()
     assert len(read_all(bootstrap, "t", "read_committed")) == 1
     assert describe(bootstrap, "tx").transaction_state == "CompleteCommit"  # type: ignore
+
+
+def test_raw_answers_per_version(broker: InProcessBroker, topic: str) -> None:
+    """AddPartitionsToTxn with an unknown partition fails it alone and leaves the others not
+    attempted; a fenced epoch is PRODUCER_FENCED from KIP-588's versions on, and
+    INVALID_PRODUCER_EPOCH to older ones."""
+    create_topic(broker.bootstrap, topic)
+    raw = RawClient(broker.bootstrap)
+    try:
+        tid = f"{topic}-raw"
+        old = raw.request(InitProducerIdRequest[4](transactional_id=tid,
+                                                   transaction_timeout_ms=60_000))
+        pid, epoch = old.producer_id, old.producer_epoch  # type: ignore[attr-defined]
+        raw.request(InitProducerIdRequest[4](transactional_id=tid, transaction_timeout_ms=60_000))
+
+        def add(version: int, epoch: int, partitions: list[int]) -> list[int]:
+            cls = AddPartitionsToTxnRequest[version]
+            answer = raw.request(cls(
+                v3_and_below_transactional_id=tid, v3_and_below_producer_id=pid,
+                v3_and_below_producer_epoch=epoch, v3_and_below_topics=[
+                    cls.AddPartitionsToTxnTopic(name=topic, partitions=partitions)]))
+            return [r.partition_error_code for r in answer  # type: ignore[attr-defined]
+                    .results_by_topic_v3_and_below[0].results_by_partition]
+
+        assert add(3, epoch + 1, [0, 7]) == [ErrorCode.OPERATION_NOT_ATTEMPTED,
+                                             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]
+        assert add(2, epoch, [0]) == [ErrorCode.PRODUCER_FENCED]
+        assert add(1, epoch, [0]) == [ErrorCode.INVALID_PRODUCER_EPOCH]
+        assert raw.request(EndTxnRequest[1](  # type: ignore[attr-defined]
+            transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+            committed=True)).error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+        assert raw.request(end_txn(pid, epoch + 1, tid)).error_code \
+            == ErrorCode.INVALID_TXN_STATE  # type: ignore[attr-defined]
+    finally:
+        raw.close()
