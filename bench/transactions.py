@@ -1,12 +1,13 @@
 """Transactions over the wire (issue 12): what exactly-once costs.
 
 What is measured, against a `minikafka serve` subprocess on a temporary directory (flush
-`never`), with confluent-kafka and 100-byte records:
+`never` unless said), with confluent-kafka and 100-byte records:
 - produce: records/s of a transactional producer committing every 1,000 records, beside the same
   producer without a transactional id (idempotent, acks=all, as transactions imply).
 - EndTxn: the latency of `commit_transaction()` for a transaction of one record already
   delivered (so it is the EndTxn round trip: the PrepareCommit write, the markers, the
-  CompleteCommit write), p50 and p99.
+  CompleteCommit write), p50 and p99; also with flush `always` (three group-committed fsyncs:
+  the PrepareCommit record, the markers, the CompleteCommit record).
 - consume: records/s reading a topic of committed transactions (one marker per 1,000 records)
   with read_committed beside read_uncommitted; the clock starts at the first record.
 """
@@ -95,7 +96,7 @@ def run() -> list[Table]:
         produce.add_column(column, justify="right")
     end_txn = Table(title=f"EndTxn (commit_transaction of one delivered record), {END_TXNS} "
                     "transactions")
-    for column in ("p50", "p99"):
+    for column in ("flush", "p50", "p99"):
         end_txn.add_column(column, justify="right")
     consume = Table(title=f"Consume {RECORDS:,} committed records "
                     f"({PER_TRANSACTION:,} per transaction)")
@@ -108,9 +109,16 @@ def run() -> list[Table]:
         produce.add_row("plain", f"{produce_rate(bootstrap, 'plain', False):,.0f}")
         produce.add_row(f"transactional ({PER_TRANSACTION:,} per commit)",
                         f"{produce_rate(bootstrap, 'txn', True):,.0f}")
-        latencies = end_txn_latencies(bootstrap, "endtxn")
-        end_txn.add_row(f"{_percentile(latencies, 0.5) * 1000:.2f} ms",
-                        f"{_percentile(latencies, 0.99) * 1000:.2f} ms")
+        _end_txn_row(end_txn, "never", bootstrap)
         for isolation in ("read_uncommitted", "read_committed"):
             consume.add_row(isolation, f"{consume_rate(bootstrap, 'txn', isolation):,.0f}")
+    with running_broker("--flush", "always") as broker:
+        create_topic(broker.bootstrap, "endtxn", 1)
+        _end_txn_row(end_txn, "always", broker.bootstrap)
     return [produce, end_txn, consume]
+
+
+def _end_txn_row(table: Table, flush: str, bootstrap: str) -> None:
+    latencies = end_txn_latencies(bootstrap, "endtxn")
+    table.add_row(flush, f"{_percentile(latencies, 0.5) * 1000:.2f} ms",
+                  f"{_percentile(latencies, 0.99) * 1000:.2f} ms")
