@@ -41,11 +41,13 @@ test: $(STAMP) apt-test lint
 bench: $(STAMP) apt-bench
 	$(PY) -m bench
 
-# The kill campaign at 10x its `make test` size, then every test marked `soak`: the disk-fault
-# campaign at 10x and the fuzzing campaign (200,000 frames times MINIKAFKA_SOAK_FACTOR, default
-# 1); -s shows each campaign's figures.
+# The kill campaigns (the log's, and the transactional consume-transform-produce loop's) at 10x
+# their `make test` size, then every test marked `soak`: the disk-fault campaign at 10x and the
+# fuzzing campaign (200,000 frames times MINIKAFKA_SOAK_FACTOR, default 1); -s shows each
+# campaign's figures.
 soak: $(STAMP) apt-test
-	MINIKAFKA_SOAK_FACTOR=10 $(PY) -m pytest -q -s -m "" -o timeout=3600 tests/log/test_crash.py
+	MINIKAFKA_SOAK_FACTOR=10 $(PY) -m pytest -q -s -m "" -o timeout=3600 tests/log/test_crash.py \
+		tests/broker/test_transactions_kill.py
 	$(PY) -m pytest -q -s -m soak -o timeout=3600 tests
 
 lint: $(STAMP)

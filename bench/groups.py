@@ -25,7 +25,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.table import Table
-from tests.groups.members import MemberProcess, create_topic, partitions_split, wait_until
+from tests.broker.groups.members import MemberProcess, create_topic, partitions_split, wait_until
 
 from minikafka.shop.processes import BrokerProcess
 

@@ -17,6 +17,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.admin import DescribeProducersRequest
 from kafka.protocol.consumer import ListOffsetsRequest
 
+from minikafka.broker.transactions import Transit, TxnState
 from minikafka.log import Partition
 from minikafka.records import encode_batch
 
@@ -39,6 +40,15 @@ def partition(broker: InProcessBroker, topic: str) -> Partition:
     return broker.server.broker.ctx.log.partition(topic, 0)
 
 
+def begin(broker: InProcessBroker, topic: str, pid: int) -> None:
+    """What InitProducerId and AddPartitionsToTxn leave in the coordinator, so that Produce
+    lets producer `pid`'s transactional batch in (the markers are written by hand)."""
+    assert broker.server is not None and broker.server.broker.ctx is not None
+    now = int(time.time() * 1000)
+    broker.server.broker.ctx.transactions.coordinator.load(Transit(
+        f"tx-{pid}", pid, 0, -1, -1, 60_000, TxnState.ONGOING, frozenset({(topic, 0)}), now, now))
+
+
 def produce(raw: RawClient, topic: str, values: list[bytes], pid: int = -1) -> None:
     """One batch, transactional when it has a producer id, produced raw (Produce v7)."""
     batch = encode_batch([(None, v, (), None) for v in values], producer_id=pid,
@@ -51,6 +61,8 @@ def transactions(broker: InProcessBroker, raw: RawClient, topic: str) -> Partiti
     """Offsets 0-2 committed (producer 101, marker 3), 4-6 aborted (102, marker 7), 8 plain, 9
     open (103): LSO 9, high watermark 10."""
     part = partition(broker, topic)
+    for pid in (101, 102, 103):
+        begin(broker, topic, pid)
     produce(raw, topic, [b"a0", b"a1", b"a2"], pid=101)
     part.write_marker(101, 0, True, 0)
     produce(raw, topic, [b"b0", b"b1", b"b2"], pid=102)

@@ -7,7 +7,7 @@ import urllib.error
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from .conftest import Console
 
@@ -66,3 +66,28 @@ def test_offsets_of_a_live_group_cannot_be_reset(console: Console) -> None:
     status, answer = refusal(console, "POST", "api/groups/api.live/reset-offsets",
                              {"topic": "api.live", "to": "offset"})
     assert (status, answer["code"]) == (400, "INVALID_REQUEST")
+
+
+def test_open_transactions_and_stable_offsets(console: Console) -> None:
+    """An open transaction is listed, and holds its partition's stable offset at its first
+    record until it commits."""
+
+    console.call("POST", "api/topics", {"name": "api.txn", "partitions": 1})
+    bootstrap = console.broker.bootstrap
+    plain = Producer({"bootstrap.servers": bootstrap})
+    plain.produce("api.txn", b"before")
+    plain.flush(10)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "api-tx"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce("api.txn", b"open")
+    producer.flush(10)
+    (listed,) = console.get("api/transactions")
+    assert (listed["transactional_id"], listed["state"], listed["partitions"]) == (
+        "api-tx", "Ongoing", ["api.txn-0"])
+    (partition,) = console.get("api/topics/api.txn")["partitions"]
+    assert (partition["stable_offset"], partition["end_offset"]) == (1, 2)
+    producer.commit_transaction(30)
+    assert console.get("api/transactions") == []
+    (partition,) = console.get("api/topics/api.txn")["partitions"]
+    assert partition["stable_offset"] == partition["end_offset"] == 3  # the marker included

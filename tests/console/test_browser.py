@@ -137,3 +137,24 @@ def test_group_lag_drops_live_as_the_consumer_reads(console: Console, page: Any)
     expect(page.locator("[data-card=lag] .value")).to_have_text("30", timeout=WAIT_MS)
     page.goto(console.url + "#/groups")
     expect(page.locator(f"tr[data-group='{group}']")).to_contain_text("30")
+
+
+def test_open_transactions_page_follows_a_transaction_live(console: Console, page: Any) -> None:
+    topic = "orders.txn"
+    admin = AdminClient({"bootstrap.servers": console.broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(10)
+    producer = Producer({"bootstrap.servers": console.broker.bootstrap,
+                         "transactional.id": "checkout-1"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"order 1")
+    producer.flush(10)
+    page.goto(console.url + "#/transactions")
+    row = page.locator("tr[data-transaction='checkout-1']")
+    expect(row).to_contain_text("Ongoing", timeout=WAIT_MS)
+    expect(row).to_contain_text(f"{topic}-0")
+    screenshot(page, "transactions")
+    producer.commit_transaction(30)
+    expect(row).to_have_count(0, timeout=WAIT_MS)  # over the live stream
+    page.goto(console.url + f"#/topics/{topic}")
+    expect(page.locator("#view table").first).to_contain_text("Stable offset", timeout=WAIT_MS)

@@ -34,14 +34,15 @@ EDGES = sorted({(k, v) for k, (lo, hi) in SERVED.items() for v in (lo, hi)})
 def test_served_versions_match_the_issues() -> None:
     assert SERVED == {18: (0, 4), 3: (0, 13), 0: (0, 12), 1: (4, 17), 2: (0, 10), 19: (0, 7),
                       20: (0, 6), 37: (0, 3), 21: (0, 2), 32: (0, 4), 33: (0, 2), 44: (0, 1),
-                      60: (0, 1), 22: (0, 4), 23: (2, 4),
+                      60: (0, 1), 23: (2, 4),
                       # consumer groups (issue 4)
                       8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9), 12: (0, 4), 13: (0, 5),
                       14: (0, 5), 15: (0, 5), 16: (0, 4), 42: (0, 2), 47: (0, 0),
                       # client quotas (issue 11)
                       48: (0, 1), 49: (0, 1),
-                      # transactions (issue 12): the log's side
-                      61: (0, 0),
+                      # transactions (issue 12): the coordinator's side, then the log's
+                      22: (0, 5), 24: (0, 3), 25: (0, 4), 26: (0, 4), 28: (0, 4), 65: (0, 0),
+                      66: (0, 2), 61: (0, 0),
                       # SASL and SCRAM users (issue 17)
                       17: (0, 1), 36: (0, 2), 50: (0, 0), 51: (0, 0)}
 

@@ -125,6 +125,17 @@ class BrokerConfig:
     producer_id_expiration_ms: int = _setting(
         86_400_000, "an idempotent producer whose last batch is this old is forgotten (Kafka's "
         "producer.id.expiration.ms)")
+    # Transactions: Kafka's broker configs of the same names (and defaults).
+    transaction_max_timeout_ms: int = _setting(
+        900_000, "largest transaction.timeout.ms a transactional producer may ask "
+        "(InitProducerId answers INVALID_TRANSACTION_TIMEOUT past it)")
+    transactional_id_expiration_ms: int = _setting(
+        604_800_000, "a transactional id with no transaction for this long is forgotten")
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = _setting(
+        10_000, "how often transactions past their timeout are aborted (and markers a full "
+        "disk refused are written again)")
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = _setting(
+        3_600_000, "how often transactional ids past transactional.id.expiration.ms are removed")
     log_retention_check_interval_ms: int = _setting(
         300_000, "how often logs that stopped growing are checked against retention.ms and "
         "retention.bytes (growing logs are checked at every segment roll)")

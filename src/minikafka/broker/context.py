@@ -24,6 +24,7 @@ from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
+from .transaction_service import TransactionService
 
 if TYPE_CHECKING:
     from .sasl import Session
@@ -68,6 +69,7 @@ class BrokerContext:
     cluster_id: str
     producer_ids: ProducerIdManager
     groups: GroupService  # the group coordinator and its runtime
+    transactions: TransactionService  # the transaction coordinator, its log and clock
     budget: RequestBudget  # queued.max.request.bytes, shared by every connection
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
     credentials: CredentialStore  # SCRAM users, for SASL and the credential APIs

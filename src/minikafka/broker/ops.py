@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
 
 from ..errors import (
     CorruptRecordError,
@@ -36,18 +39,26 @@ from ..errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from ..log import AppendInfo, OffsetAndMetadata, Partition, TopicConfig, validate_topic_name
+from ..log import (
+    AppendInfo,
+    InvalidProducerEpochError,
+    OffsetAndMetadata,
+    Partition,
+    TopicConfig,
+    validate_topic_name,
+)
 from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
-from ..records import HEADER_SIZE, MAGIC, batch_size_at, read_header
+from ..records import HEADER_SIZE, MAGIC, TRANSACTIONAL_BIT, batch_size_at, read_header
 from .appends import Flushable
 from .context import BrokerContext
 from .groups import OffsetCommitCheck
 from .quotas import Entity, Ops
 from .scram import ScramCredential, ScramMechanism
 from .snapshot import PartitionView, topic_partitions
+from .transactions import Transit, TxnCheck
 
 log = logging.getLogger("minikafka.broker")
 
@@ -97,6 +108,7 @@ async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
 
 
 Batch = bytes | memoryview
+_ATTRIBUTES_LOW_BYTE = 22  # of the int16 attributes at 21: bit 4 transactional, 5 control
 
 
 def check_single_batch(records: Batch | None) -> Batch:
@@ -138,6 +150,8 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, ac
         validate_topic_name(topic)  # a name no topic could have is INVALID_TOPIC_EXCEPTION
         raise
     batch = check_single_batch(records)
+    if batch[_ATTRIBUTES_LOW_BYTE] & TRANSACTIONAL_BIT:
+        verify_transactional(ctx, batch, (topic, index))
     if acks == -1 and partition.config.min_insync_replicas > 1:
         raise NotEnoughReplicasError(
             f"acks=all needs min.insync.replicas={partition.config.min_insync_replicas} in-sync "
@@ -172,7 +186,7 @@ def delete_records(ctx: BrokerContext, topic: str, index: int, before: int) -> i
 # --- committed offsets ---------------------------------------------------------------------------
 
 
-def _partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
+def partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
     """Offsets are kept only for partitions that exist (Kafka checks its metadata too)."""
     try:
         ctx.log.partition(topic, index)
@@ -195,7 +209,7 @@ async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
     errors: dict[TopicPartition, ErrorCode] = {}
     accepted: dict[TopicPartition, OffsetAndMetadata] = {}
     for tp, offset in offsets.items():
-        error = group_error or _partition_error(ctx, *tp)
+        error = group_error or partition_error(ctx, *tp)
         if error is ErrorCode.NONE and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
             error = ErrorCode.OFFSET_METADATA_TOO_LARGE
         if error is ErrorCode.NONE:
@@ -224,7 +238,7 @@ def delete_offsets(ctx: BrokerContext, group: str, partitions: Iterable[TopicPar
         group, {topic for topic, _ in partitions})
     if group_error is not ErrorCode.NONE:
         return group_error, {}
-    errors = {tp: _partition_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
+    errors = {tp: partition_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
     try:
         with _storing(ctx):
             ctx.log.offsets.delete(group, [tp for tp, error in errors.items()
@@ -416,3 +430,205 @@ def alter_scram_credentials(ctx: BrokerContext,
     log.info("SCRAM credentials: set %s; removed %s",
              sorted(f"{user} ({m.name}, {c.iterations} iterations)" for user, m, c in upserts)
              or "none", sorted(f"{user} ({m.name})" for user, m in deletions) or "none")
+
+
+# --- transactions --------------------------------------------------------------------------------
+# The coordinator (`ctx.transactions.coordinator`) decides; these write what it decided: each
+# change to the transaction log before it takes effect or is answered, then the COMMIT/ABORT
+# markers to every partition of the transaction (Kafka's TransactionMarkerChannelManager, here
+# a direct append), then the end of the transaction. A write the disk refuses leaves the
+# transaction as the log last had it and is answered NOT_COORDINATOR (Kafka's answer when its
+# transaction log refuses an append): clients look up the coordinator and retry, and a
+# transaction whose markers were refused is finished by the next periodic check.
+
+COORDINATOR_EPOCH = 0  # one node that is always the coordinator: its epoch never changes
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_UNFINISHED: set[asyncio.Task[Any]] = set()  # what `_to_the_end` runs (the loop keeps weak refs)
+
+
+def _to_the_end(op: Callable[_P, Coroutine[Any, Any, _T]]
+                ) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Run a transaction change to its end even when the request that asked for it is
+    cancelled (its client hung up while it waited for an fsync): half done, it would leave
+    the transactional id pending forever. Kafka's coordinator goes on without the client too."""
+    @functools.wraps(op)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        task = asyncio.ensure_future(op(*args, **kwargs))
+        _UNFINISHED.add(task)
+        task.add_done_callback(_UNFINISHED.discard)
+        return await asyncio.shield(task)
+
+    return run
+
+
+def verify_transactional(ctx: BrokerContext, batch: Batch, tp: TopicPartition) -> None:
+    """A transactional batch is appended only to a partition of its producer's ongoing
+    transaction, under the transaction's epoch (Kafka's KIP-890 verification). One without a
+    producer id is the log's to refuse (INVALID_RECORD)."""
+    header = read_header(batch)
+    if header.producer_id < 0:
+        return
+    error = ctx.transactions.coordinator.verify_produce(header.producer_id,
+                                                        header.producer_epoch, tp)
+    if error is not ErrorCode.NONE:
+        why = "a newer epoch fenced it" if error is ErrorCode.INVALID_PRODUCER_EPOCH \
+            else "the partition is not in its ongoing transaction"
+        raise KafkaError(f"transactional batch of producer {header.producer_id} epoch "
+                         f"{header.producer_epoch} to {tp[0]}-{tp[1]}: {why}", error)
+
+
+async def write_transit(ctx: BrokerContext, transit: Transit) -> ErrorCode:
+    """Store one change of a transactional id (durably, as the flush policy promises), then
+    make it current. Prepare* stays pending: its markers come next."""
+    service = ctx.transactions
+    try:
+        with _storing(ctx):
+            service.log.write(transit)
+        await durable(ctx, [service.log])
+    except (KafkaStorageError, OSError) as exc:
+        service.coordinator.abandon(transit.transactional_id)
+        log.warning("transaction %s: its change to %s was not stored: %s",
+                    transit.transactional_id, transit.state, str(exc))
+        return ErrorCode.NOT_COORDINATOR
+    service.coordinator.complete(transit, keep_pending=transit.state.preparing)
+    return ErrorCode.NONE
+
+
+async def transaction_work_done() -> None:
+    """On shutdown, before the log closes: every transaction change `_to_the_end` runs is over."""
+    if _UNFINISHED:
+        await asyncio.wait(list(_UNFINISHED))
+
+
+@_to_the_end
+async def change_transaction(ctx: BrokerContext, decided: Transit | ErrorCode) -> ErrorCode:
+    """The answer to a request the coordinator decided: its error, or its change stored."""
+    if isinstance(decided, ErrorCode):
+        return decided
+    return await write_transit(ctx, decided)
+
+
+def _write_markers(ctx: BrokerContext, transit: Transit) -> list[Partition]:
+    """A COMMIT or ABORT marker on every partition of the transaction (a deleted topic's are
+    skipped); the partitions written to."""
+    written = []
+    for topic, index in sorted(transit.partitions):
+        try:
+            partition = ctx.log.partition(topic, index)
+        except UnknownTopicOrPartitionError:
+            continue
+        try:
+            with _storing(ctx):
+                partition.write_marker(transit.producer_id, transit.producer_epoch,
+                                       transit.commit, COORDINATOR_EPOCH)
+        except InvalidProducerEpochError as exc:  # the log knows a newer epoch: not ours to end
+            log.error("transaction %s: no marker on %s-%d: %s", transit.transactional_id, topic,
+                      index, str(exc))
+            continue
+        ctx.appends.notify((topic, index))  # read_committed fetches may move on now
+        written.append(partition)
+    return written
+
+
+async def finish_transaction(ctx: BrokerContext, transit: Transit) -> ErrorCode:
+    """After Prepare* is stored: the markers, then (on commit) the transaction's offsets made
+    visible, then Complete* stored. If the disk refuses a step, the transaction stays Prepare*
+    (never half-visible after a restart: Prepare* is finished on start) and is retried."""
+    service = ctx.transactions
+    try:
+        flushed: set[Flushable] = set(_write_markers(ctx, transit))
+        if transit.commit:
+            for group, offsets in transit.pending_offsets().items():
+                with _storing(ctx):
+                    ctx.log.offsets.commit(group, offsets)
+                flushed.add(ctx.log.offsets)
+        await durable(ctx, flushed)
+    except (KafkaStorageError, OSError) as exc:
+        service.coordinator.abandon(transit.transactional_id)
+        log.warning("transaction %s: writing its %s markers failed, will retry: %s",
+                    transit.transactional_id, "COMMIT" if transit.commit else "ABORT", str(exc))
+        return ErrorCode.NOT_COORDINATOR
+    done = service.coordinator.prepare_complete(transit.transactional_id, service.clock())
+    return await write_transit(ctx, done)
+
+
+@_to_the_end
+async def end_transaction(ctx: BrokerContext, decided: Transit | ErrorCode) -> ErrorCode:
+    """EndTxn (or an abort the coordinator starts): Prepare* stored, markers, Complete*."""
+    error = await change_transaction(ctx, decided)
+    if error is not ErrorCode.NONE or isinstance(decided, ErrorCode):
+        return error
+    return await finish_transaction(ctx, decided)
+
+
+@_to_the_end
+async def init_transactional_producer(ctx: BrokerContext, transactional_id: str,
+                                      timeout_ms: int, expected: tuple[int, int] | None
+                                      ) -> tuple[ErrorCode, int, int]:
+    """InitProducerId with a transactional id: (error, producer id, epoch). An ongoing
+    transaction of the previous epoch is aborted first and CONCURRENT_TRANSACTIONS answered
+    (the client retries and gets the epoch after it)."""
+    coordinator = ctx.transactions.coordinator
+    try:
+        result = coordinator.init_producer_id(transactional_id, timeout_ms, expected,
+                                              ctx.transactions.clock(),
+                                              lambda: allocate_producer_id(ctx))
+    except KafkaError as exc:
+        return ErrorCode(exc.code), -1, -1
+    if result.transit is None:
+        current = coordinator.get(transactional_id)
+        if result.error is not ErrorCode.NONE or current is None:
+            return result.error, -1, -1
+        return ErrorCode.NONE, current.producer_id, current.producer_epoch
+    if result.fence:
+        error = await end_transaction(ctx, result.transit)
+        return error or ErrorCode.CONCURRENT_TRANSACTIONS, -1, -1
+    error = await write_transit(ctx, result.transit)
+    if error is not ErrorCode.NONE:
+        return error, -1, -1
+    return ErrorCode.NONE, result.transit.producer_id, result.transit.producer_epoch
+
+
+async def commit_transactional_offsets(ctx: BrokerContext, txn: TxnCheck,
+                                       check: OffsetCommitCheck,
+                                       offsets: Mapping[TopicPartition, OffsetAndMetadata]
+                                       ) -> dict[TopicPartition, ErrorCode]:
+    """TxnOffsetCommit: the group coordinator checks the member (as for OffsetCommit), each
+    partition is checked, then the valid ones join the transaction's pending offsets."""
+    group_error = ErrorCode.NONE
+    if check.generation_id >= 0 or check.member_id:
+        group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
+                                            check, ErrorCode.NOT_COORDINATOR)
+    errors = {tp: group_error or partition_error(ctx, *tp) for tp in offsets}
+    for tp, offset in offsets.items():
+        if not errors[tp] and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
+            errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+    now = ctx.transactions.clock()
+    accepted = [(tp, offset if offset.commit_timestamp else replace(offset, commit_timestamp=now))
+                for tp, offset in offsets.items() if not errors[tp]]
+    if accepted:
+        error = await change_transaction(ctx, ctx.transactions.coordinator.commit_offsets(
+            txn, check.group_id, accepted, now))
+        if error is not ErrorCode.NONE:
+            return dict.fromkeys(offsets, error)
+    return errors
+
+
+async def abort_timed_out_transactions(ctx: BrokerContext) -> None:
+    """The periodic check: transactions past their timeout aborted (their producer fenced),
+    and Prepare* transactions whose markers were refused, or left by a restart, finished."""
+    coordinator = ctx.transactions.coordinator
+    for transit in coordinator.timed_out(ctx.transactions.clock()):
+        log.info("transaction %s (producer %d) timed out after %d ms: aborting it",
+                 transit.transactional_id, transit.producer_id, transit.timeout_ms)
+        await end_transaction(ctx, transit)
+    for transit in coordinator.unfinished():
+        await finish_transaction(ctx, transit)
+
+
+async def expire_transactional_ids(ctx: BrokerContext) -> None:
+    """Transactional ids idle for transactional.id.expiration.ms are forgotten."""
+    for transit in ctx.transactions.coordinator.expired(ctx.transactions.clock()):
+        if await write_transit(ctx, transit) is ErrorCode.NONE:
+            log.info("transactional id %s expired", transit.transactional_id)

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
@@ -28,6 +29,7 @@ from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 from .tls import server_context
+from .transaction_service import TransactionService
 
 log = logging.getLogger("minikafka.broker")
 
@@ -44,6 +46,7 @@ class Broker:
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._retention: asyncio.Task[None] | None = None
         self._cleaner: LogCleaner | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # periodic checks, cancelled on stop
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
@@ -53,6 +56,7 @@ class Broker:
             cluster_id=load_cluster_id(logmgr.meta_dir, self.config.node_id),
             producer_ids=ProducerIdManager(logmgr.meta_dir),
             groups=GroupService(self.config, logmgr.offsets),
+            transactions=TransactionService.open(self.config, logmgr.meta_dir),
             budget=RequestBudget(self.config.queued_max_request_bytes),
             connections=ConnectionLimits(self.config.max_connections,
                                          self.config.max_connections_per_ip),
@@ -67,11 +71,18 @@ class Broker:
         except BaseException:
             await self._close_servers()
             await self.ctx.groups.close()
+            self.ctx.transactions.log.close()
             logmgr.close()
             raise
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
         if self.config.log_cleaner_enable:
             self._cleaner = self._start_cleaner(logmgr)
+        # Transactions a restart left in Prepare* get their markers before the first request.
+        await ops.abort_timed_out_transactions(self.ctx)
+        self._every(self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                    ops.abort_timed_out_transactions)
+        self._every(self.config.transaction_remove_expired_transaction_cleanup_interval_ms,
+                    ops.expire_transactional_ids)
         host, port = self.config.advertised
         try:
             logmgr.lock.write_owner_info({"host": host, "port": port})
@@ -146,6 +157,20 @@ class Broker:
             server.close()
         self._servers.clear()
 
+    def _every(self, interval_ms: int, check: Callable[[BrokerContext], Awaitable[None]]
+               ) -> None:
+        """Run `check` every `interval_ms` until the broker stops."""
+        async def repeat() -> None:
+            assert self.ctx is not None
+            while True:
+                await asyncio.sleep(interval_ms / 1000)
+                try:
+                    await check(self.ctx)
+                except (OSError, KafkaError) as exc:
+                    log.warning("%s failed, will retry: %s", check.__name__, exc)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(repeat()))
+
     @property
     def address(self) -> str:
         host, port = self.config.advertised
@@ -166,6 +191,8 @@ class Broker:
         await self._close_servers()
         if self._retention is not None:
             self._retention.cancel()
+        for task in self._tasks:
+            task.cancel()
         for connection in self._connections.values():
             connection.stop_reading()
         ctx.appends.wake_all()
@@ -178,7 +205,10 @@ class Broker:
             if stuck:
                 await asyncio.wait(stuck)
         await ctx.groups.close()
+        await ops.transaction_work_done()
         if self._cleaner is not None:
             await asyncio.to_thread(self._cleaner.stop)  # within a batch's work
         await asyncio.to_thread(ctx.log.flush)
+        await asyncio.to_thread(ctx.transactions.log.flush)
+        ctx.transactions.log.close()
         ctx.log.close()

@@ -23,6 +23,7 @@ class PartitionView:
     size: int  # bytes of its segment files
     segments: int
     damaged_bytes: int = 0  # damage recovery cut out of its log since it was opened
+    last_stable_offset: int = -1  # where read_committed consumers stop (an open transaction)
 
     @property
     def messages(self) -> int:
@@ -50,7 +51,8 @@ def topic_partitions(log: LogManager, topic: str) -> list[PartitionView]:
         p = log.partition(topic, index)
         segments = p.segments
         views.append(PartitionView(topic, index, p.log_start_offset, p.high_watermark,
-                                   sum(s.size for s in segments), len(segments), p.damaged_bytes))
+                                   sum(s.size for s in segments), len(segments), p.damaged_bytes,
+                                   p.last_stable_offset))
     return views
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -613,6 +614,38 @@ def _commit_stored(consumer: Any) -> None:
     except KafkaException as exc:
         if exc.args[0].code() != _NO_OFFSET:  # nothing was consumed: nothing to commit
             _raise_kafka(exc)
+
+
+def send_request(bootstrap: str, request: Any) -> Any:
+    """One request to the first bootstrap server that takes the connection, and its answer:
+    for the admin calls neither confluent-kafka's nor kafka-python's admin client has (client
+    quotas, transactions), on a connection of our own, encoded and decoded by kafka-python's
+    message classes. Any broker of a cluster answers them (Kafka forwards quota changes to its
+    controller); transactions ask the transaction coordinator, which on one node is the
+    broker."""
+    failure: Exception | None = None
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+                request.with_header(correlation_id=1, client_id="minikafka-cli")
+                sock.sendall(request.encode(header=True, framed=True))
+                size = int.from_bytes(_receive(sock, 4), "big", signed=True)
+                return request.header.get_response_class().decode(_receive(sock, size),
+                                                                   header=True)
+        except (OSError, ValueError) as exc:
+            failure = exc
+    raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {failure}")
+
+
+def _receive(sock: socket.socket, count: int) -> bytes:
+    data = bytearray()
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return bytes(data)
 
 
 def _preview(data: bytes | None) -> str:

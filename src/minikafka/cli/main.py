@@ -1,4 +1,5 @@
-"""`minikafka`: topics, produce, consume, groups, quotas, cluster, serve, example, shop, demo.
+"""`minikafka`: topics, produce, consume, groups, quotas, transactions, cluster, serve, example,
+shop, demo.
 
 Errors are one line on stderr and a non-zero exit; a traceback is a bug.
 """
@@ -39,6 +40,7 @@ from .groups import add_groups_parser
 from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser
 from .schemas import add_schemas_parser
+from .transactions import add_transactions_parser
 from .users import add_users_parser
 
 if TYPE_CHECKING:
@@ -478,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_quotas_parser(sub)
     add_schemas_parser(sub)
     add_users_parser(sub)
+    add_transactions_parser(sub)
     add_shop_commands(sub)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")

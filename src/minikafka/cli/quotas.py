@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import KafkaError
-from .backends import TIMEOUT
+from .backends import send_request
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 ENTITY_TYPES = {"clients": "client-id"}  # kafka-configs.sh's name -> the protocol's
@@ -49,36 +48,6 @@ def add_quotas_parser(sub: Any) -> None:
     quotas.set_defaults(func=cmd_quotas)
 
 
-def _send(bootstrap: str, request: Any) -> Any:
-    """One request to the first bootstrap server that takes the connection, and its answer.
-    Neither confluent-kafka's nor kafka-python's admin client has client-quota calls, so the
-    request goes on a connection of our own, encoded and decoded by kafka-python's message
-    classes; any broker of a cluster answers it (Kafka forwards it to its controller)."""
-    failure: Exception | None = None
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
-                request.with_header(correlation_id=1, client_id="minikafka-cli")
-                sock.sendall(request.encode(header=True, framed=True))
-                size = int.from_bytes(_receive(sock, 4), "big", signed=True)
-                return request.header.get_response_class().decode(_receive(sock, size),
-                                                                   header=True)
-        except (OSError, ValueError) as exc:
-            failure = exc
-    raise KafkaError(f"cannot reach a Kafka broker at {bootstrap}: {failure}")
-
-
-def _receive(sock: socket.socket, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        data += chunk
-    return bytes(data)
-
-
 def _parse_values(add: str, delete: str) -> dict[str, float | None]:
     changes: dict[str, float | None] = {}
     for pair in filter(None, add.split(",")):
@@ -101,7 +70,7 @@ def alter(bootstrap: str, entity_type: str, name: str | None,
     Request = AlterClientQuotasRequest[0]
 
     entry = Request.EntryData
-    response = _send(bootstrap, Request(validate_only=False, entries=[entry(
+    response = send_request(bootstrap, Request(validate_only=False, entries=[entry(
         entity=[entry.EntityData(entity_type=entity_type, entity_name=name)],
         ops=[entry.OpData(key=key, value=value or 0.0, remove=value is None)
              for key, value in changes.items()])]))
@@ -119,7 +88,7 @@ def describe(bootstrap: str, entity_type: str, name: str | None, default: bool
     Request = DescribeClientQuotasRequest[0]
 
     match = DEFAULT if default else ANY if name is None else EXACT
-    response = _send(bootstrap, Request(strict=False, components=[Request.ComponentData(
+    response = send_request(bootstrap, Request(strict=False, components=[Request.ComponentData(
         entity_type=entity_type, match_type=match, match=name)]))
     if response.error_code:
         raise KafkaError(response.error_message or f"error {response.error_code}",

@@ -150,6 +150,10 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
     async def describe_group(group: str) -> service.Json:
         return service.describe_group(ctx, group)
 
+    @app.get("/api/transactions")
+    async def list_transactions() -> list[service.Json]:
+        return service.list_transactions(ctx)
+
     @app.post("/api/groups/{group}/reset-offsets")
     async def reset_offsets(group: str, body: OffsetReset) -> service.Json:
         return await service.reset_offsets(ctx, group, body.topic, body.to, body.value)

@@ -73,6 +73,7 @@ def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None =
         "messages": sum(v.messages for v in views),
         "size": sum(v.size for v in views),
         "groups": len(_group_ids(ctx)),
+        "open_transactions": len(list_transactions(ctx)),
         "connections": ctx.metrics.open_connections(),
         "totals": ctx.metrics.traffic()._asdict(),
     }
@@ -83,7 +84,7 @@ def live(ctx: BrokerContext, meter: RateMeter) -> Json:
     topics = all_partitions(ctx.log)
     return {**overview(ctx, topics), "rates": meter.rates(),
             "topic_list": [_topic_json(ctx, t, views) for t, views in topics.items()],
-            "group_list": list_groups(ctx)}
+            "group_list": list_groups(ctx), "transaction_list": list_transactions(ctx)}
 
 
 # --- topics ---------------------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def live(ctx: BrokerContext, meter: RateMeter) -> Json:
 
 def _partition_json(view: PartitionView) -> Json:
     return {"partition": view.partition, "start_offset": view.log_start_offset,
-            "end_offset": view.high_watermark, "messages": view.messages, "size": view.size,
-            "segments": view.segments}
+            "end_offset": view.high_watermark, "stable_offset": view.last_stable_offset,
+            "messages": view.messages, "size": view.size, "segments": view.segments}
 
 
 def _topic_json(ctx: BrokerContext, topic: str, views: list[PartitionView]) -> Json:
@@ -302,3 +303,18 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
     """Reset the group's offsets on `topic` (see `ops.reset_offsets`); the group as now."""
     await ops.reset_offsets(ctx, group, topic, to, value)
     return describe_group(ctx, group)
+
+
+# --- transactions ---------------------------------------------------------------------------------
+
+
+def list_transactions(ctx: BrokerContext) -> list[Json]:
+    """The open transactions (Ongoing, or ending: their markers not all written yet), oldest
+    first, with how long each has run and the partitions whose LSO it holds back."""
+    now = ctx.transactions.clock()
+    open_ = [t for t in ctx.transactions.coordinator.transactions() if not t.state.complete]
+    return [{"transactional_id": t.transactional_id, "producer_id": t.producer_id,
+             "producer_epoch": t.producer_epoch, "state": t.state, "timeout_ms": t.timeout_ms,
+             "running_ms": max(now - t.start_ms, 0),
+             "partitions": [f"{topic}-{index}" for topic, index in sorted(t.partitions)]}
+            for t in sorted(open_, key=lambda t: t.start_ms)]

@@ -20,11 +20,11 @@ from . import (
     list_offsets,
     metadata,
     produce,
-    producer_ids,
     producers,
     quotas,
     security,
     topics,
+    transactions,
 )
 
 FAMILIES: tuple[ModuleType, ...] = (
@@ -35,7 +35,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     list_offsets,
     topics,
     configs,
-    producer_ids,
+    transactions,
     producers,
     groups,
     quotas,

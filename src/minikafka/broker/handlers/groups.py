@@ -11,7 +11,7 @@ We are the only node, so we coordinate every group and every transactional id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,12 +190,14 @@ class _Fetched:
     offset: int
     leader_epoch: int
     metadata: str  # never null: old clients (Sarama) cannot read one
+    error_code: ErrorCode = ErrorCode.NONE
 
 
-def _fetch_offsets(offsets: OffsetStore, group: str, topics: Any
-                   ) -> dict[str, list[_Fetched]]:
+def _fetch_offsets(offsets: OffsetStore, group: str, topics: Any,
+                   unstable: Collection[TopicPartition] = ()) -> dict[str, list[_Fetched]]:
     """Committed offsets by topic: of the partitions asked for (-1 where none is committed),
-    or every committed one when `topics` is null."""
+    or every committed one when `topics` is null. `unstable` partitions (offsets pending in a
+    transaction, when the client requires stable ones) answer UNSTABLE_OFFSET_COMMIT."""
     committed = offsets.fetch(group)
     if topics is None:
         wanted: Iterable[TopicPartition] = sorted(committed)
@@ -205,25 +207,34 @@ def _fetch_offsets(offsets: OffsetStore, group: str, topics: Any
     for topic, partition in wanted:
         found = committed.get((topic, partition))
         by_topic.setdefault(topic, []).append(
-            _Fetched(partition, found.offset, found.leader_epoch, found.metadata or "") if found
-            else _Fetched(partition, -1, -1, ""))
+            _Fetched(partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
+            if (topic, partition) in unstable
+            else _Fetched(partition, found.offset, found.leader_epoch, found.metadata or "")
+            if found else _Fetched(partition, -1, -1, ""))
     return by_topic
 
 
 async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     """v0-7 ask for one group, v8 for several; a null topic list means every committed one.
-    Without transactions every offset is stable, so require_stable changes nothing."""
+    With require_stable (v7+), partitions whose offsets a transaction holds pending answer
+    UNSTABLE_OFFSET_COMMIT (the client retries), as Kafka does."""
     offsets = ctx.log.offsets
+    stable = header.api_version >= 7 and request.require_stable
+
+    def unstable(group: str) -> set[TopicPartition]:
+        return ctx.transactions.coordinator.unstable_offsets(group) if stable else set()
+
     cls = response_class(ApiKey.OffsetFetch, header.api_version)
     if header.api_version < 8:
         topic_cls = cls.OffsetFetchResponseTopic
         part_cls = topic_cls.OffsetFetchResponsePartition
-        fetched = _fetch_offsets(offsets, request.group_id, request.topics)
+        fetched = _fetch_offsets(offsets, request.group_id, request.topics,
+                                 unstable(request.group_id))
         return cls(throttle_time_ms=0, error_code=0, topics=[
             topic_cls(name=topic, partitions=[
                 part_cls(partition_index=f.partition, committed_offset=f.offset,
                          committed_leader_epoch=f.leader_epoch, metadata=f.metadata,
-                         error_code=0) for f in parts])
+                         error_code=f.error_code) for f in parts])
             for topic, parts in fetched.items()])
     group_cls = cls.OffsetFetchResponseGroup
     topic_cls = group_cls.OffsetFetchResponseTopics
@@ -233,8 +244,9 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
             topic_cls(name=topic, partitions=[
                 part_cls(partition_index=f.partition, committed_offset=f.offset,
                          committed_leader_epoch=f.leader_epoch, metadata=f.metadata,
-                         error_code=0) for f in parts])
-            for topic, parts in _fetch_offsets(offsets, group.group_id, group.topics).items()])
+                         error_code=f.error_code) for f in parts])
+            for topic, parts in _fetch_offsets(offsets, group.group_id, group.topics,
+                                               unstable(group.group_id)).items()])
         for group in request.groups])
 
 

@@ -183,7 +183,8 @@ function overviewPage(view) {
       card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
         "out"),
       card("Connections", fmtNum(d.connections), null, "connections"),
-      card("Consumer groups", fmtNum(d.groups), null, "groups"));
+      card("Consumer groups", fmtNum(d.groups), null, "groups"),
+      card("Open transactions", fmtNum(d.open_transactions), null, "transactions"));
     drawChart(canvas, live.history);
     topics.replaceChildren(topicTable(d.topic_list));
   };
@@ -316,10 +317,12 @@ function topicPage(view, topic) {
     cards.replaceChildren(card("Partitions", t.partitions.length), card("Messages", fmtNum(t.messages)),
       card("Size on disk", fmtBytes(t.size)), card("Retention", fmtRetention(t.retention_ms)));
     partitions.replaceChildren(table(["Partition", num("Start offset"), num("End offset"),
-      num("Messages"), num("Size"), num("Segments"), ""],
+      num("Stable offset"), num("Messages"), num("Size"), num("Segments"), ""],
     t.partitions.map((p) => h("tr", {}, h("td", {}, p.partition),
       h("td", { class: "num mono" }, fmtNum(p.start_offset)),
       h("td", { class: "num mono" }, fmtNum(p.end_offset)),
+      h("td", { class: "num mono", title: "last stable offset: read_committed consumers stop here" },
+        fmtNum(p.stable_offset)),
       h("td", { class: "num" }, fmtNum(p.messages)), h("td", { class: "num" }, fmtBytes(p.size)),
       h("td", { class: "num" }, p.segments),
       h("td", {}, h("a", { href: `#/messages?topic=${enc(topic)}&partition=${p.partition}` },
@@ -499,6 +502,27 @@ function groupsPage(view) {
   view.append(h("div", { class: "panel" }, list));
   api("GET", "/api/groups").then((groups) => list.replaceChildren(groupTable(groups)));
   return (d) => list.replaceChildren(groupTable(d.group_list));
+}
+
+function transactionTable(txns) {
+  return table(["Transactional id", num("Producer id"), num("Epoch"), "State", num("Running"),
+    num("Timeout"), "Partitions"],
+  txns.map((t) => h("tr", { "data-transaction": t.transactional_id },
+    h("td", { class: "mono" }, t.transactional_id), h("td", { class: "num mono" }, t.producer_id),
+    h("td", { class: "num" }, t.producer_epoch), h("td", {}, badge(t.state)),
+    h("td", { class: "num" }, fmtDuration(t.running_ms / 1000)),
+    h("td", { class: "num" }, fmtDuration(t.timeout_ms / 1000)),
+    h("td", {}, t.partitions.map((p) => h("span", { class: "chip" }, p))))),
+  "No open transactions.");
+}
+
+function transactionsPage(view) {
+  const list = h("div");
+  view.append(h("div", { class: "panel" }, h("p", { class: "muted" },
+    "Open transactions hold back the stable offset of their partitions: read_committed " +
+    "consumers read up to it."), list));
+  api("GET", "/api/transactions").then((txns) => list.replaceChildren(transactionTable(txns)));
+  return (d) => list.replaceChildren(transactionTable(d.transaction_list));
 }
 
 function lagCell(lag, end) {
@@ -700,6 +724,7 @@ const ROUTES = [
   [/^#\/groups\/(.+)$/, "groups", (m) => `Group ${m[1]}`, (view, m) => groupPage(view, m[1])],
   [/^#\/schemas$/, "schemas", "Schemas", (view) => schemasPage(view)],
   [/^#\/schemas\/(.+)$/, "schemas", (m) => `Subject ${m[1]}`, (view, m) => subjectPage(view, m[1])],
+  [/^#\/transactions$/, "transactions", "Transactions", (view) => transactionsPage(view)],
 ];
 let pageListener = null;
 
