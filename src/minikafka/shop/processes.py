@@ -15,6 +15,7 @@ from pathlib import Path
 
 _ADDRESS = re.compile(r"bootstrap servers (\S+):(\d+)")
 _CONSOLE = re.compile(r"console at (\S+)")
+_REGISTRY = re.compile(r"schema registry at (\S+)")
 
 
 class ManagedProcess:
@@ -93,6 +94,7 @@ class BrokerProcess(ManagedProcess):
         self.extra = extra
         self.port = port
         self.console_url: str | None = None  # the web console, unless started with --no-ui
+        self.registry_url: str | None = None  # unless started with --no-schema-registry
 
     @property
     def bootstrap(self) -> str:
@@ -110,7 +112,10 @@ class BrokerProcess(ManagedProcess):
             self.stop(signal.SIGKILL)
             raise RuntimeError(f"broker did not start: {line!r}\n{self.log()}")
         self.port = int(match.group(2))
-        if "--no-ui" not in self.extra:  # the broker prints the console's address next
-            console = _CONSOLE.search(self.proc.stdout.readline())
-            self.console_url = console.group(1) if console else None
+        # The broker prints the console's address next, then the registry's.
+        lines = [self.proc.stdout.readline() for flag in ("--no-ui", "--no-schema-registry")
+                 if flag not in self.extra]
+        self.console_url, self.registry_url = (
+            next((m.group(1) for m in map(pattern.search, lines) if m), None)
+            for pattern in (_CONSOLE, _REGISTRY))
         return self

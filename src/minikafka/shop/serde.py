@@ -1,0 +1,82 @@
+"""Events on the wire: JSON Schema through a schema registry (Confluent's REST API: ours in
+`minikafka serve`, or Confluent's), with the standard serializers.
+
+A value is the registry's wire format: magic byte 0, the 4-byte id of the writer's schema, then
+JSON. Each topic's schema is registered under `<topic>-value` (TopicNameStrategy) when a shop
+process starts; the serializers then only look it up, so a schema the registry refuses (an
+incompatible change) stops the process at start, not at its first event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+
+MAGIC_BYTE = 0
+HEADER_SIZE = 5  # magic byte and schema id
+SCHEMA_NOT_FOUND = 40403  # Confluent's error code for an unknown schema id
+
+
+class Undecodable(ValueError):
+    """A value that is not a record of a registered schema; the message says why."""
+
+
+def subject_of(topic: str) -> str:
+    """The subject of a topic's values under TopicNameStrategy."""
+    return f"{topic}-value"
+
+
+class RegistryCodec:
+    """JSON values of `schemas` (topic -> JSON schema) written and read through a registry."""
+
+    def __init__(self, url: str, schemas: Mapping[str, Mapping[str, Any]]) -> None:
+        self.client = SchemaRegistryClient({"url": url.rstrip("/")})
+        self.schemas = {topic: Schema(json.dumps(schema), "JSON") for topic, schema in
+                        schemas.items()}
+        self._serializers = {
+            topic: JSONSerializer(schema.schema_str, self.client,
+                                  conf={"auto.register.schemas": False})
+            for topic, schema in self.schemas.items()}
+        self._deserializer = JSONDeserializer(None, schema_registry_client=self.client)
+
+    def register(self) -> dict[str, int]:
+        """Register every topic's schema under its subject; the ids, by subject."""
+        return {subject_of(topic): self.client.register_schema(subject_of(topic), schema)
+                for topic, schema in self.schemas.items()}
+
+    def serialize(self, topic: str, value: Mapping[str, Any]) -> bytes:
+        encoded = self._serializers[topic](value, _context(topic))
+        assert encoded is not None
+        return encoded
+
+    def deserialize(self, topic: str, value: bytes) -> Any:
+        """The JSON document in `value`, valid against its writer's schema, or Undecodable.
+
+        A registry that cannot be reached is not the record's fault: that error propagates."""
+        if len(value) < HEADER_SIZE or value[0] != MAGIC_BYTE:
+            raise Undecodable("not in the schema registry's wire format (magic byte 0, "
+                              "schema id, payload)")
+        schema_id = int.from_bytes(value[1:HEADER_SIZE], "big")
+        try:
+            return self._deserializer(value, _context(topic))
+        except SchemaRegistryError as exc:
+            if exc.error_code != SCHEMA_NOT_FOUND:
+                raise
+            raise Undecodable(f"unknown schema id {schema_id}") from None
+        except (SerializationError, ValueError) as exc:  # json's errors are ValueErrors
+            raise Undecodable(f"not valid against schema id {schema_id}: "
+                              f"{_one_line(exc)}") from None
+
+
+def _context(topic: str) -> SerializationContext:
+    return SerializationContext(topic, MessageField.VALUE)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc.args[0] if exc.args else exc)
+    return " ".join(text.split())[:300]
