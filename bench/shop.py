@@ -13,7 +13,6 @@ from the first POST to the last completion. All processes share this machine's 2
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import tempfile
 import threading
@@ -24,7 +23,13 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
 from minikafka.shop.demo import BROKER_ARGS
-from minikafka.shop.events import NOTIFICATIONS, PARTITIONS
+from minikafka.shop.events import (
+    NOTIFICATIONS,
+    PARTITIONS,
+    NotificationSent,
+    decode,
+    use_registry,
+)
 from minikafka.shop.generator import generate
 from minikafka.shop.inventory import write_catalogue
 from minikafka.shop.monitor import ShopPaths
@@ -47,9 +52,10 @@ def _completions(bootstrap: str, done: dict[str, float], expected: int,
             for msg in consumer.consume(500, timeout=0.05):
                 if msg.error():
                     continue
-                event = json.loads(msg.value())
-                if event["status"] == "completed":
-                    done.setdefault(event["order_id"], time.monotonic())
+                event = decode(NOTIFICATIONS, msg.value())
+                assert isinstance(event, NotificationSent)
+                if event.status == "completed":
+                    done.setdefault(event.order_id, time.monotonic())
     finally:
         consumer.close()
 
@@ -58,11 +64,13 @@ def bench_rate(rate: float) -> dict[str, float]:
     orders = min(int(rate * SECONDS), MAX_ORDERS)
     with tempfile.TemporaryDirectory(prefix="bench-shop-") as tmp:
         paths = ShopPaths(Path(tmp) / "shop")
-        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--log-level",
-                               "WARNING").start()
+        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--log-level", "WARNING",
+                               "--no-ui", "--schema-registry-port", "0").start()
+        assert broker.registry_url is not None
+        use_registry(broker.registry_url)
         catalogue = write_catalogue(paths.root / "catalogue.json",
                                     {f"{i:03d}": 10**9 for i in range(1, 51)})
-        stack = ShopStack(paths, broker.bootstrap, extra={
+        stack = ShopStack(paths, broker.bootstrap, broker.registry_url, extra={
             "inventory": ["--catalogue", str(catalogue)],
             "orders": ["--payment-limit", "1e12"]})
         try:
