@@ -9,10 +9,11 @@ raw with a one-line warning on stderr; a registry that cannot be reached is the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ..registry.formats import to_json, wire_schema_id
 
 if TYPE_CHECKING:
     from ..client import Message
@@ -23,23 +24,6 @@ SCHEMA_NOT_FOUND = 40403  # Confluent's error code for an unknown schema id
 
 class RegistryUnreachable(ValueError):
     """The registry did not answer (one line for `cli.main`)."""
-
-
-def wire_schema_id(data: bytes) -> int | None:
-    """The schema id of bytes in the wire format, else None."""
-    if len(data) < 5 or data[0] != 0:
-        return None
-    return int.from_bytes(data[1:5], "big")
-
-
-def to_json(value: Any) -> str:
-    """A decoded record as JSON text (Avro's bytes, dates and decimals as strings)."""
-    def fallback(item: Any) -> Any:
-        if isinstance(item, bytes):
-            return item.decode(errors="backslashreplace")
-        return item.isoformat() if hasattr(item, "isoformat") else str(item)
-
-    return json.dumps(value, ensure_ascii=False, default=fallback)
 
 
 class RecordDecoder:

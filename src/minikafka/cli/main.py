@@ -20,6 +20,7 @@ from ..broker import add_arguments as add_broker_arguments
 from ..broker import load_config as load_broker_config
 from ..errors import KafkaError
 from ..extras import MissingExtra, require
+from ..registry.formats import to_json
 from ..shop.cli import add_commands as add_shop_commands
 from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
 from .backends import (
@@ -35,7 +36,7 @@ from .backends import (
     connection_arguments,
     parse_pairs,
 )
-from .decoding import FORMATS, to_json
+from .decoding import FORMATS
 from .groups import add_groups_parser
 from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser

@@ -17,8 +17,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
-MAGIC_BYTE = 0
-HEADER_SIZE = 5  # magic byte and schema id
+from ..registry.formats import wire_schema_id
+
 SCHEMA_NOT_FOUND = 40403  # Confluent's error code for an unknown schema id
 
 
@@ -58,10 +58,10 @@ class RegistryCodec:
         """The JSON document in `value`, valid against its writer's schema, or Undecodable.
 
         A registry that cannot be reached is not the record's fault: that error propagates."""
-        if len(value) < HEADER_SIZE or value[0] != MAGIC_BYTE:
+        schema_id = wire_schema_id(value)
+        if schema_id is None:
             raise Undecodable("not in the schema registry's wire format (magic byte 0, "
                               "schema id, payload)")
-        schema_id = int.from_bytes(value[1:HEADER_SIZE], "big")
         try:
             return self._deserializer(value, _context(topic))
         except SchemaRegistryError as exc:
