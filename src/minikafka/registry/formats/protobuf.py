@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 from proto_schema_parser import ast
 from proto_schema_parser.parser import Parser
 
+from ...records import decode_varint
 from ..errors import InvalidSchema
 from . import ParsedSchema, Resolved
 
@@ -67,10 +68,10 @@ class ProtobufSchema(ParsedSchema):
     def decode(self, payload: bytes) -> Any:
         """The message at the payload's message indexes (Confluent's prefix: a zigzag varint
         count, then each index; 0 alone is the first message), as JSON data."""
-        count, at = _zigzag(payload, 0)
+        count, at = decode_varint(payload, 0)  # Kafka's zigzag varints, as Confluent writes
         indexes = []
         for _ in range(count):
-            index, at = _zigzag(payload, at)
+            index, at = decode_varint(payload, at)
             indexes.append(index)
         message = self._message_class(tuple(indexes or [0]))
         return json_format.MessageToDict(message.FromString(payload[at:]),
@@ -147,20 +148,6 @@ def _declare(proto: descriptor_pb2.FileDescriptorProto, known: dict[str, int]) -
             walk(message.nested_type, message.enum_type, f"{scope}.{message.name}")
 
     walk(proto.message_type, proto.enum_type, f".{proto.package}" if proto.package else "")
-
-
-def _zigzag(data: bytes, at: int) -> tuple[int, int]:
-    """The zigzag varint at `at`, and where it ends."""
-    value = shift = 0
-    while True:
-        if at >= len(data):
-            raise ValueError("the message indexes end early")
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (value >> 1) ^ -(value & 1), at
-        shift += 7
 
 
 def _builtin(path: str) -> descriptor_pb2.FileDescriptorProto | None:
