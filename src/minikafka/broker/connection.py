@@ -19,6 +19,12 @@ channel (KIP-219): its answer leaves at once with throttle_time_ms set, and noth
 from it until that time has passed; answers to versions older than KIP-219 are held that long
 too, as Kafka held them. A throttled connection is then read one request at a time, as Kafka reads
 every connection, so that requests pipelined behind a throttled one do not pass it.
+
+Security (tls.py, sasl.py): on a TLS listener the handshake comes first (tls.start_tls: a failed
+one is one log line naming the peer, and its alert reaches the client) and record slices are
+read and written through the TLS transport, sendfile being of no use for encrypted bytes; on a
+SASL listener requests are read one at a time and only those of authentication are served until
+the client is authenticated, and a failed authentication is answered and closes the connection.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,12 +51,24 @@ from ..protocol.codec import (
 from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
 from .bounds import hangup
-from .context import Answer, Api, BrokerContext, CloseConnection, client_host, listener
+from .context import (
+    Answer,
+    Api,
+    BrokerContext,
+    CloseConnection,
+    client_host,
+    listener,
+    principal,
+    session,
+)
 from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
+from .sasl import AuthenticationFailed, Session, authenticate
+from .tls import certificate_principal, start_tls
 
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
+TLS_CHUNK = 1024 * 1024  # record bytes read and encrypted at a time under TLS
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -58,15 +77,25 @@ class Connection(asyncio.BufferedProtocol):
 
     def __init__(self, ctx: BrokerContext,
                  on_start: Callable[[asyncio.Task[None], Connection], None],
-                 listener_name: str = "") -> None:
+                 listener_name: str = "", tls: ssl.SSLContext | None = None,
+                 sasl: bool = False) -> None:
         self.ctx = ctx
         self.listener = listener_name
+        self._tls = tls
+        # Under TLS, requests that arrive with the handshake's end wait for start_tls to hand
+        # over the TLS transport (reading is paused and resumed on it)
+        self._tls_ready = tls is None
+        self.session = Session("", listener_name, sasl, on_authenticated=self._authenticated)
         self._on_start = on_start
         self.peer = ""
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
-        self._max_in_flight = ctx.config.max_in_flight
+        # SASL: one request at a time until authenticated, as Kafka's authenticator reads
+        self._max_in_flight = 1 if sasl else ctx.config.max_in_flight
         self._frames = FrameBuffer(ctx.config.socket_request_max_bytes)
+        if sasl:  # strangers may not make the broker hold big requests
+            self._frames.limit(ctx.config.sasl_server_max_receive_size,
+                               "sasl.server.max.receive.size")
         # Answers in request order; None (last) means no more requests will come.
         self._answers: deque[asyncio.Future[Pieces] | None] = deque()
         self._reading = True  # requests are still accepted
@@ -103,11 +132,15 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         self._ip = ip
+        if self._tls is not None:  # nothing is read before start_tls takes the transport over
+            transport.pause_reading()
+        self.session.peer = self.peer
         transport.set_write_buffer_limits(high=256 * 1024)
         loop = self._loop
         self._hangup = loop.create_future()
         self._context.run(client_host.set, ip)
         self._context.run(listener.set, self.listener)
+        self._context.run(session.set, self.session)
         self._context.run(hangup.set, self._hangup)
         self._last_active = loop.time()
         self._watch_idle()
@@ -125,7 +158,8 @@ class Connection(asyncio.BufferedProtocol):
             self._charged += nbytes
             self.ctx.budget.available -= nbytes
             self._last_active = self._loop.time()
-            self._parse()
+            if self._tls_ready:
+                self._parse()
 
     def eof_received(self) -> bool:
         self._hang_up()  # its long waits answer now
@@ -136,7 +170,8 @@ class Connection(asyncio.BufferedProtocol):
                 self._violation(CloseConnection(str(exc)))
             else:
                 self._end_requests()
-        return True  # half-closed: the answers to what was read still go out
+        # Half-closed: the answers to what was read still go out (TLS has no half-close).
+        return self._tls is None
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -264,6 +299,8 @@ class Connection(asyncio.BufferedProtocol):
             self._wake_writer.set_result(None)
 
     def _dispatch(self, frame: bytes) -> asyncio.Future[Pieces]:
+        if self.session.raw_tokens:
+            return self._loop.create_task(self._raw_token(frame), context=self._context.copy())
         try:
             header, pos = parse_header(frame)
         except MalformedError as exc:
@@ -271,6 +308,7 @@ class Connection(asyncio.BufferedProtocol):
         api = self.ctx.apis.get(header.api_key)
         if api is None:
             raise CloseConnection(f"unknown API key {header.api_key}")
+        self.session.admit(header.api_key)
         if not api.min_version <= header.api_version <= api.max_version:
             if header.api_key == ApiKey.ApiVersions:
                 done: asyncio.Future[Pieces] = asyncio.get_running_loop().create_future()
@@ -305,6 +343,25 @@ class Connection(asyncio.BufferedProtocol):
             return answer
         return [encode_response(header, answer)]
 
+    async def _raw_token(self, frame: bytes) -> Pieces:
+        """After SaslHandshake v0: a bare SASL token in, a bare one out; a failure is not
+        answered (the protocol has no way to say it), the connection just closes."""
+        try:
+            reply = await authenticate(self.session, frame,
+                                       self.ctx.config.connections_max_reauth_ms)
+        except AuthenticationFailed:
+            return None
+        finally:
+            self._refund(len(frame) + 4)
+        return [len(reply).to_bytes(4, "big") + reply]
+
+    def _authenticated(self, authenticated: Session) -> None:
+        """SASL succeeded: later requests run as its principal, pipelined again, as big as any
+        client's may be."""
+        self._max_in_flight = self.ctx.config.max_in_flight
+        self._frames.limit(self.ctx.config.socket_request_max_bytes, "socket.request.max.bytes")
+        self._context.run(principal.set, authenticated.principal)
+
     async def _throttled(self, api: Api, header: RequestHeader, request: Any) -> Answer:
         """Handle a request under client quotas: its handler time charged to request_percentage,
         the larger of that throttle and the one its handler charged (bytes) in the answer, and
@@ -327,6 +384,8 @@ class Connection(asyncio.BufferedProtocol):
     async def _run(self) -> None:
         assert self.transport is not None
         try:
+            if self._tls is not None and not await self._start_tls(self._tls):
+                return
             await self._write_answers()
         finally:
             self._reading, self._gone = False, True
@@ -343,6 +402,27 @@ class Connection(asyncio.BufferedProtocol):
             self._released = True
             if self._ip is not None:
                 self.ctx.connections.release(self._ip)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> bool:
+        """The TLS handshake, before any request; a client whose certificate was verified is
+        its subject. A failure is one log line and the end of the connection."""
+        assert self.transport is not None
+        try:
+            transport = await start_tls(self.transport, self, context)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.info("failed authentication with %s (listener %s): TLS handshake failed: %s",
+                     self.peer, self.listener, exc)
+            return False
+        self.transport, self._tls_ready = transport, True
+        transport.set_write_buffer_limits(high=256 * 1024)
+        subject = certificate_principal(transport.get_extra_info("ssl_object"))
+        if subject is not None and not self.session.sasl:
+            self.session.principal = subject
+            principal.set(subject)  # this task runs in the connection's own context
+            log.debug("authenticated %s as %s by its certificate", self.peer, subject)
+        if self._reading:
+            self._parse()
+        return True
 
     async def _write_answers(self) -> None:
         answers, loop = self._answers, asyncio.get_running_loop()
@@ -366,6 +446,8 @@ class Connection(asyncio.BufferedProtocol):
             except Exception:
                 log.exception("request from %s failed; closing its connection", self.peer)
                 return
+            if self.session.closing and self._reading:  # a failed authentication's answer
+                self.stop_reading()  # is the last
             if self._read_paused and self._reading:
                 self._parse()  # room again for requests waiting in the buffer
             if self._gone:
@@ -379,7 +461,7 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of
-        pipelined answers), each record slice by sendfile."""
+        pipelined answers), each record slice by sendfile (under TLS, read and written)."""
         assert self.transport is not None
         run: list[bytes] = []
         for piece in pieces:
@@ -389,13 +471,33 @@ class Connection(asyncio.BufferedProtocol):
             if run:
                 self.transport.write(b"".join(run))
                 run = []
-            await self._sendfile(piece)
+            if self._tls is not None:
+                await self._write_slice(piece)
+            else:
+                await self._sendfile(piece)
         if run:
             self.transport.write(b"".join(run))
         if self._drained is not None:
             await self._drained
         elif self._gone:
             raise ConnectionResetError("connection lost")
+
+    async def _write_slice(self, piece: Any) -> None:
+        """TLS: encrypted bytes cannot be sent from the page cache, so the slice is read and
+        written TLS_CHUNK bytes at a time, each waiting for room in the transport: the client
+        receives and decrypts one chunk while the next is encrypted (a whole 32 MiB answer
+        encrypted at once left both sides idle in turn, at a fifth of the speed), and a
+        connection holds a chunk or so of an answer in memory, not all of it."""
+        assert self.transport is not None
+        fd, position, end = piece.file.fileno(), piece.position, piece.position + piece.length
+        while position < end:
+            chunk = os.pread(fd, min(TLS_CHUNK, end - position), position)
+            if not chunk:
+                raise OSError(f"segment ends {end - position} bytes before its slice")
+            self.transport.write(chunk)
+            position += len(chunk)
+            if self._drained is not None:
+                await self._drained
 
     async def _sendfile(self, piece: Any) -> None:
         """Zero-copy: `os.sendfile` straight to the socket when nothing is queued ahead of it

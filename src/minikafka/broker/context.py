@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
@@ -19,10 +19,14 @@ from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
+from .credentials import CredentialStore
 from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
+
+if TYPE_CHECKING:
+    from .sasl import Session
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
@@ -35,6 +39,11 @@ client_host: ContextVar[str] = ContextVar("client_host", default="")
 # The name of the listener the connection came in on (set per connection): Metadata and
 # FindCoordinator answer with that listener's advertised address.
 listener: ContextVar[str] = ContextVar("listener", default="")
+# Who the connection's client is (set per connection once known): `User:<name>` after SASL,
+# `User:<certificate subject>` for a client certificate, else User:ANONYMOUS.
+principal: ContextVar[str] = ContextVar("principal", default="User:ANONYMOUS")
+# The connection's security state (sasl.Session), for the SASL handlers.
+session: ContextVar[Session] = ContextVar("session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,7 @@ class BrokerContext:
     groups: GroupService  # the group coordinator and its runtime
     budget: RequestBudget  # queued.max.request.bytes, shared by every connection
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
+    credentials: CredentialStore  # SCRAM users, for SASL and the credential APIs
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
