@@ -20,6 +20,7 @@ from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .credentials import CredentialStore
+from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
@@ -80,6 +81,7 @@ class BrokerContext:
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas (KIP-13, 124)
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache)  # KIP-227
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
     topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one
