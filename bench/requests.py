@@ -17,7 +17,7 @@ import struct
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +40,20 @@ WINDOW = 32  # unanswered requests per connection
 PRODUCE_GOAL_US = 15.0
 FETCH_GOAL_US = 10.0
 FETCH_WAIT_MS = 1  # the long poll each empty fetch waits out
+WIDE_TOPIC = "requests-wide"  # a consumer of many partitions, with and without a fetch session
+WIDE_PARTITIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     produces: int  # per connection, per run
     fetches: int
+    wide_fetches: int  # of WIDE_PARTITIONS partitions
     repeats: int
 
 
-FULL = Plan(produces=20_000, fetches=5_000, repeats=5)
-QUICK = Plan(produces=3_000, fetches=1_000, repeats=3)
+FULL = Plan(produces=20_000, fetches=5_000, wide_fetches=200, repeats=5)
+QUICK = Plan(produces=3_000, fetches=1_000, wide_fetches=50, repeats=3)
 
 
 def frame(request: Any, correlation_id: int = 1) -> bytes:
@@ -66,17 +69,30 @@ def produce_frame() -> bytes:
             cls.TopicProduceData.PartitionProduceData(index=0, records=batch)])]))
 
 
-def fetch_frame(offsets: dict[int, int], max_wait_ms: int = FETCH_WAIT_MS) -> bytes:
-    """A sessionless fetch of every partition from `offsets` (their ends: nothing to return)."""
+def fetch_frame(offsets: dict[int, int], topic: str = TOPIC, session_id: int = 0,
+                epoch: int = -1) -> bytes:
+    """A fetch of the partitions in `offsets` from there (their ends: nothing to return);
+    sessionless by default."""
     cls = FetchRequest[12]
     return frame(cls(
-        replica_id=-1, max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=50 << 20,
-        isolation_level=0, session_id=0, session_epoch=-1, topics=[cls.FetchTopic(
-            topic=TOPIC, partitions=[cls.FetchTopic.FetchPartition(
+        replica_id=-1, max_wait_ms=FETCH_WAIT_MS, min_bytes=1, max_bytes=50 << 20,
+        isolation_level=0, session_id=session_id, session_epoch=epoch, topics=[cls.FetchTopic(
+            topic=topic, partitions=[cls.FetchTopic.FetchPartition(
                 partition=p, current_leader_epoch=-1, fetch_offset=offset, last_fetched_epoch=-1,
                 log_start_offset=-1, partition_max_bytes=1 << 20)
-                for p, offset in sorted(offsets.items())])],
+                for p, offset in sorted(offsets.items())])] if offsets else [],
         forgotten_topics_data=[], rack_id=""))
+
+
+def fetch_session(address: tuple[str, int], offsets: dict[int, int]) -> int:
+    """Open a fetch session of WIDE_TOPIC's partitions at `offsets`; its id."""
+    answer = request_once(address, fetch_frame(offsets, WIDE_TOPIC, epoch=0))
+    return int(struct.unpack_from(">i", answer, 4 + 1 + 4 + 2)[0])  # header v1, throttle, error
+
+
+def incremental(session_id: int, count: int) -> list[bytes]:
+    """The session's next `count` fetches, naming no partition: nothing changed."""
+    return [fetch_frame({}, WIDE_TOPIC, session_id, epoch) for epoch in range(1, count + 1)]
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -96,8 +112,9 @@ def request_once(address: tuple[str, int], payload: bytes) -> bytes:
         return _read_exactly(sock, size)
 
 
-def pipeline(address: tuple[str, int], payload: bytes, count: int, window: int) -> None:
-    """Send `payload` `count` times keeping `window` unanswered; read every answer."""
+def pipeline(address: tuple[str, int], frames: Sequence[bytes], window: int) -> None:
+    """Send `frames` in order keeping `window` unanswered; read every answer."""
+    count = len(frames)
     with socket.create_connection(address, timeout=30) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sent = answered = 0
@@ -105,7 +122,7 @@ def pipeline(address: tuple[str, int], payload: bytes, count: int, window: int) 
         while answered < count:
             burst = min(window - (sent - answered), count - sent)
             if burst > 0:
-                sock.sendall(payload * burst)
+                sock.sendall(b"".join(frames[sent:sent + burst]))
                 sent += burst
             pending += sock.recv(1 << 20) or b""
             while len(pending) >= 4:
@@ -116,16 +133,22 @@ def pipeline(address: tuple[str, int], payload: bytes, count: int, window: int) 
                 answered += 1
 
 
-def cpu_per_request(server: Server, address: tuple[str, int], payload: bytes, count: int) -> float:
-    """Broker CPU µs per request over CONNECTIONS pipelined connections."""
-    threads = [threading.Thread(target=pipeline, args=(address, payload, count, WINDOW))
-               for _ in range(CONNECTIONS)]
+def cpu_per_request(server: Server, address: tuple[str, int], streams: list[Sequence[bytes]]
+                    ) -> float:
+    """Broker CPU µs per request, each stream of frames pipelined on a connection of its own."""
+    threads = [threading.Thread(target=pipeline, args=(address, frames, WINDOW))
+               for frames in streams]
     before = server.cpu_seconds()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return (server.cpu_seconds() - before) / (count * CONNECTIONS) * 1e6
+    return (server.cpu_seconds() - before) / sum(map(len, streams)) * 1e6
+
+
+def repeated(payload: bytes, count: int) -> list[Sequence[bytes]]:
+    """The same request `count` times on each of CONNECTIONS connections."""
+    return [[payload] * count for _ in range(CONNECTIONS)]
 
 
 @contextmanager
@@ -139,10 +162,11 @@ def broker(tmp: Path) -> Iterator[Server]:
         yield server
 
 
-def create_topic(address: tuple[str, int]) -> None:
+def create_topic(address: tuple[str, int], name: str = TOPIC, partitions: int = PARTITIONS
+                 ) -> None:
     cls = CreateTopicsRequest[7]
     request_once(address, frame(cls(topics=[cls.CreatableTopic(
-        name=TOPIC, num_partitions=PARTITIONS, replication_factor=1, assignments=[],
+        name=name, num_partitions=partitions, replication_factor=1, assignments=[],
         configs=[])], timeout_ms=30_000, validate_only=False)))
 
 
@@ -150,23 +174,37 @@ def create_topic(address: tuple[str, int]) -> None:
 class Figures:
     produce_us: float
     fetch_us: float  # of one partition
-    wide_fetch_us: float  # of every partition
+    wide_fetch_us: float  # of every partition of TOPIC
+    full_us: float  # WIDE_TOPIC's partitions, sessionless
+    session_us: float  # WIDE_TOPIC's partitions, incremental
 
 
 def measure(plan: Plan) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-requests-") as tmp, broker(Path(tmp)) as server:
         address = ("127.0.0.1", server.port)
         create_topic(address)
+        create_topic(address, WIDE_TOPIC, WIDE_PARTITIONS)
         produce = produce_frame()
-        produces = [cpu_per_request(server, address, produce, plan.produces)
+        produces = [cpu_per_request(server, address, repeated(produce, plan.produces))
                     for _ in range(plan.repeats)]
         # Every partition at its end: partition 0 holds what was produced above.
         ends = dict.fromkeys(range(PARTITIONS), 0)
         ends[0] = plan.repeats * plan.produces * CONNECTIONS
         figures = []
         for fetch in (fetch_frame({0: ends[0]}), fetch_frame(ends)):
-            figures.append(statistics.median(cpu_per_request(server, address, fetch, plan.fetches)
-                                             for _ in range(plan.repeats)))
+            figures.append(statistics.median(
+                cpu_per_request(server, address, repeated(fetch, plan.fetches))
+                for _ in range(plan.repeats)))
+        wide = dict.fromkeys(range(WIDE_PARTITIONS), 0)
+        figures.append(statistics.median(
+            cpu_per_request(server, address, repeated(fetch_frame(wide, WIDE_TOPIC),
+                                                      plan.wide_fetches))
+            for _ in range(plan.repeats)))
+        figures.append(statistics.median(
+            cpu_per_request(server, address, [
+                incremental(fetch_session(address, wide), plan.wide_fetches)
+                for _ in range(CONNECTIONS)])
+            for _ in range(plan.repeats)))
     return Figures(statistics.median(produces), *figures)
 
 
@@ -183,7 +221,10 @@ def table(figures: Figures) -> Table:
             (f"Fetch of 1 partition, empty, {FETCH_WAIT_MS} ms long poll", figures.fetch_us,
              FETCH_GOAL_US),
             (f"Fetch of {PARTITIONS} partitions, empty, {FETCH_WAIT_MS} ms long poll",
-             figures.wide_fetch_us, None))
+             figures.wide_fetch_us, None),
+            (f"Fetch of {WIDE_PARTITIONS} partitions, empty, sessionless", figures.full_us, None),
+            (f"Fetch of {WIDE_PARTITIONS} partitions, empty, incremental session",
+             figures.session_us, None))
     for name, measured, goal in rows:
         out.add_row(name, f"{measured:.1f}", "" if goal is None else f"≤ {goal:.0f}",
                     "" if goal is None else "yes" if measured <= goal else "no")
