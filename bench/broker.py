@@ -25,6 +25,7 @@ BENCH_QUICK=1 (or `python -m bench.broker --quick`) for a smoke test of a few se
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import resource
@@ -306,10 +307,12 @@ KAFKA_CONSUMER = {"group.id": "bench", "enable.auto.commit": False,
 
 
 class KafkaReader(Reader):
-    def __init__(self, address: str, stream: str) -> None:
+    def __init__(self, address: str, stream: str, settings: dict[str, object] | None = None
+                 ) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        self.consumer = Consumer({"bootstrap.servers": address, **KAFKA_CONSUMER})
+        self.consumer = Consumer({"bootstrap.servers": address, **KAFKA_CONSUMER,
+                                  **(settings or {})})
         self.consumer.list_topics(stream, timeout=30)  # connected
         self.consumer.assign([TopicPartition(stream, 0, 0)])
 
@@ -331,14 +334,20 @@ class KafkaReader(Reader):
 
 
 class MiniKafka(Target):
-    reader = KafkaReader
+    """`settings`: the clients' security settings for the listener on `port` (default: the
+    server's own port, PLAINTEXT)."""
 
-    def __init__(self, server: Server, acks: str = "1") -> None:
+    def __init__(self, server: Server, acks: str = "1", settings: dict[str, object] | None = None,
+                 port: int | None = None) -> None:
         super().__init__(server)
         from confluent_kafka.admin import AdminClient
 
         self.acks = acks
-        self.admin = AdminClient({"bootstrap.servers": self.address})
+        self.settings = settings or {}
+        if port is not None:
+            self.address = f"127.0.0.1:{port}"
+        self.reader = functools.partial(KafkaReader, settings=self.settings)
+        self.admin = AdminClient({"bootstrap.servers": self.address, **self.settings})
 
     def prepare(self, stream: str) -> None:
         from confluent_kafka.admin import NewTopic
@@ -356,7 +365,8 @@ class MiniKafka(Target):
         return producer
 
     def produce(self, stream: str, size: int, records: int, seconds: float) -> int:
-        producer = self._producer(stream, kafka_producer_config(self.address, self.acks, size))
+        producer = self._producer(stream, {
+            **kafka_producer_config(self.address, self.acks, size), **self.settings})
         value = bytes(size)
         produce, poll = producer.produce, producer.poll
         deadline = time.perf_counter() + seconds
@@ -378,7 +388,7 @@ class MiniKafka(Target):
 
     def send_paced(self, stream: str, rate: int, seconds: float) -> int:
         producer = self._producer(stream, {"bootstrap.servers": self.address, "acks": "1",
-                                           "linger.ms": 0})
+                                           "linger.ms": 0, **self.settings})
         sent = 0
         for due in paced(rate, seconds):
             for _ in range(due):

@@ -41,7 +41,9 @@ def test_served_versions_match_the_issues() -> None:
                       # client quotas (issue 11)
                       48: (0, 1), 49: (0, 1),
                       # transactions (issue 12): the log's side
-                      61: (0, 0)}
+                      61: (0, 0),
+                      # SASL and SCRAM users (issue 17)
+                      17: (0, 1), 36: (0, 2), 50: (0, 0), 51: (0, 0)}
 
 
 def test_request_header_v1_by_hand() -> None:

@@ -21,6 +21,8 @@ from .listeners import (
     parse_listeners,
     parse_protocol_map,
 )
+from .scram import DEFAULT_MECHANISMS, check_mechanisms
+from .tls import CLIENT_AUTH
 
 ENV_PREFIX = "MINIKAFKA_"
 MiB = 1024 * 1024
@@ -56,7 +58,27 @@ class BrokerConfig:
         "clients are told (default: the listener's own address)")
     listener_security_protocol_map: str = _setting(
         DEFAULT_PROTOCOL_MAP, "Kafka's listener.security.protocol.map, NAME:PROTOCOL,... "
-        "(only PLAINTEXT is served so far)")
+        "(PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)")
+    ssl_certfile: str | None = _setting(
+        None, "PEM certificate chain of SSL and SASL_SSL listeners (Kafka's ssl.keystore)")
+    ssl_keyfile: str | None = _setting(
+        None, "PEM private key of that certificate (default: in ssl_certfile)")
+    ssl_key_password: str | None = _setting(None, "password of ssl_keyfile, if encrypted")
+    ssl_cafile: str | None = _setting(
+        None, "PEM CA certificates that client certificates are checked against (Kafka's "
+        "ssl.truststore; default: the system's)")
+    ssl_client_auth: str = _setting(
+        "none", "Kafka's ssl.client.auth: none, requested or required (mTLS; the principal is "
+        "the certificate's subject)")
+    sasl_enabled_mechanisms: str = _setting(
+        DEFAULT_MECHANISMS, "SASL mechanisms served on SASL_* listeners (Kafka's "
+        "sasl.enabled.mechanisms)")
+    sasl_server_max_receive_size: int = _setting(
+        524_288, "largest request accepted on a SASL listener before the client has "
+        "authenticated; a connection announcing a bigger one is closed")
+    connections_max_reauth_ms: int = _setting(
+        0, "SASL sessions last this long, then clients re-authenticate (KIP-368) or are "
+        "disconnected (0: for good)")
     flush: str = _setting(
         "never", "when to fsync: 'always' (acks=all waits, group commit), an interval like "
         "'100ms', or 'never' (the OS decides; survives a process crash)")
@@ -66,6 +88,9 @@ class BrokerConfig:
     num_partitions: int = _setting(1, "partitions of auto-created topics and of CreateTopics "
                                    "requests that leave the count to the broker")
     max_in_flight: int = _setting(64, "requests read ahead per connection (pipelining)")
+    max_incremental_fetch_session_cache_slots: int = _setting(
+        1000, "incremental fetch sessions (KIP-227) kept for consumers; past it a new one "
+        "evicts a stale or smaller one, or the consumer fetches without a session")
     # Bounds on what clients can make the broker hold (Kafka's names and defaults where Kafka
     # has the setting; max.topics and max.partitions are ours).
     socket_request_max_bytes: int = _setting(
@@ -115,6 +140,18 @@ class BrokerConfig:
                              "give advertised_listeners")
         check_listeners(self.bind_listeners, self._advertised_listeners(),
                         parse_protocol_map(self.listener_security_protocol_map))
+        check_mechanisms(self.sasl_enabled_mechanisms)
+        if self.ssl_client_auth not in CLIENT_AUTH:
+            raise ValueError(f"ssl_client_auth must be one of {', '.join(CLIENT_AUTH)}, got "
+                             f"{self.ssl_client_auth!r}")
+        tls = [listener.name for listener in self.bind_listeners
+               if self.security_protocol(listener.name).endswith("SSL")]
+        if tls and not self.ssl_certfile:
+            raise ValueError(f"listener {tls[0]} uses TLS: give ssl_certfile (and ssl_keyfile)")
+
+    def security_protocol(self, name: str) -> str:
+        """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: how listener `name` is secured."""
+        return parse_protocol_map(self.listener_security_protocol_map)[name]
 
     @property
     def bind_listeners(self) -> list[Listener]:

@@ -19,6 +19,12 @@ channel (KIP-219): its answer leaves at once with throttle_time_ms set, and noth
 from it until that time has passed; answers to versions older than KIP-219 are held that long
 too, as Kafka held them. A throttled connection is then read one request at a time, as Kafka reads
 every connection, so that requests pipelined behind a throttled one do not pass it.
+
+Security (tls.py, sasl.py): on a TLS listener the handshake comes first (tls.start_tls: a failed
+one is one log line naming the peer, and its alert reaches the client) and record slices are
+read and written through the TLS transport, sendfile being of no use for encrypted bytes; on a
+SASL listener requests are read one at a time and only those of authentication are served until
+the client is authenticated, and a failed authentication is answered and closes the connection.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ import asyncio
 import contextvars
 import logging
 import os
+import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -44,12 +51,37 @@ from ..protocol.codec import (
 from ..protocol.framing import FrameBuffer, FramingError
 from ..protocol.primitives import MalformedError
 from .bounds import hangup
-from .context import Answer, Api, BrokerContext, CloseConnection, client_host, listener
+from .context import (
+    Answer,
+    Api,
+    BrokerContext,
+    CloseConnection,
+    client_host,
+    listener,
+    principal,
+    session,
+)
 from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
+from .sasl import AuthenticationFailed, Session, authenticate
+from .tls import certificate_principal, start_tls
 
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
+# An answer in the queue: a handler's task, or the encoded pieces of one answered at once ([]: no
+# answer is due).
+Pending = asyncio.Future[Pieces] | list[Any]
+TLS_CHUNK = 1024 * 1024  # record bytes read and encrypted at a time under TLS
+
+
+def run_now(coroutine: Coroutine[Any, Any, Answer]) -> Answer:
+    """Run a coroutine that does not wait to its end, here and now."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a handler said to answer at once waited")
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -58,17 +90,27 @@ class Connection(asyncio.BufferedProtocol):
 
     def __init__(self, ctx: BrokerContext,
                  on_start: Callable[[asyncio.Task[None], Connection], None],
-                 listener_name: str = "") -> None:
+                 listener_name: str = "", tls: ssl.SSLContext | None = None,
+                 sasl: bool = False) -> None:
         self.ctx = ctx
         self.listener = listener_name
+        self._tls = tls
+        # Under TLS, requests that arrive with the handshake's end wait for start_tls to hand
+        # over the TLS transport (reading is paused and resumed on it)
+        self._tls_ready = tls is None
+        self.session = Session("", listener_name, sasl, on_authenticated=self._authenticated)
         self._on_start = on_start
         self.peer = ""
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
-        self._max_in_flight = ctx.config.max_in_flight
+        # SASL: one request at a time until authenticated, as Kafka's authenticator reads
+        self._max_in_flight = 1 if sasl else ctx.config.max_in_flight
         self._frames = FrameBuffer(ctx.config.socket_request_max_bytes)
+        if sasl:  # strangers may not make the broker hold big requests
+            self._frames.limit(ctx.config.sasl_server_max_receive_size,
+                               "sasl.server.max.receive.size")
         # Answers in request order; None (last) means no more requests will come.
-        self._answers: deque[asyncio.Future[Pieces] | None] = deque()
+        self._answers: deque[Pending | None] = deque()
         self._reading = True  # requests are still accepted
         self._read_paused = False  # max_in_flight reached, or the request budget spent
         self._charged = 0  # bytes read and charged to ctx.budget, until their answers are due
@@ -83,6 +125,9 @@ class Connection(asyncio.BufferedProtocol):
         self._wake_writer: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
         self._context = contextvars.copy_context()  # with client_host; each handler a copy
+        # Handler tasks not yet started: a request answered at once must not pass them (their
+        # appends happen in their first step, and appends follow the order requests were sent).
+        self._unstarted = 0
 
     # --- protocol callbacks -----------------------------------------------------------------------
 
@@ -103,11 +148,15 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         self._ip = ip
+        if self._tls is not None:  # nothing is read before start_tls takes the transport over
+            transport.pause_reading()
+        self.session.peer = self.peer
         transport.set_write_buffer_limits(high=256 * 1024)
         loop = self._loop
         self._hangup = loop.create_future()
         self._context.run(client_host.set, ip)
         self._context.run(listener.set, self.listener)
+        self._context.run(session.set, self.session)
         self._context.run(hangup.set, self._hangup)
         self._last_active = loop.time()
         self._watch_idle()
@@ -125,7 +174,8 @@ class Connection(asyncio.BufferedProtocol):
             self._charged += nbytes
             self.ctx.budget.available -= nbytes
             self._last_active = self._loop.time()
-            self._parse()
+            if self._tls_ready:
+                self._parse()
 
     def eof_received(self) -> bool:
         self._hang_up()  # its long waits answer now
@@ -136,7 +186,8 @@ class Connection(asyncio.BufferedProtocol):
                 self._violation(CloseConnection(str(exc)))
             else:
                 self._end_requests()
-        return True  # half-closed: the answers to what was read still go out
+        # Half-closed: the answers to what was read still go out (TLS has no half-close).
+        return self._tls is None
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -166,16 +217,22 @@ class Connection(asyncio.BufferedProtocol):
     # --- reading ----------------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        """Dispatch every whole frame received while fewer than max_in_flight are unanswered."""
-        frames, answers, max_in_flight = self._frames, self._answers, self._max_in_flight
+        """Dispatch every whole frame received while fewer than max_in_flight are unanswered;
+        answers ready at once leave together in one write when nothing is ahead of them."""
+        frames, answers = self._frames, self._answers
         added = False
         try:
-            while len(answers) < max_in_flight and self._unmute_timer is None:
-                frame = frames.next_frame()
-                if frame is None:
-                    break
-                answers.append(self._dispatch(frame))
-                added = True
+            while True:
+                while len(answers) < self._max_in_flight and self._unmute_timer is None:
+                    frame = frames.next_frame()
+                    if frame is None:
+                        break
+                    answers.append(self._dispatch(frame))
+                    added = True
+                else:  # stopped by max_in_flight: writing the ready answers makes room
+                    if self._write_ready():
+                        continue
+                break
         except FramingError as exc:
             self._violation(CloseConnection(str(exc)))
             return
@@ -183,8 +240,27 @@ class Connection(asyncio.BufferedProtocol):
             self._violation(exc)
             return
         if added:
-            self._wake()
+            self._write_ready()
+            if answers:
+                self._wake()
         self._update_reading()
+
+    def _write_ready(self) -> bool:
+        """Write the answers at the head of the queue that were answered at once, in one write,
+        while the writer task is idle (nothing of ours is on its way out) and the transport takes
+        more; True if any left the queue."""
+        answers = self._answers
+        if self._wake_writer is None or self._wake_writer.done() or self._drained is not None \
+                or self._gone or self.transport is None or not answers \
+                or not isinstance(answers[0], list):
+            return False
+        pieces: list[bytes] = []
+        while answers and isinstance(head := answers[0], list):
+            answers.popleft()
+            pieces += head
+        if pieces:
+            self.transport.write(b"".join(pieces))
+        return True
 
     def _update_reading(self) -> None:
         """Pause reading while max_in_flight requests are unanswered or the broker's request
@@ -263,7 +339,9 @@ class Connection(asyncio.BufferedProtocol):
         if self._wake_writer is not None and not self._wake_writer.done():
             self._wake_writer.set_result(None)
 
-    def _dispatch(self, frame: bytes) -> asyncio.Future[Pieces]:
+    def _dispatch(self, frame: bytes) -> Pending:
+        if self.session.raw_tokens:
+            return self._loop.create_task(self._raw_token(frame), context=self._context.copy())
         try:
             header, pos = parse_header(frame)
         except MalformedError as exc:
@@ -271,12 +349,11 @@ class Connection(asyncio.BufferedProtocol):
         api = self.ctx.apis.get(header.api_key)
         if api is None:
             raise CloseConnection(f"unknown API key {header.api_key}")
+        self.session.admit(header.api_key)
         if not api.min_version <= header.api_version <= api.max_version:
             if header.api_key == ApiKey.ApiVersions:
-                done: asyncio.Future[Pieces] = asyncio.get_running_loop().create_future()
-                done.set_result([unsupported_api_versions(header, self.ctx.served_versions)])
                 self._refund(len(frame) + 4)
-                return done
+                return [unsupported_api_versions(header, self.ctx.served_versions)]
             raise CloseConnection(f"{ApiKey(header.api_key).name} v{header.api_version} is not "
                                   f"served (v{api.min_version}-v{api.max_version})")
         if not known_version(header.api_key, header.api_version):
@@ -285,12 +362,36 @@ class Connection(asyncio.BufferedProtocol):
             request = api.decode(header, frame, pos)
         except MalformedError as exc:
             raise CloseConnection(str(exc)) from None
-        return asyncio.get_running_loop().create_task(
+        if api.answers_now is not None and not self._unstarted and not self.ctx.quotas.active \
+                and api.answers_now(self.ctx, header, request):
+            return self._handle_now(api, header, request, len(frame) + 4)
+        self._unstarted += 1
+        return self._loop.create_task(
             self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
+
+    def _handle_now(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pending:
+        """_handle without a task, for a request whose handler cannot wait (Api.answers_now):
+        its coroutine is run to its end at once. A failure is kept for the writer, as a task's
+        would be."""
+        started = time.perf_counter()
+        answer = None
+        try:
+            answer = self._context.copy().run(run_now, api.handle(self.ctx, header, request))
+        except Exception as exc:
+            failed: asyncio.Future[Pieces] = self._loop.create_future()
+            failed.set_exception(exc)
+            return failed
+        finally:
+            self._refund(size)
+            self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
+        if answer is None:
+            return []
+        return answer if isinstance(answer, list) else [encode_response(header, answer)]
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its
         `size` bytes go back to the request budget then."""
+        self._unstarted -= 1
         started = time.perf_counter()
         answer = None
         try:
@@ -304,6 +405,25 @@ class Connection(asyncio.BufferedProtocol):
         if answer is None or isinstance(answer, list):
             return answer
         return [encode_response(header, answer)]
+
+    async def _raw_token(self, frame: bytes) -> Pieces:
+        """After SaslHandshake v0: a bare SASL token in, a bare one out; a failure is not
+        answered (the protocol has no way to say it), the connection just closes."""
+        try:
+            reply = await authenticate(self.session, frame,
+                                       self.ctx.config.connections_max_reauth_ms)
+        except AuthenticationFailed:
+            return None
+        finally:
+            self._refund(len(frame) + 4)
+        return [len(reply).to_bytes(4, "big") + reply]
+
+    def _authenticated(self, authenticated: Session) -> None:
+        """SASL succeeded: later requests run as its principal, pipelined again, as big as any
+        client's may be."""
+        self._max_in_flight = self.ctx.config.max_in_flight
+        self._frames.limit(self.ctx.config.socket_request_max_bytes, "socket.request.max.bytes")
+        self._context.run(principal.set, authenticated.principal)
 
     async def _throttled(self, api: Api, header: RequestHeader, request: Any) -> Answer:
         """Handle a request under client quotas: its handler time charged to request_percentage,
@@ -327,13 +447,15 @@ class Connection(asyncio.BufferedProtocol):
     async def _run(self) -> None:
         assert self.transport is not None
         try:
+            if self._tls is not None and not await self._start_tls(self._tls):
+                return
             await self._write_answers()
         finally:
             self._reading, self._gone = False, True
             self._hang_up()
             while self._answers:
                 pending = self._answers.popleft()
-                if pending is not None:
+                if isinstance(pending, asyncio.Future):
                     pending.cancel()
             self.transport.close()
             for timer in (self._idle_timer, self._unmute_timer):
@@ -343,6 +465,27 @@ class Connection(asyncio.BufferedProtocol):
             self._released = True
             if self._ip is not None:
                 self.ctx.connections.release(self._ip)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> bool:
+        """The TLS handshake, before any request; a client whose certificate was verified is
+        its subject. A failure is one log line and the end of the connection."""
+        assert self.transport is not None
+        try:
+            transport = await start_tls(self.transport, self, context)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.info("failed authentication with %s (listener %s): TLS handshake failed: %s",
+                     self.peer, self.listener, exc)
+            return False
+        self.transport, self._tls_ready = transport, True
+        transport.set_write_buffer_limits(high=256 * 1024)
+        subject = certificate_principal(transport.get_extra_info("ssl_object"))
+        if subject is not None and not self.session.sasl:
+            self.session.principal = subject
+            principal.set(subject)  # this task runs in the connection's own context
+            log.debug("authenticated %s as %s by its certificate", self.peer, subject)
+        if self._reading:
+            self._parse()
+        return True
 
     async def _write_answers(self) -> None:
         answers, loop = self._answers, asyncio.get_running_loop()
@@ -355,9 +498,12 @@ class Connection(asyncio.BufferedProtocol):
                 return
             pieces: list[Any] = []
             try:
-                await answers[0]
-                while answers and answers[0] is not None and answers[0].done():
-                    answer = answers.popleft().result()  # type: ignore[union-attr]
+                if isinstance(answers[0], asyncio.Future):
+                    await answers[0]
+                while answers and (head := answers[0]) is not None and (
+                        not isinstance(head, asyncio.Future) or head.done()):
+                    answers.popleft()
+                    answer = head.result() if isinstance(head, asyncio.Future) else head
                     if answer is not None:  # ...with every later answer that is ready too
                         pieces += answer
             except CloseConnection as exc:
@@ -366,6 +512,8 @@ class Connection(asyncio.BufferedProtocol):
             except Exception:
                 log.exception("request from %s failed; closing its connection", self.peer)
                 return
+            if self.session.closing and self._reading:  # a failed authentication's answer
+                self.stop_reading()  # is the last
             if self._read_paused and self._reading:
                 self._parse()  # room again for requests waiting in the buffer
             if self._gone:
@@ -379,7 +527,7 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of
-        pipelined answers), each record slice by sendfile."""
+        pipelined answers), each record slice by sendfile (under TLS, read and written)."""
         assert self.transport is not None
         run: list[bytes] = []
         for piece in pieces:
@@ -389,13 +537,33 @@ class Connection(asyncio.BufferedProtocol):
             if run:
                 self.transport.write(b"".join(run))
                 run = []
-            await self._sendfile(piece)
+            if self._tls is not None:
+                await self._write_slice(piece)
+            else:
+                await self._sendfile(piece)
         if run:
             self.transport.write(b"".join(run))
         if self._drained is not None:
             await self._drained
         elif self._gone:
             raise ConnectionResetError("connection lost")
+
+    async def _write_slice(self, piece: Any) -> None:
+        """TLS: encrypted bytes cannot be sent from the page cache, so the slice is read and
+        written TLS_CHUNK bytes at a time, each waiting for room in the transport: the client
+        receives and decrypts one chunk while the next is encrypted (a whole 32 MiB answer
+        encrypted at once left both sides idle in turn, at a fifth of the speed), and a
+        connection holds a chunk or so of an answer in memory, not all of it."""
+        assert self.transport is not None
+        fd, position, end = piece.file.fileno(), piece.position, piece.position + piece.length
+        while position < end:
+            chunk = os.pread(fd, min(TLS_CHUNK, end - position), position)
+            if not chunk:
+                raise OSError(f"segment ends {end - position} bytes before its slice")
+            self.transport.write(chunk)
+            position += len(chunk)
+            if self._drained is not None:
+                await self._drained
 
     async def _sendfile(self, piece: Any) -> None:
         """Zero-copy: `os.sendfile` straight to the socket when nothing is queued ahead of it

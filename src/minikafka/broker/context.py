@@ -8,10 +8,10 @@ serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
@@ -19,15 +19,22 @@ from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
+from .credentials import CredentialStore
+from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 
+if TYPE_CHECKING:
+    from .sasl import Session
+
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
-Handler = Callable[["BrokerContext", RequestHeader, Any], Awaitable[Answer]]
+Handler = Callable[["BrokerContext", RequestHeader, Any], Coroutine[Any, Any, Answer]]
 Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
+# (ctx, header, request) -> True when the handler will answer without waiting for anything
+AnswersNow = Callable[["BrokerContext", RequestHeader, Any], bool]
 
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
@@ -35,6 +42,11 @@ client_host: ContextVar[str] = ContextVar("client_host", default="")
 # The name of the listener the connection came in on (set per connection): Metadata and
 # FindCoordinator answer with that listener's advertised address.
 listener: ContextVar[str] = ContextVar("listener", default="")
+# Who the connection's client is (set per connection once known): `User:<name>` after SASL,
+# `User:<certificate subject>` for a client certificate, else User:ANONYMOUS.
+principal: ContextVar[str] = ContextVar("principal", default="User:ANONYMOUS")
+# The connection's security state (sasl.Session), for the SASL handlers.
+session: ContextVar[Session] = ContextVar("session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,8 @@ class Api:
     max_version: int
     handle: Handler
     decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
+    # Set where the handler often cannot wait: the connection then runs it without a task.
+    answers_now: AnswersNow | None = None
 
 
 class CloseConnection(Exception):
@@ -61,11 +75,13 @@ class BrokerContext:
     groups: GroupService  # the group coordinator and its runtime
     budget: RequestBudget  # queued.max.request.bytes, shared by every connection
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
+    credentials: CredentialStore  # SCRAM users, for SASL and the credential APIs
     apis: dict[int, Api] = field(default_factory=dict)
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas (KIP-13, 124)
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache)  # KIP-227
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
     topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one

@@ -46,6 +46,7 @@ from .appends import Flushable
 from .context import BrokerContext
 from .groups import OffsetCommitCheck
 from .quotas import Entity, Ops
+from .scram import ScramCredential, ScramMechanism
 from .snapshot import PartitionView, topic_partitions
 
 log = logging.getLogger("minikafka.broker")
@@ -399,3 +400,19 @@ def alter_client_quotas(ctx: BrokerContext, entity: Entity, changes: Ops,
         raise
     log.info("client quotas for %s: %s", "the default client-id" if entity is None
              else f"client-id {entity!r}", dict(changes))
+
+
+# --- SCRAM credentials ---------------------------------------------------------------------------
+
+
+def alter_scram_credentials(ctx: BrokerContext,
+                            upserts: Collection[tuple[str, ScramMechanism, ScramCredential]],
+                            deletions: Collection[tuple[str, ScramMechanism]]) -> None:
+    """Set and remove users' SCRAM credentials, kept across restarts before this returns."""
+    if not upserts and not deletions:
+        return
+    with _storing(ctx):
+        ctx.credentials.alter(upserts, deletions)
+    log.info("SCRAM credentials: set %s; removed %s",
+             sorted(f"{user} ({m.name}, {c.iterations} iterations)" for user, m, c in upserts)
+             or "none", sorted(f"{user} ({m.name})" for user, m in deletions) or "none")

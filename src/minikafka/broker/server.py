@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from dataclasses import replace
 
 from ..errors import KafkaError, KafkaStorageError
@@ -19,11 +20,14 @@ from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
 from .context import BrokerContext
+from .credentials import CredentialStore
+from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
+from .tls import server_context
 
 log = logging.getLogger("minikafka.broker")
 
@@ -51,8 +55,11 @@ class Broker:
             budget=RequestBudget(self.config.queued_max_request_bytes),
             connections=ConnectionLimits(self.config.max_connections,
                                          self.config.max_connections_per_ip),
+            credentials=CredentialStore(logmgr.meta_dir),
             quotas=ClientQuotas(samples=self.config.quota_window_num,
                                 window_seconds=self.config.quota_window_size_seconds),
+            fetch_sessions=FetchSessionCache(
+                self.config.max_incremental_fetch_session_cache_slots),
             apis=build_registry())
         ops.load_client_quotas(self.ctx)
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
@@ -92,15 +99,32 @@ class Broker:
         assert self.ctx is not None
         loop = asyncio.get_running_loop()
         bound = []
+        tls = self._tls_context()
         for listener in self.config.bind_listeners:
+            protocol = self.config.security_protocol(listener.name)
             server = await loop.create_server(
-                functools.partial(self._accept, listener.name), listener.host or None,
-                listener.port, reuse_address=True)
+                functools.partial(self._accept, listener.name,
+                                  tls if protocol.endswith("SSL") else None,
+                                  protocol.startswith("SASL")),
+                listener.host or None, listener.port, reuse_address=True)
             self._servers.append(server)
             bound.append(replace(listener, port=server.sockets[0].getsockname()[1]))
         listeners = None if self.config.listeners is None else ",".join(map(str, bound))
         self.config = self.ctx.config = replace(self.config, port=bound[0].port,
                                                 listeners=listeners)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The TLS listeners' context (one for all of them), or None if none speaks TLS."""
+        config = self.config
+        if config.ssl_certfile is None:
+            return None
+        try:
+            return server_context(config.ssl_certfile, config.ssl_keyfile,
+                                  config.ssl_key_password, config.ssl_cafile,
+                                  config.ssl_client_auth)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load the TLS certificate or key (ssl_certfile "
+                             f"{config.ssl_certfile}): {exc}") from exc
 
     async def _close_servers(self) -> None:
         for server in self._servers:
@@ -112,9 +136,9 @@ class Broker:
         host, port = self.config.advertised
         return f"{host}:{port}"
 
-    def _accept(self, listener: str) -> Connection:
+    def _accept(self, listener: str, tls: ssl.SSLContext | None, sasl: bool) -> Connection:
         assert self.ctx is not None
-        return Connection(self.ctx, self._track, listener)
+        return Connection(self.ctx, self._track, listener, tls, sasl)
 
     def _track(self, task: asyncio.Task[None], connection: Connection) -> None:
         self._connections[task] = connection

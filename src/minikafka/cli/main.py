@@ -41,6 +41,7 @@ from .groups import add_groups_parser
 from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser
 from .schemas import add_schemas_parser
+from .users import add_users_parser
 
 if TYPE_CHECKING:
     from ..client import Message
@@ -485,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_groups_parser(sub)
     add_quotas_parser(sub)
     add_schemas_parser(sub)
+    add_users_parser(sub)
     add_shop_commands(sub)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")

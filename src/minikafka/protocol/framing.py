@@ -34,13 +34,17 @@ class FrameBuffer:
 
     def __init__(self, max_frame: int, initial: int = BUFFER_BYTES,
                  min_free: int = MIN_FREE) -> None:
-        self._max_frame = max_frame
+        self.limit(max_frame, "socket.request.max.bytes")
         self._initial = initial
         self._min_free = min_free
         self._buf = bytearray(initial)
         self._view = memoryview(self._buf)
         self._start = self._end = 0  # the unread bytes are _buf[_start:_end]
         self._filled = False  # the last read filled all the room it was given
+
+    def limit(self, max_frame: int, setting: str) -> None:
+        """Bound frames to `max_frame` bytes from now on; `setting` names the bound in errors."""
+        self._max_frame, self._setting = max_frame, setting
 
     @property
     def capacity(self) -> int:
@@ -85,7 +89,7 @@ class FrameBuffer:
         size = INT32.unpack_from(self._buf, start)[0]
         if size < 0 or size > self._max_frame:
             raise FramingError(f"frame of {size} bytes is outside 0..{self._max_frame}"
-                               " (socket.request.max.bytes)")
+                               f" ({self._setting})")
         stop = start + 4 + size
         if stop > self._end:
             return None

@@ -23,6 +23,7 @@ from . import (
     producer_ids,
     producers,
     quotas,
+    security,
     topics,
 )
 
@@ -38,6 +39,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     producers,
     groups,
     quotas,
+    security,
 )
 
 
