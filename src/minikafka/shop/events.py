@@ -222,7 +222,7 @@ def decode(topic: str, value: bytes | None) -> Event:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}"
                              for e in exc.errors()[:3])
-        raise InvalidEvent(f"not a valid event: {problems}") from None
+        raise InvalidEvent(f"not valid against the schema of {topic!r}: {problems}") from None
     if not isinstance(event, TOPIC_EVENTS.get(topic, ())):
         raise InvalidEvent(f"{event.type} does not belong on topic {topic!r}")
     return event

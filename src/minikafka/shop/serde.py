@@ -5,6 +5,10 @@ A value is the registry's wire format: magic byte 0, the 4-byte id of the writer
 JSON. Each topic's schema is registered under `<topic>-value` (TopicNameStrategy) when a shop
 process starts; the serializers then only look it up, so a schema the registry refuses (an
 incompatible change) stops the process at start, not at its first event.
+
+The serializers' own JSON Schema validation is off: the schemas are derived from the pydantic
+models that build every event and check every decoded one (shop/events.py), in a tenth of the
+time (jsonschema took ~190 µs an event on each side, the whole encode without it ~15 µs).
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ class RegistryCodec:
                         schemas.items()}
         self._serializers = {
             topic: JSONSerializer(schema.schema_str, self.client,
-                                  conf={"auto.register.schemas": False})
+                                  conf={"auto.register.schemas": False, "validate": False})
             for topic, schema in self.schemas.items()}
-        self._deserializer = JSONDeserializer(None, schema_registry_client=self.client)
+        self._deserializer = JSONDeserializer(None, conf={"validate": False},
+                                              schema_registry_client=self.client)
 
     def register(self) -> dict[str, int]:
         """Register every topic's schema under its subject; the ids, by subject."""
@@ -55,7 +60,7 @@ class RegistryCodec:
         return encoded
 
     def deserialize(self, topic: str, value: bytes) -> Any:
-        """The JSON document in `value`, valid against its writer's schema, or Undecodable.
+        """The JSON document in `value` (its writer's schema registered), or Undecodable.
 
         A registry that cannot be reached is not the record's fault: that error propagates."""
         schema_id = wire_schema_id(value)
@@ -69,8 +74,7 @@ class RegistryCodec:
                 raise
             raise Undecodable(f"unknown schema id {schema_id}") from None
         except (SerializationError, ValueError) as exc:  # json's errors are ValueErrors
-            raise Undecodable(f"not valid against schema id {schema_id}: "
-                              f"{_one_line(exc)}") from None
+            raise Undecodable(f"schema id {schema_id}: {_one_line(exc)}") from None
 
 
 def _context(topic: str) -> SerializationContext:
