@@ -96,21 +96,12 @@ def incremental(session_id: int, count: int) -> list[bytes]:
     return [fetch_frame({}, WIDE_TOPIC, session_id, epoch) for epoch in range(1, count + 1)]
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        buf += chunk
-    return bytes(buf)
-
-
 def request_once(address: tuple[str, int], payload: bytes) -> bytes:
-    with socket.create_connection(address, timeout=30) as sock:
+    """Send one framed request; its answer's body."""
+    with socket.create_connection(address, timeout=30) as sock, sock.makefile("rb") as answers:
         sock.sendall(payload)
-        size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-        return _read_exactly(sock, size)
+        size = struct.unpack(">i", answers.read(4))[0]
+        return bytes(answers.read(size))
 
 
 def pipeline(address: tuple[str, int], frames: Sequence[bytes], window: int) -> None:
