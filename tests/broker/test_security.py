@@ -265,6 +265,40 @@ def test_only_authentication_is_served_before_it(secured: Secured) -> None:
         client.close()
 
 
+def test_pipelined_requests_wait_for_authentication(secured: Secured) -> None:
+    """Handshake, authenticate and Metadata sent in one write: before authentication requests
+    are read one at a time, so Metadata is read as alice's, once she is authenticated."""
+    client = RawClient(f"127.0.0.1:{secured.ports['SASL_PLAINTEXT']}")
+    try:
+        requests = [SaslHandshakeRequest[1](mechanism="PLAIN"), SaslAuthenticateRequest[2](
+            auth_bytes=b"\0alice\0" + PASSWORD.encode())]
+        frames = b""
+        for correlation_id, request in enumerate(requests, 1):
+            request.with_header(correlation_id=correlation_id, client_id="raw")
+            frames += request.encode(header=True, framed=True)
+        client.send(frames + _metadata_frame())
+        for request in requests:
+            answer: Any = request.header.get_response_class().decode(client.read_frame(),
+                                                                   header=True)
+            assert answer.error_code == 0
+        assert client.read_frame() is not None  # Metadata answered, not a closed connection
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("token", [b"", b"garbage", b"n,,n=alice", b"p=x,,n=alice,r=abc",
+                                   b"n,a=bob,n=alice,r=abc"])
+def test_malformed_scram_messages_are_refused(secured: Secured, token: bytes) -> None:
+    client = RawClient(f"127.0.0.1:{secured.ports['SASL_PLAINTEXT']}")
+    try:
+        client.request(SaslHandshakeRequest[1](mechanism="SCRAM-SHA-256"))
+        answer: Any = client.request(SaslAuthenticateRequest[2](auth_bytes=token))
+        assert answer.error_code == 58 and "invalid credentials" in answer.error_message
+        assert client.is_closed()
+    finally:
+        client.close()
+
+
 def test_unauthenticated_requests_are_small(secured: Secured) -> None:
     """Kafka's sasl.server.max.receive.size (512 KiB): before authentication a bigger frame
     closes the connection at once, so that strangers cannot hold socket.request.max.bytes (100

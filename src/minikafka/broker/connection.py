@@ -552,7 +552,7 @@ class Connection(asyncio.BufferedProtocol):
         """TLS: encrypted bytes cannot be sent from the page cache, so the slice is read and
         written TLS_CHUNK bytes at a time, each waiting for room in the transport: the client
         receives and decrypts one chunk while the next is encrypted (a whole 32 MiB answer
-        encrypted at once left both sides idle in turn, at a fifth of the speed), and a
+        encrypted at once left both sides idle in turn, at a third of the speed), and a
         connection holds a chunk or so of an answer in memory, not all of it."""
         assert self.transport is not None
         fd, position, end = piece.file.fileno(), piece.position, piece.position + piece.length

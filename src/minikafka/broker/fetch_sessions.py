@@ -80,7 +80,10 @@ class FetchPartition:
 
 
 def has_records(data: PartitionData) -> bool:
-    return data.records is not None and records_length(data.records) > 0
+    records = data.records
+    if isinstance(records, bytes):  # most answers: b"", nothing new
+        return bool(records)
+    return records is not None and records_length(records) > 0
 
 
 @dataclass(slots=True)

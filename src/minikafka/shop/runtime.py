@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -70,28 +70,27 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def _atomic(db: sqlite3.Connection, begin: str, done: str, *undo: str
+            ) -> Iterator[sqlite3.Connection]:
+    db.execute(begin)
+    try:
+        yield db
+    except BaseException:
+        for statement in undo:
+            db.execute(statement)
+        raise
+    db.execute(done)
+
+
+def transaction(db: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    return _atomic(db, "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
 
 
-@contextmanager
-def savepoint(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def savepoint(db: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
     """One record's share of the batch's transaction: undone alone on any exception."""
-    db.execute("SAVEPOINT record")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK TO record")
-        db.execute("RELEASE record")
-        raise
-    db.execute("RELEASE record")
+    return _atomic(db, "SAVEPOINT record", "RELEASE record", "ROLLBACK TO record",
+                   "RELEASE record")
 
 
 class Reject(Exception):
