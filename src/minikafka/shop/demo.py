@@ -169,7 +169,8 @@ def _live(paths: ShopPaths, stack: ShopStack, probe: BrokerProbe, bootstrap: str
     """Refresh the view every second until Ctrl-C."""
     console = Console()
     web = f", console {console_url}" if console_url else ""
-    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}{web}, API {stack.api_url}/docs, "
+    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}{web}, schema registry "
+                  f"{stack.registry}, API {stack.api_url}/docs, "
                   f"state in {paths.root}, logs in {paths.logs}. Ctrl-C stops; run again to "
                   "continue.")
     history: deque[tuple[float, int]] = deque(maxlen=6)
