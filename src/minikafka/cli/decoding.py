@@ -13,13 +13,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..registry.errors import SCHEMA_NOT_FOUND
 from ..registry.formats import to_json, wire_schema_id
 
 if TYPE_CHECKING:
     from ..client import Message
 
 FORMATS = ("avro", "json-schema", "protobuf")
-SCHEMA_NOT_FOUND = 40403  # Confluent's error code for an unknown schema id
 
 
 class RegistryUnreachable(ValueError):

@@ -21,9 +21,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
+from ..registry.errors import SCHEMA_NOT_FOUND
 from ..registry.formats import wire_schema_id
-
-SCHEMA_NOT_FOUND = 40403  # Confluent's error code for an unknown schema id
 
 
 class Undecodable(ValueError):
