@@ -60,7 +60,8 @@ def bench_rate(rate: float) -> dict[str, float]:
     orders = min(int(rate * SECONDS), MAX_ORDERS)
     with tempfile.TemporaryDirectory(prefix="bench-shop-") as tmp:
         paths = ShopPaths(Path(tmp) / "shop")
-        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--log-level",
+        # No console: the bench reads none, and a port taken by something else would not stop it.
+        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--no-ui", "--log-level",
                                "WARNING").start()
         catalogue = write_catalogue(paths.root / "catalogue.json",
                                     {f"{i:03d}": 10**9 for i in range(1, 51)})
