@@ -66,8 +66,9 @@ def bench_rate(rate: float) -> dict[str, float]:
     orders = min(int(rate * SECONDS), MAX_ORDERS)
     with tempfile.TemporaryDirectory(prefix="bench-shop-") as tmp:
         paths = ShopPaths(Path(tmp) / "shop")
-        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--log-level", "WARNING",
-                               "--no-ui", "--schema-registry-port", "0").start()
+        # No console: the bench reads none, and a port taken by something else would not stop it.
+        broker = BrokerProcess(Path(tmp) / "broker", *BROKER_ARGS, "--no-ui", "--log-level",
+                               "WARNING", "--schema-registry-port", "0").start()
         assert broker.registry_url is not None
         use_registry(broker.registry_url)
         catalogue = write_catalogue(paths.root / "catalogue.json",
