@@ -10,6 +10,7 @@ import time
 from rich.console import Console
 
 import bench
+from bench._goals import summary
 
 
 def modules(names: list[str]) -> list[str]:
@@ -33,6 +34,9 @@ def main(argv: list[str]) -> None:
         for table in run():
             console.print(table)
         console.print(f"[dim]bench.{name}: {time.perf_counter() - started:.1f} s[/dim]\n")
+    goals = summary()
+    if goals is not None:
+        console.print(goals)
 
 
 if __name__ == "__main__":

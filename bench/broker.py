@@ -52,6 +52,8 @@ from rich.table import Table
 
 from minikafka.shop.ports import free_port
 
+from ._goals import record
+
 VALUE = 100
 LARGE_VALUE = 16 * 1024
 LARGE_BATCH = 1024 * 1024
@@ -968,7 +970,28 @@ def pull_versus_push(results: dict[str, Results]) -> str:
     )
 
 
+def record_goals(results: dict[str, Results]) -> None:
+    """Issue 16's goals that this section measures, for the summary at the end."""
+    ours, redis = results["minikafka"], results.get("redis", Results())
+    latency, produce, consume = ours.latency, ours.produce, ours.consume
+    p99 = latency and latency.percentile(0.99)
+    record("broker CPU at 10,000 unbatched records/s", latency and latency.server_share * 100,
+           25, at_most=True, unit="% of a core")
+    record("end-to-end p99 at 10,000 records/s", p99, 5, at_most=True, unit="ms")
+    record("that p99 ÷ Redis Streams' p99", p99 / redis.latency.percentile(0.99)
+           if p99 and redis.latency else None, 1, at_most=True, unit="x")
+    record("produce with confluent-kafka", produce and produce.rate, 1_000_000,
+           unit="records/s")
+    record("consume with confluent-kafka", consume and consume.rate, 1_500_000,
+           unit="records/s")
+    for name, run in (("produce", produce), ("consume", consume)):
+        record(f"{name}: broker CPU ÷ client CPU per record (if the client is the limit)",
+               run.server_cpu / run.client_cpu if run and run.client_cpu else None, 0.2,
+               at_most=True, unit="x")
+
+
 def report(results: dict[str, Results]) -> list[Table]:
+    record_goals(results)
     tables = [
         throughput_table("produce, 100-byte records, acks=1 (minikafka flush 'never'; Redis "
                          "appendfsync no; RabbitMQ persistent + confirms)", results, "produce"),

@@ -10,9 +10,9 @@ import importlib.util
 
 EXTRAS = {
     "console": ("fastapi", "uvicorn", "pydantic"),
-    "shop": ("fastapi", "uvicorn", "pydantic", "httpx"),
+    "shop": ("fastapi", "uvicorn", "pydantic", "httpx", "confluent_kafka"),
     "registry": ("starlette", "uvicorn", "avro", "jsonschema", "google.protobuf",
-                 "proto_schema_parser"),
+                 "proto_schema_parser", "confluent_kafka"),
 }
 
 

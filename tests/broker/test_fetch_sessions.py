@@ -1,41 +1,177 @@
-"""Fetch sessions by Kafka's FetchSession rules (FetchManager.newContext). We keep no sessions:
-epoch 0 (a new full session; Kafka's answer when its cache is full: session id 0) and epoch -1
-(FINAL_EPOCH, sessionless) are full fetches, served whatever session id they name (Kafka closes
-that session); any other epoch is incremental, and its session is not found."""
+"""Incremental fetch sessions over the wire (KIP-227, Kafka's FetchManager.newContext): raw
+frames for the rules and error codes, then the real clients, which use sessions."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.consumer import FetchRequest
 
 from minikafka.errors import ErrorCode
 
 from .conftest import InProcessBroker, RawClient, create_topic
+from .test_confluent import produce as confluent_produce
 from .test_semantics import produce
 
 NOT_FOUND = ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+BAD_EPOCH = ErrorCode.INVALID_FETCH_SESSION_EPOCH
+
+
+def fetch(raw: RawClient, topic: str, session_id: int, epoch: int,
+          offsets: dict[int, int] | None = None, forget: list[int] | None = None,
+          version: int = 12) -> Any:
+    cls = FetchRequest[version]
+    topics = [cls.FetchTopic(topic=topic, partitions=[cls.FetchTopic.FetchPartition(
+        partition=p, current_leader_epoch=-1, fetch_offset=offset, last_fetched_epoch=-1,
+        log_start_offset=-1, partition_max_bytes=1 << 20)
+        for p, offset in sorted(offsets.items())])] if offsets else []
+    forgotten = [cls.ForgottenTopic(topic=topic, partitions=forget)] if forget else []
+    return raw.request(cls(
+        replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+        session_id=session_id, session_epoch=epoch, topics=topics,
+        forgotten_topics_data=forgotten, rack_id=""))
+
+
+def answered(response: Any) -> dict[int, tuple[int, bool]]:
+    """partition -> (high watermark, carries records)"""
+    return {p.partition_index: (p.high_watermark, bool(p.records))
+            for t in response.responses for p in t.partitions}
+
+
+def test_full_then_incremental(raw: RawClient, broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic, partitions=3)
+    produce(raw, topic, b"zero")
+    full = fetch(raw, topic, 0, 0, {0: 0, 1: 0, 2: 0})
+    assert full.error_code == 0 and full.session_id != 0
+    assert answered(full) == {0: (1, True), 1: (0, False), 2: (0, False)}
+    session = full.session_id
+    # The client moves partition 0 past its record: nothing new anywhere, nothing answered.
+    quiet = fetch(raw, topic, session, 1, {0: 1})
+    assert (quiet.error_code, quiet.session_id, answered(quiet)) == (0, session, {})
+    produce(raw, topic, b"one")  # to partition 0 again
+    news = fetch(raw, topic, session, 2)
+    assert answered(news) == {0: (2, True)}
+
+
+def test_forgotten_partitions_are_no_longer_read(raw: RawClient, broker: InProcessBroker,
+                                                 topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    session = fetch(raw, topic, 0, 0, {0: 0}).session_id
+    forgot = fetch(raw, topic, session, 1, forget=[0])
+    assert (forgot.error_code, answered(forgot)) == (0, {})
+    produce(raw, topic, b"unseen")
+    assert answered(fetch(raw, topic, session, 2)) == {}
+    # Added back (an incremental request may add partitions), it is answered at once.
+    assert answered(fetch(raw, topic, session, 3, {0: 0})) == {0: (1, True)}
 
 
 @pytest.mark.parametrize("session_id, epoch, error", [
-    (0, 0, 0), (0, -1, 0), (-1, -1, 0), (123, -1, 0), (123, 0, 0),
-    (123, 5, NOT_FOUND), (0, 5, NOT_FOUND), (0, -2, NOT_FOUND), (-1, 1, NOT_FOUND),
+    (12345, 1, NOT_FOUND), (0, 5, NOT_FOUND), (0, -2, NOT_FOUND), (-1, 1, NOT_FOUND),
 ])
-def test_session_ids_and_epochs(raw: RawClient, broker: InProcessBroker, topic: str,
-                                session_id: int, epoch: int, error: int) -> None:
-    produce(raw, create_topic(broker.bootstrap, topic), b"one")
-    cls = FetchRequest[12]
+def test_unknown_sessions(raw: RawClient, broker: InProcessBroker, topic: str,
+                          session_id: int, epoch: int, error: int) -> None:
+    create_topic(broker.bootstrap, topic)
+    response = fetch(raw, topic, session_id, epoch, {0: 0})
+    assert (response.error_code, response.session_id, response.responses) == (error, 0, [])
+
+
+def test_epochs_and_closing(raw: RawClient, broker: InProcessBroker, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    produce(raw, topic, b"one")
+    session = fetch(raw, topic, 0, 0, {0: 0}).session_id
+    for wrong in (0 + 2, 7):  # the next epoch is 1
+        response = fetch(raw, topic, session, wrong)
+        assert (response.error_code, response.session_id, response.responses) \
+            == (BAD_EPOCH, 0, [])
+    assert fetch(raw, topic, session, 1).error_code == 0
+    assert fetch(raw, topic, session, 1).error_code == BAD_EPOCH  # an epoch is used once
+    # FINAL_EPOCH: a sessionless full fetch that closes the session it names.
+    final = fetch(raw, topic, session, -1, {0: 0})
+    assert (final.error_code, final.session_id, answered(final)) == (0, 0, {0: (1, True)})
+    assert fetch(raw, topic, session, 2).error_code == NOT_FOUND
+
+
+def test_old_versions_are_sessionless(raw: RawClient, broker: InProcessBroker,
+                                      topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    cls = FetchRequest[6]
     response: Any = raw.request(cls(
         replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
-        session_id=session_id, session_epoch=epoch, topics=[cls.FetchTopic(
-            topic=topic, partitions=[cls.FetchTopic.FetchPartition(
-                partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
-                log_start_offset=-1, partition_max_bytes=1 << 20)])],
-        forgotten_topics_data=[], rack_id=""))
-    assert (response.error_code, response.session_id) == (error, 0)
-    if error:
-        assert response.responses == []
-    else:
-        part = response.responses[0].partitions[0]
-        assert part.error_code == 0 and part.high_watermark == 1 and part.records
+        topics=[(topic, [(0, 0, -1, 1 << 20)])]))
+    assert response.responses[0][1][0][0] == 0  # partition 0 answered, no session to speak of
+
+
+def test_no_slots_no_sessions(own_broker: InProcessBroker, topic: str) -> None:
+    own_broker.extra = ("--max-incremental-fetch-session-cache-slots", "0")
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic)
+    raw = RawClient(own_broker.bootstrap)
+    response = fetch(raw, topic, 0, 0, {0: 0})
+    assert (response.error_code, response.session_id, list(answered(response))) == (0, 0, [0])
+    raw.close()
+
+
+def sessions(broker: InProcessBroker) -> int:
+    assert broker.server is not None
+    return len(broker.server.broker.ctx.fetch_sessions)
+
+
+PARTITIONS = 8
+
+
+def test_confluent_consumer_fetches_sessionless(own_broker: InProcessBroker, topic: str) -> None:
+    """librdkafka does not implement KIP-227: its fetches carry epoch -1 and open nothing."""
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic, partitions=PARTITIONS)
+    values = [b"%d" % i for i in range(200)]
+    confluent_produce(own_broker.bootstrap, topic, values, partitioner="consistent_random")
+    consumer = Consumer({"bootstrap.servers": own_broker.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    got: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(got) < len(values) and time.monotonic() < deadline:
+            msg = consumer.poll(1)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+        # Idle fetches of a session: still nothing lost when more comes.
+        confluent_produce(own_broker.bootstrap, topic, [b"late"])
+        while b"late" not in got and time.monotonic() < deadline:
+            msg = consumer.poll(1)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+        assert sessions(own_broker) == 0
+    finally:
+        consumer.close()
+    assert sorted(got) == sorted([*values, b"late"])
+
+
+def test_kafka_python_consumer_uses_a_session(own_broker: InProcessBroker, topic: str) -> None:
+    own_broker.start()
+    create_topic(own_broker.bootstrap, topic, partitions=PARTITIONS)
+    values = [b"%d" % i for i in range(200)]
+    confluent_produce(own_broker.bootstrap, topic, values, partitioner="consistent_random")
+    consumer = KafkaConsumer(bootstrap_servers=own_broker.bootstrap, enable_auto_commit=False,
+                             fetch_max_wait_ms=50)
+    consumer.assign([KafkaTopicPartition(topic, p) for p in range(PARTITIONS)])
+    consumer.seek_to_beginning()
+    got: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(got) < len(values) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in records)
+        confluent_produce(own_broker.bootstrap, topic, [b"late"])
+        while b"late" not in got and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in records)
+        assert sessions(own_broker) == 1
+    finally:
+        consumer.close()
+    assert sorted(got) == sorted([*values, b"late"])

@@ -10,7 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from playwright.sync_api import expect
+
+from registry.test_clients import proto_class
 
 from .conftest import Console, screenshot, start_console_broker
 
@@ -84,3 +92,46 @@ def test_schemas_page(console: Console, page: Any) -> None:
     page.select_option("#diff-to", "1")  # backwards: the field goes
     expect(page.locator("#schema-diff .removed", has_text='"carrier"')).to_have_count(1)
     expect(page.locator("#schema-diff .added")).to_have_count(0)
+
+
+def test_message_browser_decodes_records_of_registered_schemas(console: Console,
+                                                              page: Any) -> None:
+    """Avro, JSON Schema and Protobuf records (Confluent's serializers) show decoded under their
+    schema id, subject and type; raw bytes and an unknown schema id show as they are."""
+    topic = "parcels.wire"
+    assert console.broker.registry_url is not None
+    sr = SchemaRegistryClient({"url": console.broker.registry_url.rstrip("/")})
+    order = proto_class()
+    serializers = [  # (the subject's topic, serializer, value)
+        (topic, AvroSerializer(sr, V2.replace("Shipment", "Parcel")),
+         {"id": "p-1", "carrier": "ship"}),
+        ("parcels.json", JSONSerializer(json.dumps({"type": "object"}), sr), {"id": "p-2"}),
+        ("parcels.proto", ProtobufSerializer(order, sr, {"use.deprecated.format": False}),
+         order(id="p-3", qty=3)),
+    ]
+    values = [serialize(value, SerializationContext(subject_topic, MessageField.VALUE))
+              for subject_topic, serialize, value in serializers]
+    values += [b"plain bytes", b"\x00\x00\x00\x7f\x00{}"]  # the last: an unknown schema id
+    producer = Producer({"bootstrap.servers": console.broker.bootstrap})
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    assert producer.flush(10) == 0
+
+    records = console.get(f"api/topics/{topic}/partitions/0/records")["records"]
+    shown = [r["schema"] for r in records]
+    assert [(s["type"], s["subjects"], json.loads(s["value"])) for s in shown[:3]] == [
+        ("AVRO", [f"{topic}-value"], {"id": "p-1", "carrier": "ship"}),
+        ("JSON", ["parcels.json-value"], {"id": "p-2"}),
+        ("PROTOBUF", ["parcels.proto-value"], {"id": "p-3", "qty": 3})]
+    assert shown[3:] == [None, None]
+
+    page.goto(console.url + f"#/messages?topic={topic}&partition=0&start=beginning")
+    avro_row = page.locator("tr[data-offset='0']")
+    expect(avro_row.locator(".chip.schema")).to_have_text(
+        f"schema {shown[0]['id']} · {topic}-value · AVRO")
+    expect(avro_row.locator("pre.value")).to_contain_text('"carrier": "ship"')
+    expect(page.locator("tr[data-offset='2'] pre.value")).to_contain_text('"qty": 3')
+    for raw in (3, 4):
+        expect(page.locator(f"tr[data-offset='{raw}'] .chip.schema")).to_have_count(0)
+    expect(page.locator("tr[data-offset='3']")).to_contain_text("plain bytes")
+    screenshot(page, "messages-decoded")

@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from brokerkit import InProcessBroker
 from minikafka.shop.clients import ensure_topics
-from minikafka.shop.events import PARTITIONS
+from minikafka.shop.events import PARTITIONS, decode, use_registry
 from minikafka.shop.inventory import write_catalogue
 from minikafka.shop.monitor import BrokerProbe
 from minikafka.shop.settings import ShopPaths
@@ -30,13 +30,16 @@ def start_broker(path: Path) -> InProcessBroker:
     return broker
 
 
-def start_shop(root: Path, bootstrap: str, products: dict[str, int],
+def start_shop(root: Path, broker: InProcessBroker, products: dict[str, int],
                **extra: list[str]) -> ShopStack:
-    """The API and the three services, with a catalogue of `products` (id -> stock)."""
+    """The API and the three services on `broker` and its schema registry, with a catalogue of
+    `products` (id -> stock). This process encodes and decodes through that registry too."""
+    assert broker.registry_url is not None
+    use_registry(broker.registry_url)
     catalogue = write_catalogue(root / "catalogue.json", products)
     options = {"inventory": ["--catalogue", str(catalogue)], **extra}
-    return ShopStack(ShopPaths(root), bootstrap, service_args=SERVICE_ARGS,
-                     extra=options).start()
+    return ShopStack(ShopPaths(root), broker.bootstrap, broker.registry_url,
+                     service_args=SERVICE_ARGS, extra=options).start()
 
 
 @pytest.fixture
@@ -62,6 +65,11 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def event_of(record: Message) -> dict[str, Any]:
+    """A shop record's event as JSON data, decoded through the registry."""
+    return decode(record.topic() or "", record.value()).model_dump(mode="json")
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Message]:

@@ -50,6 +50,7 @@ def test_shop_services_take_one_variable_and_run_real_commands() -> None:
     for name, service in compose["services"].items():
         assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"].startswith(
             "${KAFKA_BOOTSTRAP_SERVERS")
+        assert service["environment"]["SCHEMA_REGISTRY_URL"].startswith("${SCHEMA_REGISTRY_URL")
         args = parser.parse_args(service["command"])  # the image's entrypoint is `minikafka`
         assert args.shop_command == name, shlex.join(service["command"])
 
@@ -91,7 +92,7 @@ def test_the_cluster_ui_is_the_maintained_fork() -> None:
 
 def test_minikafka_serves_containers_and_the_host() -> None:
     """Containers are told minikafka:9092; host clients are told a localhost address whose port
-    is published, and the console is published too."""
+    is published, and the console and the schema registry are published too."""
     from minikafka.broker import load_config
 
     service = load("minikafka.yml")["services"]["minikafka"]
@@ -104,4 +105,6 @@ def test_minikafka_serves_containers_and_the_host() -> None:
     host_side = [(host, port) for host, port in told.values() if host == "localhost"]
     assert host_side and all(published.get(port) == port for _, port in host_side)
     assert config.ui and published.get(config.ui_port) == config.ui_port
+    assert config.schema_registry
+    assert published.get(config.schema_registry_port) == config.schema_registry_port
     assert config.host == "0.0.0.0"  # the console is reachable through the published port

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from minikafka.shop.generator import restock_low
 from minikafka.shop.monitor import BrokerProbe, check_invariants
 from minikafka.shop.stack import ShopStack
 
-from .conftest import read_topic, start_broker, start_shop, wait_for
+from .conftest import event_of, read_topic, start_broker, start_shop, wait_for
 
 PRODUCTS = {"mug": 100, "lamp": 100, "rare": 3}
 PAYMENT_LIMIT = 500.0
@@ -27,7 +26,7 @@ PAYMENT_LIMIT = 500.0
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopStack]:
     root = tmp_path_factory.mktemp("shop")
     broker = start_broker(root / "broker")
-    stack = start_shop(root / "shop", broker.bootstrap, PRODUCTS,
+    stack = start_shop(root / "shop", broker, PRODUCTS,
                        orders=["--payment-limit", str(PAYMENT_LIMIT)])
     yield stack
     stack.stop()
@@ -71,7 +70,7 @@ def stock(api: httpx.Client) -> dict[str, dict[str, int]]:
 
 
 def events_of(shop: ShopStack, topic: str, order_id: str) -> list[dict[str, Any]]:
-    return [json.loads(m.value()) for m in read_topic(shop.bootstrap, topic)
+    return [event_of(m) for m in read_topic(shop.bootstrap, topic)
             if m.key() == order_id.encode()]
 
 

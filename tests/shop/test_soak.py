@@ -3,7 +3,6 @@ inventory instance joins: afterwards every order is final and every invariant ho
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections import defaultdict
@@ -15,7 +14,7 @@ from minikafka.shop.events import NOTIFICATIONS
 from minikafka.shop.generator import order_id
 from minikafka.shop.monitor import BrokerProbe, check_invariants, statuses_of, unfinished
 
-from .conftest import read_topic, start_shop
+from .conftest import event_of, read_topic, start_shop
 
 ORDERS = 1000
 RATE = 250.0
@@ -24,7 +23,7 @@ STOCK = 120  # per product; the orders want about 340 of each, so most of them r
 
 def test_thousand_orders_through_kills_and_a_second_inventory(
         tmp_path: Path, shop_broker: InProcessBroker, probe: BrokerProbe) -> None:
-    shop = start_shop(tmp_path / "shop", shop_broker.bootstrap,
+    shop = start_shop(tmp_path / "shop", shop_broker,
                       {f"{i:03d}": STOCK for i in range(1, 51)},
                       orders=["--payment-limit", "1500"])
     try:
@@ -60,7 +59,7 @@ def test_thousand_orders_through_kills_and_a_second_inventory(
         # On the topic too: one NotificationSent per (order, status), however often re-sent.
         sent: dict[tuple[str, str], set[str]] = defaultdict(set)
         for record in read_topic(shop_broker.bootstrap, NOTIFICATIONS):
-            event = json.loads(record.value())
+            event = event_of(record)
             sent[event["order_id"], event["status"]].add(event["event_id"])
         assert all(len(ids_) == 1 for ids_ in sent.values())
         assert {o for o, _ in sent} == set(ids)

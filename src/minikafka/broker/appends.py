@@ -28,17 +28,19 @@ class AppendNotifier:
 
     async def wait(self, keys: Iterable[Hashable], timeout: float) -> None:
         """Return when any of `keys` gets an append, after `timeout` seconds, or when the
-        client hangs up."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        client hangs up. (A timer answers the waiter: asyncio.wait_for would cost a task
+        switch and several futures more on every long poll.)"""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         keys = list(keys)
         for key in keys:
             self._waiters.setdefault(key, set()).add(waiter)
         forget = on_hangup(waiter, None)
+        timer = loop.call_later(timeout, _wake, waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             forget()
             for key in keys:
                 waiting = self._waiters.get(key)
@@ -46,6 +48,11 @@ class AppendNotifier:
                     waiting.discard(waiter)
                     if not waiting:
                         del self._waiters[key]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Flushable(Protocol):

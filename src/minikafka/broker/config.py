@@ -88,6 +88,9 @@ class BrokerConfig:
     num_partitions: int = _setting(1, "partitions of auto-created topics and of CreateTopics "
                                    "requests that leave the count to the broker")
     max_in_flight: int = _setting(64, "requests read ahead per connection (pipelining)")
+    max_incremental_fetch_session_cache_slots: int = _setting(
+        1000, "incremental fetch sessions (KIP-227) kept for consumers; past it a new one "
+        "evicts a stale or smaller one, or the consumer fetches without a session")
     # Bounds on what clients can make the broker hold (Kafka's names and defaults where Kafka
     # has the setting; max.topics and max.partitions are ours).
     socket_request_max_bytes: int = _setting(

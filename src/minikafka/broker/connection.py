@@ -36,7 +36,7 @@ import os
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -68,7 +68,20 @@ from .tls import certificate_principal, start_tls
 log = logging.getLogger("minikafka.broker")
 
 Pieces = list[Any] | None  # bytes and record slices, or None when no answer is due
+# An answer in the queue: a handler's task, or the encoded pieces of one answered at once ([]: no
+# answer is due).
+Pending = asyncio.Future[Pieces] | list[Any]
 TLS_CHUNK = 1024 * 1024  # record bytes read and encrypted at a time under TLS
+
+
+def run_now(coroutine: Coroutine[Any, Any, Answer]) -> Answer:
+    """Run a coroutine that does not wait to its end, here and now."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a handler said to answer at once waited")
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -97,7 +110,7 @@ class Connection(asyncio.BufferedProtocol):
             self._frames.limit(ctx.config.sasl_server_max_receive_size,
                                "sasl.server.max.receive.size")
         # Answers in request order; None (last) means no more requests will come.
-        self._answers: deque[asyncio.Future[Pieces] | None] = deque()
+        self._answers: deque[Pending | None] = deque()
         self._reading = True  # requests are still accepted
         self._read_paused = False  # max_in_flight reached, or the request budget spent
         self._charged = 0  # bytes read and charged to ctx.budget, until their answers are due
@@ -112,6 +125,9 @@ class Connection(asyncio.BufferedProtocol):
         self._wake_writer: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
         self._context = contextvars.copy_context()  # with client_host; each handler a copy
+        # Handler tasks not yet started: a request answered at once must not pass them (their
+        # appends happen in their first step, and appends follow the order requests were sent).
+        self._unstarted = 0
 
     # --- protocol callbacks -----------------------------------------------------------------------
 
@@ -201,16 +217,22 @@ class Connection(asyncio.BufferedProtocol):
     # --- reading ----------------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        """Dispatch every whole frame received while fewer than max_in_flight are unanswered."""
-        frames, answers, max_in_flight = self._frames, self._answers, self._max_in_flight
+        """Dispatch every whole frame received while fewer than max_in_flight are unanswered;
+        answers ready at once leave together in one write when nothing is ahead of them."""
+        frames, answers = self._frames, self._answers
         added = False
         try:
-            while len(answers) < max_in_flight and self._unmute_timer is None:
-                frame = frames.next_frame()
-                if frame is None:
-                    break
-                answers.append(self._dispatch(frame))
-                added = True
+            while True:
+                while len(answers) < self._max_in_flight and self._unmute_timer is None:
+                    frame = frames.next_frame()
+                    if frame is None:
+                        break
+                    answers.append(self._dispatch(frame))
+                    added = True
+                else:  # stopped by max_in_flight: writing the ready answers makes room
+                    if self._write_ready():
+                        continue
+                break
         except FramingError as exc:
             self._violation(CloseConnection(str(exc)))
             return
@@ -218,8 +240,27 @@ class Connection(asyncio.BufferedProtocol):
             self._violation(exc)
             return
         if added:
-            self._wake()
+            self._write_ready()
+            if answers:
+                self._wake()
         self._update_reading()
+
+    def _write_ready(self) -> bool:
+        """Write the answers at the head of the queue that were answered at once, in one write,
+        while the writer task is idle (nothing of ours is on its way out) and the transport takes
+        more; True if any left the queue."""
+        answers = self._answers
+        if self._wake_writer is None or self._wake_writer.done() or self._drained is not None \
+                or self._gone or self.transport is None or not answers \
+                or not isinstance(answers[0], list):
+            return False
+        pieces: list[bytes] = []
+        while answers and isinstance(head := answers[0], list):
+            answers.popleft()
+            pieces += head
+        if pieces:
+            self.transport.write(b"".join(pieces))
+        return True
 
     def _update_reading(self) -> None:
         """Pause reading while max_in_flight requests are unanswered or the broker's request
@@ -298,7 +339,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._wake_writer is not None and not self._wake_writer.done():
             self._wake_writer.set_result(None)
 
-    def _dispatch(self, frame: bytes) -> asyncio.Future[Pieces]:
+    def _dispatch(self, frame: bytes) -> Pending:
         if self.session.raw_tokens:
             return self._loop.create_task(self._raw_token(frame), context=self._context.copy())
         try:
@@ -311,10 +352,8 @@ class Connection(asyncio.BufferedProtocol):
         self.session.admit(header.api_key)
         if not api.min_version <= header.api_version <= api.max_version:
             if header.api_key == ApiKey.ApiVersions:
-                done: asyncio.Future[Pieces] = asyncio.get_running_loop().create_future()
-                done.set_result([unsupported_api_versions(header, self.ctx.served_versions)])
                 self._refund(len(frame) + 4)
-                return done
+                return [unsupported_api_versions(header, self.ctx.served_versions)]
             raise CloseConnection(f"{ApiKey(header.api_key).name} v{header.api_version} is not "
                                   f"served (v{api.min_version}-v{api.max_version})")
         if not known_version(header.api_key, header.api_version):
@@ -323,12 +362,36 @@ class Connection(asyncio.BufferedProtocol):
             request = api.decode(header, frame, pos)
         except MalformedError as exc:
             raise CloseConnection(str(exc)) from None
-        return asyncio.get_running_loop().create_task(
+        if api.answers_now is not None and not self._unstarted and not self.ctx.quotas.active \
+                and api.answers_now(self.ctx, header, request):
+            return self._handle_now(api, header, request, len(frame) + 4)
+        self._unstarted += 1
+        return self._loop.create_task(
             self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
+
+    def _handle_now(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pending:
+        """_handle without a task, for a request whose handler cannot wait (Api.answers_now):
+        its coroutine is run to its end at once. A failure is kept for the writer, as a task's
+        would be."""
+        started = time.perf_counter()
+        answer = None
+        try:
+            answer = self._context.copy().run(run_now, api.handle(self.ctx, header, request))
+        except Exception as exc:
+            failed: asyncio.Future[Pieces] = self._loop.create_future()
+            failed.set_exception(exc)
+            return failed
+        finally:
+            self._refund(size)
+            self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
+        if answer is None:
+            return []
+        return answer if isinstance(answer, list) else [encode_response(header, answer)]
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its
         `size` bytes go back to the request budget then."""
+        self._unstarted -= 1
         started = time.perf_counter()
         answer = None
         try:
@@ -392,7 +455,7 @@ class Connection(asyncio.BufferedProtocol):
             self._hang_up()
             while self._answers:
                 pending = self._answers.popleft()
-                if pending is not None:
+                if isinstance(pending, asyncio.Future):
                     pending.cancel()
             self.transport.close()
             for timer in (self._idle_timer, self._unmute_timer):
@@ -435,9 +498,12 @@ class Connection(asyncio.BufferedProtocol):
                 return
             pieces: list[Any] = []
             try:
-                await answers[0]
-                while answers and answers[0] is not None and answers[0].done():
-                    answer = answers.popleft().result()  # type: ignore[union-attr]
+                if isinstance(answers[0], asyncio.Future):
+                    await answers[0]
+                while answers and (head := answers[0]) is not None and (
+                        not isinstance(head, asyncio.Future) or head.done()):
+                    answers.popleft()
+                    answer = head.result() if isinstance(head, asyncio.Future) else head
                     if answer is not None:  # ...with every later answer that is ready too
                         pieces += answer
             except CloseConnection as exc:

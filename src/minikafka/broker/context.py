@@ -8,7 +8,7 @@ serves as an `Api` in its module's `APIS`; `handlers/__init__.py` lists the modu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .credentials import CredentialStore
+from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdManager
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
-Handler = Callable[["BrokerContext", RequestHeader, Any], Awaitable[Answer]]
+Handler = Callable[["BrokerContext", RequestHeader, Any], Coroutine[Any, Any, Answer]]
 Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
+# (ctx, header, request) -> True when the handler will answer without waiting for anything
+AnswersNow = Callable[["BrokerContext", RequestHeader, Any], bool]
 
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
@@ -56,6 +59,8 @@ class Api:
     max_version: int
     handle: Handler
     decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
+    # Set where the handler often cannot wait: the connection then runs it without a task.
+    answers_now: AnswersNow | None = None
 
 
 class CloseConnection(Exception):
@@ -78,6 +83,7 @@ class BrokerContext:
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas (KIP-13, 124)
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache)  # KIP-227
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
     topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one

@@ -23,9 +23,10 @@ from ..errors import ErrorCode
 from ..log import AppendInfo, FileSlice, LogManager
 from ..log.cleaner import CleanResult
 from ..protocol.codec import RequestHeader
-from ..protocol.fetch import TopicData
+from ..protocol.fetch import PartitionData
 from ..records import read_header
 from .appends import GroupCommit
+from .fetch_sessions import FetchPartition
 from .snapshot import all_partitions, committed_offsets
 
 # Requests take from ~50 µs (metadata) to the long-poll and rebalance waits clients ask for.
@@ -162,16 +163,15 @@ class BrokerMetrics:
         counters.bytes_in.inc(len(batch))
         counters.records_in.inc(read_header(batch).record_count)
 
-    def fetched(self, request: Any, answer: Sequence[TopicData]) -> None:
-        """A fetch is answered with `answer`, built for `request`'s partitions in their order."""
-        for wanted, served in zip(request.topics, answer, strict=True):
-            for asked, data in zip(wanted.partitions, served.partitions, strict=True):
-                if data.error_code:
-                    self.error("Fetch", data.error_code)
-                elif isinstance(data.records, FileSlice):
-                    counters = self._topic(served.name)
-                    counters.bytes_out.inc(data.records.length)
-                    counters.records_out.inc(data.records.next_offset - asked.fetch_offset)
+    def fetched(self, answer: Sequence[tuple[FetchPartition, PartitionData]]) -> None:
+        """A fetch is answered with `answer`: each partition as asked, and as served."""
+        for asked, data in answer:
+            if data.error_code:
+                self.error("Fetch", data.error_code)
+            elif isinstance(data.records, FileSlice) and asked.topic is not None:
+                counters = self._topic(asked.topic)
+                counters.bytes_out.inc(data.records.length)
+                counters.records_out.inc(data.records.next_offset - asked.fetch_offset)
 
     # --- reading ------------------------------------------------------------------------------
 

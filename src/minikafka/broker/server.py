@@ -23,6 +23,7 @@ from .config import BrokerConfig
 from .connection import Connection
 from .context import BrokerContext
 from .credentials import CredentialStore
+from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
@@ -63,6 +64,8 @@ class Broker:
             credentials=CredentialStore(logmgr.meta_dir),
             quotas=ClientQuotas(samples=self.config.quota_window_num,
                                 window_seconds=self.config.quota_window_size_seconds),
+            fetch_sessions=FetchSessionCache(
+                self.config.max_incremental_fetch_session_cache_slots),
             apis=build_registry())
         ops.load_client_quotas(self.ctx)
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))

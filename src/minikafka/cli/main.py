@@ -21,7 +21,9 @@ from ..broker import add_arguments as add_broker_arguments
 from ..broker import load_config as load_broker_config
 from ..errors import KafkaError
 from ..extras import MissingExtra, require
+from ..registry.formats import to_json
 from ..shop.cli import add_commands as add_shop_commands
+from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
 from .backends import (
     BOOTSTRAP_ENV,
     DEFAULT_DATA_DIR,
@@ -36,6 +38,7 @@ from .backends import (
     connection_arguments,
     parse_pairs,
 )
+from .decoding import FORMATS
 from .groups import add_groups_parser
 from .kcat import Input, make_formatter, parse_delim, read_messages, split_key
 from .quotas import add_quotas_parser
@@ -167,17 +170,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
 # --- consume -------------------------------------------------------------------------------------
 
 
-def _json_line(m: Message) -> bytes:
-    """One record with its metadata; bytes shown as text (undecodable bytes escaped)."""
+def _json_line(m: Message, decoded: dict[str, object]) -> bytes:
+    """One record with its metadata; bytes shown as text (undecodable bytes escaped), a key or
+    value decoded through the schema registry as its JSON data."""
 
     def text(data: bytes | None) -> str | None:
         return None if data is None else data.decode(errors="backslashreplace")
 
-    return json.dumps({
+    return to_json({
         "topic": m.topic, "partition": m.partition, "offset": m.offset,
-        "timestamp": m.timestamp, "key": text(m.key), "value": text(m.value),
+        "timestamp": m.timestamp, "key": decoded.get("key", text(m.key)),
+        "value": decoded.get("value", text(m.value)),
         "headers": {k: text(v) for k, v in m.headers},
-    }, ensure_ascii=False).encode()
+    }).encode()
 
 
 def _start_at(args: argparse.Namespace) -> StartAt | None:
@@ -213,12 +218,20 @@ def _parse_time(text: str) -> int:
 
 
 def _renderer(args: argparse.Namespace) -> Callable[[Message], bytes]:
-    """--json (one object, then the -D delimiter), else kcat's -f or its default format."""
+    """--json (one object, then the -D delimiter), else kcat's -f or its default format; keys
+    and values in --key-format / --value-format decoded through the registry first."""
+    decode: Callable[[Message], tuple[Message, dict[str, object]]] = lambda m: (m, {})  # noqa: E731
+    if args.key_format or args.value_format:
+        require("registry", "consume --key-format/--value-format")
+        from .decoding import RecordDecoder
+
+        decode = RecordDecoder(args.registry, args.key_format, args.value_format).decode
     if args.json:
         end = parse_delim(args.delimiter)
-        return lambda m: _json_line(m) + end
-    return make_formatter(args.format, key_delim=args.key_separator, delim=args.delimiter,
-                          null=args.null)
+        return lambda m: _json_line(*decode(m)) + end
+    render = make_formatter(args.format, key_delim=args.key_separator, delim=args.delimiter,
+                            null=args.null)
+    return lambda m: render(decode(m)[0])
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -457,6 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("-f", "--format", help="kcat's: %%t %%p %%o %%k %%s %%T %%K %%S %%R %%h "
                          "%%%%, \\n \\r \\t \\xNN \\NNN; printed as given, no newline added "
                          "(default: %%s then -D)")
+    for side in ("key", "value"):
+        consume.add_argument(f"--{side}-format", choices=FORMATS,
+                             help=f"decode {side}s in a schema registry's wire format and print "
+                             "them as JSON (a record in no wire format is printed raw, with a "
+                             "warning)")
+    consume.add_argument("--registry", default=default_registry(), metavar="URL",
+                         help=f"the schema registry for --key-format / --value-format (env "
+                         f"{REGISTRY_ENV}; default: {DEFAULT_REGISTRY})")
     consume.set_defaults(func=cmd_consume)
 
     example = sub.add_parser("example", parents=[common],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
@@ -17,8 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REGISTRY_ENV = "SCHEMA_REGISTRY_URL"
-DEFAULT_REGISTRY = "http://127.0.0.1:8081"
+from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
+
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 TIMEOUT = 30
 TYPES_BY_SUFFIX = {".avsc": "AVRO", ".avro": "AVRO", ".json": "JSON", ".proto": "PROTOBUF"}
@@ -31,7 +30,7 @@ class RegistryCallError(ValueError):
 def add_schemas_parser(sub: Any) -> None:
     """Register `schemas` on the CLI's subcommands (`sub` from `add_subparsers`)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--registry", default=os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY,
+    common.add_argument("--registry", default=default_registry(),
                         metavar="URL", help=f"the schema registry (env {REGISTRY_ENV}; "
                         f"default: {DEFAULT_REGISTRY})")
     schemas = sub.add_parser("schemas", help="list, get, register, check schemas in a schema "

@@ -7,6 +7,7 @@ Every route is `async def`, so it runs in the broker's event loop (FastAPI would
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,8 +135,9 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
                            start: Literal["beginning", "end", "offset", "timestamp"] = "beginning",
                            value: int | None = None, limit: int = Query(50, ge=1, le=500),
                            q: str = "") -> service.Json:
-        return await service.read_records(ctx, topic, partition, start=start, value=value,
-                                          limit=limit, query=q)
+        return await service.read_records(
+            ctx, topic, partition, start=start, value=value, limit=limit, query=q,
+            decode=None if schemas is None else functools.partial(schema_view.decoded, schemas))
 
     @app.post("/api/topics/{topic}/records", status_code=201)
     async def produce(topic: str, body: NewRecord) -> service.Json:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ log = logging.getLogger("minikafka.console")
 READ_BYTES = 256 * 1024  # per log read while paging; the broker's loop runs between reads
 MAX_SCAN_BYTES = 8 * 1024 * 1024  # a search stops here and says where to go on
 Json = dict[str, Any]
+Decoder = Callable[[bytes | None], Json | None]  # a record value shown decoded, or None
 
 
 # --- overview and live numbers --------------------------------------------------------------------
@@ -146,11 +147,14 @@ def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode("utf-8", errors="backslashreplace")
 
 
-def _record_json(record: Record) -> Json:
-    return {"offset": record.offset, "timestamp": record.timestamp,
-            "key": _text(record.key), "value": _text(record.value),
-            "size": len(record.value or b""),
-            "headers": [[name, _text(value)] for name, value in record.headers]}
+def _record_json(record: Record, decode: Decoder | None) -> Json:
+    shown: Json = {"offset": record.offset, "timestamp": record.timestamp,
+                   "key": _text(record.key), "value": _text(record.value),
+                   "size": len(record.value or b""),
+                   "headers": [[name, _text(value)] for name, value in record.headers]}
+    if decode is not None:
+        shown["schema"] = decode(record.value)
+    return shown
 
 
 def _matches(record: Json, needle: str) -> bool:
@@ -170,11 +174,13 @@ def _start_offset(partition: Partition, start: str, value: int | None, limit: in
 
 
 async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str = "beginning",
-                       value: int | None = None, limit: int = 50, query: str = "") -> Json:
+                       value: int | None = None, limit: int = 50, query: str = "",
+                       decode: Decoder | None = None) -> Json:
     """Up to `limit` records from a start point (beginning, end, an offset or a timestamp),
     those whose key or value contains `query` when one is given (case-insensitive). A search
     reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
-    Decoding is slow Python, so the broker's other work runs between chunks."""
+    Decoding is slow Python, so the broker's other work runs between chunks. `decode` gives
+    each record's `schema`: its value decoded with a registered schema, or None."""
     partition = ctx.log.partition(topic, index)
     end = partition.high_watermark
     position = _start_offset(partition, start, value, limit)
@@ -194,7 +200,7 @@ async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str
                 if record.offset < position:
                     continue  # before the start, in the batch that contains it
                 position = record.offset + 1
-                shown = _record_json(record)
+                shown = _record_json(record, decode)
                 if not needle or _matches(shown, needle):
                     found.append(shown)
                     if len(found) == limit:

@@ -62,8 +62,11 @@ not_permitted = _refusal(422, 42205, "{0}")
 reference_exists = _refusal(422, 42206, "{0}")
 
 
+SCHEMA_NOT_FOUND = 40403  # also what a client sees for an unknown schema id
+
+
 def schema_not_found(schema_id: int | None = None) -> RegistryError:
-    return RegistryError(404, 40403, "Schema not found" if schema_id is None
+    return RegistryError(404, SCHEMA_NOT_FOUND, "Schema not found" if schema_id is None
                          else f"Schema {schema_id} not found")
 
 

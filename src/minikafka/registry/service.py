@@ -143,6 +143,10 @@ class Registry:
         """The version's schema as `?format=` asks (None: as stored)."""
         return version.schema if fmt is None else self._stored(version).formatted(fmt)
 
+    def decode(self, version: SchemaVersion, payload: bytes) -> Any:
+        """Data written with `version`'s schema (the payload after the wire format's header)."""
+        return self._stored(version).decode(payload)
+
     def schema(self, schema_id: int) -> SchemaVersion:
         found = self.state.schema_by_id(schema_id)
         if found is None:

@@ -1,7 +1,8 @@
 """`minikafka shop api|orders|inventory|notifications|generator` and `minikafka demo`.
 
-Every command takes `--bootstrap-server` (env KAFKA_BOOTSTRAP_SERVERS), so the same programs run
-against our broker or any Kafka cluster.
+Every command that reads or writes events takes `--bootstrap-server` (env KAFKA_BOOTSTRAP_SERVERS)
+and `--schema-registry` (env SCHEMA_REGISTRY_URL), so the same programs run against our broker
+and its registry or any Kafka cluster and Confluent registry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..extras import require
-from .settings import BOOTSTRAP_ENV, ShopPaths, default_bootstrap
+from .settings import BOOTSTRAP_ENV, REGISTRY_ENV, ShopPaths, default_bootstrap, default_registry
 
 DEFAULT_PATHS = ShopPaths(Path(os.environ.get("MINIKAFKA_DATA_DIR", "data")) / "shop")
 Command = Callable[[argparse.Namespace], int]
@@ -26,17 +27,22 @@ def _shop_command(name: str, command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         require("shop", name)
         from confluent_kafka import KafkaException
+        from confluent_kafka.schema_registry import SchemaRegistryError
 
         try:
             return command(args)
         except KafkaException as exc:
             raise ConnectionError(f"Kafka: {exc.args[0]}") from None
+        except SchemaRegistryError as exc:
+            raise ConnectionError(f"schema registry {args.schema_registry}: {exc}") from None
     return run
 
 
 def _service(args: argparse.Namespace) -> int:
+    from .events import use_registry
     from .runtime import Service, run_service
 
+    use_registry(args.schema_registry)
     service: Service
     if args.command_name == "orders":
         from .orders import OrderService
@@ -55,7 +61,9 @@ def _service(args: argparse.Namespace) -> int:
 
 def _api(args: argparse.Namespace) -> int:
     from .api import serve
+    from .events import use_registry
 
+    use_registry(args.schema_registry)
     return serve(args.bootstrap_server, args.orders_db, args.inventory_db, args.host, args.port)
 
 
@@ -73,8 +81,9 @@ def _demo(args: argparse.Namespace) -> int:
         raise ValueError("--no-ui needs --orders N (it exits once they are all final)")
     return run_demo(DemoOptions(
         data_dir=args.data_dir, bootstrap=args.bootstrap_server, orders=args.orders,
-        rate=args.rate, ui=not args.no_ui, api_port=args.api_port,
-        console_port=args.console_port, broker_port=args.broker_port, seed=args.seed,
+        registry=args.schema_registry, rate=args.rate, ui=not args.no_ui, api_port=args.api_port,
+        console_port=args.console_port, registry_port=args.schema_registry_port,
+        broker_port=args.broker_port, seed=args.seed,
         timeout=args.timeout))
 
 
@@ -89,9 +98,14 @@ def _port_option(parser: argparse.ArgumentParser, flag: str, env: str, default: 
 
 
 def _bootstrap_option(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """The broker and the schema registry (`default` None: the demo's own broker's)."""
     parser.add_argument("-b", "--bootstrap-server", default=default, metavar="HOST:PORT",
                         help=f"Kafka-compatible broker(s) (env {BOOTSTRAP_ENV}; default: "
                         f"{default or 'start our own'})")
+    registry = default_registry() if default else os.environ.get(REGISTRY_ENV)
+    parser.add_argument("--schema-registry", default=registry, metavar="URL",
+                        help=f"schema registry with Confluent's REST API (env {REGISTRY_ENV}; "
+                        f"default: {registry or 'with our broker, its own'})")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,6 +174,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _port_option(demo, "--api-port", "MINIKAFKA_API_PORT", 8000, "the shop API's port")
     _port_option(demo, "--console-port", "MINIKAFKA_UI_PORT", 8080,
                  "our broker's web console")
+    _port_option(demo, "--schema-registry-port", "MINIKAFKA_SCHEMA_REGISTRY_PORT", 8081,
+                 "our broker's schema registry")
     demo.add_argument("--timeout", type=float, default=300.0,
                       help="headless: give up on unfinished orders after this many seconds")
     demo.add_argument("--seed", type=int, default=42)

@@ -3,7 +3,7 @@
 Everything runs as child processes with its state under `<data-dir>/shop` (the broker's log, the
 services' databases, the generator's progress, one log file per process), so a demo stopped with
 Ctrl-C and started again continues where it was. Given a broker (`--bootstrap-server`), it runs
-the shop against that one instead of starting ours.
+the shop against that one (and `--schema-registry`'s registry) instead of starting ours.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .monitor import (
 )
 from .ports import choose_port
 from .processes import BrokerProcess
-from .settings import ShopPaths
+from .settings import ShopPaths, default_registry
 from .stack import ShopStack
 
 STATUS_ORDER = ("created", "confirmed", "paid", "shipped", "completed", "rejected")
@@ -47,11 +47,13 @@ BROKER_ARGS = ("--group-initial-rebalance-delay-ms", "300", "--num-partitions", 
 class DemoOptions:
     data_dir: str
     bootstrap: str | None = None
+    registry: str | None = None  # with `bootstrap`: its schema registry (default: settings')
     orders: int | None = None
     rate: float = 5.0
     ui: bool = True
     api_port: int | None = None  # None: the default, or a free port if it is busy (ports.py)
     console_port: int | None = None
+    registry_port: int | None = None
     broker_port: int | None = None
     seed: int = 42
     timeout: float = 300.0
@@ -73,14 +75,22 @@ def run_demo(options: DemoOptions) -> int:
     broker = None
     if options.bootstrap is None:
         console = ("--ui-port", str(ports["console"])) if options.ui else ("--no-ui",)
-        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console, port=ports["broker"],
+        broker = BrokerProcess(paths.broker_dir, *BROKER_ARGS, *console, "--schema-registry-port",
+                               str(ports["registry"]), port=ports["broker"],
                                log_path=paths.logs / "broker.log")
         try:
             broker.start()
         except RuntimeError:
             raise ValueError(f"the broker did not start: see {broker.log_path}") from None
-    bootstrap = options.bootstrap or broker.bootstrap  # type: ignore[union-attr]
-    stack = ShopStack(paths, bootstrap, ports["api"], options.service_args)
+    if broker is None:
+        bootstrap, registry = options.bootstrap, options.registry or default_registry()
+    elif broker.registry_url is None:
+        broker.stop()
+        raise ValueError(f"the broker's schema registry did not start: see {broker.log_path}")
+    else:
+        bootstrap, registry = broker.bootstrap, broker.registry_url
+    assert bootstrap is not None
+    stack = ShopStack(paths, bootstrap, registry, ports["api"], options.service_args)
     probe = BrokerProbe(bootstrap)
     try:
         ensure_topics(bootstrap)
@@ -103,16 +113,18 @@ def run_demo(options: DemoOptions) -> int:
 
 
 def _ports(options: DemoOptions) -> tuple[dict[str, int], list[str]]:
-    """The broker's, the API's and the console's ports, and what to tell the user about them;
-    a busy port the user asked for raises ValueError (one line). Checked before anything
-    starts."""
+    """The broker's, the API's, the console's and the registry's ports, and what to tell the
+    user about them; a busy port the user asked for raises ValueError (one line). Checked
+    before anything starts."""
     wanted = [("api", options.api_port, 8000, "--api-port", "the shop's API")]
     if options.bootstrap is None:
         wanted.append(("broker", options.broker_port, 9092, "--broker-port", "the broker"))
+        wanted.append(("registry", options.registry_port, 8081, "--schema-registry-port",
+                       "the schema registry"))
         if options.ui:
             wanted.append(("console", options.console_port, 8080, "--console-port",
                            "the web console"))
-    ports, notes = {"broker": 0, "console": 0}, []
+    ports, notes = {"broker": 0, "console": 0, "registry": 0}, []
     for name, requested, default, flag, what in wanted:
         ports[name], note = choose_port(requested, default, flag, what)
         if note:
@@ -157,7 +169,8 @@ def _live(paths: ShopPaths, stack: ShopStack, probe: BrokerProbe, bootstrap: str
     """Refresh the view every second until Ctrl-C."""
     console = Console()
     web = f", console {console_url}" if console_url else ""
-    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}{web}, API {stack.api_url}/docs, "
+    console.print(f"[bold]minikafka shop[/]: broker {bootstrap}{web}, schema registry "
+                  f"{stack.registry}, API {stack.api_url}/docs, "
                   f"state in {paths.root}, logs in {paths.logs}. Ctrl-C stops; run again to "
                   "continue.")
     history: deque[tuple[float, int]] = deque(maxlen=6)

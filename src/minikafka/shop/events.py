@@ -1,6 +1,10 @@
 """The event contract: what travels on which topic, as JSON, keyed by `order_id` (a restock,
 by `product_id`).
 
+Each topic's JSON schema is derived from its models and registered in a schema registry;
+values travel in the registry's wire format (serde.py). A process calls `use_registry` once at
+start, before it encodes or decodes.
+
 Keying every event by order id puts one order's events on one partition of each topic, so they
 arrive in the order they were written. Every event carries `type` (to tell them apart on a shared
 topic) and `event_id` (so a consumer recognises a redelivery and gives it no second effect).
@@ -9,10 +13,12 @@ topic) and `event_id` (so a consumer recognises a redelivery and gives it no sec
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from .serde import RegistryCodec, Undecodable
 
 PARTITIONS = 3
 
@@ -173,8 +179,36 @@ def topic_of(event: Event) -> str:
     return _TOPIC_OF[type(event)]
 
 
+def topic_schema(topic: str) -> dict[str, Any]:
+    """The JSON schema of the values of `topic`: its one event, or a union tagged by `type`."""
+    classes = TOPIC_EVENTS[topic]
+    model: Any = classes[0] if len(classes) == 1 else Annotated[
+        Union[classes], Field(discriminator="type")]  # noqa: UP007  (a tuple of classes)
+    schema = TypeAdapter(model).json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": topic, **schema}
+
+
+_codec: RegistryCodec | None = None
+
+
+def use_registry(url: str) -> dict[str, int]:
+    """Encode and decode through the registry at `url`, after registering every topic's schema
+    (the ids, by subject). A refused schema raises the registry's error."""
+    global _codec
+    codec = RegistryCodec(url, {topic: topic_schema(topic) for topic in TOPIC_EVENTS})
+    ids = codec.register()
+    _codec = codec
+    return ids
+
+
+def _registry() -> RegistryCodec:
+    if _codec is None:
+        raise RuntimeError("no schema registry: call use_registry(url) first")
+    return _codec
+
+
 def encode(event: Event) -> bytes:
-    return event.model_dump_json().encode()
+    return _registry().serialize(topic_of(event), event.model_dump(mode="json"))
 
 
 def decode(topic: str, value: bytes | None) -> Event:
@@ -182,11 +216,13 @@ def decode(topic: str, value: bytes | None) -> Event:
     if value is None:
         raise InvalidEvent("empty record (no value)")
     try:
-        event = _ANY_EVENT.validate_json(value)
+        event = _ANY_EVENT.validate_python(_registry().deserialize(topic, value))
+    except Undecodable as exc:
+        raise InvalidEvent(str(exc)) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}"
                              for e in exc.errors()[:3])
-        raise InvalidEvent(f"not a valid event: {problems}") from None
+        raise InvalidEvent(f"not valid against the schema of {topic!r}: {problems}") from None
     if not isinstance(event, TOPIC_EVENTS.get(topic, ())):
         raise InvalidEvent(f"{event.type} does not belong on topic {topic!r}")
     return event

@@ -9,12 +9,15 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 _ADDRESS = re.compile(r"bootstrap servers (\S+):(\d+)")
 _CONSOLE = re.compile(r"console at (\S+)")
+_REGISTRY = re.compile(r"schema registry at (\S+)")
 
 
 class ManagedProcess:
@@ -81,6 +84,20 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def _lines(stream: IO[str], count: int, timeout: float) -> list[str]:
+    """Up to `count` lines of `stream`, those that come within `timeout` seconds."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for _ in range(count):
+            lines.append(stream.readline())
+
+    reader = threading.Thread(target=read, name="broker stdout", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return list(lines)
+
+
 class BrokerProcess(ManagedProcess):
     """`minikafka serve` on `port` (0: a free one, picked by the first start; restarts keep
     it), logging to `log_path` (default: next to its data directory)."""
@@ -93,6 +110,7 @@ class BrokerProcess(ManagedProcess):
         self.extra = extra
         self.port = port
         self.console_url: str | None = None  # the web console, unless started with --no-ui
+        self.registry_url: str | None = None  # unless started with --no-schema-registry
 
     @property
     def bootstrap(self) -> str:
@@ -110,7 +128,12 @@ class BrokerProcess(ManagedProcess):
             self.stop(signal.SIGKILL)
             raise RuntimeError(f"broker did not start: {line!r}\n{self.log()}")
         self.port = int(match.group(2))
-        if "--no-ui" not in self.extra:  # the broker prints the console's address next
-            console = _CONSOLE.search(self.proc.stdout.readline())
-            self.console_url = console.group(1) if console else None
+        # The broker prints the console's address next, then the registry's: each unless it
+        # is turned off, or could not start (its port taken: a warning, and no line).
+        lines = _lines(self.proc.stdout, sum(flag not in self.extra for flag in
+                                             ("--no-ui", "--no-schema-registry")),
+                       max(1.0, deadline - time.monotonic()))
+        self.console_url, self.registry_url = (
+            next((m.group(1) for m in map(pattern.search, lines) if m), None)
+            for pattern in (_CONSOLE, _REGISTRY))
         return self

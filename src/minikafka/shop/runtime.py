@@ -1,8 +1,10 @@
 """The consumer loop every shop service runs, and the SQLite store behind it.
 
-For each record: decode it, then in ONE SQLite transaction check its `event_id` against the events
-already handled, apply the service's effect, remember the `event_id`, and write the events it
-causes to an outbox table. Only after that transaction commits are the batch's offsets committed.
+For each batch of records, ONE SQLite transaction; in it, for each record (a savepoint of its own,
+so that a failing record undoes only its own work): decode it, check its `event_id` against the
+events already handled, apply the service's effect, remember the `event_id`, and write the events
+it causes to an outbox table. Only after that transaction commits is the outbox published and are
+the batch's offsets committed.
 So a record redelivered after a crash (or a rebalance) finds its `event_id` and has no second
 effect, and an event caused by it can never be lost: the outbox is published after the commit
 and kept until the broker has acknowledged it (a crash in between publishes it again, with the
@@ -23,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -68,15 +70,27 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-    db.execute("BEGIN IMMEDIATE")
+def _atomic(db: sqlite3.Connection, begin: str, done: str, *undo: str
+            ) -> Iterator[sqlite3.Connection]:
+    db.execute(begin)
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        for statement in undo:
+            db.execute(statement)
         raise
-    db.execute("COMMIT")
+    db.execute(done)
+
+
+def transaction(db: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    return _atomic(db, "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+
+
+def savepoint(db: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+    """One record's share of the batch's transaction: undone alone on any exception."""
+    return _atomic(db, "SAVEPOINT record", "RELEASE record", "ROLLBACK TO record",
+                   "RELEASE record")
 
 
 class Reject(Exception):
@@ -152,12 +166,14 @@ class ServiceRunner:
                 messages = _next_batch(consumer, batch)
                 positions: dict[tuple[str, int], int] = {}
                 repeats = 0
-                for msg in messages:
-                    if msg.error():
-                        log.warning("%s: %s", self.service.name, msg.error())
-                        continue
-                    repeats += not self.process(msg)
-                    positions[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
+                if messages:
+                    with transaction(self.db):
+                        for msg in messages:
+                            if msg.error():
+                                log.warning("%s: %s", self.service.name, msg.error())
+                                continue
+                            repeats += not self.process(msg)
+                            positions[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
                 if repeats:
                     log.info("%s: ignored %d redelivered event(s)", self.service.name, repeats)
                 self.service.after_batch(self.db)
@@ -171,14 +187,15 @@ class ServiceRunner:
             self.db.close()
 
     def process(self, msg: Message) -> bool:
-        """Handle one record exactly once in effect, or dead-letter it; False for a repeat."""
+        """Handle one record exactly once in effect, or dead-letter it; False for a repeat.
+        Runs inside the batch's transaction."""
         try:
             event = decode(_topic(msg), msg.value())
         except InvalidEvent as exc:
             return self._dead_letter(msg, str(exc), attempts=1)
         for attempt in range(1, self.max_attempts + 1):
             try:
-                with transaction(self.db) as db:
+                with savepoint(self.db) as db:
                     if self._seen(db, str(event.event_id)):
                         return False
                     self.service.handle(Tx(db), event)
@@ -205,7 +222,7 @@ class ServiceRunner:
         """Send `msg` to its dead-letter topic once; False if it was sent there before."""
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.service.name, msg.topic(),
                     msg.partition(), msg.offset(), reason)
-        with transaction(self.db) as db:
+        with savepoint(self.db) as db:
             if self._seen(db, f"{msg.topic()}:{msg.partition()}:{msg.offset()}"):
                 return False
             Tx(db).dead_letter(msg, self.service.name, reason, attempts)

@@ -12,10 +12,16 @@ from pathlib import Path
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+REGISTRY_ENV = "SCHEMA_REGISTRY_URL"  # as `minikafka schemas` and Confluent's tools take it
+DEFAULT_REGISTRY = "http://127.0.0.1:8081"
 
 
 def default_bootstrap() -> str:
     return os.environ.get(BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP)
+
+
+def default_registry() -> str:
+    return os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,19 @@ CONSUMERS = ("inventory", "orders", "notifications")
 
 
 class ShopStack:
-    """The API and the three consuming services, each a `minikafka shop …` child process.
+    """The API and the three consuming services, each a `minikafka shop …` child process, on
+one broker and one schema registry.
 
     `service_args` go to every consuming service (e.g. a short session timeout in tests);
     `extra` to one kind (e.g. `{"inventory": ["--catalogue", path]}`).
     """
 
-    def __init__(self, paths: ShopPaths, bootstrap: str, api_port: int = 0,
+    def __init__(self, paths: ShopPaths, bootstrap: str, registry: str, api_port: int = 0,
                  service_args: Sequence[str] = (),
                  extra: dict[str, Sequence[str]] | None = None) -> None:
         self.paths = paths
         self.bootstrap = bootstrap
+        self.registry = registry
         self.api_port = api_port or free_port()
         self.service_args = list(service_args)
         self.extra = extra or {}
@@ -41,16 +43,19 @@ class ShopStack:
         return [sys.executable, "-m", "minikafka", "shop", command, *args,
                 *self.extra.get(command, ())]
 
+    def _brokers(self) -> tuple[str, ...]:
+        return "--bootstrap-server", self.bootstrap, "--schema-registry", self.registry
+
     def add(self, kind: str, label: str | None = None) -> ManagedProcess:
         """Start one more process of `kind` (a second instance gets its own `label`)."""
         label = label or kind
         if kind == "api":
-            argv = self._argv("api", "--bootstrap-server", self.bootstrap,
+            argv = self._argv("api", *self._brokers(),
                               "--orders-db", str(self.paths.db("orders")),
                               "--inventory-db", str(self.paths.db("inventory")),
                               "--port", str(self.api_port))
         else:
-            argv = self._argv(kind, "--bootstrap-server", self.bootstrap,
+            argv = self._argv(kind, *self._brokers(),
                               "--db", str(self.paths.db(kind)), *self.service_args)
         process = ManagedProcess(label, argv, self.paths.logs / f"{label}.log").start()
         self.processes[label] = process

@@ -4,7 +4,9 @@ To serve more APIs, write a module with an `APIS` tuple of
 `Api(key, min_version, max_version, handler)` and add it to `FAMILIES`. A handler decodes its
 request, calls the service layer (`broker/ops.py`, or a service on the context such as
 `ctx.groups`) and encodes the answer; state that outlives a request is a typed field of the
-`BrokerContext`.
+`BrokerContext`. An Api whose `answers_now(ctx, header, request)` says a request will not wait
+(Produce with acks<=1, ApiVersions, Metadata that creates nothing) is run by the connection
+without a task of its own; its handler must then not await anything for that request.
 """
 
 from __future__ import annotations

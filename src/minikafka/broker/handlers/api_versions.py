@@ -20,4 +20,8 @@ async def handle_api_versions(ctx: BrokerContext, header: RequestHeader, request
     )
 
 
-APIS = (Api(ApiKey.ApiVersions, 0, 4, handle_api_versions),)
+def _always(_ctx: BrokerContext, _header: RequestHeader, _request: Any) -> bool:
+    return True
+
+
+APIS = (Api(ApiKey.ApiVersions, 0, 4, handle_api_versions, answers_now=_always),)

@@ -8,6 +8,9 @@ byte limits (KIP-74); later ones that would overflow return nothing this time.
 Under read_committed (isolation level 1) a partition's answer stops at its last stable offset
 and lists the aborted transactions overlapping what it returns, from the `.txnindex` files:
 clients drop those transactions' records and skip the markers themselves.
+
+From v7 a fetch may belong to an incremental fetch session (fetch_sessions.py): then the
+partitions read are the session's, and those with nothing new are left out of the answer.
 """
 
 from __future__ import annotations
@@ -30,21 +33,21 @@ from ...protocol.fetch import (
 )
 from ..bounds import client_gone
 from ..context import Api, BrokerContext
+from ..fetch_sessions import FetchContext, FetchPartition, Key
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
-# Kafka's FetchMetadata.isFull: epoch 0 asks for a new session (we answer session id 0, as Kafka
-# does when its session cache is full), -1 (FINAL_EPOCH) for none. Either is a full fetch,
-# served whatever session id it names (Kafka closes that session; we have none to close).
-FULL_FETCH_EPOCHS = (0, -1)
+SESSIONS_FROM = 7  # older versions have no session fields: always sessionless
 
 
-def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, first: bool,
+def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, first: bool,
                     read_committed: bool) -> tuple[PartitionData, int]:
     """The partition's answer and the record bytes it carries."""
-    index = request.partition
+    index = wanted.partition
+    if wanted.topic is None:
+        return PartitionData(index, ErrorCode.UNKNOWN_TOPIC_ID), 0
     try:
-        partition = ctx.log.partition(topic, index)
+        partition = ctx.log.partition(wanted.topic, index)
     except KafkaError as exc:
         return PartitionData(index, exc.code, records=b""), 0
     stable = partition.last_stable_offset
@@ -56,12 +59,12 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
         aborted_transactions=[] if read_committed else None,
         records=b"",
     )
-    if request.current_leader_epoch > LEADER_EPOCH:
+    if wanted.current_leader_epoch > LEADER_EPOCH:
         data.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
         return data, 0
-    limit = min(request.partition_max_bytes, budget)
+    limit = min(wanted.max_bytes, budget)
     try:
-        found = partition.read(request.fetch_offset, max(limit, 1),
+        found = partition.read(wanted.fetch_offset, max(limit, 1),
                                stable if read_committed else None)
     except KafkaError as exc:  # OFFSET_OUT_OF_RANGE
         data.error_code = exc.code
@@ -70,53 +73,81 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
         return data, 0
     data.records = found
     if read_committed:
-        data.aborted_transactions = partition.aborted_transactions(request.fetch_offset,
+        data.aborted_transactions = partition.aborted_transactions(wanted.fetch_offset,
                                                                    found.next_offset)
     return data, found.length
 
 
-def _topic_names(ctx: BrokerContext, version: int, request: Any) -> list[str | None]:
-    """The requested topics' names: given up to v12, found by id from v13 (None: unknown)."""
+def _topic_name(ctx: BrokerContext, version: int, topic: Any) -> str | None:
+    """A requested topic's name: given up to v12, found by id from v13 (None: unknown)."""
     if version < TOPIC_IDS_FROM:
-        return [topic.topic for topic in request.topics]
-    return [ctx.log.topic_by_id(topic.topic_id) for topic in request.topics]
+        return str(topic.topic)
+    return ctx.log.topic_by_id(topic.topic_id)
 
 
-def _read_all(ctx: BrokerContext, request: Any, names: list[str | None]
-              ) -> tuple[list[TopicData], int, bool]:
-    """One pass over the requested partitions: (topics, record bytes, any partition error)."""
+def _wanted(ctx: BrokerContext, version: int, request: Any) -> list[FetchPartition]:
+    """The partitions the request names, in its order."""
+    wanted: list[FetchPartition] = []
+    for topic in request.topics:
+        name = _topic_name(ctx, version, topic)
+        topic_id = topic.topic_id if version >= TOPIC_IDS_FROM else None
+        wanted.extend(FetchPartition(name, topic_id, p.partition, p.fetch_offset,
+                                     p.partition_max_bytes, p.current_leader_epoch)
+                      for p in topic.partitions)
+    return wanted
+
+
+def _forgotten(version: int, request: Any) -> list[Key]:
+    """The partitions an incremental fetch drops from its session (keyed as FetchPartition)."""
+    return [(topic.topic_id if version >= TOPIC_IDS_FROM else topic.topic, index)
+            for topic in request.forgotten_topics_data or () for index in topic.partitions]
+
+
+def _context(ctx: BrokerContext, version: int, request: Any) -> FetchContext:
+    wanted = _wanted(ctx, version, request)
+    if version < SESSIONS_FROM:
+        return FetchContext(wanted)
+    return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch, wanted,
+                                          _forgotten(version, request))
+
+
+def _read_all(ctx: BrokerContext, request: Any, wanted: list[FetchPartition]
+              ) -> tuple[list[PartitionData], int, bool]:
+    """One pass over the partitions to read: (their answers, record bytes, any error)."""
     budget = request.max_bytes
     total = 0
     failed = False
     read_committed = request.isolation_level == READ_COMMITTED
-    topics = []
-    for topic, name in zip(request.topics, names, strict=True):
-        partitions = []
-        for wanted in topic.partitions:
-            if name is None:
-                data, size = PartitionData(wanted.partition, ErrorCode.UNKNOWN_TOPIC_ID), 0
-            else:
-                data, size = _read_partition(ctx, name, wanted, budget, total == 0,
-                                             read_committed)
-            total += size
-            budget -= size
-            failed = failed or data.error_code != 0
-            partitions.append(data)
-        topics.append(TopicData(name or "", partitions, getattr(topic, "topic_id", None)))
-    return topics, total, failed
+    answers = []
+    for partition in wanted:
+        data, size = _read_partition(ctx, partition, budget, total == 0, read_committed)
+        total += size
+        budget -= size
+        failed = failed or data.error_code != 0
+        answers.append(data)
+    return answers, total, failed
+
+
+def _by_topic(answered: list[tuple[FetchPartition, PartitionData]]) -> list[TopicData]:
+    """Consecutive partitions of one topic as one topic entry, as the request grouped them."""
+    topics: list[TopicData] = []
+    for wanted, data in answered:
+        if not topics or topics[-1].topic_id != wanted.topic_id \
+                or topics[-1].name != (wanted.topic or ""):
+            topics.append(TopicData(wanted.topic or "", [], wanted.topic_id))
+        topics[-1].partitions.append(data)
+    return topics
 
 
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    if request.session_epoch not in FULL_FETCH_EPOCHS:
-        # Incremental: of a session we never handed out (KIP-227 lets a broker keep none).
-        return encode_fetch_response(header, [], error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
+    context = _context(ctx, header.api_version, request)
+    if context.error_code:
+        return encode_fetch_response(header, [], error_code=context.error_code)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    names = _topic_names(ctx, header.api_version, request)
-    keys = [(name, p.partition) for t, name in zip(request.topics, names, strict=True)
-            if name is not None for p in t.partitions]
+    keys = [(p.topic, p.partition) for p in context.partitions if p.topic is not None]
     while True:
-        topics, total, failed = _read_all(ctx, request, names)
+        data, total, failed = _read_all(ctx, request, context.partitions)
         remaining = deadline - loop.time()
         if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
                 or client_gone():
@@ -125,8 +156,10 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
                 if throttle:  # as Kafka: an empty answer, and its bytes not charged
                     ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
                     return encode_fetch_response(header, [], throttle_time_ms=throttle)
-            ctx.metrics.fetched(request, topics)
-            return encode_fetch_response(header, topics)
+            answered = context.answer(data)
+            ctx.metrics.fetched(answered)
+            return encode_fetch_response(header, _by_topic(answered),
+                                         session_id=context.session_id)
         await ctx.appends.wait(keys, remaining)
 
 

@@ -41,6 +41,16 @@ def _topic_error(cls: Any, name: str | None, code: ErrorCode, topic_id: uuid.UUI
                                      is_internal=False, partitions=[], authorized_operations=None)
 
 
+def _creates_no_topic(ctx: BrokerContext, header: RequestHeader, request: Any) -> bool:
+    """True when the request cannot auto-create a topic, the one thing Metadata waits for."""
+    if not ctx.config.auto_create_topics or (header.api_version >= 4
+                                             and not request.allow_auto_topic_creation):
+        return True
+    wanted = _requested_topics(header, request)
+    return wanted is None or all(name is None or topic_id != ZERO_ID or ctx.log.exists(name)
+                                 for name, topic_id in wanted)
+
+
 async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_class(ApiKey.Metadata, header.api_version)
     allow_create = header.api_version < 4 or request.allow_auto_topic_creation
@@ -117,6 +127,6 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
 
 
 APIS = (
-    Api(ApiKey.Metadata, 0, 13, handle_metadata),
+    Api(ApiKey.Metadata, 0, 13, handle_metadata, answers_now=_creates_no_topic),
     Api(ApiKey.DescribeCluster, 0, 1, handle_describe_cluster),
 )

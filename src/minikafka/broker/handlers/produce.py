@@ -102,4 +102,11 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     return [encode_produce_response(header, results, throttle)]
 
 
-APIS = (Api(ApiKey.Produce, 0, MAX_VERSION, handle_produce, decode),)
+def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: ProduceRequest
+                      ) -> bool:
+    """Only acks=all waits (for the flush policy)."""
+    return bool(request.acks != -1)
+
+
+APIS = (Api(ApiKey.Produce, 0, MAX_VERSION, handle_produce, decode,
+            answers_now=_acks_at_most_one),)

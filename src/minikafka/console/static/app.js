@@ -142,6 +142,17 @@ function valueNode(text) {
   return h("pre", { class: "value" }, text);
 }
 
+// A value written with a registered schema: decoded, under its schema id, subjects and type; else
+// as it is.
+function recordValue(r) {
+  const s = r.schema;
+  if (!s) return valueNode(r.value);
+  const label = `schema ${s.id} · ${s.subjects.join(", ") || "no subject"} · ${s.type}`;
+  const chip = h("span", { class: "chip schema", title: s.error || "decoded with this schema" },
+    s.error ? `${label} · not decoded: ${s.error}` : label);
+  return h("div", { class: "decoded" }, chip, s.error ? valueNode(r.value) : jsonNode(s.value));
+}
+
 // --- live state (SSE) ---------------------------------------------------------------------------
 
 const live = { data: null, history: [], listeners: new Set() };
@@ -453,7 +464,7 @@ function messagesPage(view, params) {
       h("td", { class: "num mono" }, r.offset),
       h("td", { class: "mono", style: "white-space:nowrap" }, fmtTime(r.timestamp)),
       h("td", { class: "key" }, r.key === null ? h("span", { class: "null" }, "null") : r.key),
-      h("td", {}, valueNode(r.value)),
+      h("td", {}, recordValue(r)),
       h("td", {}, r.headers.map(([k, v]) => h("span", { class: "chip" }, `${k}: ${v ?? "null"}`)))));
     results.replaceChildren(table([num("Offset"), "Timestamp", "Key", "Value", "Headers"], rows,
       state.q ? `No record matching “${state.q}” between offsets ${fmtNum(page.from_offset)} and ` +

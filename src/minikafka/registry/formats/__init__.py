@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from json import dumps  # (the name `json` is this package's JSON Schema module)
+from typing import Any
 
 SCHEMA_TYPES = ("JSON", "PROTOBUF", "AVRO")  # the order of Confluent's GET /schemas/types
 
@@ -35,6 +37,31 @@ class ParsedSchema(ABC):
     @abstractmethod
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         """Why data written with `writer` cannot be read with this schema (empty: it can)."""
+
+    @abstractmethod
+    def decode(self, payload: bytes) -> Any:
+        """The data in `payload`, what follows the wire format's magic byte and schema id, as
+        written with this schema; ValueError (or the library's error) if it is not."""
+
+
+HEADER_SIZE = 5  # the wire format's magic byte 0 and 4-byte schema id, before the payload
+
+
+def wire_schema_id(data: bytes) -> int | None:
+    """The schema id of bytes in the registry's wire format; None for any other bytes."""
+    if len(data) < HEADER_SIZE or data[0] != 0:
+        return None
+    return int.from_bytes(data[1:HEADER_SIZE], "big")
+
+
+def to_json(data: Any) -> str:
+    """Decoded data as JSON text (Avro's bytes, dates and decimals as strings)."""
+    def fallback(item: Any) -> Any:
+        if isinstance(item, bytes):
+            return item.decode(errors="backslashreplace")
+        return item.isoformat() if hasattr(item, "isoformat") else str(item)
+
+    return dumps(data, ensure_ascii=False, default=fallback)
 
 
 Resolved = Sequence[tuple[str, str]]  # the referenced schemas' (name, text), dependencies first

@@ -3,9 +3,12 @@ compatibility with its ReaderWriterCompatibilityChecker, Avro's own schema resol
 
 from __future__ import annotations
 
+import io
 import json
+from typing import Any
 
 import avro.errors
+import avro.io
 import avro.name
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
@@ -22,6 +25,9 @@ class AvroSchema(ParsedSchema):
     def normalized(self) -> str:
         """Avro's Parsing Canonical Form: what two schemas that read and write alike share."""
         return str(self.schema.canonical_form)
+
+    def decode(self, payload: bytes) -> Any:
+        return avro.io.DatumReader(self.schema).read(avro.io.BinaryDecoder(io.BytesIO(payload)))
 
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         assert isinstance(writer, AvroSchema)

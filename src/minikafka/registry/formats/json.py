@@ -39,6 +39,9 @@ class JsonSchema(ParsedSchema):
     def normalized(self) -> str:
         return json.dumps(self.schema, sort_keys=True, separators=(",", ":"))
 
+    def decode(self, payload: bytes) -> Any:
+        return json.loads(payload)
+
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         assert isinstance(writer, JsonSchema)
         return list(_Diff(self.schema, writer.schema).check(self.schema, writer.schema, "#"))

@@ -17,13 +17,15 @@ import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from antlr4.error.ErrorListener import ErrorListener
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError
 from proto_schema_parser import ast
 from proto_schema_parser.parser import Parser
 
+from ...records import decode_varint
 from ..errors import InvalidSchema
 from . import ParsedSchema, Resolved
 
@@ -62,6 +64,37 @@ class ProtobufSchema(ParsedSchema):
         if fmt == "serialized":
             return base64.b64encode(self.proto.SerializeToString()).decode()
         return self.canonical
+
+    def decode(self, payload: bytes) -> Any:
+        """The message at the payload's message indexes (Confluent's prefix: a zigzag varint
+        count, then each index; 0 alone is the first message), as JSON data."""
+        count, at = decode_varint(payload, 0)  # Kafka's zigzag varints, as Confluent writes
+        indexes = []
+        for _ in range(count):
+            index, at = decode_varint(payload, at)
+            indexes.append(index)
+        message = self._message_class(tuple(indexes or [0]))
+        return json_format.MessageToDict(message.FromString(payload[at:]),
+                                         preserving_proto_field_name=True)
+
+    def _message_class(self, indexes: tuple[int, ...]) -> Any:
+        """The class of the message at `indexes` (nested messages after the first), built from
+        this file and the well-known files it imports (a schema with references: ValueError)."""
+        pool = descriptor_pool.DescriptorPool()
+        for imported in self.proto.dependency:
+            builtin = _builtin(imported)
+            if builtin is None:
+                raise ValueError(f"import {imported!r}: records of schemas with references are "
+                                 "not decoded")
+            pool.Add(builtin)
+        pool.Add(self.proto)
+        messages, name = self.proto.message_type, self.proto.package
+        for index in indexes:
+            if not 0 <= index < len(messages):
+                raise ValueError(f"no message at index {index} of {name or 'the file'}")
+            name = f"{name}.{messages[index].name}" if name else messages[index].name
+            messages = messages[index].nested_type
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
 
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         assert isinstance(writer, ProtobufSchema)

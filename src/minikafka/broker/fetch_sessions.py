@@ -1,0 +1,213 @@
+"""Incremental fetch sessions (KIP-227), by the rules of Kafka's FetchSession.scala; sans I/O.
+
+A consumer of many partitions sends them all once (a full fetch, epoch 0) and gets a session id;
+its later fetches (epoch 1, 2, ...) name only the partitions whose fetch position changed, plus
+the partitions to forget, and the answer leaves out every partition with no records, no error
+and the same high watermark and log start offset as last time. The broker reads all of the
+session's partitions each time, from the positions it keeps.
+
+- Epoch -1 (FINAL_EPOCH): a sessionless full fetch; a session it names is closed.
+- Epoch 0 (INITIAL_EPOCH): a full fetch that closes the session it names and opens a new one
+  (session id 0 in the answer when the cache has no slot for it).
+- Any other epoch: incremental. An unknown session id is FETCH_SESSION_ID_NOT_FOUND, an epoch
+  other than the session's next one INVALID_FETCH_SESSION_EPOCH; both answer with no partitions.
+- Partitions that returned records move to the end of the session's order, so that under
+  max_bytes every partition gets its turn.
+- The cache holds `max.incremental.fetch.session.cache.slots` sessions. A new session takes the
+  slot of the least recently used one if that was idle for more than the eviction time (Kafka's
+  120 s); otherwise that of the smallest session that has lived that long, if the new one has
+  more partitions.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import ErrorCode
+from ..protocol.fetch import PartitionData, records_length
+
+FINAL_EPOCH = -1
+INITIAL_EPOCH = 0
+INVALID_SESSION_ID = 0
+EVICTION_MS = 120_000  # Kafka's MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS
+DEFAULT_SLOTS = 1000  # Kafka's max.incremental.fetch.session.cache.slots
+
+Key = tuple[str | uuid.UUID | None, int]  # (topic id from v13, else its name; partition)
+
+
+def next_epoch(epoch: int) -> int:
+    """Kafka's FetchMetadata.nextEpoch."""
+    if epoch < 0:
+        return FINAL_EPOCH
+    return 1 if epoch == 2**31 - 1 else epoch + 1
+
+
+@dataclass(slots=True)
+class FetchPartition:
+    """One partition of a fetch: what the client asked, and (in a session) what it was last
+    told."""
+
+    topic: str | None  # None: a topic id we do not know
+    topic_id: uuid.UUID | None  # from v13
+    partition: int
+    fetch_offset: int
+    max_bytes: int
+    current_leader_epoch: int = -1
+    high_watermark: int = -1
+    log_start_offset: int = -1
+
+    @property
+    def key(self) -> Key:
+        return (self.topic_id or self.topic, self.partition)
+
+    def asked(self, again: FetchPartition) -> None:
+        """An incremental fetch named this partition again: its new position and limits."""
+        self.fetch_offset = again.fetch_offset
+        self.max_bytes = again.max_bytes
+        self.current_leader_epoch = again.current_leader_epoch
+
+    def must_answer(self, data: PartitionData) -> bool:
+        """Kafka's CachedPartition.maybeUpdateResponseData: records, an error, or news of the
+        high watermark or log start offset; what it tells is remembered."""
+        changed = data.high_watermark != self.high_watermark \
+            or data.log_start_offset != self.log_start_offset
+        self.high_watermark, self.log_start_offset = data.high_watermark, data.log_start_offset
+        return changed or data.error_code != 0 or has_records(data)
+
+
+def has_records(data: PartitionData) -> bool:
+    records = data.records
+    if isinstance(records, bytes):  # most answers: b"", nothing new
+        return bool(records)
+    return records is not None and records_length(records) > 0
+
+
+@dataclass(slots=True)
+class FetchSession:
+    id: int
+    epoch: int  # the epoch its next fetch must carry
+    partitions: dict[Key, FetchPartition]  # in the order they are read
+    created_ms: float
+    last_used_ms: float
+    evictable: bool = False  # it has lived past the eviction time (as of its last use)
+
+
+@dataclass(slots=True)
+class FetchContext:
+    """One fetch's view of its session: what to read, and then what to answer."""
+
+    partitions: list[FetchPartition]  # to read, in answer order
+    error_code: int = 0
+    session_id: int = INVALID_SESSION_ID  # for the answer (set when a session is opened)
+    _open: Callable[[list[FetchPartition]], int] | None = None  # a full fetch that opens one
+    _session: FetchSession | None = None  # an incremental fetch's
+    _touch: Callable[[FetchSession], None] = field(default=lambda _session: None)
+
+    def answer(self, data: Sequence[PartitionData]) -> list[tuple[FetchPartition, PartitionData]]:
+        """The partitions to answer with, given what was read for each of `partitions`; opens
+        the new session of a full fetch. Called once, when the fetch is answered."""
+        pairs = list(zip(self.partitions, data, strict=True))
+        session = self._session
+        if session is None:
+            for wanted, got in pairs:
+                wanted.must_answer(got)  # a new session starts from what it was told
+            if self._open is not None:
+                self.session_id = self._open(self.partitions)
+            return pairs
+        self.session_id = session.id
+        answered = []
+        for wanted, got in pairs:
+            if wanted.must_answer(got):
+                answered.append((wanted, got))
+                if has_records(got):  # to the back of the queue
+                    del session.partitions[wanted.key]
+                    session.partitions[wanted.key] = wanted
+        self._touch(session)
+        return answered
+
+
+def _ms() -> float:
+    return time.monotonic() * 1000
+
+
+class FetchSessionCache:
+    """Kafka's FetchSessionCache, without followers (none is privileged)."""
+
+    def __init__(self, slots: int = DEFAULT_SLOTS, eviction_ms: float = EVICTION_MS,
+                 clock: Callable[[], float] = _ms, rng: random.Random | None = None) -> None:
+        self.slots = slots
+        self.eviction_ms = eviction_ms
+        self._clock = clock  # milliseconds
+        self._rng = rng or random.Random()
+        self._sessions: dict[int, FetchSession] = {}  # least recently used first
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: int) -> FetchSession | None:
+        return self._sessions.get(session_id)
+
+    def new_context(self, session_id: int, epoch: int, wanted: list[FetchPartition],
+                    forgotten: Iterable[Key]) -> FetchContext:
+        """Kafka's FetchManager.newContext for a consumer's fetch."""
+        if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+            if session_id != INVALID_SESSION_ID:
+                self._sessions.pop(session_id, None)
+            return FetchContext(wanted, _open=self._create if epoch == INITIAL_EPOCH else None)
+        session = self._sessions.get(session_id)
+        if session is None:
+            return FetchContext([], ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
+        if session.epoch != epoch:
+            return FetchContext([], ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+        for partition in wanted:
+            cached = session.partitions.get(partition.key)
+            if cached is None:
+                session.partitions[partition.key] = partition
+            else:
+                cached.asked(partition)
+        for key in forgotten:
+            session.partitions.pop(key, None)
+        session.epoch = next_epoch(epoch)
+        self._touch(session)
+        return FetchContext(list(session.partitions.values()), _session=session,
+                            _touch=self._touch)
+
+    def _touch(self, session: FetchSession) -> None:
+        now = self._clock()
+        session.last_used_ms = now
+        session.evictable = now >= session.created_ms + self.eviction_ms
+        self._sessions[session.id] = self._sessions.pop(session.id)  # most recently used last
+
+    def _create(self, partitions: list[FetchPartition]) -> int:
+        """Kafka's maybeCreateSession: the new session's id, or 0 when there is no slot."""
+        now = self._clock()
+        if len(self._sessions) >= self.slots and not self._evict(len(partitions), now):
+            return INVALID_SESSION_ID
+        session_id = INVALID_SESSION_ID
+        while session_id == INVALID_SESSION_ID or session_id in self._sessions:
+            session_id = self._rng.randint(1, 2**31 - 1)
+        self._sessions[session_id] = FetchSession(
+            session_id, next_epoch(INITIAL_EPOCH), {p.key: p for p in partitions}, now, now)
+        return session_id
+
+    def _evict(self, size: int, now: float) -> bool:
+        """Kafka's tryEvict: the least recently used session if it is stale, else the smallest
+        evictable one if the new session (of `size` partitions) is bigger."""
+        if not self._sessions:
+            return False
+        oldest = next(iter(self._sessions.values()))
+        if now - oldest.last_used_ms > self.eviction_ms:
+            del self._sessions[oldest.id]
+            return True
+        evictable = [s for s in self._sessions.values() if s.evictable]
+        if not evictable:
+            return False
+        smallest = min(evictable, key=lambda s: (len(s.partitions), s.id))
+        if size <= len(smallest.partitions):
+            return False
+        del self._sessions[smallest.id]
+        return True
