@@ -460,3 +460,24 @@ def test_the_cleaner_stops_at_the_last_stable_offset(open_log: Callable[..., Log
     result = clean(p, clock)
     assert result is not None and result.end_offset <= pending == p.last_stable_offset
     assert [r.value for r in consume(p) if r.key == b"k"] == [b"committed", b"pending"]
+
+
+def test_aborted_transactions_records_are_removed(open_log: Callable[..., LogManager],
+                                                   clock: FakeClock) -> None:
+    """Kafka's transaction-aware cleaning: an aborted transaction's records are never visible
+    to read_committed consumers, so cleaning drops them, even for keys written nowhere else;
+    the marker stays (it is what tells readers the range was aborted), and the producer's
+    last batch stays as an empty header so its sequences are still known."""
+    _logs, p = compacted(open_log, clock, **{"segment.bytes": 1024})
+    produce(p, clock, [(b"k", b"committed")])
+    first = txn_append(p, clock, 7, [(b"k", b"aborted"), (b"only-in-abort", b"aborted")])
+    p.write_marker(7, 0, False, 0)
+    for n in range(3):
+        filler(p, clock, f"b{n}")
+    assert clean(p, clock, min_cleanable_ratio=0.0) is not None
+    values = {(r.key, r.value) for r in consume(p)}
+    assert (b"k", b"committed") in values
+    assert not {v for v in values if v[1] == b"aborted"}
+    assert 7 in p.producers.producers  # its sequences survive the emptied batch
+    assert any(h.is_control for h in _headers(p))
+    assert (7, first) in p.aborted_transactions(0, p.last_stable_offset)

@@ -24,10 +24,12 @@ A pass over one partition (`clean_partition`, Kafka's Cleaner.doClean):
    `Partition.replace_segments` (crash-safe; see there) and the checkpoint moves on.
 
 Transactions: the cleaner stops at the last stable offset; records of aborted transactions are
-not put in the offset map (a later aborted write must not remove a key's committed value);
-control batches (attributes bit 5) are kept untouched, and a merged segment keeps the
-aborted-transaction index entries of the segments it replaces. Removing aborted transactions'
-records and markers (Kafka's transaction-aware cleaning) is left for later.
+not put in the offset map (a later aborted write must not remove a key's committed value) and
+are removed from the cleaned segments (Kafka's transaction-aware cleaning; a producer's last
+batch stays as an empty header). Control batches (attributes bit 5) are kept untouched, and a
+merged segment keeps the aborted-transaction index entries of the segments it replaces.
+Left out: removing the markers themselves once no record of their transaction remains (Kafka's
+second delete horizon); they are a few dozen bytes each.
 
 A pass reads and writes at most `io.max.bytes.per.second` (Kafka's Throttler), hands the GIL to
 the broker's event loop after every batch, and stops between batches when asked to (`Stop`),
@@ -354,8 +356,8 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
             and not (overdue or force)):
         return None
     offsets = OffsetMap(broker.dedupe_buffer_size)
-    end, read = _build_offset_map(dirty, first_dirty, uncleanable, offsets,
-                                  aborted_ranges(segments), throttle)
+    aborted = aborted_ranges(segments)
+    end, read = _build_offset_map(dirty, first_dirty, uncleanable, offsets, aborted, throttle)
     if end <= first_dirty:
         log.warning("%s-%d: the dedupe buffer (%d bytes) holds fewer keys than one batch; "
                     "raise log.cleaner.dedupe.buffer.size", partition.topic, partition.index,
@@ -369,8 +371,8 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
                         min(config.segment_bytes, INT32_MAX)):
         cleaned = group[0].log_path.with_name(group[0].log_path.name + CLEANED)
         try:
-            size, gone, read_here = _clean_group(group, cleaned, offsets, last_batches, now_ms,
-                                                 horizon, throttle)
+            size, gone, read_here = _clean_group(group, cleaned, offsets, aborted, last_batches,
+                                                 now_ms, horizon, throttle)
         except BaseException:
             cleaned.unlink(missing_ok=True)
             raise
@@ -409,8 +411,8 @@ def _build_offset_map(dirty: list[LogSegment], first_dirty: int, uncleanable: in
 
 
 def _clean_group(group: list[LogSegment], cleaned: Path, offsets: OffsetMap,
-                 last_batches: dict[int, int], now_ms: int, horizon: int,
-                 throttle: Throttler) -> tuple[int, int, int]:
+                 aborted: dict[int, list[tuple[int, int]]], last_batches: dict[int, int],
+                 now_ms: int, horizon: int, throttle: Throttler) -> tuple[int, int, int]:
     """Write the group's retained batches to `cleaned` and sync it; (bytes written, records
     removed, bytes read)."""
     written = removed = read = 0
@@ -419,7 +421,7 @@ def _clean_group(group: list[LogSegment], cleaned: Path, offsets: OffsetMap,
             for header, raw in _batches(segment, throttle):
                 read += len(raw)
                 batch, gone = retained_batch(header, raw, offsets, last_batches, now_ms,
-                                             horizon)
+                                             horizon, _is_aborted(header, aborted))
                 removed += gone
                 if batch:
                     out.write(batch)
@@ -431,16 +433,18 @@ def _clean_group(group: list[LogSegment], cleaned: Path, offsets: OffsetMap,
 
 
 def retained_batch(header: BatchHeader, raw: bytes, offsets: OffsetMap,
-                   last_batches: dict[int, int], now_ms: int, horizon: int
-                   ) -> tuple[bytes, int]:
-    """(what stays of one batch, maybe nothing; records removed)."""
+                   last_batches: dict[int, int], now_ms: int, horizon: int,
+                   aborted: bool = False) -> tuple[bytes, int]:
+    """(what stays of one batch, maybe nothing; records removed). An aborted transaction's
+    batch keeps none: no read_committed consumer ever sees its records (its ABORT marker has
+    been written, or the batch would not be known as aborted)."""
     if header.is_control:
         return raw, 0
     records = raw_records(header, raw[HEADER_SIZE:])
     expired = has_delete_horizon(header) and header.base_timestamp <= now_ms
-    kept = [r for r in records
-            if r.key is not None and r.offset >= offsets.get(r.key)
-            and not (r.tombstone and expired)]
+    kept = [] if aborted else [r for r in records
+                               if r.key is not None and r.offset >= offsets.get(r.key)
+                               and not (r.tombstone and expired)]
     gone = len(records) - len(kept)
     new_horizon = horizon if (not has_delete_horizon(header)
                               and any(r.tombstone for r in kept)) else None
