@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
+from .acls import SUPPORTED, AclOperation, Authorizer, ResourceType
 from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
@@ -74,6 +75,7 @@ class BrokerContext:
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
     credentials: CredentialStore  # SCRAM users, for SASL and the credential APIs
     apis: dict[int, Api] = field(default_factory=dict)
+    authorizer: Authorizer | None = None  # ACLs, with authorizer_class_name; None: all allowed
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
@@ -89,6 +91,24 @@ class BrokerContext:
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:
         return {key: (api.min_version, api.max_version) for key, api in self.apis.items()}
+
+
+def authorized(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+               name: str) -> bool:
+    """Whether the client whose request is being handled may do `operation` on the resource:
+    the one check every handler (and the console, through ops) makes."""
+    if ctx.authorizer is None:
+        return True
+    return ctx.authorizer.authorize(principal.get(), client_host.get(), operation,
+                                    resource_type, name)
+
+
+def authorized_operations(ctx: BrokerContext, resource_type: ResourceType, name: str
+                          ) -> set[int]:
+    """The operations the client may do on the resource (Metadata, DescribeCluster)."""
+    if ctx.authorizer is None:
+        return {int(op) for op in SUPPORTED[resource_type]}
+    return ctx.authorizer.operations(principal.get(), client_host.get(), resource_type, name)
 
 
 def advertised_address(ctx: BrokerContext) -> tuple[str, int]:
