@@ -52,6 +52,7 @@ from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, TRANSACTIONAL_BIT, batch_size_at, read_header
+from .acls import AclBinding
 from .appends import Flushable
 from .context import BrokerContext
 from .groups import OffsetCommitCheck
@@ -430,6 +431,23 @@ def alter_scram_credentials(ctx: BrokerContext,
     log.info("SCRAM credentials: set %s; removed %s",
              sorted(f"{user} ({m.name}, {c.iterations} iterations)" for user, m, c in upserts)
              or "none", sorted(f"{user} ({m.name})" for user, m in deletions) or "none")
+
+
+# --- ACLs ---------------------------------------------------------------------------------------
+
+
+def change_acls(ctx: BrokerContext, add: Collection[AclBinding] = (),
+                remove: Collection[AclBinding] = ()) -> None:
+    """Create and delete ACLs, kept across restarts before this returns."""
+    if ctx.authorizer is None:
+        raise KafkaError("No Authorizer is configured (authorizer_class_name)",
+                         ErrorCode.SECURITY_DISABLED)
+    if not add and not remove:
+        return
+    with _storing(ctx):
+        ctx.authorizer.change(add, remove)
+    log.info("ACLs: added %s; removed %s", [a.to_json() for a in add] or "none",
+             [a.to_json() for a in remove] or "none")
 
 
 # --- transactions --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from types import ModuleType
 
 from ..context import Api
 from . import (
+    acls,
     api_versions,
     configs,
     fetch,
@@ -40,6 +41,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     groups,
     quotas,
     security,
+    acls,
 )
 
 
