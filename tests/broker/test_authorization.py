@@ -6,17 +6,19 @@ logins), users alice and bob and the super user admin."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
+    NewTopic,
     ResourcePatternType,
     ResourceType,
 )
@@ -32,6 +34,7 @@ USERS = ("admin", "alice", "bob")
 class Acled:
     def __init__(self, broker: InProcessBroker, port: int) -> None:
         self.broker, self.port = broker, port
+        self.admins: dict[str, AdminClient] = {}  # kept: a dropped client fails its futures
 
     def config(self, user: str, **extra: Any) -> dict[str, Any]:
         return {"bootstrap.servers": f"127.0.0.1:{self.port}",
@@ -39,7 +42,9 @@ class Acled:
                 "sasl.username": user, "sasl.password": f"{user}-secret"} | extra
 
     def admin(self, user: str = "admin") -> AdminClient:
-        return AdminClient(self.config(user))
+        if user not in self.admins:
+            self.admins[user] = AdminClient(self.config(user))
+        return self.admins[user]
 
     def allow(self, user: str, rtype: ResourceType, name: str, *ops: AclOperation,
               pattern: ResourcePatternType = ResourcePatternType.LITERAL,
@@ -98,3 +103,105 @@ def test_admin_client_creates_describes_and_deletes_acls(acled: Acled) -> None:
     with pytest.raises(KafkaException) as refused:
         next(iter(alice.create_acls([read]).values())).result(10)
     assert error_of(refused.value) == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+
+def create_topics(acled: Acled, *names: str) -> None:
+    """As the super user, who may do anything."""
+    for future in acled.admin().create_topics([NewTopic(n, 1) for n in names]).values():
+        future.result(10)
+
+
+def produce(config: dict[str, Any], topic: str, count: int = 3) -> list[Any]:
+    """Each record's delivery error (None: delivered)."""
+    errors: list[Any] = []
+    producer = Producer({**config, "message.timeout.ms": 5000})
+    for i in range(count):
+        producer.produce(topic, f"r{i}".encode(),
+                         on_delivery=lambda err, _msg: errors.append(err and err.code()))
+    producer.flush(10)
+    return errors
+
+
+def consume(config: dict[str, Any], topic: str, group: str, count: int) -> tuple[int, Any]:
+    """(records read, the first error) of a subscribed consumer that commits."""
+    consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    read, error = 0, None
+    try:
+        deadline = time.monotonic() + 10
+        while read < count and error is None and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                error = message.error().code()
+            else:
+                read += 1
+        if read:
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return read, error
+
+
+def test_produce_and_consume_need_write_read_and_the_group(acled: Acled) -> None:
+    create_topics(acled, "authz-orders", "authz-secret")
+    acled.allow("alice", ResourceType.TOPIC, "authz-", AclOperation.WRITE, AclOperation.READ,
+                pattern=ResourcePatternType.PREFIXED)
+    acled.allow("alice", ResourceType.TOPIC, "authz-secret", AclOperation.ALL,
+                permission=AclPermissionType.DENY)
+    acled.allow("alice", ResourceType.GROUP, "alice-readers", AclOperation.READ)
+    alice = acled.config("alice")
+    assert produce(alice, "authz-orders") == [None] * 3
+    assert produce(alice, "authz-secret") == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3
+    assert consume(alice, "authz-orders", "alice-readers", 3) == (3, None)
+    assert consume(alice, "authz-orders", "other-group", 3) == (
+        0, KafkaError.GROUP_AUTHORIZATION_FAILED)
+    # bob has no ACL at all: nothing (allow.everyone.if.no.acl.found is off)
+    assert produce(acled.config("bob"), "authz-orders") == [
+        KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3
+    # the super user needs no ACL
+    assert produce(acled.config("admin"), "authz-secret") == [None] * 3
+
+
+def test_metadata_shows_only_what_the_principal_may_describe(acled: Acled) -> None:
+    create_topics(acled, "seen-by-bob", "hidden-from-bob")
+    acled.allow("bob", ResourceType.TOPIC, "seen-by-bob", AclOperation.DESCRIBE)
+    listed = acled.admin("bob").list_topics(timeout=10).topics
+    assert "seen-by-bob" in listed and "hidden-from-bob" not in listed
+    assert "hidden-from-bob" in acled.admin().list_topics(timeout=10).topics
+    asked = acled.admin("bob").list_topics("hidden-from-bob", timeout=10).topics
+    assert asked["hidden-from-bob"].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_create_and_delete_topics_need_create_and_delete(acled: Acled) -> None:
+    acled.allow("bob", ResourceType.TOPIC, "bobs-", AclOperation.CREATE,
+                pattern=ResourcePatternType.PREFIXED)
+    bob = acled.admin("bob")
+    created = bob.create_topics([NewTopic("bobs-topic", 1), NewTopic("not-bobs", 1)])
+    assert created["bobs-topic"].result(10) is None
+    with pytest.raises(KafkaException) as refused:
+        created["not-bobs"].result(10)
+    assert error_of(refused.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    with pytest.raises(KafkaException) as refused:
+        bob.delete_topics(["bobs-topic"])["bobs-topic"].result(10)
+    assert error_of(refused.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    acled.allow("bob", ResourceType.TOPIC, "bobs-topic", AclOperation.DELETE)
+    assert bob.delete_topics(["bobs-topic"])["bobs-topic"].result(10) is None
+
+
+def test_transactions_need_write_on_the_transactional_id(acled: Acled) -> None:
+    create_topics(acled, "authz-txn")
+    for user in ("alice", "bob"):
+        acled.allow(user, ResourceType.TOPIC, "authz-txn", AclOperation.WRITE)
+    acled.allow("alice", ResourceType.TRANSACTIONAL_ID, "alice-tx", AclOperation.WRITE)
+    alice = Producer(acled.config("alice", **{"transactional.id": "alice-tx"}))
+    alice.init_transactions(10)
+    alice.begin_transaction()
+    alice.produce("authz-txn", b"in a transaction")
+    alice.commit_transaction(10)
+    bob = Producer(acled.config("bob", **{"transactional.id": "bobs-tx"}))
+    with pytest.raises(KafkaException) as refused:
+        bob.init_transactions(10)
+    assert error_of(refused.value) == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED

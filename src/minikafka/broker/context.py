@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ErrorCode, KafkaError
 from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
@@ -101,6 +102,42 @@ def authorized(ctx: BrokerContext, operation: AclOperation, resource_type: Resou
         return True
     return ctx.authorizer.authorize(principal.get(), client_host.get(), operation,
                                     resource_type, name)
+
+
+def authorized_any(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType
+                   ) -> bool:
+    """Whether the client may do `operation` on some resource of the type (Kafka's
+    authorizeByResourceType: idempotent producers need WRITE on some topic, or
+    IDEMPOTENT_WRITE on the cluster)."""
+    if ctx.authorizer is None:
+        return True
+    return ctx.authorizer.authorize_any(principal.get(), client_host.get(), operation,
+                                        resource_type)
+
+
+_REFUSED = {ResourceType.TOPIC: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            ResourceType.GROUP: ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            ResourceType.CLUSTER: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            ResourceType.TRANSACTIONAL_ID: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
+
+
+def refusal(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+            name: str) -> ErrorCode:
+    """NONE if the client may do `operation` on the resource, else the resource type's
+    *_AUTHORIZATION_FAILED, for answers that carry a code per resource."""
+    if authorized(ctx, operation, resource_type, name):
+        return ErrorCode.NONE
+    return _REFUSED[resource_type]
+
+
+def authorize(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+              name: str) -> None:
+    """Raise the resource type's *_AUTHORIZATION_FAILED unless the client may do `operation`
+    on the resource (for ops, whose KafkaErrors handlers already answer)."""
+    code = refusal(ctx, operation, resource_type, name)
+    if code:
+        raise KafkaError(f"{principal.get()} is not authorized to {operation.name} "
+                         f"{resource_type.name} {name!r}", code)
 
 
 def authorized_operations(ctx: BrokerContext, resource_type: ResourceType, name: str

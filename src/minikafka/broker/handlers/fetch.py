@@ -28,8 +28,9 @@ from ...protocol.fetch import (
     TopicData,
     encode_fetch_response,
 )
+from ..acls import AclOperation, ResourceType
 from ..bounds import client_gone
-from ..context import Api, BrokerContext
+from ..context import Api, BrokerContext, authorize
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
@@ -44,6 +45,7 @@ def _read_partition(ctx: BrokerContext, topic: str, request: Any, budget: int, f
     """The partition's answer and the record bytes it carries."""
     index = request.partition
     try:
+        authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic)
         partition = ctx.log.partition(topic, index)
     except KafkaError as exc:
         return PartitionData(index, exc.code, records=b""), 0
