@@ -6,8 +6,10 @@ logins), users alice and bob and the super user admin."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +207,39 @@ def test_transactions_need_write_on_the_transactional_id(acled: Acled) -> None:
     with pytest.raises(KafkaException) as refused:
         bob.init_transactions(10)
     assert error_of(refused.value) == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_cli_adds_lists_and_removes_acls(acled: Acled, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    settings = tmp_path / "admin.properties"
+    settings.write_text("".join(f"{k}={v}\n" for k, v in acled.config("admin").items()
+                                if k != "bootstrap.servers"))
+    wire = ["-b", f"127.0.0.1:{acled.port}", "--command-config", str(settings)]
+    assert cli(["acls", "add", *wire, "--topic", "cli-", "--resource-pattern-type",
+                "prefixed", "--principal", "User:carol", "--operation", "read",
+                "--operation", "describe"]) == 0
+    capsys.readouterr()
+    assert cli(["acls", "list", *wire, "--principal", "User:carol", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {(a["name"], a["pattern_type"], a["operation"]) for a in listed} == {
+        ("cli-", "PREFIXED", "READ"), ("cli-", "PREFIXED", "DESCRIBE")}
+    assert cli(["acls", "remove", *wire, "--principal", "User:carol", "--operation",
+                "read"]) == 0
+    assert "Removed 1 ACL(s)." in capsys.readouterr().out
+    assert cli(["acls", "list", *wire, "--principal", "User:carol", "--json"]) == 0
+    assert [a["operation"] for a in json.loads(capsys.readouterr().out)] == ["DESCRIBE"]
+
+
+def test_cli_writes_a_stopped_brokers_acls(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    assert cli(["acls", "add", "--data-dir", data, "--cluster", "--principal", "User:ops",
+                "--operation", "alter", "--deny"]) == 0
+    capsys.readouterr()
+    assert cli(["acls", "list", "--data-dir", data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{
+        "resource_type": "CLUSTER", "name": "kafka-cluster", "pattern_type": "LITERAL",
+        "principal": "User:ops", "host": "*", "operation": "ALTER", "permission": "DENY"}]
+    assert cli(["acls", "add", "--data-dir", data, "--group", "g", "--principal", "User:ops",
+                "--operation", "write"]) != 0
+    assert "operation WRITE does not apply to GROUP" in capsys.readouterr().err

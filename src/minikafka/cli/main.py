@@ -22,6 +22,7 @@ from ..broker import load_config as load_broker_config
 from ..errors import KafkaError
 from ..extras import MissingExtra, require
 from ..shop.cli import add_commands as add_shop_commands
+from .acls import add_acls_parser
 from .backends import (
     BOOTSTRAP_ENV,
     DEFAULT_DATA_DIR,
@@ -480,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_quotas_parser(sub)
     add_schemas_parser(sub)
     add_users_parser(sub)
+    add_acls_parser(sub)
     add_transactions_parser(sub)
     add_shop_commands(sub)
 

@@ -87,6 +87,7 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
             answer = part_cls(error_code=0, partition=wanted.partition, leader_epoch=-1,
                               end_offset=-1)
             try:
+                authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.topic)
                 partition = ctx.log.partition(topic.topic, wanted.partition)
             except KafkaError as exc:
                 answer.error_code = exc.code
