@@ -47,6 +47,9 @@ class BrokerConfig:
     ui: bool = _setting(True, "serve the web console and Prometheus /metrics (--no-ui: neither)")
     ui_port: int = _setting(8080, "TCP port of the web console and /metrics, on the broker's "
                             "host (0 picks a free one)")
+    ui_auth: str = _setting(
+        "auto", "who may use the web console and /metrics: 'auto' (a login with a SCRAM user "
+        "when --host is not loopback), 'login' (always) or 'none' (never)")
     schema_registry: bool = _setting(
         True, "serve the schema registry, Confluent's REST API (--no-schema-registry: not)")
     schema_registry_port: int = _setting(8081, "TCP port of the schema registry, on the "
@@ -185,6 +188,8 @@ class BrokerConfig:
         if self.ssl_client_auth not in CLIENT_AUTH:
             raise ValueError(f"ssl_client_auth must be one of {', '.join(CLIENT_AUTH)}, got "
                              f"{self.ssl_client_auth!r}")
+        if self.ui_auth not in ("auto", "login", "none"):
+            raise ValueError(f"ui_auth must be auto, login or none, got {self.ui_auth!r}")
         if self.authorizer_class_name not in AUTHORIZERS:
             raise ValueError("authorizer_class_name must be empty or one of "
                              f"{', '.join(sorted(filter(None, AUTHORIZERS)))}, got "
