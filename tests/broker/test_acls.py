@@ -7,23 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from minikafka.broker.acls import (
-    AclBinding,
-    AclFilter,
-    AclOperation,
-    AclPermissionType,
-    Authorizer,
-    PatternType,
-    ResourceType,
-    parse_super_users,
-)
+from minikafka.broker import acls
+from minikafka.broker.acls import AclBinding, AclFilter, Authorizer, parse_super_users
 
-Op, T, P = AclOperation, ResourceType, PatternType
-ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
+Op, T, P = acls.AclOperation, acls.ResourceType, acls.PatternType
+ALLOW, DENY = acls.AclPermissionType.ALLOW, acls.AclPermissionType.DENY
 
 
-def acl(name: str, op: AclOperation, perm: AclPermissionType = ALLOW, *,
-        rtype: ResourceType = T.TOPIC, pattern: PatternType = P.LITERAL,
+def acl(name: str, op: acls.AclOperation, perm: acls.AclPermissionType = ALLOW, *,
+        rtype: acls.ResourceType = T.TOPIC, pattern: acls.PatternType = P.LITERAL,
         principal: str = "User:alice", host: str = "*") -> AclBinding:
     return AclBinding(rtype, name, pattern, principal, host, op, perm)
 
@@ -77,7 +69,8 @@ CASES = [
 
 @pytest.mark.parametrize(("acls", "principal", "host", "op", "rtype", "name", "allowed"), CASES)
 def test_authorize(tmp_path: Path, acls: list[AclBinding], principal: str, host: str,
-                   op: AclOperation, rtype: ResourceType, name: str, allowed: bool) -> None:
+                   op: acls.AclOperation, rtype: acls.ResourceType, name: str, allowed: bool
+                   ) -> None:
     authorizer = Authorizer(tmp_path, parse_super_users("User:admin; User:broker"))
     authorizer.change(add=acls)
     assert authorizer.authorize(principal, host, op, rtype, name) is allowed
