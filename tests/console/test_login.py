@@ -72,7 +72,8 @@ def test_anonymous_requests_are_sent_to_log_in(guarded: Console) -> None:
 
 def test_a_session_or_basic_credentials_let_a_user_in(guarded: Console) -> None:
     code, _, body = status(guarded, "GET", "api/whoami", headers=login(guarded, "alice"))
-    assert code == 200 and json.loads(body) == {"principal": "User:alice"}
+    assert code == 200 and json.loads(body) == {"principal": "User:alice",
+                                                 "may_create_topics": False}
     basic = base64.b64encode(b"admin:admin-secret").decode()
     code, _, body = status(guarded, "GET", "metrics", headers={"Authorization": f"Basic {basic}"})
     assert code == 200 and b"minikafka" in body
@@ -111,3 +112,24 @@ def test_login_is_off_on_loopback_by_default(tmp_path: Path) -> None:
     assert login_required(BrokerConfig(host="0.0.0.0"))
     assert not login_required(BrokerConfig(host="0.0.0.0", ui_auth="none"))
     assert login_required(BrokerConfig(ui_auth="login"))
+
+
+def test_the_console_offers_only_what_the_acls_allow(guarded: Console, page: Any) -> None:
+    """alice may only DESCRIBE topics: no create form, no delete, no change; admin sees all."""
+    assert status(guarded, "POST", "api/topics", {"name": "offered"},
+                  login(guarded, "admin"))[0] == 201
+    for user, shown in (("alice", False), ("admin", True)):
+        page.context.clear_cookies()
+        page.goto(guarded.url + "login")
+        page.fill("#login-user", user)
+        page.fill("#login-password", f"{user}-secret")
+        page.click("#login-submit")
+        page.wait_for_url(guarded.url)
+        page.goto(guarded.url + "#/topics/offered")
+        page.wait_for_function("document.getElementById('partition-count')?.min > '0'")
+        for selector in ("#delete-topic", "#add-partitions", "#set-retention"):
+            assert page.is_visible(selector) is shown, (user, selector)
+        page.goto(guarded.url + "#/topics")
+        page.wait_for_function("fetch('/api/whoami').then(() => true)")
+        page.wait_for_selector("#create-topic", state="visible" if shown else "hidden")
+        screenshot(page, f"topics-as-{user}")

@@ -117,7 +117,8 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
 
     @app.get("/api/whoami")
     async def whoami() -> service.Json:
-        return {"principal": principal.get()}
+        return {"principal": principal.get(),
+                "may_create_topics": service.may_create_topics(ctx)}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -20,7 +20,8 @@ from typing import Any
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 
 from ..broker import ops
-from ..broker.context import BrokerContext
+from ..broker.acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..broker.context import BrokerContext, authorized, authorized_any, authorized_operations
 from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState
 from ..broker.metrics import Traffic
 from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
@@ -108,7 +109,16 @@ def _topic_json(ctx: BrokerContext, topic: str, views: list[PartitionView]) -> J
         "retention_bytes": config.retention_bytes,
         "configs": [{"name": name, "value": value, "default": name in defaults}
                     for name, value in config.as_kafka_configs().items()],
+        # what the user may do to it, so that the page offers nothing else
+        "allowed": sorted(AclOperation(op).name
+                          for op in authorized_operations(ctx, ResourceType.TOPIC, topic)),
     }
+
+
+def may_create_topics(ctx: BrokerContext) -> bool:
+    """CREATE on the cluster, or on some topic (a name or a prefix)."""
+    return authorized(ctx, AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME) or \
+        authorized_any(ctx, AclOperation.CREATE, ResourceType.TOPIC)
 
 
 def list_topics(ctx: BrokerContext) -> list[Json]:
