@@ -124,3 +124,15 @@ def test_acls_survive_a_restart(tmp_path: Path) -> None:
 ])
 def test_invalid_acls_say_why(binding: AclBinding, reason: str) -> None:
     assert reason in (binding.invalid() or "")
+
+
+def test_a_change_is_seen_by_the_next_decision(tmp_path: Path) -> None:
+    """Decisions are cached for the hot path; a change must not leave a stale one."""
+    authorizer = Authorizer(tmp_path)
+    read = acl("t", Op.READ)
+    authorizer.change(add=[read])
+    assert authorizer.authorize("User:alice", "h", Op.READ, T.TOPIC, "t")
+    authorizer.change(add=[acl("t", Op.READ, DENY)])
+    assert not authorizer.authorize("User:alice", "h", Op.READ, T.TOPIC, "t")
+    authorizer.change(remove=authorizer.acls)
+    assert not authorizer.authorize("User:alice", "h", Op.READ, T.TOPIC, "t")

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..log.durable import read_metadata, write_atomically
 
 ACLS_FILE = "acls.json"  # in the data directory's __meta
+MAX_CACHED_DECISIONS = 65_536  # (principal, host, operation, resource) answers kept; then cleared
 WILDCARD = "*"  # a LITERAL resource name matching every name; a principal `User:*`, a host `*`
 CLUSTER_NAME = "kafka-cluster"  # the cluster resource's one name
 
@@ -176,7 +177,10 @@ def parse_super_users(text: str) -> frozenset[str]:
 
 class Authorizer:
     """Kafka's StandardAuthorizer over the ACLs of `__meta/acls.json`; changes are written
-    before they are seen (a failed write changes nothing and raises KafkaStorageError)."""
+    before they are seen (a failed write changes nothing and raises KafkaStorageError).
+
+    Every produced batch and fetched partition asks, so answers are cached (a dict lookup)
+    until the ACLs change; a miss scans the ACLs of the resource's type only."""
 
     def __init__(self, meta_dir: Path, super_users: Iterable[str] = (),
                  allow_if_no_acl: bool = False) -> None:
@@ -184,15 +188,36 @@ class Authorizer:
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl = allow_if_no_acl
         self.acls: frozenset[AclBinding] = frozenset()
+        self._by_type: dict[ResourceType, list[AclBinding]] = {}
+        self._decisions: dict[tuple[str, str, int, int, str], bool] = {}
         with suppress(FileNotFoundError):
-            self.acls = read_metadata(self.path, _parse)
+            self._set(read_metadata(self.path, _parse))
+
+    def _set(self, acls: frozenset[AclBinding]) -> None:
+        self.acls = acls
+        self._by_type = {}
+        for acl in acls:
+            self._by_type.setdefault(acl.resource_type, []).append(acl)
+        self._decisions = {}
 
     def authorize(self, principal: str, host: str, operation: AclOperation,
                   resource_type: ResourceType, name: str) -> bool:
         """Whether `principal` connected from `host` may do `operation` on the resource."""
+        key = (principal, host, operation, resource_type, name)
+        decided = self._decisions.get(key)
+        if decided is None:
+            if len(self._decisions) >= MAX_CACHED_DECISIONS:
+                self._decisions = {}
+            decided = self._decisions[key] = self._decide(principal, host, operation,
+                                                          resource_type, name)
+        return decided
+
+    def _decide(self, principal: str, host: str, operation: AclOperation,
+                resource_type: ResourceType, name: str) -> bool:
         if principal in self.super_users:
             return True
-        covering = [acl for acl in self.acls if acl.names(resource_type, name)]
+        covering = [acl for acl in self._by_type.get(resource_type, ())
+                    if acl.names(resource_type, name)]
         if not covering:
             return self.allow_if_no_acl
         mine = [acl for acl in covering if acl.principal in (principal, "User:*")
@@ -211,8 +236,8 @@ class Authorizer:
         a wildcard/prefix covering it undoes)."""
         if principal in self.super_users:
             return True
-        mine = [acl for acl in self.acls if acl.resource_type is resource_type
-                and acl.principal in (principal, "User:*") and acl.host in (host, WILDCARD)]
+        mine = [acl for acl in self._by_type.get(resource_type, ())
+                if acl.principal in (principal, "User:*") and acl.host in (host, WILDCARD)]
         denied = [acl for acl in mine if acl.permission is AclPermissionType.DENY
                   and acl.operation in (operation, Op.ALL)]
         allowing = _IMPLIED_BY.get(operation, {operation}) | {Op.ALL}
@@ -233,7 +258,7 @@ class Authorizer:
         """Add and remove ACLs, in one durable write."""
         acls = (self.acls - set(remove)) | set(add)
         write_atomically(self.path, _dump(acls))
-        self.acls = acls
+        self._set(acls)
 
 
 def _parse(text: str) -> frozenset[AclBinding]:
