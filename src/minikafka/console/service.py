@@ -21,7 +21,13 @@ from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 
 from ..broker import ops
 from ..broker.acls import CLUSTER_NAME, AclOperation, ResourceType
-from ..broker.context import BrokerContext, authorized, authorized_any, authorized_operations
+from ..broker.context import (
+    BrokerContext,
+    authorize,
+    authorized,
+    authorized_any,
+    authorized_operations,
+)
 from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState
 from ..broker.metrics import Traffic
 from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
@@ -184,7 +190,9 @@ async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str
     """Up to `limit` records from a start point (beginning, end, an offset or a timestamp),
     those whose key or value contains `query` when one is given (case-insensitive). A search
     reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
-    Decoding is slow Python, so the broker's other work runs between chunks."""
+    Decoding is slow Python, so the broker's other work runs between chunks. The user needs
+    READ on the topic, as a consumer does."""
+    authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic)
     partition = ctx.log.partition(topic, index)
     end = partition.high_watermark
     position = _start_offset(partition, start, value, limit)
