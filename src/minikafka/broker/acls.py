@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from ..log.durable import read_metadata, write_atomically
-
 ACLS_FILE = "acls.json"  # in the data directory's __meta
 MAX_CACHED_DECISIONS = 65_536  # (principal, host, operation, resource) answers kept; then cleared
 WILDCARD = "*"  # a LITERAL resource name matching every name; a principal `User:*`, a host `*`
@@ -190,6 +188,10 @@ class Authorizer:
         self.acls: frozenset[AclBinding] = frozenset()
         self._by_type: dict[ResourceType, list[AclBinding]] = {}
         self._decisions: dict[tuple[str, str, int, int, str], bool] = {}
+        # Here, not at the top: `minikafka acls` loads this module, and the CLI starts on the
+        # standard library alone (the log package loads C extensions).
+        from ..log.durable import read_metadata
+
         with suppress(FileNotFoundError):
             self._set(read_metadata(self.path, _parse))
 
@@ -256,6 +258,8 @@ class Authorizer:
 
     def change(self, add: Iterable[AclBinding] = (), remove: Iterable[AclBinding] = ()) -> None:
         """Add and remove ACLs, in one durable write."""
+        from ..log.durable import write_atomically
+
         acls = (self.acls - set(remove)) | set(add)
         write_atomically(self.path, _dump(acls))
         self._set(acls)
