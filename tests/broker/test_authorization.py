@@ -102,9 +102,35 @@ def test_admin_client_creates_describes_and_deletes_acls(acled: Acled) -> None:
     # (the answer is CLUSTER_AUTHORIZATION_FAILED, as kafka-python reports; librdkafka drops
     # DescribeAcls' top-level error and shows an empty list)
     assert alice.describe_acls(every).result(10) == []
+    assert_kafka_python_refuses_describe_acls(acled, "alice")
     with pytest.raises(KafkaException) as refused:
         next(iter(alice.create_acls([read]).values())).result(10)
     assert error_of(refused.value) == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+
+def assert_kafka_python_refuses_describe_acls(acled: Acled, user: str) -> None:
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        KafkaAdminClient,
+        ResourcePatternFilter,
+    )
+    from kafka.admin import ResourceType as KafkaPythonResourceType
+    from kafka.errors import ClusterAuthorizationFailedError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=f"127.0.0.1:{acled.port}", security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN", sasl_plain_username=user, sasl_plain_password=f"{user}-secret")
+    try:
+        with pytest.raises(ClusterAuthorizationFailedError):
+            admin.describe_acls(ACLFilter(
+                principal=None, host="*", operation=ACLOperation.ANY,
+                permission_type=ACLPermissionType.ANY, resource_pattern=ResourcePatternFilter(
+                    KafkaPythonResourceType.ANY, None, ACLResourcePatternType.ANY)))
+    finally:
+        admin.close()
 
 
 def create_topics(acled: Acled, *names: str) -> None:
