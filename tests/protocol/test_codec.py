@@ -44,7 +44,9 @@ def test_served_versions_match_the_issues() -> None:
                       22: (0, 5), 24: (0, 3), 25: (0, 4), 26: (0, 4), 28: (0, 4), 65: (0, 0),
                       66: (0, 2), 61: (0, 0),
                       # SASL and SCRAM users (issue 17)
-                      17: (0, 1), 36: (0, 2), 50: (0, 0), 51: (0, 0)}
+                      17: (0, 1), 36: (0, 2), 50: (0, 0), 51: (0, 0),
+                      # ACLs (issue 17)
+                      29: (0, 3), 30: (0, 3), 31: (0, 3)}
 
 
 def test_request_header_v1_by_hand() -> None:

@@ -108,3 +108,27 @@ def test_minikafka_serves_containers_and_the_host() -> None:
     assert config.schema_registry
     assert published.get(config.schema_registry_port) == config.schema_registry_port
     assert config.host == "0.0.0.0"  # the console is reachable through the published port
+
+
+def test_minikafka_exposes_only_sasl_ssl_with_acls_and_secrets_outside_git() -> None:
+    """What may be published beyond loopback is the SASL_SSL listener; plaintext ones reach
+    containers and this host only; ACLs are on; the certificate comes from a read-only mount of
+    a git-ignored directory."""
+    from minikafka.broker import load_config
+
+    service = load("minikafka.yml")["services"]["minikafka"]
+    config = load_config(build_parser().parse_args(service["command"]), environ={})
+    protocols = {listener.name: config.security_protocol(listener.name)
+                 for listener in config.bind_listeners}
+    published = {int(port.split(":")[2]) for port in service["ports"]}
+    plaintext_published = {listener.port for listener in config.bind_listeners
+                           if protocols[listener.name] == "PLAINTEXT"} & published
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"]
+               if int(port.split(":")[2]) in plaintext_published)
+    assert "SASL_SSL" in protocols.values()
+    assert config.authorizer_class_name and "User:admin" in config.super_users
+    assert config.ui_auth == "auto" and config.host == "0.0.0.0"  # so the console asks a login
+    mount = next(v for v in service["volumes"] if v.startswith("./secrets:"))
+    assert mount.endswith(":ro") and config.ssl_certfile.startswith(mount.split(":")[1])
+    ignored = (DEPLOY.parent / ".gitignore").read_text().splitlines()
+    assert "/deploy/secrets/" in ignored

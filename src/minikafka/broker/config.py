@@ -25,6 +25,10 @@ from .scram import DEFAULT_MECHANISMS, check_mechanisms
 from .tls import CLIENT_AUTH
 
 ENV_PREFIX = "MINIKAFKA_"
+# authorizer.class.name values: none, or the ACL authorizer under the names Kafka gives it, so a
+# Kafka server.properties line carries over.
+AUTHORIZERS = {"", "StandardAuthorizer", "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+               "kafka.security.authorizer.AclAuthorizer"}
 MiB = 1024 * 1024
 
 
@@ -43,6 +47,9 @@ class BrokerConfig:
     ui: bool = _setting(True, "serve the web console and Prometheus /metrics (--no-ui: neither)")
     ui_port: int = _setting(8080, "TCP port of the web console and /metrics, on the broker's "
                             "host (0 picks a free one)")
+    ui_auth: str = _setting(
+        "auto", "who may use the web console and /metrics: 'auto' (a login with a SCRAM user "
+        "when --host is not loopback), 'login' (always) or 'none' (never)")
     schema_registry: bool = _setting(
         True, "serve the schema registry, Confluent's REST API (--no-schema-registry: not)")
     schema_registry_port: int = _setting(8081, "TCP port of the schema registry, on the "
@@ -79,6 +86,16 @@ class BrokerConfig:
     connections_max_reauth_ms: int = _setting(
         0, "SASL sessions last this long, then clients re-authenticate (KIP-368) or are "
         "disconnected (0: for good)")
+    authorizer_class_name: str = _setting(
+        "", "Kafka's authorizer.class.name: empty (the default, as in Kafka) authorizes "
+        "everything and refuses the ACL APIs; StandardAuthorizer (or Kafka's full class names "
+        "of it and of AclAuthorizer) checks every request against the ACLs")
+    super_users: str = _setting(
+        "", "Kafka's super.users: principals allowed everything, separated by semicolons "
+        "(e.g. User:admin;User:broker)")
+    allow_everyone_if_no_acl_found: bool = _setting(
+        False, "Kafka's allow.everyone.if.no.acl.found: a resource no ACL names is open to all "
+        "(default false: closed)")
     flush: str = _setting(
         "never", "when to fsync: 'always' (acks=all waits, group commit), an interval like "
         "'100ms', or 'never' (the OS decides; survives a process crash)")
@@ -174,6 +191,12 @@ class BrokerConfig:
         if self.ssl_client_auth not in CLIENT_AUTH:
             raise ValueError(f"ssl_client_auth must be one of {', '.join(CLIENT_AUTH)}, got "
                              f"{self.ssl_client_auth!r}")
+        if self.ui_auth not in ("auto", "login", "none"):
+            raise ValueError(f"ui_auth must be auto, login or none, got {self.ui_auth!r}")
+        if self.authorizer_class_name not in AUTHORIZERS:
+            raise ValueError("authorizer_class_name must be empty or one of "
+                             f"{', '.join(sorted(filter(None, AUTHORIZERS)))}, got "
+                             f"{self.authorizer_class_name!r}")
         tls = [listener.name for listener in self.bind_listeners
                if self.security_protocol(listener.name).endswith("SSL")]
         if tls and not self.ssl_certfile:

@@ -13,9 +13,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ErrorCode, KafkaError
 from ..log import LogManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
+from .acls import SUPPORTED, AclOperation, Authorizer, ResourceType
 from .appends import AppendNotifier, GroupCommit
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
@@ -79,6 +81,7 @@ class BrokerContext:
     connections: ConnectionLimits  # max.connections, max.connections.per.ip
     credentials: CredentialStore  # SCRAM users, for SASL and the credential APIs
     apis: dict[int, Api] = field(default_factory=dict)
+    authorizer: Authorizer | None = None  # ACLs, with authorizer_class_name; None: all allowed
     appends: AppendNotifier = field(default_factory=AppendNotifier)
     commits: GroupCommit = field(default_factory=GroupCommit)
     metrics: BrokerMetrics = field(default_factory=BrokerMetrics)
@@ -95,6 +98,62 @@ class BrokerContext:
     @property
     def served_versions(self) -> dict[int, tuple[int, int]]:
         return {key: (api.min_version, api.max_version) for key, api in self.apis.items()}
+
+
+def authorized(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+               name: str) -> bool:
+    """Whether the client whose request is being handled may do `operation` on the resource:
+    the one check every handler (and the console, through ops) makes."""
+    if ctx.authorizer is None:
+        return True
+    return ctx.authorizer.authorize(principal.get(), client_host.get(), operation,
+                                    resource_type, name)
+
+
+def authorized_any(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType
+                   ) -> bool:
+    """Whether the client may do `operation` on some resource of the type (Kafka's
+    authorizeByResourceType: idempotent producers need WRITE on some topic, or
+    IDEMPOTENT_WRITE on the cluster)."""
+    if ctx.authorizer is None:
+        return True
+    return ctx.authorizer.authorize_any(principal.get(), client_host.get(), operation,
+                                        resource_type)
+
+
+_REFUSED = {ResourceType.TOPIC: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            ResourceType.GROUP: ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            ResourceType.CLUSTER: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            ResourceType.TRANSACTIONAL_ID: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
+
+
+def refusal(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+            name: str) -> ErrorCode:
+    """NONE if the client may do `operation` on the resource, else the resource type's
+    *_AUTHORIZATION_FAILED, for answers that carry a code per resource."""
+    if ctx.authorizer is None or authorized(ctx, operation, resource_type, name):
+        return ErrorCode.NONE
+    return _REFUSED[resource_type]
+
+
+def authorize(ctx: BrokerContext, operation: AclOperation, resource_type: ResourceType,
+              name: str) -> None:
+    """Raise the resource type's *_AUTHORIZATION_FAILED unless the client may do `operation`
+    on the resource (for ops, whose KafkaErrors handlers already answer)."""
+    if ctx.authorizer is None:  # the default: one attribute read per produced batch
+        return
+    code = refusal(ctx, operation, resource_type, name)
+    if code:
+        raise KafkaError(f"{principal.get()} is not authorized to {operation.name} "
+                         f"{resource_type.name} {name!r}", code)
+
+
+def authorized_operations(ctx: BrokerContext, resource_type: ResourceType, name: str
+                          ) -> set[int]:
+    """The operations the client may do on the resource (Metadata, DescribeCluster)."""
+    if ctx.authorizer is None:
+        return {int(op) for op in SUPPORTED[resource_type]}
+    return ctx.authorizer.operations(principal.get(), client_host.get(), resource_type, name)
 
 
 def advertised_address(ctx: BrokerContext) -> tuple[str, int]:

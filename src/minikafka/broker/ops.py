@@ -52,8 +52,9 @@ from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, TRANSACTIONAL_BIT, batch_size_at, read_header
+from .acls import CLUSTER_NAME, AclBinding, AclOperation, ResourceType
 from .appends import Flushable
-from .context import BrokerContext
+from .context import BrokerContext, authorize, authorized, refusal
 from .groups import OffsetCommitCheck
 from .quotas import Entity, Ops
 from .scram import ScramCredential, ScramMechanism
@@ -144,6 +145,7 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, ac
     Metadata creates topics, so a deleted one does not come back while producers run. Waiting
     for durability is `durable`'s part, so that a request appending to many partitions waits
     for all of them at once."""
+    authorize(ctx, AclOperation.WRITE, ResourceType.TOPIC, topic)
     try:
         partition = _partition(ctx, topic, index)
     except UnknownTopicOrPartitionError:
@@ -178,6 +180,7 @@ async def produce(ctx: BrokerContext, topic: str, index: int, batch: bytes) -> A
 def delete_records(ctx: BrokerContext, topic: str, index: int, before: int) -> int:
     """DeleteRecords: move the partition's log start up to `before` (-1: the high watermark);
     returns the new log start offset."""
+    authorize(ctx, AclOperation.DELETE, ResourceType.TOPIC, topic)
     partition = ctx.log.partition(topic, index)
     with _storing(ctx):
         return partition.delete_records(partition.high_watermark if before == -1 else before)
@@ -195,6 +198,12 @@ def partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
     return ErrorCode.NONE
 
 
+def _offset_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
+    """Offsets of a topic are committed (and deleted) only by clients that may READ it."""
+    return refusal(ctx, AclOperation.READ, ResourceType.TOPIC, topic) or partition_error(
+        ctx, topic, index)
+
+
 async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
                          offsets: Mapping[TopicPartition, OffsetAndMetadata]
                          ) -> dict[TopicPartition, ErrorCode]:
@@ -203,13 +212,15 @@ async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
     durable before this returns. Returns each partition's error."""
     if not check.group_id:
         group_error = ErrorCode.INVALID_GROUP_ID
+    elif code := refusal(ctx, AclOperation.READ, ResourceType.GROUP, check.group_id):
+        group_error = code
     else:
         group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
                                             check, ErrorCode.NOT_COORDINATOR)
     errors: dict[TopicPartition, ErrorCode] = {}
     accepted: dict[TopicPartition, OffsetAndMetadata] = {}
     for tp, offset in offsets.items():
-        error = group_error or partition_error(ctx, *tp)
+        error = group_error or _offset_error(ctx, *tp)
         if error is ErrorCode.NONE and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
             error = ErrorCode.OFFSET_METADATA_TOO_LARGE
         if error is ErrorCode.NONE:
@@ -234,11 +245,13 @@ def delete_offsets(ctx: BrokerContext, group: str, partitions: Iterable[TopicPar
     """OffsetDelete: (the group's error, each partition's). A live consumer group keeps the
     offsets of the topics it is subscribed to; the others go."""
     partitions = list(partitions)
+    if code := refusal(ctx, AclOperation.DELETE, ResourceType.GROUP, group):
+        return code, {}
     group_error, topic_errors = ctx.groups.coordinator.offset_delete_errors(
         group, {topic for topic, _ in partitions})
     if group_error is not ErrorCode.NONE:
         return group_error, {}
-    errors = {tp: partition_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
+    errors = {tp: _offset_error(ctx, *tp) or topic_errors[tp[0]] for tp in partitions}
     try:
         with _storing(ctx):
             ctx.log.offsets.delete(group, [tp for tp, error in errors.items()
@@ -250,12 +263,16 @@ def delete_offsets(ctx: BrokerContext, group: str, partitions: Iterable[TopicPar
 
 def delete_groups(ctx: BrokerContext, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
     """DeleteGroups: each group's error; one whose offsets the disk cannot drop is refused as
-    a refused commit is."""
+    a refused commit is; one the client may not DELETE, GROUP_AUTHORIZATION_FAILED."""
+    group_ids = list(group_ids)
+    refused = {group: code for group in group_ids
+               if (code := refusal(ctx, AclOperation.DELETE, ResourceType.GROUP, group))}
     try:
         with _storing(ctx):
-            return ctx.groups.delete_groups(group_ids)
+            deleted = dict(ctx.groups.delete_groups([g for g in group_ids if g not in refused]))
     except KafkaStorageError:
-        return [(group, ErrorCode.NOT_COORDINATOR) for group in group_ids]
+        deleted = {group: ErrorCode.NOT_COORDINATOR for group in group_ids}
+    return [(group, refused.get(group) or deleted[group]) for group in group_ids]
 
 
 def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
@@ -309,6 +326,8 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = N
                        ) -> TopicConfig:
     """A new topic of `partitions` (None: the broker's num.partitions) with config overrides;
     `validate_only` checks the same and creates nothing."""
+    if not authorized(ctx, AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME):
+        authorize(ctx, AclOperation.CREATE, ResourceType.TOPIC, name)
     count = ctx.config.num_partitions if partitions is None else partitions
     configs = dict(configs or {})
     async with ctx.topic_changes:  # one at a time, so that the limits hold exactly
@@ -339,6 +358,7 @@ async def delete_topic(ctx: BrokerContext, name: str) -> None:
     """The topic, its files and the offsets committed for it. It is gone at once; its
     directories are renamed aside in a worker thread (the name is free again after that) and
     removed in another, after the answer, so no other client waits for either."""
+    authorize(ctx, AclOperation.DELETE, ResourceType.TOPIC, name)
     async with ctx.topic_changes:
         with _storing(ctx):
             doomed = await asyncio.to_thread(ctx.log.set_aside, name, ctx.log.close_topic(name))
@@ -349,6 +369,7 @@ async def delete_topic(ctx: BrokerContext, name: str) -> None:
 async def add_partitions(ctx: BrokerContext, name: str, total: int, validate_only: bool = False
                          ) -> None:
     """Grow the topic to `total` partitions (never shrink it)."""
+    authorize(ctx, AclOperation.ALTER, ResourceType.TOPIC, name)
     async with ctx.topic_changes:
         current = ctx.log.topic_config(name).partitions
         if total <= current:
@@ -366,6 +387,7 @@ def alter_topic_configs(ctx: BrokerContext, name: str, set_configs: Mapping[str,
                         delete: Iterable[str] = (), validate_only: bool = False) -> None:
     """Set some of the topic's config overrides and return others to their defaults; a bad
     name or value refuses the whole change."""
+    authorize(ctx, AclOperation.ALTER_CONFIGS, ResourceType.TOPIC, name)
     delete = tuple(delete)
     ctx.log.topic_config(name).with_kafka_configs(dict(set_configs), delete)
     if not validate_only:
@@ -401,6 +423,7 @@ def alter_client_quotas(ctx: BrokerContext, entity: Entity, changes: Ops,
                         validate_only: bool = False) -> None:
     """AlterClientQuotas for one client-id entity (None: the default): values set or removed
     (None), all or nothing, kept across restarts before this returns."""
+    authorize(ctx, AclOperation.ALTER_CONFIGS, ResourceType.CLUSTER, CLUSTER_NAME)
     ctx.quotas.check(changes)
     if validate_only:
         return
@@ -423,6 +446,7 @@ def alter_scram_credentials(ctx: BrokerContext,
                             upserts: Collection[tuple[str, ScramMechanism, ScramCredential]],
                             deletions: Collection[tuple[str, ScramMechanism]]) -> None:
     """Set and remove users' SCRAM credentials, kept across restarts before this returns."""
+    authorize(ctx, AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME)
     if not upserts and not deletions:
         return
     with _storing(ctx):
@@ -430,6 +454,23 @@ def alter_scram_credentials(ctx: BrokerContext,
     log.info("SCRAM credentials: set %s; removed %s",
              sorted(f"{user} ({m.name}, {c.iterations} iterations)" for user, m, c in upserts)
              or "none", sorted(f"{user} ({m.name})" for user, m in deletions) or "none")
+
+
+# --- ACLs ---------------------------------------------------------------------------------------
+
+
+def change_acls(ctx: BrokerContext, add: Collection[AclBinding] = (),
+                remove: Collection[AclBinding] = ()) -> None:
+    """Create and delete ACLs, kept across restarts before this returns."""
+    if ctx.authorizer is None:
+        raise KafkaError("No Authorizer is configured (authorizer_class_name)",
+                         ErrorCode.SECURITY_DISABLED)
+    if not add and not remove:
+        return
+    with _storing(ctx):
+        ctx.authorizer.change(add, remove)
+    log.info("ACLs: added %s; removed %s", [a.to_json() for a in add] or "none",
+             [a.to_json() for a in remove] or "none")
 
 
 # --- transactions --------------------------------------------------------------------------------
@@ -569,6 +610,8 @@ async def init_transactional_producer(ctx: BrokerContext, transactional_id: str,
     """InitProducerId with a transactional id: (error, producer id, epoch). An ongoing
     transaction of the previous epoch is aborted first and CONCURRENT_TRANSACTIONS answered
     (the client retries and gets the epoch after it)."""
+    if code := refusal(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return code, -1, -1
     coordinator = ctx.transactions.coordinator
     try:
         result = coordinator.init_producer_id(transactional_id, timeout_ms, expected,
@@ -596,11 +639,11 @@ async def commit_transactional_offsets(ctx: BrokerContext, txn: TxnCheck,
                                        ) -> dict[TopicPartition, ErrorCode]:
     """TxnOffsetCommit: the group coordinator checks the member (as for OffsetCommit), each
     partition is checked, then the valid ones join the transaction's pending offsets."""
-    group_error = ErrorCode.NONE
-    if check.generation_id >= 0 or check.member_id:
+    group_error = refusal(ctx, AclOperation.READ, ResourceType.GROUP, check.group_id)
+    if not group_error and (check.generation_id >= 0 or check.member_id):
         group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
                                             check, ErrorCode.NOT_COORDINATOR)
-    errors = {tp: group_error or partition_error(ctx, *tp) for tp in offsets}
+    errors = {tp: group_error or _offset_error(ctx, *tp) for tp in offsets}
     for tp, offset in offsets.items():
         if not errors[tp] and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
             errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE

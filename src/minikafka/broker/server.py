@@ -18,6 +18,7 @@ from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
 from ..log.cleaner import CleanerConfig, LogCleaner
 from . import ops
+from .acls import Authorizer, parse_super_users
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
 from .connection import Connection
@@ -66,7 +67,11 @@ class Broker:
                                 window_seconds=self.config.quota_window_size_seconds),
             fetch_sessions=FetchSessionCache(
                 self.config.max_incremental_fetch_session_cache_slots),
-            apis=build_registry())
+            apis=build_registry(),
+            authorizer=Authorizer(
+                logmgr.meta_dir, parse_super_users(self.config.super_users),
+                self.config.allow_everyone_if_no_acl_found,
+            ) if self.config.authorizer_class_name else None)
         ops.load_client_quotas(self.ctx)
         self.ctx.metrics.attach(logmgr, self.ctx.commits, lambda: len(self._connections))
         try:

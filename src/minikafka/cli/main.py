@@ -24,6 +24,7 @@ from ..extras import MissingExtra, require
 from ..registry.formats import to_json
 from ..shop.cli import add_commands as add_shop_commands
 from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
+from .acls import add_acls_parser
 from .backends import (
     BOOTSTRAP_ENV,
     DEFAULT_DATA_DIR,
@@ -501,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_quotas_parser(sub)
     add_schemas_parser(sub)
     add_users_parser(sub)
+    add_acls_parser(sub)
     add_transactions_parser(sub)
     add_shop_commands(sub)
 

@@ -27,9 +27,8 @@ from .quotas import BOOTSTRAP_ENV
 PASSWORD_ENV = "MINIKAFKA_USER_PASSWORD"
 
 
-def add_users_parser(sub: Any) -> None:
-    """Register `users` on the CLI's subcommands (`sub` from `add_subparsers`)."""
-    common = argparse.ArgumentParser(add_help=False)
+def add_target_arguments(common: argparse.ArgumentParser) -> None:
+    """-b (and --command-config) for a running broker, or --data-dir for a stopped one."""
     where = common.add_mutually_exclusive_group()
     where.add_argument("-b", "--bootstrap-server", default=os.environ.get(BOOTSTRAP_ENV),
                        metavar="HOST:PORT", help=f"a running broker (env {BOOTSTRAP_ENV})")
@@ -37,6 +36,18 @@ def add_users_parser(sub: Any) -> None:
     common.add_argument("--command-config", metavar="FILE",
                         help="client settings for -b, KEY=VALUE lines with librdkafka's names "
                         "(security.protocol, sasl.mechanism, sasl.username, ...)")
+
+
+def check_target(args: argparse.Namespace) -> None:
+    if not (args.bootstrap_server or args.data_dir):
+        raise ValueError(f"give -b HOST:PORT (or {BOOTSTRAP_ENV}) for a running broker, or "
+                         "--data-dir for a stopped one")
+
+
+def add_users_parser(sub: Any) -> None:
+    """Register `users` on the CLI's subcommands (`sub` from `add_subparsers`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    add_target_arguments(common)
     mechanisms = argparse.ArgumentParser(add_help=False)
     mechanisms.add_argument("--mechanism", action="append", choices=sorted(MECHANISMS),
                             help="SCRAM mechanism (repeatable; default: both)")
@@ -58,9 +69,7 @@ def add_users_parser(sub: Any) -> None:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    if not (args.bootstrap_server or args.data_dir):
-        raise ValueError(f"give -b HOST:PORT (or {BOOTSTRAP_ENV}) for a running broker, or "
-                         "--data-dir for a stopped one")
+    check_target(args)
     names = getattr(args, "mechanism", None) or sorted(MECHANISMS)
     if args.action == "add":
         password = _password(args.password)
@@ -105,6 +114,13 @@ def _password(given: str | None) -> str:
 def _on_disk(data_dir: str, change: Any) -> None:
     """Apply `change(store)` to a stopped broker's credentials, holding its data directory."""
     from ..broker.credentials import CredentialStore
+
+    on_disk(data_dir, CredentialStore, change, "users")
+
+
+def on_disk(data_dir: str, open_store: Any, change: Any, what: str) -> None:
+    """Apply `change(open_store(meta_dir))` to a stopped broker's `__meta` (its credentials,
+    its ACLs), holding its data directory."""
     from ..errors import DataDirLockedError
     from ..log.manager import META, DataDirLock
 
@@ -114,9 +130,9 @@ def _on_disk(data_dir: str, change: Any) -> None:
         lock = DataDirLock(meta, exclusive=True)
     except DataDirLockedError:
         raise KafkaError(f"data directory {data_dir} is in use (a broker serves it?): change "
-                         "users over the wire with -b HOST:PORT") from None
+                         f"{what} over the wire with -b HOST:PORT") from None
     try:
-        change(CredentialStore(meta))
+        change(open_store(meta))
     finally:
         lock.release()
 

@@ -19,12 +19,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from ..broker.context import BrokerContext
+from ..broker.context import BrokerContext, principal
 from ..errors import ErrorCode, KafkaError
 from ..registry.errors import RegistryError
 from ..registry.service import Registry
 from . import schemas as schema_view
 from . import service
+from .auth import SESSION_COOKIE, SESSION_SECONDS, LoginMiddleware, Sessions, session_id
 
 STATIC = Path(__file__).parent / "static"
 LIVE_INTERVAL_SECONDS = 1.0
@@ -33,6 +34,9 @@ _STATUS = {
     ErrorCode.GROUP_ID_NOT_FOUND: 404,
     ErrorCode.TOPIC_ALREADY_EXISTS: 409,
     ErrorCode.NON_EMPTY_GROUP: 409,
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: 403,  # the ACLs forbid it the logged-in user
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: 403,
+    ErrorCode.CLUSTER_AUTHORIZATION_FAILED: 403,
 }
 
 
@@ -59,6 +63,11 @@ class OffsetReset(BaseModel):
     value: int | None = None
 
 
+class Login(BaseModel):
+    username: str
+    password: str
+
+
 class SchemaCheck(BaseModel):
     schema_text: str = Field(alias="schema")
     schemaType: str = "AVRO"  # the registry's own field name
@@ -78,9 +87,39 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
         return JSONResponse({"error": str(exc), "code": code.name},
                             status_code=_STATUS.get(code, 400))
 
+    sessions = Sessions()
+    app.add_middleware(LoginMiddleware, ctx=ctx, sessions=sessions)
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/login", include_in_schema=False)
+    async def login_page() -> FileResponse:
+        return FileResponse(STATIC / "login.html")
+
+    @app.post("/api/login", status_code=204)
+    async def login(body: Login) -> Response:
+        """The user's password checked against their SCRAM credentials (as SASL PLAIN)."""
+        if not ctx.credentials.check_plain(body.username, body.password):
+            return JSONResponse({"error": "wrong user name or password",
+                                 "code": "UNAUTHORIZED"}, status_code=401)
+        answer = Response(status_code=204)
+        answer.set_cookie(SESSION_COOKIE, sessions.open(body.username), max_age=SESSION_SECONDS,
+                          httponly=True, samesite="strict", path="/")
+        return answer
+
+    @app.post("/api/logout", status_code=204)
+    async def logout(request: Request) -> Response:
+        sessions.close(session_id(request.scope))
+        answer = Response(status_code=204)
+        answer.delete_cookie(SESSION_COOKIE, path="/")
+        return answer
+
+    @app.get("/api/whoami")
+    async def whoami() -> service.Json:
+        return {"principal": principal.get(),
+                "may_create_topics": service.may_create_topics(ctx)}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

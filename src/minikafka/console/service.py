@@ -20,7 +20,14 @@ from typing import Any
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 
 from ..broker import ops
-from ..broker.context import BrokerContext
+from ..broker.acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..broker.context import (
+    BrokerContext,
+    authorize,
+    authorized,
+    authorized_any,
+    authorized_operations,
+)
 from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState
 from ..broker.metrics import Traffic
 from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
@@ -109,7 +116,16 @@ def _topic_json(ctx: BrokerContext, topic: str, views: list[PartitionView]) -> J
         "retention_bytes": config.retention_bytes,
         "configs": [{"name": name, "value": value, "default": name in defaults}
                     for name, value in config.as_kafka_configs().items()],
+        # what the user may do to it, so that the page offers nothing else
+        "allowed": sorted(AclOperation(op).name
+                          for op in authorized_operations(ctx, ResourceType.TOPIC, topic)),
     }
+
+
+def may_create_topics(ctx: BrokerContext) -> bool:
+    """CREATE on the cluster, or on some topic (a name or a prefix)."""
+    return authorized(ctx, AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME) or \
+        authorized_any(ctx, AclOperation.CREATE, ResourceType.TOPIC)
 
 
 def list_topics(ctx: BrokerContext) -> list[Json]:
@@ -180,7 +196,9 @@ async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str
     those whose key or value contains `query` when one is given (case-insensitive). A search
     reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
     Decoding is slow Python, so the broker's other work runs between chunks. `decode` gives
-    each record's `schema`: its value decoded with a registered schema, or None."""
+    each record's `schema`: its value decoded with a registered schema, or None. The user needs
+    READ on the topic, as a consumer does."""
+    authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic)
     partition = ctx.log.partition(topic, index)
     end = partition.high_watermark
     position = _start_offset(partition, start, value, limit)

@@ -15,6 +15,7 @@ from types import ModuleType
 
 from ..context import Api
 from . import (
+    acls,
     api_versions,
     configs,
     fetch,
@@ -42,6 +43,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     groups,
     quotas,
     security,
+    acls,
 )
 
 

@@ -17,7 +17,8 @@ from ...log import TopicConfig
 from ...log.config import TOPIC_CONFIGS
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext
+from ..acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..context import Api, BrokerContext, authorize
 
 TOPIC, BROKER = 2, 4  # ConfigResource.Type
 SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5  # ConfigSource
@@ -79,8 +80,10 @@ def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
 
 def _resource_entries(ctx: BrokerContext, resource_type: int, name: str) -> list[ConfigEntry]:
     if resource_type == TOPIC:
+        authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, name)
         return topic_config_entries(ctx.log.topic_config(name))
     if resource_type == BROKER:
+        authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, CLUSTER_NAME)
         if name not in ("", str(ctx.node_id)):
             raise KafkaError(f"no broker {name!r}; this node is {ctx.node_id}",
                              ErrorCode.INVALID_REQUEST)
@@ -126,6 +129,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
 def _alter(ctx: BrokerContext, resource_type: int, name: str, validate_only: bool,
            set_configs: dict[str, str], delete: set[str]) -> None:
     if resource_type == BROKER:
+        authorize(ctx, AclOperation.ALTER_CONFIGS, ResourceType.CLUSTER, CLUSTER_NAME)
         raise InvalidConfigError("broker configs are static: set them when starting the broker")
     if resource_type != TOPIC:
         raise KafkaError(f"config resource type {resource_type} is not supported",

@@ -31,8 +31,9 @@ from ...protocol.fetch import (
     TopicData,
     encode_fetch_response,
 )
+from ..acls import AclOperation, ResourceType
 from ..bounds import client_gone
-from ..context import Api, BrokerContext
+from ..context import Api, BrokerContext, authorize
 from ..fetch_sessions import FetchContext, FetchPartition, Key
 from ..quotas import CONSUMER_BYTE_RATE
 
@@ -47,6 +48,7 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     if wanted.topic is None:
         return PartitionData(index, ErrorCode.UNKNOWN_TOPIC_ID), 0
     try:
+        authorize(ctx, AclOperation.READ, ResourceType.TOPIC, wanted.topic)
         partition = ctx.log.partition(wanted.topic, index)
     except KafkaError as exc:
         return PartitionData(index, exc.code, records=b""), 0

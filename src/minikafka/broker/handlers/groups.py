@@ -18,11 +18,20 @@ from typing import Any
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode
-from ...log import OffsetAndMetadata, OffsetStore
+from ...log import OffsetAndMetadata
 from ...log.offsets import TopicPartition
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext, advertised_address, client_host
+from ..acls import AclOperation, ResourceType
+from ..context import (
+    Api,
+    BrokerContext,
+    advertised_address,
+    authorized,
+    authorized_operations,
+    client_host,
+    refusal,
+)
 from ..groups import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -36,8 +45,10 @@ from ..groups import (
     SyncGroupResponse,
 )
 
-KEY_TYPES = {0, 1}  # FindCoordinator: group, transaction
-GROUP_OPERATIONS = {3, 6, 8}  # everything is allowed: read, delete, describe (AclOperation codes)
+# FindCoordinator's key types: group, transaction; and what a client must be allowed to DESCRIBE
+KEY_TYPES = {0: ResourceType.GROUP, 1: ResourceType.TRANSACTIONAL_ID}
+READ, DESCRIBE = AclOperation.READ, AclOperation.DESCRIBE
+GROUP, TOPIC = ResourceType.GROUP, ResourceType.TOPIC
 
 
 # --- FindCoordinator -----------------------------------------------------------------------------
@@ -47,14 +58,20 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
                                   ) -> Any:
     cls = response_class(ApiKey.FindCoordinator, header.api_version)
     host, port = advertised_address(ctx)
-    error = ErrorCode.NONE if request.key_type in KEY_TYPES else ErrorCode.INVALID_REQUEST
-    message = None if error is ErrorCode.NONE else f"unknown key type {request.key_type}"
-    found = error is ErrorCode.NONE
-    answer = {"error_code": error, "error_message": message, "node_id": ctx.node_id if found
-              else -1, "host": host if found else "", "port": port if found else -1}
+
+    def answer(key: str) -> dict[str, Any]:
+        resource_type = KEY_TYPES.get(request.key_type)
+        error = (refusal(ctx, DESCRIBE, resource_type, key) if resource_type
+                 else ErrorCode.INVALID_REQUEST)
+        message = None if error is ErrorCode.NONE else (
+            error.name if resource_type else f"unknown key type {request.key_type}")
+        found = error is ErrorCode.NONE
+        return {"error_code": error, "error_message": message, "node_id": ctx.node_id if found
+                else -1, "host": host if found else "", "port": port if found else -1}
+
     if header.api_version < 4:
-        return cls(throttle_time_ms=0, **answer)
-    return cls(throttle_time_ms=0, coordinators=[cls.Coordinator(key=key, **answer)
+        return cls(throttle_time_ms=0, **answer(request.key))
+    return cls(throttle_time_ms=0, coordinators=[cls.Coordinator(key=key, **answer(key))
                                                  for key in request.coordinator_keys])
 
 
@@ -64,7 +81,9 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
 async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     service = ctx.groups
     version = header.api_version
-    joined = await service.call(service.coordinator.join_group, JoinGroupRequest(
+    refused = refusal(ctx, READ, GROUP, request.group_id)
+    joined = JoinGroupResponse(refused, member_id=request.member_id) if refused else \
+        await service.call(service.coordinator.join_group, JoinGroupRequest(
         group_id=request.group_id, member_id=request.member_id,
         protocol_type=request.protocol_type,
         protocols=[(p.name, p.metadata) for p in request.protocols],
@@ -88,7 +107,9 @@ async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: 
 
 async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     service = ctx.groups
-    synced = await service.call(service.coordinator.sync_group, SyncGroupRequest(
+    refused = refusal(ctx, READ, GROUP, request.group_id)
+    synced = SyncGroupResponse(refused) if refused else await service.call(
+        service.coordinator.sync_group, SyncGroupRequest(
         group_id=request.group_id, generation_id=request.generation_id,
         member_id=request.member_id,
         assignments=[(a.member_id, a.assignment) for a in request.assignments],
@@ -103,7 +124,9 @@ async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: 
 
 async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     service = ctx.groups
-    beat = await service.call(service.coordinator.heartbeat, HeartbeatRequest(
+    refused = refusal(ctx, READ, GROUP, request.group_id)
+    beat = HeartbeatResponse(refused) if refused else await service.call(
+        service.coordinator.heartbeat, HeartbeatRequest(
         group_id=request.group_id, generation_id=request.generation_id,
         member_id=request.member_id, group_instance_id=request.group_instance_id),
         HeartbeatResponse(ErrorCode.NOT_COORDINATOR))
@@ -116,9 +139,10 @@ async def handle_leave_group(ctx: BrokerContext, header: RequestHeader, request:
     batch = header.api_version >= 3  # v0-2 leave one member, named by the request itself
     members = ([MemberIdentity(m.member_id, m.group_instance_id) for m in request.members]
                if batch else [MemberIdentity(request.member_id)])
-    left = await service.call(service.coordinator.leave_group,
-                              LeaveGroupRequest(request.group_id, members),
-                              LeaveGroupResponse(ErrorCode.NOT_COORDINATOR))
+    refused = refusal(ctx, READ, GROUP, request.group_id)
+    left = LeaveGroupResponse(refused) if refused else await service.call(
+        service.coordinator.leave_group, LeaveGroupRequest(request.group_id, members),
+        LeaveGroupResponse(ErrorCode.NOT_COORDINATOR))
     cls = response_class(ApiKey.LeaveGroup, header.api_version)
     if not batch:
         error = left.error_code or (left.members[0].error_code if left.members else 0)
@@ -136,24 +160,36 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     cls = response_class(ApiKey.ListGroups, header.api_version)
     return cls(throttle_time_ms=0, error_code=0, groups=[
         cls.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
-        for g in ctx.groups.coordinator.list_groups(states)])
+        for g in ctx.groups.coordinator.list_groups(states)
+        if authorized(ctx, DESCRIBE, GROUP, g.group_id)])
 
 
 async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, request: Any
                                  ) -> Any:
+    """Groups the client may not DESCRIBE answer GROUP_AUTHORIZATION_FAILED, and nothing else."""
     cls = response_class(ApiKey.DescribeGroups, header.api_version)
     group_cls = cls.DescribedGroup
-    operations = GROUP_OPERATIONS if request.include_authorized_operations else None
-    return cls(throttle_time_ms=0, groups=[
-        group_cls(error_code=g.error_code, group_id=g.group_id, group_state=g.state,
-                  protocol_type=g.protocol_type, protocol_data=g.protocol,
-                  authorized_operations=operations, members=[
-                      group_cls.DescribedGroupMember(
-                          member_id=m.member_id, group_instance_id=m.group_instance_id,
-                          client_id=m.client_id, client_host=m.client_host,
-                          member_metadata=m.metadata, member_assignment=m.assignment)
-                      for m in g.members])
-        for g in ctx.groups.coordinator.describe_groups(request.groups)])
+    allowed = [g for g in request.groups if authorized(ctx, DESCRIBE, GROUP, g)]
+    described = {g.group_id: g for g in ctx.groups.coordinator.describe_groups(allowed)}
+
+    def answer(name: str) -> Any:
+        g = described.get(name)
+        if g is None:
+            return group_cls(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, group_id=name,
+                             group_state="", protocol_type="", protocol_data="",
+                             authorized_operations=None, members=[])
+        return group_cls(
+            error_code=g.error_code, group_id=g.group_id, group_state=g.state,
+            protocol_type=g.protocol_type, protocol_data=g.protocol,
+            authorized_operations=authorized_operations(ctx, GROUP, g.group_id)
+            if request.include_authorized_operations else None, members=[
+                group_cls.DescribedGroupMember(
+                    member_id=m.member_id, group_instance_id=m.group_instance_id,
+                    client_id=m.client_id, client_host=m.client_host,
+                    member_metadata=m.metadata, member_assignment=m.assignment)
+                for m in g.members])
+
+    return cls(throttle_time_ms=0, groups=[answer(name) for name in request.groups])
 
 
 async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -193,21 +229,25 @@ class _Fetched:
     error_code: ErrorCode = ErrorCode.NONE
 
 
-def _fetch_offsets(offsets: OffsetStore, group: str, topics: Any,
+def _fetch_offsets(ctx: BrokerContext, group: str, topics: Any,
                    unstable: Collection[TopicPartition] = ()) -> dict[str, list[_Fetched]]:
     """Committed offsets by topic: of the partitions asked for (-1 where none is committed),
     or every committed one when `topics` is null. `unstable` partitions (offsets pending in a
-    transaction, when the client requires stable ones) answer UNSTABLE_OFFSET_COMMIT."""
-    committed = offsets.fetch(group)
+    transaction, when the client requires stable ones) answer UNSTABLE_OFFSET_COMMIT. Topics
+    the client may not DESCRIBE are left out of "every one" and refused when asked for."""
+    committed = ctx.log.offsets.fetch(group)
     if topics is None:
-        wanted: Iterable[TopicPartition] = sorted(committed)
+        wanted: Iterable[TopicPartition] = [
+            tp for tp in sorted(committed) if authorized(ctx, DESCRIBE, TOPIC, tp[0])]
     else:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
     by_topic: dict[str, list[_Fetched]] = {}
     for topic, partition in wanted:
         found = committed.get((topic, partition))
+        refused = refusal(ctx, DESCRIBE, TOPIC, topic)
         by_topic.setdefault(topic, []).append(
-            _Fetched(partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
+            _Fetched(partition, -1, -1, "", refused) if refused
+            else _Fetched(partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
             if (topic, partition) in unstable
             else _Fetched(partition, found.offset, found.leader_epoch, found.metadata or "")
             if found else _Fetched(partition, -1, -1, ""))
@@ -218,7 +258,6 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
     """v0-7 ask for one group, v8 for several; a null topic list means every committed one.
     With require_stable (v7+), partitions whose offsets a transaction holds pending answer
     UNSTABLE_OFFSET_COMMIT (the client retries), as Kafka does."""
-    offsets = ctx.log.offsets
     stable = header.api_version >= 7 and request.require_stable
 
     def unstable(group: str) -> set[TopicPartition]:
@@ -228,9 +267,10 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
     if header.api_version < 8:
         topic_cls = cls.OffsetFetchResponseTopic
         part_cls = topic_cls.OffsetFetchResponsePartition
-        fetched = _fetch_offsets(offsets, request.group_id, request.topics,
-                                 unstable(request.group_id))
-        return cls(throttle_time_ms=0, error_code=0, topics=[
+        refused = refusal(ctx, DESCRIBE, GROUP, request.group_id)
+        fetched = {} if refused else _fetch_offsets(ctx, request.group_id, request.topics,
+                                                    unstable(request.group_id))
+        return cls(throttle_time_ms=0, error_code=refused, topics=[
             topic_cls(name=topic, partitions=[
                 part_cls(partition_index=f.partition, committed_offset=f.offset,
                          committed_leader_epoch=f.leader_epoch, metadata=f.metadata,
@@ -240,14 +280,15 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
     topic_cls = group_cls.OffsetFetchResponseTopics
     part_cls = topic_cls.OffsetFetchResponsePartitions
     return cls(throttle_time_ms=0, groups=[
-        group_cls(group_id=group.group_id, error_code=0, topics=[
+        group_cls(group_id=group.group_id, error_code=refused, topics=[
             topic_cls(name=topic, partitions=[
                 part_cls(partition_index=f.partition, committed_offset=f.offset,
                          committed_leader_epoch=f.leader_epoch, metadata=f.metadata,
                          error_code=f.error_code) for f in parts])
-            for topic, parts in _fetch_offsets(offsets, group.group_id, group.topics,
-                                               unstable(group.group_id)).items()])
-        for group in request.groups])
+            for topic, parts in ({} if refused else _fetch_offsets(
+                ctx, group.group_id, group.topics, unstable(group.group_id))).items()])
+        for group in request.groups
+        for refused in [refusal(ctx, DESCRIBE, GROUP, group.group_id)]])
 
 
 async def handle_offset_delete(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:

@@ -19,7 +19,8 @@ from kafka.protocol.api_key import ApiKey
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH, Partition
 from ...protocol.codec import RequestHeader, response_class
-from ..context import Api, BrokerContext
+from ..acls import AclOperation, ResourceType
+from ..context import Api, BrokerContext, authorize
 from .fetch import READ_COMMITTED
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
@@ -58,6 +59,7 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
             answer = part_cls(partition_index=wanted.partition_index, error_code=0,
                               old_style_offsets=[], timestamp=-1, offset=-1, leader_epoch=-1)
             try:
+                authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name)
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 if wanted.current_leader_epoch > LEADER_EPOCH:
                     raise KafkaError("leader epoch from the future", ErrorCode.UNKNOWN_LEADER_EPOCH)
@@ -85,6 +87,7 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
             answer = part_cls(error_code=0, partition=wanted.partition, leader_epoch=-1,
                               end_offset=-1)
             try:
+                authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.topic)
                 partition = ctx.log.partition(topic.topic, wanted.partition)
             except KafkaError as exc:
                 answer.error_code = exc.code

@@ -16,11 +16,17 @@ from ...log import LEADER_EPOCH
 from ...log.config import valid_topic_name
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext, advertised_address
+from ..acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..context import (
+    Api,
+    BrokerContext,
+    advertised_address,
+    authorized,
+    authorized_operations,
+    refusal,
+)
 
-# Everything is allowed (no ACLs); bit numbers are Kafka's AclOperation codes.
-TOPIC_OPERATIONS = {3, 4, 5, 6, 7, 8, 10, 11}  # read write create delete alter describe *configs
-CLUSTER_OPERATIONS = {5, 7, 8, 9, 10, 11, 12}  # create alter describe cluster_action *configs idem
+TOPIC = ResourceType.TOPIC
 
 
 ZERO_ID = uuid.UUID(int=0)
@@ -51,12 +57,20 @@ def _creates_no_topic(ctx: BrokerContext, header: RequestHeader, request: Any) -
                                  for name, topic_id in wanted)
 
 
+def _cluster_operations(ctx: BrokerContext, asked: bool) -> set[int] | None:
+    return authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME) if asked else None
+
+
 async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """All topics means those the client may DESCRIBE; one asked for that it may not is
+    answered TOPIC_AUTHORIZATION_FAILED, and one it may not CREATE is not created
+    (UNKNOWN_TOPIC_OR_PARTITION), as in Kafka."""
     cls = response_class(ApiKey.Metadata, header.api_version)
     allow_create = header.api_version < 4 or request.allow_auto_topic_creation
     wanted = _requested_topics(header, request)
     if wanted is None:
-        wanted = [(name, ZERO_ID) for name in sorted(ctx.log.topics())]
+        wanted = [(name, ZERO_ID) for name in sorted(ctx.log.topics())
+                  if authorized(ctx, AclOperation.DESCRIBE, TOPIC, name)]
     topics = []
     for name, topic_id in wanted:
         if topic_id != ZERO_ID:  # Kafka: an id wins over a name
@@ -67,6 +81,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         if name is None:  # neither a name nor an id
             topics.append(_topic_error(cls, None, ErrorCode.INVALID_REQUEST))
             continue
+        if refused := refusal(ctx, AclOperation.DESCRIBE, TOPIC, name):
+            topics.append(_topic_error(cls, name, refused, topic_id))
+            continue
         try:
             if allow_create and ctx.config.auto_create_topics and not ctx.log.exists(name):
                 # As Kafka's AutoTopicCreationManager: ready on the client's next request.
@@ -75,7 +92,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
                 continue
             config = ctx.log.topic_config(name) if ctx.log.exists(name) else None
         except KafkaError as exc:  # an invalid name we were asked to create, a damaged config
-            topics.append(_topic_error(cls, name, exc.code))
+            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION \
+                if exc.code == ErrorCode.TOPIC_AUTHORIZATION_FAILED else exc.code  # no CREATE
+            topics.append(_topic_error(cls, name, code))
             continue
         if config is None:
             code = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if valid_topic_name(name)
@@ -91,8 +110,8 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         topics.append(cls.MetadataResponseTopic(
             error_code=0, name=name, topic_id=config.topic_id or ZERO_ID, is_internal=False,
             partitions=partitions,
-            authorized_operations=(
-                TOPIC_OPERATIONS if request.include_topic_authorized_operations else None),
+            authorized_operations=authorized_operations(ctx, TOPIC, name)
+            if request.include_topic_authorized_operations else None,
         ))
     host, port = advertised_address(ctx)
     return cls(
@@ -101,8 +120,8 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         cluster_id=ctx.cluster_id,
         controller_id=ctx.node_id,
         topics=topics,
-        authorized_operations=(
-            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
+        authorized_operations=_cluster_operations(
+            ctx, request.include_cluster_authorized_operations),
         error_code=0,
     )
 
@@ -121,8 +140,8 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
         cluster_id=ctx.cluster_id, controller_id=ctx.node_id,
         brokers=[cls.DescribeClusterBroker(broker_id=ctx.node_id, host=host, port=port,
                                            rack=None)],
-        authorized_operations=(
-            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else None),
+        authorized_operations=_cluster_operations(
+            ctx, request.include_cluster_authorized_operations),
     )
 
 

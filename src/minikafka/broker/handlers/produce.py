@@ -31,7 +31,8 @@ from ...protocol.produce import (
     encode_produce_response,
 )
 from .. import ops
-from ..context import Api, BrokerContext, CloseConnection
+from ..acls import AclOperation, ResourceType
+from ..context import Api, BrokerContext, CloseConnection, refusal
 from ..quotas import PRODUCER_BYTE_RATE
 
 log = logging.getLogger("minikafka.broker")
@@ -58,12 +59,17 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: in
                              info.log_start_offset)
 
 
-def _refusal(version: int, acks: int) -> tuple[int, str] | None:
+def _refusal(ctx: BrokerContext, version: int, request: ProduceRequest
+             ) -> tuple[int, str] | None:
     """An error for every partition of the request, or None."""
+    acks = request.acks
     if version < MIN_SERVED_VERSION:
         return ErrorCode.UNSUPPORTED_VERSION, "produce v0-2 are not supported"
     if acks not in (0, 1, -1):
         return ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {acks}"
+    if request.transactional_id is not None and (code := refusal(
+            ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id)):
+        return code, f"not authorized to WRITE transactional id {request.transactional_id!r}"
     return None
 
 
@@ -80,11 +86,11 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
         len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
     )) if ctx.quotas.active else 0
-    refusal = _refusal(header.api_version, acks)
+    refused = _refusal(ctx, header.api_version, request)
     appended: set[Partition] = set()
     results = [
-        (topic.name, [PartitionResponse(pd.index, refusal[0], error_message=refusal[1])
-                      if refusal else _append(ctx, topic.name, pd, acks, appended)
+        (topic.name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
+                      if refused else _append(ctx, topic.name, pd, acks, appended)
                       for pd in topic.partition_data])
         for topic in request.topic_data
     ]

@@ -9,7 +9,8 @@ from kafka.protocol.api_key import ApiKey
 
 from ...errors import KafkaError
 from ...protocol.codec import RequestHeader, response_class
-from ..context import Api, BrokerContext
+from ..acls import AclOperation, ResourceType
+from ..context import Api, BrokerContext, authorize
 
 
 async def handle_describe_producers(ctx: BrokerContext, header: RequestHeader, request: Any
@@ -25,6 +26,7 @@ async def handle_describe_producers(ctx: BrokerContext, header: RequestHeader, r
             answer = part_cls(partition_index=index, error_code=0, error_message=None,
                               active_producers=[])
             try:
+                authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic.name)
                 states = ctx.log.partition(topic.name, index).producer_states()
             except KafkaError as exc:
                 answer.error_code, answer.error_message = exc.code, str(exc)

@@ -14,7 +14,8 @@ from kafka.protocol.api_key import ApiKey
 from ...errors import KafkaError
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext
+from ..acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..context import Api, BrokerContext, authorize
 from ..quotas import CLIENT_ID, KNOWN_ENTITY_TYPES, Entity, invalid
 
 EXACT, DEFAULT, ANY = 0, 1, 2  # DescribeClientQuotas match types
@@ -47,6 +48,7 @@ def _component_names(components: list[Any]) -> list[Entity] | None:
 async def handle_describe(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_class(ApiKey.DescribeClientQuotas, header.api_version)
     try:
+        authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, CLUSTER_NAME)
         names = _component_names(request.components)
     except KafkaError as exc:
         return cls(throttle_time_ms=0, error_code=exc.code, error_message=str(exc),

@@ -16,7 +16,8 @@ from kafka.protocol.api_key import ApiKey
 from ...errors import ErrorCode, KafkaError
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext, session
+from ..acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..context import Api, BrokerContext, refusal, session
 from ..sasl import AuthenticationFailed, authenticate
 from ..scram import (
     BY_TYPE,
@@ -54,6 +55,9 @@ async def handle_authenticate(ctx: BrokerContext, header: RequestHeader, request
 
 async def handle_describe(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_class(ApiKey.DescribeUserScramCredentials, header.api_version)
+    if refused := refusal(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return cls(throttle_time_ms=0, error_code=refused, error_message=refused.name,
+                   results=[])
     result = cls.DescribeUserScramCredentialsResult
     info = result.CredentialInfo
     asked = Counter(user.name for user in request.users or ())

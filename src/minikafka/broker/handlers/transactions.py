@@ -28,13 +28,18 @@ from ...log import OffsetAndMetadata
 from ...log.offsets import TopicPartition
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
-from ..context import Api, BrokerContext
+from ..acls import CLUSTER_NAME, AclOperation, ResourceType
+from ..context import Api, BrokerContext, authorized, authorized_any, refusal
 from ..groups import OffsetCommitCheck
 from ..transactions import TxnCheck, TxnState
 
 # The first version of each API that knows PRODUCER_FENCED; older ones get INVALID_PRODUCER_EPOCH.
 _FENCED_FROM = {ApiKey.InitProducerId: 4, ApiKey.AddPartitionsToTxn: 2,
                 ApiKey.AddOffsetsToTxn: 2, ApiKey.EndTxn: 2, ApiKey.TxnOffsetCommit: 3}
+
+
+WRITE, DESCRIBE = AclOperation.WRITE, AclOperation.DESCRIBE
+TXN_ID = ResourceType.TRANSACTIONAL_ID
 
 
 def _for_version(error: ErrorCode, header: RequestHeader) -> ErrorCode:
@@ -51,6 +56,10 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
                                   ) -> Any:
     cls = response_class(ApiKey.InitProducerId, header.api_version)
     if request.transactional_id is None:
+        if not (authorized(ctx, AclOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER,
+                           CLUSTER_NAME) or authorized_any(ctx, WRITE, ResourceType.TOPIC)):
+            return cls(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                       producer_id=-1, producer_epoch=-1)
         try:
             producer_id = ops.allocate_producer_id(ctx)
         except KafkaError as exc:
@@ -73,10 +82,13 @@ async def handle_add_partitions(ctx: BrokerContext, header: RequestHeader, reque
     others answered OPERATION_NOT_ATTEMPTED, as Kafka does."""
     cls = response_class(ApiKey.AddPartitionsToTxn, header.api_version)
     wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
-    unknown = {tp for tp in wanted if ops.partition_error(ctx, *tp) is not ErrorCode.NONE}
-    if unknown:
-        errors = {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown
-                  else ErrorCode.OPERATION_NOT_ATTEMPTED for tp in wanted}
+    refused = refusal(ctx, WRITE, TXN_ID, request.v3_and_below_transactional_id)
+    failed = {tp: error for tp in wanted if (
+        error := refusal(ctx, WRITE, ResourceType.TOPIC, tp[0]) or ops.partition_error(ctx, *tp))}
+    if refused:
+        errors = dict.fromkeys(wanted, refused)
+    elif failed:
+        errors = {tp: failed.get(tp, ErrorCode.OPERATION_NOT_ATTEMPTED) for tp in wanted}
     else:
         check = TxnCheck(request.v3_and_below_transactional_id,
                          request.v3_and_below_producer_id, request.v3_and_below_producer_epoch)
@@ -105,13 +117,16 @@ def _answer(header: RequestHeader, error: ErrorCode) -> Any:
 
 
 async def handle_add_offsets(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    return _answer(header, await ops.change_transaction(
+    refused = refusal(ctx, WRITE, TXN_ID, request.transactional_id) or refusal(
+        ctx, AclOperation.READ, ResourceType.GROUP, request.group_id)
+    return _answer(header, refused or await ops.change_transaction(
         ctx, ctx.transactions.coordinator.add_offsets(_check(request), request.group_id,
                                                       ctx.transactions.clock())))
 
 
 async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    return _answer(header, await ops.end_transaction(
+    refused = refusal(ctx, WRITE, TXN_ID, request.transactional_id)
+    return _answer(header, refused or await ops.end_transaction(
         ctx, ctx.transactions.coordinator.end_transaction(_check(request), request.committed,
                                                           ctx.transactions.clock())))
 
@@ -131,7 +146,9 @@ async def handle_txn_offset_commit(ctx: BrokerContext, header: RequestHeader, re
             p.committed_offset, p.committed_leader_epoch if version >= 2 else -1,
             p.committed_metadata or "")
         for t in request.topics for p in t.partitions}
-    errors = await ops.commit_transactional_offsets(ctx, txn, check, offsets)
+    refused = refusal(ctx, WRITE, TXN_ID, request.transactional_id)
+    errors = dict.fromkeys(offsets, refused) if refused else \
+        await ops.commit_transactional_offsets(ctx, txn, check, offsets)
     cls = response_class(ApiKey.TxnOffsetCommit, version)
     topic_cls = cls.TxnOffsetCommitResponseTopic
     return cls(throttle_time_ms=0, topics=[
@@ -152,10 +169,12 @@ async def handle_describe_transactions(ctx: BrokerContext, header: RequestHeader
     state_cls = cls.TransactionState
     answers = []
     for transactional_id in request.transactional_ids:
-        found = ctx.transactions.coordinator.get(transactional_id) if transactional_id else None
+        refused = refusal(ctx, DESCRIBE, TXN_ID, transactional_id)
+        found = ctx.transactions.coordinator.get(transactional_id) \
+            if transactional_id and not refused else None
         if found is None:
-            error = ErrorCode.INVALID_REQUEST if not transactional_id \
-                else ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+            error = refused or (ErrorCode.INVALID_REQUEST if not transactional_id
+                                else ErrorCode.TRANSACTIONAL_ID_NOT_FOUND)
             answers.append(state_cls(error_code=error, transactional_id=transactional_id,
                                      transaction_state="", transaction_timeout_ms=0,
                                      transaction_start_time_ms=-1, producer_id=-1,
@@ -191,7 +210,8 @@ async def handle_list_transactions(ctx: BrokerContext, header: RequestHeader, re
                unknown_state_filters=sorted(states - known),
                transaction_states=[cls.TransactionState(
                    transactional_id=t.transactional_id, producer_id=t.producer_id,
-                   transaction_state=t.state) for t in listed])
+                   transaction_state=t.state) for t in listed
+                   if authorized(ctx, DESCRIBE, TXN_ID, t.transactional_id)])
 
 
 APIS = (

@@ -276,11 +276,13 @@ function topicsPage(view) {
     if (ok) { name.value = ""; render(); }
   };
   const list = h("div");
-  view.append(
-    h("form", { class: "panel", onsubmit: create }, h("h2", {}, "Create a topic"),
-      h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Partitions", partitions),
-        h("label", {}, "Retention", retention), h("button", { type: "submit" }, "Create topic"))),
-    h("div", { class: "panel" }, list));
+  // Offered only to a user the ACLs let create topics.
+  const form = h("form", { class: "panel", id: "create-topic", hidden: true, onsubmit: create },
+    h("h2", {}, "Create a topic"),
+    h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Partitions", partitions),
+      h("label", {}, "Retention", retention), h("button", { type: "submit" }, "Create topic")));
+  view.append(form, h("div", { class: "panel" }, list));
+  api("GET", "/api/whoami").then((me) => { form.hidden = !me.may_create_topics; });
   const update = (topics) => list.replaceChildren(topicTable(topics));
   api("GET", "/api/topics").then(update);
   return (d) => update(d.topic_list);
@@ -324,7 +326,14 @@ function topicPage(view, topic) {
           h("button", { type: "submit", id: "set-retention" }, "Set retention")))),
       h("div", { class: "panel" }, h("h2", {}, "Configs"), configs)));
   let shownRetention;
+  const offer = (t) => {  // only what the ACLs let the user do to this topic
+    const allowed = new Set(t.allowed);
+    document.getElementById("delete-topic").hidden = !allowed.has("DELETE");
+    document.getElementById("add-partitions").form.hidden = !allowed.has("ALTER");
+    document.getElementById("set-retention").form.hidden = !allowed.has("ALTER_CONFIGS");
+  };
   const update = (t) => {
+    offer(t);
     cards.replaceChildren(card("Partitions", t.partitions.length), card("Messages", fmtNum(t.messages)),
       card("Size on disk", fmtBytes(t.size)), card("Retention", fmtRetention(t.retention_ms)));
     partitions.replaceChildren(table(["Partition", num("Start offset"), num("End offset"),
