@@ -68,8 +68,9 @@ def test_create_a_topic_produce_a_record_and_find_it(console: Console, page: Any
     row = page.locator("tr[data-offset='0']")
     expect(row).to_contain_text("order-42")
     expect(row).to_contain_text("source: console")
-    # JSON values are pretty-printed: one field per line.
-    expect(row.locator("pre.value")).to_contain_text('"status": "created",\n')
+    # Rows are one line; opened, a JSON value is pretty-printed: one field per line.
+    row.click()
+    expect(page.locator("tr.detail pre.value").first).to_contain_text('"status": "created",\n')
 
     produce(console.broker.bootstrap, "orders.browser",
             [json.dumps({"id": i, "status": "shipped" if i == 3 else "paid"}) for i in range(5)],

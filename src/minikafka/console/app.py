@@ -10,7 +10,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -26,7 +27,6 @@ from . import schemas as schema_view
 from . import service
 
 STATIC = Path(__file__).parent / "static"
-LIVE_INTERVAL_SECONDS = 1.0
 _STATUS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: 404,
     ErrorCode.GROUP_ID_NOT_FOUND: 404,
@@ -58,15 +58,36 @@ class OffsetReset(BaseModel):
     value: int | None = None
 
 
+class Page(BaseModel):
+    """Which records a message-browser page (or an export) shows."""
+
+    partition: int | None = None  # None: all, merged by timestamp
+    start: Literal["beginning", "end", "offset", "timestamp"] = "beginning"
+    value: int | None = None  # the offset or timestamp to start at
+    limit: int = Field(50, ge=1, le=service.MAX_PAGE)
+    newest: bool = False  # newest first
+    cursor: str = ""  # a previous page's: go on from there
+    q: str = ""  # in key or value
+    key: str = ""
+    value_has: str = ""
+    header: str = ""  # in "name: value"
+
+    def filters(self) -> service.Filters:
+        return service.Filters(self.q, self.key, self.value_has, self.header)
+
+
 class SchemaCheck(BaseModel):
     schema_text: str = Field(alias="schema")
     schemaType: str = "AVRO"  # the registry's own field name
 
 
 def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
-    """The console of `ctx`'s broker; its Schemas page reads `schemas` (None: no registry)."""
+    """The console of `ctx`'s broker; its Schemas page reads `schemas` (None: no registry).
+    Called in the broker's loop: it starts sampling the broker's rates there."""
+    history = service.RateHistory(ctx)
     # No /docs: its page loads scripts from a CDN, and the machine may be offline.
     app = FastAPI(title="minikafka console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sampler = asyncio.get_running_loop().create_task(history.run())
 
     @app.exception_handler(KafkaError)
     async def kafka_error(_request: Request, exc: KafkaError) -> JSONResponse:
@@ -89,18 +110,20 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
 
     @app.get("/api/overview")
     async def overview() -> service.Json:
-        return service.overview(ctx)
+        return {**service.overview(ctx), "history": list(history.samples)}
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events: one `service.live` snapshot a second until the client leaves
-        or the broker stops."""
+        or the broker stops; the first also carries the recent rate history."""
         meter = service.RateMeter(ctx)
 
         async def events() -> AsyncIterator[str]:
+            extra: service.Json = {"history": list(history.samples)}
             while not ctx.stopping and not await request.is_disconnected():
-                yield f"data: {json.dumps(service.live(ctx, meter))}\n\n"
-                await asyncio.sleep(LIVE_INTERVAL_SECONDS)
+                yield f"data: {json.dumps({**service.live(ctx, meter), **extra})}\n\n"
+                extra = {}
+                await asyncio.sleep(service.LIVE_INTERVAL_SECONDS)
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
@@ -121,6 +144,10 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
     async def delete_topic(topic: str) -> None:
         await service.delete_topic(ctx, topic)
 
+    @app.delete("/api/topics/{topic}/records")
+    async def purge(topic: str, partition: int | None = None) -> service.Json:
+        return service.purge_topic(ctx, topic, partition)
+
     @app.post("/api/topics/{topic}/partitions")
     async def add_partitions(topic: str, body: PartitionCount) -> service.Json:
         return await service.add_partitions(ctx, topic, body.count)
@@ -129,13 +156,21 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
     async def alter_configs(topic: str, body: dict[str, str]) -> service.Json:
         return service.alter_configs(ctx, topic, body)
 
-    @app.get("/api/topics/{topic}/partitions/{partition}/records")
-    async def read_records(topic: str, partition: int,
-                           start: Literal["beginning", "end", "offset", "timestamp"] = "beginning",
-                           value: int | None = None, limit: int = Query(50, ge=1, le=500),
-                           q: str = "") -> service.Json:
-        return await service.read_records(ctx, topic, partition, start=start, value=value,
-                                          limit=limit, query=q)
+    @app.get("/api/topics/{topic}/records")
+    async def browse(topic: str, page: Annotated[Page, Query()]) -> service.Json:
+        return await service.browse(ctx, topic, page.partition, start=page.start,
+                                    value=page.value, limit=page.limit, newest=page.newest,
+                                    filters=page.filters(),
+                                    cursor=service.parse_cursor(page.cursor) or None)
+
+    @app.get("/api/topics/{topic}/export")
+    async def export(topic: str, page: Annotated[Page, Query()]) -> StreamingResponse:
+        """JSON lines, a download."""
+        service.describe_topic(ctx, topic)  # a missing topic is a 404, not an empty file
+        lines = service.export(ctx, topic, page.partition, start=page.start, value=page.value,
+                               newest=page.newest, filters=page.filters())
+        return StreamingResponse(lines, media_type="application/x-ndjson", headers={
+            "Content-Disposition": f'attachment; filename="{quote(topic)}.jsonl"'})
 
     @app.post("/api/topics/{topic}/records", status_code=201)
     async def produce(topic: str, body: NewRecord) -> service.Json:
@@ -153,6 +188,10 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
     @app.get("/api/transactions")
     async def list_transactions() -> list[service.Json]:
         return service.list_transactions(ctx)
+
+    @app.delete("/api/groups/{group}", status_code=204)
+    async def delete_group(group: str) -> None:
+        service.delete_group(ctx, group)
 
     @app.post("/api/groups/{group}/reset-offsets")
     async def reset_offsets(group: str, body: OffsetReset) -> service.Json:

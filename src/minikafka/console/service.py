@@ -10,10 +10,16 @@ runs in the broker's event loop, so it never races a handler. Failures raise `Ka
 from __future__ import annotations
 
 import asyncio
+import base64
+import collections
+import heapq
+import itertools
+import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +38,14 @@ from ..records import Record, decode_batches, encode_batch
 log = logging.getLogger("minikafka.console")
 
 READ_BYTES = 256 * 1024  # per log read while paging; the broker's loop runs between reads
-MAX_SCAN_BYTES = 8 * 1024 * 1024  # a search stops here and says where to go on
+MAX_SCAN_BYTES = 8 * 1024 * 1024  # a page's reading stops here and says where to go on
+MAX_PAGE = 500  # records in a page
+SHOWN_BYTES = 16 * 1024  # of a key or value in a page (the export gives them whole)
+EXPORT_PAGE = 200
+MAX_EXPORT_RECORDS = 100_000
+MAX_EXPORT_BYTES = 256 * 1024 * 1024  # of log read by one export
+LIVE_INTERVAL_SECONDS = 1.0
+HISTORY_SECONDS = 300  # the rate history the broker keeps for fresh pages: 5 minutes
 Json = dict[str, Any]
 
 
@@ -53,6 +66,22 @@ class RateMeter:
         elapsed = max(now - then, 1e-3)
         return {name: (new - old) / elapsed
                 for name, new, old in zip(Traffic._fields, traffic, before, strict=True)}
+
+
+class RateHistory:
+    """The broker's rates, sampled each second for the last HISTORY_SECONDS (a bounded ring),
+    so that a page opened now draws the recent past rather than an empty chart."""
+
+    def __init__(self, ctx: BrokerContext) -> None:
+        self._ctx = ctx
+        self._meter = RateMeter(ctx)
+        self.samples: deque[Json] = deque(maxlen=HISTORY_SECONDS)
+
+    async def run(self) -> None:
+        """Sample until the broker stops (or the task is cancelled)."""
+        while not self._ctx.stopping:
+            await asyncio.sleep(LIVE_INTERVAL_SECONDS)
+            self.samples.append({"time": int(time.time() * 1000), **self._meter.rates()})
 
 
 def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None = None) -> Json:
@@ -139,73 +168,204 @@ def alter_configs(ctx: BrokerContext, name: str, configs: dict[str, str]) -> Jso
     return describe_topic(ctx, name)
 
 
+def purge_topic(ctx: BrokerContext, name: str, index: int | None = None) -> Json:
+    """DeleteRecords up to the high watermark, on one partition or (None) every one."""
+    for view in topic_partitions(ctx.log, name):
+        if index is None or view.partition == index:
+            ops.delete_records(ctx, name, view.partition, -1)
+    return describe_topic(ctx, name)
+
+
 # --- records --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a record must contain (case-insensitive; empty: anything): `text` in its key or
+    value, `key` in its key, `value` in its value, `header` in one of its "name: value"."""
+
+    text: str = ""
+    key: str = ""
+    value: str = ""
+    header: str = ""
+
+    def match(self, record: Record) -> bool:
+        key, value = _text(record.key) or "", _text(record.value) or ""
+        return (_has(self.text, key) or _has(self.text, value)) and _has(self.key, key) \
+            and _has(self.value, value) and (not self.header or any(
+                _has(self.header, f"{name}: {_text(data)}") for name, data in record.headers))
+
+
+def _has(needle: str, text: str) -> bool:
+    return needle.lower() in text.lower()
 
 
 def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode("utf-8", errors="backslashreplace")
 
 
-def _record_json(record: Record) -> Json:
-    return {"offset": record.offset, "timestamp": record.timestamp,
-            "key": _text(record.key), "value": _text(record.value),
-            "size": len(record.value or b""),
-            "headers": [[name, _text(value)] for name, value in record.headers]}
+def _shown(data: bytes | None, cap: int | None) -> Json:
+    """A key or value as text and base64 (for the hex and base64 views), cut at `cap` bytes."""
+    if data is None:
+        return {"text": None, "b64": None, "size": 0, "truncated": False}
+    cut = data if cap is None else data[:cap]
+    return {"text": _text(cut), "b64": base64.b64encode(cut).decode(), "size": len(data),
+            "truncated": len(cut) < len(data)}
 
 
-def _matches(record: Json, needle: str) -> bool:
-    return any(needle in (record[field] or "").lower() for field in ("key", "value"))
+def _record_json(partition: int, record: Record, cap: int | None = SHOWN_BYTES) -> Json:
+    """One record as the browser and the export show it (keys and values cut at `cap`)."""
+    key, value = _shown(record.key, cap), _shown(record.value, cap)
+    return {"partition": partition, "offset": record.offset, "timestamp": record.timestamp,
+            "key": key["text"], "value": value["text"], "key_b64": key["b64"],
+            "value_b64": value["b64"], "size": value["size"],
+            "truncated": key["truncated"] or value["truncated"],
+            "headers": [[name, _text(data)] for name, data in record.headers]}
 
 
-def _start_offset(partition: Partition, start: str, value: int | None, limit: int) -> int:
-    first, end = partition.log_start_offset, partition.high_watermark
-    if start == "end":
-        return max(first, end - limit)
-    if start == "timestamp":
-        found = partition.offset_for_timestamp(value or 0)
-        return end if found is None else found[0]
-    if start == "offset":
-        return min(max(value or 0, first), end)
-    return first  # "beginning"
+class _Budget:
+    """Bytes a request may still read from the log; `exhausted` once it ran out."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self.exhausted = False
 
 
-async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str = "beginning",
-                       value: int | None = None, limit: int = 50, query: str = "") -> Json:
-    """Up to `limit` records from a start point (beginning, end, an offset or a timestamp),
-    those whose key or value contains `query` when one is given (case-insensitive). A search
-    reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
-    Decoding is slow Python, so the broker's other work runs between chunks."""
-    partition = ctx.log.partition(topic, index)
-    end = partition.high_watermark
-    position = _start_offset(partition, start, value, limit)
-    first_position = position
-    needle = query.lower()
-    found: list[Json] = []
-    scanned = 0
-    while position < end and len(found) < limit and scanned < MAX_SCAN_BYTES:
-        if scanned:
-            await asyncio.sleep(0)
+async def _forward(partition: Partition, position: int, upper: int, want: int, filters: Filters,
+                   budget: _Budget) -> tuple[list[Record], int]:
+    """Up to `want` matching data records in [position, upper), oldest first, and where the next
+    look starts. Decoding is slow Python, so the broker's other work runs between reads."""
+    found: list[Record] = []
+    while position < upper and len(found) < want:
+        if budget.left <= 0:
+            budget.exhausted = True
+            break
         data = partition.read_batches(position, READ_BYTES)
         if not data:
             break
-        scanned += len(data)
+        budget.left -= len(data)
         for batch in decode_batches(data):
-            for record in batch.records:
-                if record.offset < position:
-                    continue  # before the start, in the batch that contains it
-                position = record.offset + 1
-                shown = _record_json(record)
-                if not needle or _matches(shown, needle):
-                    found.append(shown)
-                    if len(found) == limit:
-                        break
-            else:
-                position = max(position, batch.header.next_offset)
-                continue
+            for record in [] if batch.header.is_control else batch.records:
+                if position <= record.offset < upper and filters.match(record):
+                    found.append(record)
+                    if len(found) == want:
+                        return found, record.offset + 1
+            position = max(position, min(batch.header.next_offset, upper))
+        await asyncio.sleep(0)
+    return found, position
+
+
+async def _backward(partition: Partition, upper: int, want: int, filters: Filters,
+                    budget: _Budget) -> tuple[list[Record], int]:
+    """Up to `want` matching data records before `upper`, newest first, and the (exclusive)
+    upper bound of the next look. Reads windows of offsets backwards, each twice as wide as the
+    last while they find too little, but never wider than the budget left can read."""
+    first = partition.log_start_offset
+    found: list[Record] = []
+    step, per_record = max(want, 16), 1
+    while upper > first and len(found) < want and not budget.exhausted:
+        step = max(1, min(step, budget.left // per_record // 2))
+        lower = max(first, upper - step)
+        before = budget.left
+        window, reached = await _forward(partition, lower, upper, upper - lower, filters, budget)
+        if reached < upper:  # the budget ran out inside the window: look again next page
             break
-    return {"topic": topic, "partition": index, "start_offset": partition.log_start_offset,
-            "end_offset": end, "from_offset": first_position, "next_offset": position,
-            "records": found}
+        per_record = max(1, (before - budget.left) // (upper - lower))
+        window.reverse()
+        found.extend(window[:want - len(found)])
+        if len(found) == want:
+            return found, found[-1].offset
+        upper, step = lower, step * 2
+    return found, upper
+
+
+def _start(partition: Partition, start: str, value: int | None, newest: bool, limit: int) -> int:
+    """Where a partition's first page starts: for oldest first the first offset to read, for
+    newest first the (exclusive) last one."""
+    first, end = partition.log_start_offset, partition.high_watermark
+    if start == "end":
+        return end if newest else max(first, end - limit)
+    if start == "timestamp":
+        found = partition.offset_for_timestamp((value or 0) + newest)  # newest: at or before it
+        return end if found is None else found[0]
+    if start == "offset":
+        return min(max((value or 0) + newest, first), end)
+    return first  # "beginning"
+
+
+def parse_cursor(text: str) -> dict[int, int]:
+    """"PARTITION:OFFSET,..." (a page's `cursor`) as a dict."""
+    try:
+        return {int(p): int(o) for p, o in (part.split(":") for part in text.split(",") if part)}
+    except ValueError:
+        raise KafkaError(f"bad cursor {text!r}", ErrorCode.INVALID_REQUEST) from None
+
+
+async def browse(ctx: BrokerContext, topic: str, partition: int | None = None, *,
+                 start: str = "beginning", value: int | None = None, limit: int = 50,
+                 newest: bool = False, filters: Filters = Filters(),
+                 cursor: dict[int, int] | None = None, cap: int | None = SHOWN_BYTES) -> Json:
+    """A page of up to `limit` matching records of one partition or (None) all of them, merged
+    by timestamp, oldest or newest first, from a start point (beginning, end, an offset or a
+    timestamp) or from a previous page's `cursor`. One page reads at most MAX_SCAN_BYTES
+    (`stopped` says when it ran out); `done` says no partition has more."""
+    views = [v for v in topic_partitions(ctx.log, topic)
+             if partition is None or v.partition == partition]
+    if not views:
+        raise KafkaError(f"unknown partition {topic}-{partition}",
+                         ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    budget = _Budget(MAX_SCAN_BYTES)
+    found: dict[int, list[Record]] = {}
+    reached: dict[int, int] = {}
+    for view in views:
+        log = ctx.log.partition(topic, view.partition)
+        at = (cursor or {}).get(view.partition)
+        at = _start(log, start, value, newest, limit) if at is None else at
+        if newest:
+            found[view.partition], reached[view.partition] = await _backward(
+                log, at, limit, filters, budget)
+        else:
+            found[view.partition], reached[view.partition] = await _forward(
+                log, at, view.high_watermark, limit, filters, budget)
+    merged = list(itertools.islice(heapq.merge(
+        *([(r.timestamp or 0, p, r) for r in records] for p, records in found.items()),
+        key=lambda item: item[0], reverse=newest), limit))
+    taken = collections.Counter(p for _, p, _ in merged)
+    for p, records in found.items():
+        if taken[p] < len(records):  # the next page starts at its first record not shown
+            reached[p] = records[taken[p]].offset + newest
+    ends = {v.partition: v.log_start_offset if newest else v.high_watermark for v in views}
+    return {"topic": topic,
+            "partitions": [{"partition": v.partition, "start_offset": v.log_start_offset,
+                            "end_offset": v.high_watermark} for v in views],
+            "records": [_record_json(p, r, cap) for _, p, r in merged],
+            "cursor": ",".join(f"{p}:{o}" for p, o in sorted(reached.items())),
+            "done": all(reached[p] == end for p, end in ends.items()),
+            "scanned_bytes": MAX_SCAN_BYTES - budget.left,
+            "stopped": "scan limit" if budget.exhausted else None}
+
+
+async def export(ctx: BrokerContext, topic: str, partition: int | None, *, start: str,
+                 value: int | None, newest: bool, filters: Filters) -> AsyncIterator[str]:
+    """The matching records as JSON lines, whole, page after page: at most MAX_EXPORT_RECORDS
+    and MAX_EXPORT_BYTES of log read; a last line says when a bound stopped it."""
+    cursor, sent, scanned = None, 0, 0
+    while True:
+        page = await browse(ctx, topic, partition, start=start, value=value, newest=newest,
+                            filters=filters, cursor=cursor, cap=None,
+                            limit=min(EXPORT_PAGE, MAX_EXPORT_RECORDS - sent))
+        for record in page["records"]:
+            del record["key_b64"], record["value_b64"], record["truncated"]
+            yield json.dumps({"topic": topic, **record}) + "\n"
+        sent += len(page["records"])
+        scanned += page["scanned_bytes"]
+        cursor = parse_cursor(page["cursor"])
+        if page["done"]:
+            return
+        if sent >= MAX_EXPORT_RECORDS or scanned >= MAX_EXPORT_BYTES:
+            yield json.dumps({"stopped": f"export bound reached after {sent} records, "
+                                         f"{scanned} bytes read", "cursor": page["cursor"]}) + "\n"
+            return
 
 
 async def produce(ctx: BrokerContext, topic: str, index: int | None, key: str | None,
@@ -303,6 +463,16 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
     """Reset the group's offsets on `topic` (see `ops.reset_offsets`); the group as now."""
     await ops.reset_offsets(ctx, group, topic, to, value)
     return describe_group(ctx, group)
+
+
+def delete_group(ctx: BrokerContext, group: str) -> None:
+    """DeleteGroups for one group: refused while it has members (NON_EMPTY_GROUP)."""
+    ((_, error),) = ops.delete_groups(ctx, [group])
+    if error is ErrorCode.NON_EMPTY_GROUP:
+        raise KafkaError(f"consumer group {group!r} has active members; stop its consumers "
+                         "before deleting it", error)
+    if error is not ErrorCode.NONE:
+        raise KafkaError(f"consumer group {group!r} cannot be deleted: {error.name}", error)
 
 
 # --- transactions ---------------------------------------------------------------------------------
