@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from playwright.sync_api import expect
 
@@ -122,10 +122,7 @@ def test_throughput_history_is_served_with_the_first_load(console: Console, page
     """The broker samples its rates each second (a bounded history), so a fresh page's chart
     starts with the recent past rather than empty."""
     _topic(console, "slips.rates")
-    producer = Producer({"bootstrap.servers": console.broker.bootstrap})
-    for i in range(20):
-        producer.produce("slips.rates", value=b"x" * 10, partition=0)
-    assert producer.flush(10) == 0
+    produce(console.broker.bootstrap, "slips.rates", ["x" * 10] * 20)
     time.sleep(2.5)
     history = console.get("api/overview")["history"]
     assert 2 <= len(history) <= 300

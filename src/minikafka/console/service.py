@@ -279,12 +279,12 @@ async def _backward(partition: Partition, upper: int, want: int, filters: Filter
     return found, upper
 
 
-def _start(partition: Partition, start: str, value: int | None, newest: bool, limit: int) -> int:
+def _start(partition: Partition, start: str, value: int | None, newest: bool) -> int:
     """Where a partition's first page starts: for oldest first the first offset to read, for
-    newest first the (exclusive) last one."""
+    newest first the (exclusive) last one (from the beginning or the end: the end)."""
     first, end = partition.log_start_offset, partition.high_watermark
-    if start == "end":
-        return end if newest else max(first, end - limit)
+    if start == "end" or (start == "beginning" and newest):
+        return end
     if start == "timestamp":
         found = partition.offset_for_timestamp((value or 0) + newest)  # newest: at or before it
         return end if found is None else found[0]
@@ -309,6 +309,13 @@ async def browse(ctx: BrokerContext, topic: str, partition: int | None = None, *
     by timestamp, oldest or newest first, from a start point (beginning, end, an offset or a
     timestamp) or from a previous page's `cursor`. One page reads at most MAX_SCAN_BYTES
     (`stopped` says when it ran out); `done` says no partition has more."""
+    if start == "end" and not newest and not cursor:  # the last records, oldest first
+        page = await browse(ctx, topic, partition, start="end", limit=limit, newest=True,
+                            filters=filters, cap=cap)
+        page["records"].reverse()
+        page["cursor"] = ",".join(f"{p['partition']}:{p['end_offset']}"
+                                  for p in page["partitions"])
+        return {**page, "done": True}
     views = [v for v in topic_partitions(ctx.log, topic)
              if partition is None or v.partition == partition]
     if not views:
@@ -320,7 +327,7 @@ async def browse(ctx: BrokerContext, topic: str, partition: int | None = None, *
     for view in views:
         log = ctx.log.partition(topic, view.partition)
         at = (cursor or {}).get(view.partition)
-        at = _start(log, start, value, newest, limit) if at is None else at
+        at = _start(log, start, value, newest) if at is None else at
         if newest:
             found[view.partition], reached[view.partition] = await _backward(
                 log, at, limit, filters, budget)
