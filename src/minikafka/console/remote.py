@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -33,12 +34,52 @@ def _state(state: Any) -> str:
     return _STATES.get(name, name.capitalize())
 
 
-class _Reader:
-    """One partition, read by a Consumer assigned to it at each read (`browse.PartitionReader`)."""
+class _Fetcher:
+    """One Consumer shared by a request's readers, assigned to one partition at a time. It goes
+    on where the last read stopped (fetched records not yet handed out wait in `pending`), and
+    is assigned again only when a read starts elsewhere."""
 
-    def __init__(self, consumer: Any, topic: str, partition: int, low: int, high: int) -> None:
-        self._consumer = consumer
-        self._topic = topic
+    def __init__(self, consumer: Any, topic: str) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.at: tuple[int, int] | None = None  # (partition, the offset reads go on from)
+        self.pending: deque[Record] = deque()
+
+    def read(self, partition: int, position: int, upper: int, max_bytes: int
+             ) -> tuple[list[Record], int, int]:
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(self.topic, partition, position)
+        if self.at != (partition, position):
+            self.consumer.assign([tp])
+            self.pending.clear()
+        records: list[Record] = []
+        size, after = 0, position
+        deadline = time.monotonic() + READ_SECONDS
+        while size < max_bytes and after < upper and time.monotonic() < deadline:
+            if not self.pending:
+                got = self.consumer.consume(100, 0.2)
+                self.pending.extend(
+                    Record(m.value(), m.key(), tuple(m.headers() or ()), m.timestamp()[1],
+                           m.offset()) for m in got if m.error() is None)
+                if not got:  # control records (transaction markers) never come: the position
+                    (now,) = self.consumer.position([tp])  # passes them
+                    after = max(after, now.offset)
+                continue
+            record = self.pending.popleft()
+            if record.offset >= after:
+                records.append(record)
+                size += len(record.key or b"") + len(record.value or b"")
+                after = record.offset + 1
+        self.at = (partition, after)
+        return records, size, after
+
+
+class _Reader:
+    """One partition, read through the request's `_Fetcher` (a `browse.PartitionReader`)."""
+
+    def __init__(self, fetcher: _Fetcher, partition: int, low: int, high: int) -> None:
+        self._fetcher = fetcher
         self.partition = partition
         self.log_start_offset = low
         self.high_watermark = high
@@ -46,34 +87,13 @@ class _Reader:
     async def offset_for_timestamp(self, timestamp: int) -> int | None:
         from confluent_kafka import TopicPartition
 
-        (found,) = await asyncio.to_thread(self._consumer.offsets_for_times, [
-            TopicPartition(self._topic, self.partition, timestamp)], timeout=TIMEOUT)
+        (found,) = await asyncio.to_thread(self._fetcher.consumer.offsets_for_times, [
+            TopicPartition(self._fetcher.topic, self.partition, timestamp)], timeout=TIMEOUT)
         return None if found.offset < 0 else int(found.offset)
 
     async def read(self, position: int, max_bytes: int) -> tuple[list[Record], int, int]:
-        return await asyncio.to_thread(self._read, position, max_bytes)
-
-    def _read(self, position: int, max_bytes: int) -> tuple[list[Record], int, int]:
-        from confluent_kafka import TopicPartition
-
-        tp = TopicPartition(self._topic, self.partition, position)
-        self._consumer.assign([tp])
-        records: list[Record] = []
-        size, after = 0, position
-        deadline = time.monotonic() + READ_SECONDS
-        while size < max_bytes and after < self.high_watermark and time.monotonic() < deadline:
-            for m in self._consumer.consume(500, 0.2):
-                if m.error() is not None or m.offset() < after:
-                    continue  # an error event, or a message fetched for an earlier read
-                key, value = m.key(), m.value()
-                records.append(Record(value, key, tuple(m.headers() or ()), m.timestamp()[1],
-                                      m.offset()))
-                size += len(key or b"") + len(value or b"")
-                after = m.offset() + 1
-            # control records (transaction markers) are never delivered: the position passes them
-            (now,) = self._consumer.position([tp])
-            after = max(after, now.offset)
-        return records, size, after
+        return await asyncio.to_thread(self._fetcher.read, self.partition, position,
+                                       self.high_watermark, max_bytes)
 
 
 class Remote:
@@ -247,10 +267,13 @@ class Remote:
                                  ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
             indexes = [partition]
         marks = self._watermarks([(topic, p) for p in indexes])
-        consumer = self._kafka._consumer({
+        consumer = self._kafka._consumer({  # bounded prefetch: 4 MiB, not librdkafka's 64
             "group.id": "minikafka-console", "isolation.level": "read_uncommitted",
-            "enable.partition.eof": False})
-        return [_Reader(consumer, topic, p, *marks[topic, p]) for p in indexes], consumer
+            "enable.partition.eof": False, "fetch.max.bytes": browse.READ_BYTES * 4,
+            "max.partition.fetch.bytes": browse.READ_BYTES, "queued.max.messages.kbytes": 4096,
+            "fetch.wait.max.ms": 100})
+        fetcher = _Fetcher(consumer, topic)
+        return [_Reader(fetcher, p, *marks[topic, p]) for p in indexes], consumer
 
     def _produce(self, topic: str, partition: int | None, key: str | None, value: str | None,
                  headers: Sequence[tuple[str, str]]) -> Json:
