@@ -28,7 +28,8 @@ def _wait_for_member(console: Console, consumer: Consumer, group: str) -> None:
     raise AssertionError(f"{group} got no member")
 
 
-def test_a_missing_topic_is_a_not_found_page(console: Console, page: Any) -> None:
+def test_a_missing_topic_is_a_not_found_page(any_console: Console, page: Any) -> None:
+    console = any_console
     page.goto(console.url + "#/topics/no.such.topic")
     expect(page.locator("#title")).to_have_text("Not found")
     expect(page).to_have_title("Not found · minikafka")
@@ -37,7 +38,8 @@ def test_a_missing_topic_is_a_not_found_page(console: Console, page: Any) -> Non
     expect(page.get_by_text("Browse messages")).to_have_count(0)
 
 
-def test_the_not_found_page_has_its_own_tab_title(console: Console, page: Any) -> None:
+def test_the_not_found_page_has_its_own_tab_title(any_console: Console, page: Any) -> None:
+    console = any_console
     page.goto(console.url + "#/topics")
     expect(page).to_have_title("Topics · minikafka")
     page.goto(console.url + "#/no/such/page")
@@ -45,8 +47,10 @@ def test_the_not_found_page_has_its_own_tab_title(console: Console, page: Any) -
     expect(page).to_have_title("Not found · minikafka")
 
 
-def test_reset_offsets_is_disabled_while_members_are_active(console: Console, page: Any) -> None:
-    topic = group = "slips.reset"
+def test_reset_offsets_is_disabled_while_members_are_active(any_console: Console,
+                                                          page: Any) -> None:
+    console, k = any_console, any_console.kind
+    topic = group = f"slips.reset-{k}"
     _topic(console, topic)
     consumer = Consumer({"bootstrap.servers": console.broker.bootstrap, "group.id": group,
                          "auto.offset.reset": "earliest"})
@@ -64,24 +68,26 @@ def test_reset_offsets_is_disabled_while_members_are_active(console: Console, pa
     expect(page.locator("#reset-hint")).to_have_text("")
 
 
-def test_timestamps_carry_their_time_zone(console: Console, browser: Any) -> None:
+def test_timestamps_carry_their_time_zone(any_console: Console, browser: Any) -> None:
     """In a browser far from UTC, a record's time is ISO 8601 in UTC, marked Z."""
-    _topic(console, "slips.time")
-    console.call("POST", "api/topics/slips.time/records", {"value": "tick"})
-    (record,) = console.get("api/topics/slips.time/records")["records"]
+    console, k = any_console, any_console.kind
+    _topic(console, f"slips.time-{k}")
+    console.call("POST", f"api/topics/slips.time-{k}/records", {"value": "tick"})
+    (record,) = console.get(f"api/topics/slips.time-{k}/records")["records"]
     iso = datetime.fromtimestamp(record["timestamp"] / 1000, UTC).isoformat(
         timespec="milliseconds").replace("+00:00", "Z")
     context = browser.new_context(timezone_id="Asia/Kolkata")
     try:
         page = context.new_page()
-        page.goto(console.url + "#/messages?topic=slips.time")
+        page.goto(console.url + f"#/messages?topic=slips.time-{k}")
         expect(page.locator("tr[data-offset='0']")).to_contain_text(iso, timeout=WAIT_MS)
     finally:
         context.close()
 
 
-def test_purge_a_topic(console: Console, page: Any) -> None:
-    topic = "slips.purge"
+def test_purge_a_topic(any_console: Console, page: Any) -> None:
+    console, k = any_console, any_console.kind
+    topic = f"slips.purge-{k}"
     _topic(console, topic, 2)
     produce(console.broker.bootstrap, topic, ["a", "b", "c"], partition=0)
     produce(console.broker.bootstrap, topic, ["d"], partition=1)
@@ -96,8 +102,9 @@ def test_purge_a_topic(console: Console, page: Any) -> None:
     assert starts == [(3, 3), (1, 1)]
 
 
-def test_delete_a_group(console: Console, page: Any) -> None:
-    topic = group = "slips.delete"
+def test_delete_a_group(any_console: Console, page: Any) -> None:
+    console, k = any_console, any_console.kind
+    topic = group = f"slips.delete-{k}"
     _topic(console, topic)
     produce(console.broker.bootstrap, topic, ["x"])
     consumer = Consumer({"bootstrap.servers": console.broker.bootstrap, "group.id": group,
@@ -118,11 +125,12 @@ def test_delete_a_group(console: Console, page: Any) -> None:
     assert group not in [g["group"] for g in console.get("api/groups")]
 
 
-def test_throughput_history_is_served_with_the_first_load(console: Console, page: Any) -> None:
+def test_throughput_history_is_served_with_the_first_load(any_console: Console, page: Any) -> None:
     """The broker samples its rates each second (a bounded history), so a fresh page's chart
     starts with the recent past rather than empty."""
-    _topic(console, "slips.rates")
-    produce(console.broker.bootstrap, "slips.rates", ["x" * 10] * 20)
+    console, k = any_console, any_console.kind
+    _topic(console, f"slips.rates-{k}")
+    produce(console.broker.bootstrap, f"slips.rates-{k}", ["x" * 10] * 20)
     time.sleep(2.5)
     history = console.get("api/overview")["history"]
     assert 2 <= len(history) <= 300

@@ -40,8 +40,11 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 const nf = new Intl.NumberFormat("en-US");
-const fmtNum = (n) => nf.format(Math.round(n));
+// A remote cluster does not tell everything (bytes on disk, uptime…): null shows as "—".
+const UNKNOWN = "—";
+const fmtNum = (n) => (n === null || n === undefined ? UNKNOWN : nf.format(Math.round(n)));
 function fmtBytes(n) {
+  if (n === null || n === undefined) return UNKNOWN;
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
@@ -49,6 +52,7 @@ function fmtBytes(n) {
 }
 function fmtRate(n) { return n >= 100 ? fmtNum(n) : n.toFixed(1); }
 function fmtDuration(s) {
+  if (s === null || s === undefined) return UNKNOWN;
   s = Math.floor(s);
   const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600);
   const mm = Math.floor((s % 3600) / 60), ss = s % 60;
@@ -163,6 +167,7 @@ function connectLive() {
     live.history.push(live.data.rates);
     if (live.history.length > HISTORY) live.history.shift();
     document.getElementById("broker-address").textContent = live.data.broker;
+    document.getElementById("metrics-link").hidden = !!live.data.remote;  // its brokers' own
     for (const listener of live.listeners) listener(live.data);
   };
 }
@@ -187,13 +192,14 @@ function overviewPage(view) {
   return (d) => {
     cards.replaceChildren(
       card("Broker", d.broker, `cluster ${d.cluster_id} · node ${d.node_id}`, "broker", true),
-      card("Uptime", fmtDuration(d.uptime_s), `flush: ${d.flush}`, "uptime"),
+      card("Uptime", fmtDuration(d.uptime_s), d.flush ? `flush: ${d.flush}` : null, "uptime"),
       card("Topics", fmtNum(d.topics), `${fmtNum(d.partitions)} partitions`, "topics"),
       card("Messages stored", fmtNum(d.messages), fmtBytes(d.size) + " on disk", "messages"),
-      card("Messages in / s", fmtRate(d.rates.records_in), fmtBytes(d.rates.bytes_in) + "/s",
-        "in"),
-      card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
-        "out"),
+      card("Messages in / s", fmtRate(d.rates.records_in),
+        d.remote ? "from the end offsets" : fmtBytes(d.rates.bytes_in) + "/s", "in"),
+      d.remote ? card("Messages out / s", UNKNOWN, "not known over the admin API", "out")
+        : card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
+          "out"),
       card("Connections", fmtNum(d.connections), null, "connections"),
       card("Consumer groups", fmtNum(d.groups), null, "groups"),
       card("Open transactions", fmtNum(d.open_transactions), null, "transactions"));
@@ -664,8 +670,13 @@ function transactionsPage(view) {
   view.append(h("div", { class: "panel" }, h("p", { class: "muted" },
     "Open transactions hold back the stable offset of their partitions: read_committed " +
     "consumers read up to it."), list));
-  api("GET", "/api/transactions").then((txns) => list.replaceChildren(transactionTable(txns)));
-  return (d) => list.replaceChildren(transactionTable(d.transaction_list));
+  let supported = true;
+  api("GET", "/api/transactions").then((txns) => list.replaceChildren(transactionTable(txns)),
+    (err) => {
+      supported = false;  // a remote cluster: the page says why
+      list.replaceChildren(h("div", { class: "empty", id: "unsupported" }, err.message));
+    });
+  return (d) => { if (supported) list.replaceChildren(transactionTable(d.transaction_list)); };
 }
 
 function lagCell(lag, end) {
