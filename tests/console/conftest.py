@@ -60,19 +60,22 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.fixture(scope="module")
-def remote_console(console: Console) -> Iterator[Console]:
+def remote_console(console: Console, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Console]:
     """A second console, a process of its own: `minikafka console -b` on the same broker."""
-    proc = subprocess.Popen([sys.executable, "-m", "minikafka", "console", "-b",
-                             console.broker.bootstrap, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors = tmp_path_factory.mktemp("remote-console") / "stderr"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "minikafka", "console", "-b",
+                                 console.broker.bootstrap, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the address, once it listens
     if " at http://" not in line:
         proc.kill()
-        pytest.fail(f"minikafka console did not start: {line}{proc.communicate(timeout=10)}")
+        pytest.fail(f"minikafka console did not start: {line}{errors.read_text()}")
     yield Console(console.broker, line.rsplit(" at ", 1)[1].strip(), "remote")
     proc.terminate()
-    assert proc.wait(timeout=15) == 0, proc.communicate()
+    assert proc.wait(timeout=15) == 0, errors.read_text()
 
 
 @pytest.fixture(params=["broker", "remote"])
