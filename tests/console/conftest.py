@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 class Console:
     broker: InProcessBroker
     url: str  # http://127.0.0.1:PORT/
+    kind: str = "broker"  # built into the broker, or "remote": `minikafka console -b` on it
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """The JSON answer; an error status raises urllib's HTTPError (read its JSON body)."""
@@ -54,6 +57,33 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     started = start_console_broker(tmp_path_factory.mktemp("console") / "data")
     yield started
     assert started.broker.stop() == 0, started.broker.log()
+
+
+@pytest.fixture(scope="module")
+def remote_console(console: Console, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Console]:
+    """A second console, a process of its own: `minikafka console -b` on the same broker."""
+    errors = tmp_path_factory.mktemp("remote-console") / "stderr"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "minikafka", "console", "-b",
+                                 console.broker.bootstrap, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the address, once it listens
+    if " at http://" not in line:
+        proc.kill()
+        pytest.fail(f"minikafka console did not start: {line}{errors.read_text()}")
+    yield Console(console.broker, line.rsplit(" at ", 1)[1].strip(), "remote")
+    proc.terminate()
+    assert proc.wait(timeout=15) == 0, errors.read_text()
+
+
+@pytest.fixture(params=["broker", "remote"])
+def any_console(request: pytest.FixtureRequest) -> Console:
+    """Each test once against the broker's own console, once against `minikafka console -b`."""
+    fixture = "console" if request.param == "broker" else "remote_console"
+    found: Console = request.getfixturevalue(fixture)
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ def test_message_browser_decodes_records_of_registered_schemas(console: Console,
         producer.produce(topic, value, partition=0)
     assert producer.flush(10) == 0
 
-    records = console.get(f"api/topics/{topic}/partitions/0/records")["records"]
+    records = console.get(f"api/topics/{topic}/records?partition=0")["records"]
     shown = [r["schema"] for r in records]
     assert [(s["type"], s["subjects"], json.loads(s["value"])) for s in shown[:3]] == [
         ("AVRO", [f"{topic}-value"], {"id": "p-1", "carrier": "ship"}),
@@ -126,12 +126,14 @@ def test_message_browser_decodes_records_of_registered_schemas(console: Console,
     assert shown[3:] == [None, None]
 
     page.goto(console.url + f"#/messages?topic={topic}&partition=0&start=beginning")
-    avro_row = page.locator("tr[data-offset='0']")
+    avro_row = page.locator("tr.record[data-offset='0']")
     expect(avro_row.locator(".chip.schema")).to_have_text(
         f"schema {shown[0]['id']} · {topic}-value · AVRO")
-    expect(avro_row.locator("pre.value")).to_contain_text('"carrier": "ship"')
-    expect(page.locator("tr[data-offset='2'] pre.value")).to_contain_text('"qty": 3')
+    avro_row.click()  # the row opens on its detail: the value decoded, pretty-printed
+    expect(page.locator("tr.detail .decoded pre.value").first).to_contain_text(
+        '"carrier": "ship"')
+    expect(page.locator("tr.record[data-offset='2']")).to_contain_text('"qty": 3')
     for raw in (3, 4):
-        expect(page.locator(f"tr[data-offset='{raw}'] .chip.schema")).to_have_count(0)
-    expect(page.locator("tr[data-offset='3']")).to_contain_text("plain bytes")
+        expect(page.locator(f"tr.record[data-offset='{raw}'] .chip.schema")).to_have_count(0)
+    expect(page.locator("tr.record[data-offset='3']")).to_contain_text("plain bytes")
     screenshot(page, "messages-decoded")

@@ -358,6 +358,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(config)
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """The web console of any Kafka-compatible cluster (inside `serve` it is built in)."""
+    require("console", "console")
+    if not args.bootstrap_server:
+        raise ValueError("minikafka console needs -b HOST:PORT (a Kafka-compatible cluster); "
+                         "minikafka serve has its own console built in")
+    from ..console.remote import serve
+
+    return serve(args.bootstrap_server, args.host, args.port,
+                 parse_pairs(args.client_config, "-X"))
+
+
 # --- wiring ---------------------------------------------------------------------------------------
 
 
@@ -505,6 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_acls_parser(sub)
     add_transactions_parser(sub)
     add_shop_commands(sub)
+
+    console = sub.add_parser("console", parents=[connection_arguments()],
+                             help="serve the web console of any Kafka-compatible cluster (-b)")
+    console.add_argument("--host", default="127.0.0.1", help="listen on (default: 127.0.0.1)")
+    console.add_argument("--port", type=int, default=8080,
+                         help="console port (default: 8080; 0: a free one, printed)")
+    console.set_defaults(func=cmd_console)
 
     serve = sub.add_parser("serve", help="run a Kafka-compatible broker over the data directory")
     add_broker_arguments(serve)

@@ -1,4 +1,4 @@
-"""The console's HTTP face: a JSON API over `service`, a live event stream, /metrics, the page.
+"""The console's HTTP face: a JSON API over a `Cluster`, a live event stream, /metrics, the page.
 
 Every route is `async def`, so it runs in the broker's event loop (FastAPI would send plain
 `def` routes to a thread pool, where they would race the Kafka handlers).
@@ -9,26 +9,35 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
-from ..broker.context import BrokerContext, principal
+from ..broker.context import BrokerContext
 from ..errors import ErrorCode, KafkaError
 from ..registry.errors import RegistryError
 from ..registry.service import Registry
+from . import browse
 from . import schemas as schema_view
-from . import service
-from .auth import SESSION_COOKIE, SESSION_SECONDS, LoginMiddleware, Sessions, session_id
+from .auth import add_login
+from .cluster import (
+    LIVE_INTERVAL_SECONDS,
+    Cluster,
+    InBroker,
+    Json,
+    RateHistory,
+    RateMeter,
+    Unsupported,
+)
 
 STATIC = Path(__file__).parent / "static"
-LIVE_INTERVAL_SECONDS = 1.0
 _STATUS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: 404,
     ErrorCode.GROUP_ID_NOT_FOUND: 404,
@@ -63,9 +72,27 @@ class OffsetReset(BaseModel):
     value: int | None = None
 
 
-class Login(BaseModel):
-    username: str
-    password: str
+class Page(BaseModel):
+    """Which records a message-browser page (or an export) shows."""
+
+    partition: int | None = None  # None: all, merged by timestamp
+    start: Literal["beginning", "end", "offset", "timestamp"] = "beginning"
+    value: int | None = None  # the offset or timestamp to start at
+    limit: int = Field(50, ge=1, le=browse.MAX_PAGE)
+    newest: bool = False  # newest first
+    cursor: str = ""  # a previous page's: go on from there
+    q: str = ""  # in key or value
+    key: str = ""
+    value_has: str = ""
+    header: str = ""  # in "name: value"
+
+    def filters(self) -> browse.Filters:
+        return browse.Filters(self.q, self.key, self.value_has, self.header)
+
+    def reading(self) -> dict[str, Any]:
+        """Where a page starts and what it keeps: `browse.browse`'s keywords."""
+        return {"start": self.start, "value": self.value, "newest": self.newest,
+                "filters": self.filters()}
 
 
 class SchemaCheck(BaseModel):
@@ -74,9 +101,22 @@ class SchemaCheck(BaseModel):
 
 
 def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
-    """The console of `ctx`'s broker; its Schemas page reads `schemas` (None: no registry)."""
+    """The console of `ctx`'s broker, with its users' login; its Schemas page reads `schemas`
+    (None: no registry)."""
+    return console_app(InBroker(ctx, schemas), schemas, ctx.metrics.registry,
+                       login=functools.partial(add_login, ctx=ctx))
+
+
+def console_app(cluster: Cluster, schemas: Registry | None = None,
+                metrics: CollectorRegistry | None = None,
+                login: Callable[[FastAPI], None] | None = None) -> FastAPI:
+    """The console of `cluster`, with /metrics from `metrics` (None: no /metrics) and `login`
+    installing who may use it (None: anyone who reaches it). Called in the event loop it will
+    serve from: it starts sampling the cluster's rates there."""
+    history = RateHistory(cluster)
     # No /docs: its page loads scripts from a CDN, and the machine may be offline.
     app = FastAPI(title="minikafka console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sampler = asyncio.get_running_loop().create_task(history.run())
 
     @app.exception_handler(KafkaError)
     async def kafka_error(_request: Request, exc: KafkaError) -> JSONResponse:
@@ -87,132 +127,134 @@ def create_app(ctx: BrokerContext, schemas: Registry | None = None) -> FastAPI:
         return JSONResponse({"error": str(exc), "code": code.name},
                             status_code=_STATUS.get(code, 400))
 
-    sessions = Sessions()
-    app.add_middleware(LoginMiddleware, ctx=ctx, sessions=sessions)
+    if login is None:
+        @app.get("/api/whoami")
+        async def whoami() -> Json:
+            """No login here: the cluster's own credentials decide (what -X gave)."""
+            return {"principal": None, "may_create_topics": True}
+    else:
+        login(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/login", include_in_schema=False)
-    async def login_page() -> FileResponse:
-        return FileResponse(STATIC / "login.html")
-
-    @app.post("/api/login", status_code=204)
-    async def login(body: Login) -> Response:
-        """The user's password checked against their SCRAM credentials (as SASL PLAIN)."""
-        if not ctx.credentials.check_plain(body.username, body.password):
-            return JSONResponse({"error": "wrong user name or password",
-                                 "code": "UNAUTHORIZED"}, status_code=401)
-        answer = Response(status_code=204)
-        answer.set_cookie(SESSION_COOKIE, sessions.open(body.username), max_age=SESSION_SECONDS,
-                          httponly=True, samesite="strict", path="/")
-        return answer
-
-    @app.post("/api/logout", status_code=204)
-    async def logout(request: Request) -> Response:
-        sessions.close(session_id(request.scope))
-        answer = Response(status_code=204)
-        answer.delete_cookie(SESSION_COOKIE, path="/")
-        return answer
-
-    @app.get("/api/whoami")
-    async def whoami() -> service.Json:
-        return {"principal": principal.get(),
-                "may_create_topics": service.may_create_topics(ctx)}
-
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    @app.exception_handler(Unsupported)
+    async def unsupported(_request: Request, exc: Unsupported) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "code": "UNSUPPORTED"}, status_code=501)
+
     @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus() -> Response:
+        if metrics is None:
+            raise Unsupported("no /metrics: this console watches a remote cluster, whose "
+                              "brokers export their own")
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/overview")
-    async def overview() -> service.Json:
-        return service.overview(ctx)
+    async def overview() -> Json:
+        return {**await cluster.overview(), "history": list(history.samples)}
 
     @app.get("/api/stream")
     async def stream(request: Request) -> StreamingResponse:
-        """Server-sent events: one `service.live` snapshot a second until the client leaves
-        or the broker stops."""
-        meter = service.RateMeter(ctx)
+        """Server-sent events: one `Cluster.live` snapshot a second until the client leaves
+        or the broker stops; the first also carries the recent rate history."""
+        meter = RateMeter(cluster)
+        await meter.rates()
 
         async def events() -> AsyncIterator[str]:
-            while not ctx.stopping and not await request.is_disconnected():
-                yield f"data: {json.dumps(service.live(ctx, meter))}\n\n"
+            extra: Json = {"history": list(history.samples)}
+            while not cluster.stopping and not await request.is_disconnected():
+                data = {**await cluster.live(), "rates": await meter.rates(), **extra}
+                yield f"data: {json.dumps(data)}\n\n"
+                extra = {}
                 await asyncio.sleep(LIVE_INTERVAL_SECONDS)
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/topics")
-    async def list_topics() -> list[service.Json]:
-        return service.list_topics(ctx)
+    async def list_topics() -> list[Json]:
+        return await cluster.list_topics()
 
     @app.post("/api/topics", status_code=201)
-    async def create_topic(body: NewTopic) -> service.Json:
-        return await service.create_topic(ctx, body.name, body.partitions, body.configs)
+    async def create_topic(body: NewTopic) -> Json:
+        return await cluster.create_topic(body.name, body.partitions, body.configs)
 
     @app.get("/api/topics/{topic}")
-    async def describe_topic(topic: str) -> service.Json:
-        return service.describe_topic(ctx, topic)
+    async def describe_topic(topic: str) -> Json:
+        return await cluster.describe_topic(topic)
 
     @app.delete("/api/topics/{topic}", status_code=204)
     async def delete_topic(topic: str) -> None:
-        await service.delete_topic(ctx, topic)
+        await cluster.delete_topic(topic)
+
+    @app.delete("/api/topics/{topic}/records")
+    async def purge(topic: str, partition: int | None = None) -> Json:
+        return await cluster.purge_topic(topic, partition)
 
     @app.post("/api/topics/{topic}/partitions")
-    async def add_partitions(topic: str, body: PartitionCount) -> service.Json:
-        return await service.add_partitions(ctx, topic, body.count)
+    async def add_partitions(topic: str, body: PartitionCount) -> Json:
+        return await cluster.add_partitions(topic, body.count)
 
     @app.patch("/api/topics/{topic}/configs")
-    async def alter_configs(topic: str, body: dict[str, str]) -> service.Json:
-        return service.alter_configs(ctx, topic, body)
+    async def alter_configs(topic: str, body: dict[str, str]) -> Json:
+        return await cluster.alter_configs(topic, body)
 
-    @app.get("/api/topics/{topic}/partitions/{partition}/records")
-    async def read_records(topic: str, partition: int,
-                           start: Literal["beginning", "end", "offset", "timestamp"] = "beginning",
-                           value: int | None = None, limit: int = Query(50, ge=1, le=500),
-                           q: str = "") -> service.Json:
-        return await service.read_records(
-            ctx, topic, partition, start=start, value=value, limit=limit, query=q,
-            decode=None if schemas is None else functools.partial(schema_view.decoded, schemas))
+    @app.get("/api/topics/{topic}/records")
+    async def read_records(topic: str, page: Annotated[Page, Query()]) -> Json:
+        return await cluster.browse(topic, page.partition, limit=page.limit,
+                                    cursor=browse.parse_cursor(page.cursor) or None,
+                                    **page.reading())
+
+    @app.get("/api/topics/{topic}/export")
+    async def export(topic: str, page: Annotated[Page, Query()]) -> StreamingResponse:
+        """JSON lines, a download."""
+        await cluster.describe_topic(topic)  # a missing topic is a 404, not an empty file
+        lines = cluster.export(topic, page.partition, **page.reading())
+        return StreamingResponse(lines, media_type="application/x-ndjson", headers={
+            "Content-Disposition": f'attachment; filename="{quote(topic)}.jsonl"'})
 
     @app.post("/api/topics/{topic}/records", status_code=201)
-    async def produce(topic: str, body: NewRecord) -> service.Json:
-        return await service.produce(ctx, topic, body.partition, body.key, body.value,
+    async def produce(topic: str, body: NewRecord) -> Json:
+        return await cluster.produce(topic, body.partition, body.key, body.value,
                                      body.headers)
 
     @app.get("/api/groups")
-    async def list_groups() -> list[service.Json]:
-        return service.list_groups(ctx)
+    async def list_groups() -> list[Json]:
+        return await cluster.list_groups()
 
     @app.get("/api/groups/{group}")
-    async def describe_group(group: str) -> service.Json:
-        return service.describe_group(ctx, group)
+    async def describe_group(group: str) -> Json:
+        return await cluster.describe_group(group)
 
     @app.get("/api/transactions")
-    async def list_transactions() -> list[service.Json]:
-        return service.list_transactions(ctx)
+    async def list_transactions() -> list[Json]:
+        return await cluster.list_transactions()
+
+    @app.delete("/api/groups/{group}", status_code=204)
+    async def delete_group(group: str) -> None:
+        await cluster.delete_group(group)
 
     @app.post("/api/groups/{group}/reset-offsets")
-    async def reset_offsets(group: str, body: OffsetReset) -> service.Json:
-        return await service.reset_offsets(ctx, group, body.topic, body.to, body.value)
+    async def reset_offsets(group: str, body: OffsetReset) -> Json:
+        return await cluster.reset_offsets(group, body.topic, body.to, body.value)
 
     @app.exception_handler(RegistryError)
     async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status)
 
     @app.get("/api/schemas")
-    async def list_subjects() -> service.Json:
+    async def list_subjects() -> Json:
         return schema_view.subjects(schemas)
 
     @app.get("/api/schemas/{subject}")
-    async def describe_subject(subject: str) -> service.Json:
+    async def describe_subject(subject: str) -> Json:
         return schema_view.subject(schema_view.running(schemas), subject)
 
     @app.post("/api/schemas/{subject}/check")
-    async def check_schema(subject: str, body: SchemaCheck) -> service.Json:
+    async def check_schema(subject: str, body: SchemaCheck) -> Json:
         return schema_view.check(schema_view.running(schemas), subject, body.schema_text,
                                  body.schemaType)
 

@@ -21,10 +21,17 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
+from starlette.requests import Request
 
 from ..broker.config import BrokerConfig
 from ..broker.context import BrokerContext, client_host, principal
+from . import service
 
 SESSION_COOKIE = "minikafka_session"
 SESSION_SECONDS = 8 * 3600
@@ -132,3 +139,42 @@ async def _refuse(path: str, send: Send) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [*headers, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class Login(BaseModel):
+    username: str
+    password: str
+
+
+def add_login(app: FastAPI, ctx: BrokerContext) -> None:
+    """The login middleware and its routes: the form, log in and out, who am I."""
+    sessions = Sessions()
+    app.add_middleware(LoginMiddleware, ctx=ctx, sessions=sessions)
+    static = Path(__file__).parent / "static"
+
+    @app.get("/login", include_in_schema=False)
+    async def login_page() -> FileResponse:
+        return FileResponse(static / "login.html")
+
+    @app.post("/api/login", status_code=204)
+    async def login(body: Login) -> Response:
+        """The user's password checked against their SCRAM credentials (as SASL PLAIN)."""
+        if not ctx.credentials.check_plain(body.username, body.password):
+            return JSONResponse({"error": "wrong user name or password",
+                                 "code": "UNAUTHORIZED"}, status_code=401)
+        answer = Response(status_code=204)
+        answer.set_cookie(SESSION_COOKIE, sessions.open(body.username), max_age=SESSION_SECONDS,
+                          httponly=True, samesite="strict", path="/")
+        return answer
+
+    @app.post("/api/logout", status_code=204)
+    async def logout(request: Request) -> Response:
+        sessions.close(session_id(request.scope))
+        answer = Response(status_code=204)
+        answer.delete_cookie(SESSION_COOKIE, path="/")
+        return answer
+
+    @app.get("/api/whoami")
+    async def whoami() -> service.Json:
+        return {"principal": principal.get(),
+                "may_create_topics": service.may_create_topics(ctx)}

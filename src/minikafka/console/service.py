@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,6 @@ from ..broker.context import (
     authorized_operations,
 )
 from ..broker.groups import CONSUMER_PROTOCOL_TYPE, GroupState
-from ..broker.metrics import Traffic
 from ..broker.snapshot import PartitionView, all_partitions, committed_offsets, topic_partitions
 from ..errors import ErrorCode, KafkaError
 from ..log import Partition
@@ -38,29 +37,10 @@ from ..records import Record, decode_batches, encode_batch
 
 log = logging.getLogger("minikafka.console")
 
-READ_BYTES = 256 * 1024  # per log read while paging; the broker's loop runs between reads
-MAX_SCAN_BYTES = 8 * 1024 * 1024  # a search stops here and says where to go on
 Json = dict[str, Any]
-Decoder = Callable[[bytes | None], Json | None]  # a record value shown decoded, or None
 
 
 # --- overview and live numbers --------------------------------------------------------------------
-
-
-class RateMeter:
-    """Per-second traffic between two looks at the broker's totals (one per live stream)."""
-
-    def __init__(self, ctx: BrokerContext) -> None:
-        self._metrics = ctx.metrics
-        self._last = (time.monotonic(), self._metrics.traffic())
-
-    def rates(self) -> Json:
-        now, traffic = time.monotonic(), self._metrics.traffic()
-        then, before = self._last
-        self._last = (now, traffic)
-        elapsed = max(now - then, 1e-3)
-        return {name: (new - old) / elapsed
-                for name, new, old in zip(Traffic._fields, traffic, before, strict=True)}
 
 
 def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None = None) -> Json:
@@ -87,10 +67,10 @@ def overview(ctx: BrokerContext, topics: dict[str, list[PartitionView]] | None =
     }
 
 
-def live(ctx: BrokerContext, meter: RateMeter) -> Json:
-    """One tick of the live stream: the overview, rates, and the topic and group lists."""
+def live(ctx: BrokerContext) -> Json:
+    """One tick of the live stream: the overview, and the topic and group lists."""
     topics = all_partitions(ctx.log)
-    return {**overview(ctx, topics), "rates": meter.rates(),
+    return {**overview(ctx, topics),
             "topic_list": [_topic_json(ctx, t, views) for t, views in topics.items()],
             "group_list": list_groups(ctx), "transaction_list": list_transactions(ctx)}
 
@@ -156,80 +136,50 @@ def alter_configs(ctx: BrokerContext, name: str, configs: dict[str, str]) -> Jso
     return describe_topic(ctx, name)
 
 
+def purge_topic(ctx: BrokerContext, name: str, index: int | None = None) -> Json:
+    """DeleteRecords up to the high watermark, on one partition or (None) every one."""
+    for view in topic_partitions(ctx.log, name):
+        if index is None or view.partition == index:
+            ops.delete_records(ctx, name, view.partition, -1)
+    return describe_topic(ctx, name)
+
+
 # --- records --------------------------------------------------------------------------------------
 
 
-def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8", errors="backslashreplace")
+class BrokerReader:
+    """A partition of this broker's log, read as `browse.PartitionReader` reads."""
 
+    def __init__(self, partition: Partition, index: int) -> None:
+        self._log = partition
+        self.partition = index
+        self.log_start_offset = partition.log_start_offset
+        self.high_watermark = partition.high_watermark
 
-def _record_json(record: Record, decode: Decoder | None) -> Json:
-    shown: Json = {"offset": record.offset, "timestamp": record.timestamp,
-                   "key": _text(record.key), "value": _text(record.value),
-                   "size": len(record.value or b""),
-                   "headers": [[name, _text(value)] for name, value in record.headers]}
-    if decode is not None:
-        shown["schema"] = decode(record.value)
-    return shown
+    async def offset_for_timestamp(self, timestamp: int) -> int | None:
+        found = self._log.offset_for_timestamp(timestamp)
+        return None if found is None else found[0]
 
-
-def _matches(record: Json, needle: str) -> bool:
-    return any(needle in (record[field] or "").lower() for field in ("key", "value"))
-
-
-def _start_offset(partition: Partition, start: str, value: int | None, limit: int) -> int:
-    first, end = partition.log_start_offset, partition.high_watermark
-    if start == "end":
-        return max(first, end - limit)
-    if start == "timestamp":
-        found = partition.offset_for_timestamp(value or 0)
-        return end if found is None else found[0]
-    if start == "offset":
-        return min(max(value or 0, first), end)
-    return first  # "beginning"
-
-
-async def read_records(ctx: BrokerContext, topic: str, index: int, *, start: str = "beginning",
-                       value: int | None = None, limit: int = 50, query: str = "",
-                       decode: Decoder | None = None) -> Json:
-    """Up to `limit` records from a start point (beginning, end, an offset or a timestamp),
-    those whose key or value contains `query` when one is given (case-insensitive). A search
-    reads at most MAX_SCAN_BYTES; `next_offset` says where the next page starts either way.
-    Decoding is slow Python, so the broker's other work runs between chunks. `decode` gives
-    each record's `schema`: its value decoded with a registered schema, or None. The user needs
-    READ on the topic, as a consumer does."""
-    authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic)
-    partition = ctx.log.partition(topic, index)
-    end = partition.high_watermark
-    position = _start_offset(partition, start, value, limit)
-    first_position = position
-    needle = query.lower()
-    found: list[Json] = []
-    scanned = 0
-    while position < end and len(found) < limit and scanned < MAX_SCAN_BYTES:
-        if scanned:
-            await asyncio.sleep(0)
-        data = partition.read_batches(position, READ_BYTES)
-        if not data:
-            break
-        scanned += len(data)
+    async def read(self, position: int, max_bytes: int) -> tuple[list[Record], int, int]:
+        """Decoding is slow Python, so the broker's other work runs between reads."""
+        await asyncio.sleep(0)
+        data = self._log.read_batches(position, max_bytes)
+        records: list[Record] = []
         for batch in decode_batches(data):
-            for record in batch.records:
-                if record.offset < position:
-                    continue  # before the start, in the batch that contains it
-                position = record.offset + 1
-                shown = _record_json(record, decode)
-                if not needle or _matches(shown, needle):
-                    found.append(shown)
-                    if len(found) == limit:
-                        break
-            else:
-                position = max(position, batch.header.next_offset)
-                continue
-            break
-    return {"topic": topic, "partition": index, "start_offset": partition.log_start_offset,
-            "end_offset": end, "from_offset": first_position, "next_offset": position,
-            "records": found}
+            if not batch.header.is_control:
+                records.extend(r for r in batch.records if r.offset >= position)
+            position = max(position, batch.header.next_offset)
+        return records, len(data), position
+
+
+def readers(ctx: BrokerContext, topic: str, partition: int | None) -> list[BrokerReader]:
+    """The topic's partitions, or (not None) one of them, for a user with READ on the topic
+    (as a consumer needs)."""
+    authorize(ctx, AclOperation.READ, ResourceType.TOPIC, topic)
+    if partition is not None:
+        return [BrokerReader(ctx.log.partition(topic, partition), partition)]
+    return [BrokerReader(ctx.log.partition(topic, v.partition), v.partition)
+            for v in topic_partitions(ctx.log, topic)]
 
 
 async def produce(ctx: BrokerContext, topic: str, index: int | None, key: str | None,
@@ -327,6 +277,16 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
     """Reset the group's offsets on `topic` (see `ops.reset_offsets`); the group as now."""
     await ops.reset_offsets(ctx, group, topic, to, value)
     return describe_group(ctx, group)
+
+
+def delete_group(ctx: BrokerContext, group: str) -> None:
+    """DeleteGroups for one group: refused while it has members (NON_EMPTY_GROUP)."""
+    ((_, error),) = ops.delete_groups(ctx, [group])
+    if error is ErrorCode.NON_EMPTY_GROUP:
+        raise KafkaError(f"consumer group {group!r} has active members; stop its consumers "
+                         "before deleting it", error)
+    if error is not ErrorCode.NONE:
+        raise KafkaError(f"consumer group {group!r} cannot be deleted: {error.name}", error)
 
 
 # --- transactions ---------------------------------------------------------------------------------

@@ -31,15 +31,20 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
-    throw new Error(data.error || detail || `${response.status} ${response.statusText}`);
+    const err = new Error(data.error || detail || `${response.status} ${response.statusText}`);
+    err.status = response.status;
+    throw err;
   }
   return data;
 }
 
 const enc = encodeURIComponent;
 const nf = new Intl.NumberFormat("en-US");
-const fmtNum = (n) => nf.format(Math.round(n));
+// A remote cluster does not tell everything (bytes on disk, uptime…): null shows as "—".
+const UNKNOWN = "—";
+const fmtNum = (n) => (n === null || n === undefined ? UNKNOWN : nf.format(Math.round(n)));
 function fmtBytes(n) {
+  if (n === null || n === undefined) return UNKNOWN;
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
@@ -47,6 +52,7 @@ function fmtBytes(n) {
 }
 function fmtRate(n) { return n >= 100 ? fmtNum(n) : n.toFixed(1); }
 function fmtDuration(s) {
+  if (s === null || s === undefined) return UNKNOWN;
   s = Math.floor(s);
   const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600);
   const mm = Math.floor((s % 3600) / 60), ss = s % 60;
@@ -54,11 +60,14 @@ function fmtDuration(s) {
   if (hh) return `${hh}h ${mm}m`;
   return mm ? `${mm}m ${ss}s` : `${ss}s`;
 }
+// ISO 8601 in UTC ("…Z"): the same instant whatever the browser's zone (its local time on hover).
 function fmtTime(ms) {
   if (ms === null || ms < 0) return "—";
-  const d = new Date(ms), p = (n, w = 2) => String(n).padStart(w, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
-    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  return new Date(ms).toISOString();
+}
+function timeNode(ms) {
+  return h("span", { class: "mono ts", title: ms === null || ms < 0 ? null
+    : new Date(ms).toString() }, fmtTime(ms));
 }
 function fmtRetention(ms) {
   if (ms < 0) return "forever";
@@ -144,19 +153,22 @@ function valueNode(text) {
 
 // A value written with a registered schema: decoded, under its schema id, subjects and type; else
 // as it is.
+function schemaChip(s) {
+  const label = `schema ${s.id} · ${s.subjects.join(", ") || "no subject"} · ${s.type}`;
+  return h("span", { class: "chip schema", title: s.error || "decoded with this schema" },
+    s.error ? `${label} · not decoded: ${s.error}` : label);
+}
+
 function recordValue(r) {
   const s = r.schema;
   if (!s) return valueNode(r.value);
-  const label = `schema ${s.id} · ${s.subjects.join(", ") || "no subject"} · ${s.type}`;
-  const chip = h("span", { class: "chip schema", title: s.error || "decoded with this schema" },
-    s.error ? `${label} · not decoded: ${s.error}` : label);
-  return h("div", { class: "decoded" }, chip, s.error ? valueNode(r.value) : jsonNode(s.value));
+  return h("div", { class: "decoded" }, schemaChip(s), s.error ? valueNode(r.value) : jsonNode(s.value));
 }
 
 // --- live state (SSE) ---------------------------------------------------------------------------
 
 const live = { data: null, history: [], listeners: new Set() };
-const HISTORY = 120;
+const HISTORY = 300;  // seconds drawn: the broker keeps as many
 
 function connectLive() {
   const source = new EventSource("/api/stream");
@@ -165,11 +177,19 @@ function connectLive() {
   source.onerror = () => { dot.classList.remove("on"); text.textContent = "reconnecting…"; };
   source.onmessage = (event) => {
     live.data = JSON.parse(event.data);
+    if (live.data.history) live.history = live.data.history.slice(-HISTORY);  // the first event
     live.history.push(live.data.rates);
     if (live.history.length > HISTORY) live.history.shift();
     document.getElementById("broker-address").textContent = live.data.broker;
+    document.getElementById("metrics-link").hidden = !!live.data.remote;  // its brokers' own
     for (const listener of live.listeners) listener(live.data);
   };
+}
+
+// A page's load failed: a missing thing is the Not-found page, anything else is said in place.
+function failed(view) {
+  return (err) => (err.status === 404 ? notFound(view, err.message)
+    : view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
 }
 
 // --- pages --------------------------------------------------------------------------------------
@@ -186,13 +206,14 @@ function overviewPage(view) {
   return (d) => {
     cards.replaceChildren(
       card("Broker", d.broker, `cluster ${d.cluster_id} · node ${d.node_id}`, "broker", true),
-      card("Uptime", fmtDuration(d.uptime_s), `flush: ${d.flush}`, "uptime"),
+      card("Uptime", fmtDuration(d.uptime_s), d.flush ? `flush: ${d.flush}` : null, "uptime"),
       card("Topics", fmtNum(d.topics), `${fmtNum(d.partitions)} partitions`, "topics"),
       card("Messages stored", fmtNum(d.messages), fmtBytes(d.size) + " on disk", "messages"),
-      card("Messages in / s", fmtRate(d.rates.records_in), fmtBytes(d.rates.bytes_in) + "/s",
-        "in"),
-      card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
-        "out"),
+      card("Messages in / s", fmtRate(d.rates.records_in),
+        d.remote ? "from the end offsets" : fmtBytes(d.rates.bytes_in) + "/s", "in"),
+      d.remote ? card("Messages out / s", UNKNOWN, "not known over the admin API", "out")
+        : card("Messages out / s", fmtRate(d.rates.records_out), fmtBytes(d.rates.bytes_out) + "/s",
+          "out"),
       card("Connections", fmtNum(d.connections), null, "connections"),
       card("Consumer groups", fmtNum(d.groups), null, "groups"),
       card("Open transactions", fmtNum(d.open_transactions), null, "transactions"));
@@ -294,8 +315,17 @@ function topicPage(view, topic) {
   const configs = h("div");
   const count = h("input", { id: "partition-count", type: "number", min: "1", style: "width:90px" });
   const retention = h("span");
-  document.getElementById("head-actions").append(
+  // Offered once the topic is known to exist.
+  const actions = () => document.getElementById("head-actions").replaceChildren(
     h("a", { href: `#/messages?topic=${enc(topic)}` }, h("button", { class: "ghost" }, "Browse messages")),
+    " ",
+    h("button", { class: "danger", id: "purge-topic", onclick: async () => {
+      const sure = await confirmDialog(`Purge topic ${topic}?`,
+        "every record in every partition is deleted (DeleteRecords up to the end offset); the " +
+        "topic, its configs and the offsets stay. This cannot be undone.", "Purge messages");
+      if (sure && await attempt(() => api("DELETE", `/api/topics/${enc(topic)}/records`),
+        `Purged topic ${topic}`)) refresh();
+    } }, "Purge messages"),
     " ",
     h("button", { class: "danger", id: "delete-topic", onclick: async () => {
       const sure = await confirmDialog(`Delete topic ${topic}?`,
@@ -326,14 +356,21 @@ function topicPage(view, topic) {
           h("button", { type: "submit", id: "set-retention" }, "Set retention")))),
       h("div", { class: "panel" }, h("h2", {}, "Configs"), configs)));
   let shownRetention;
-  const offer = (t) => {  // only what the ACLs let the user do to this topic
-    const allowed = new Set(t.allowed);
-    document.getElementById("delete-topic").hidden = !allowed.has("DELETE");
-    document.getElementById("add-partitions").form.hidden = !allowed.has("ALTER");
-    document.getElementById("set-retention").form.hidden = !allowed.has("ALTER_CONFIGS");
+  let lastAllowed;
+  const offer = () => {  // only what the ACLs let the user do to this topic (all: no ACL view)
+    const may = (op) => !lastAllowed || lastAllowed.has(op);
+    const hide = (id, hidden, form = false) => {
+      const el = document.getElementById(id);
+      if (el) (form ? el.form : el).hidden = hidden;
+    };
+    hide("delete-topic", !may("DELETE"));
+    hide("purge-topic", !may("DELETE"));  // DeleteRecords needs DELETE on the topic
+    hide("add-partitions", !may("ALTER"), true);
+    hide("set-retention", !may("ALTER_CONFIGS"), true);
   };
   const update = (t) => {
-    offer(t);
+    lastAllowed = t.allowed ? new Set(t.allowed) : null;
+    offer();
     cards.replaceChildren(card("Partitions", t.partitions.length), card("Messages", fmtNum(t.messages)),
       card("Size on disk", fmtBytes(t.size)), card("Retention", fmtRetention(t.retention_ms)));
     partitions.replaceChildren(table(["Partition", num("Start offset"), num("End offset"),
@@ -357,34 +394,116 @@ function topicPage(view, topic) {
       retention.replaceChildren(retentionSelect("retention", t.retention_ms));
     }
   };
-  const refresh = () => api("GET", `/api/topics/${enc(topic)}`).then(update,
-    (err) => view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
-  refresh();
+  const refresh = () => api("GET", `/api/topics/${enc(topic)}`).then(update, failed(view));
+  refresh().then(() => { if (shownRetention !== undefined) { actions(); offer(); } });
   return (d) => {
     const t = d.topic_list.find((x) => x.name === topic);
     if (t) update(t);
   };
 }
 
-function messagesPage(view, params) {
-  const state = {
-    topic: params.get("topic") || "", partition: Number(params.get("partition") || 0),
-    start: params.get("start") || "beginning", value: params.get("value") || "",
-    limit: Number(params.get("limit") || 50), q: params.get("q") || "",
+// --- message browser ------------------------------------------------------------------------------
+
+const MAX_ROWS = 500;  // rows a live tail keeps on the page (the oldest go)
+const TAIL_MS = 1000;
+
+function bytesOf(b64) {
+  return b64 === null ? new Uint8Array() : Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function hexDump(b64) {
+  const bytes = bytesOf(b64), lines = [];
+  for (let at = 0; at < bytes.length; at += 16) {
+    const row = [...bytes.slice(at, at + 16)];
+    lines.push(`${at.toString(16).padStart(8, "0")}  ` +
+      row.map((b) => b.toString(16).padStart(2, "0")).join(" ").padEnd(48) + "  " +
+      row.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join(""));
+  }
+  return lines.join("\n");
+}
+
+function isJson(text) {
+  if (text === null) return false;
+  const t = text.trim();
+  if (!(t.startsWith("{") || t.startsWith("["))) return false;
+  try { JSON.parse(t); return true; } catch (_) { return false; }
+}
+
+// A key or value in one of the views: json, text, hex, base64.
+function dataView(text, b64, mode) {
+  if (text === null) return h("span", { class: "null" }, "null");
+  if (mode === "json" && isJson(text)) return jsonNode(text.trim());
+  if (mode === "hex") return h("pre", { class: "value" }, hexDump(b64));
+  if (mode === "base64") return h("pre", { class: "value" }, b64);
+  return h("pre", { class: "value" }, text);
+}
+
+// One record: a compact row, and its detail row that a click opens. Every record is shown here
+// (the browse page and the live tail), so a decoding step belongs in this one function.
+function recordRows(r) {
+  const detail = h("tr", { class: "detail", hidden: true });
+  let mode = isJson(r.value) ? "json" : "text";
+  const body = h("div");
+  const show = () => {
+    body.replaceChildren(
+      h("div", { class: "views", role: "tablist" }, ["json", "text", "hex", "base64"].map((m) =>
+        h("button", { type: "button", class: m === mode ? "small" : "ghost small", "data-view": m,
+          onclick: () => { mode = m; show(); } }, m.toUpperCase()))),
+      r.schema ? h("div", { class: "muted" }, "Decoded") : "",
+      r.schema ? recordValue(r) : "",
+      h("div", { class: "muted" }, `Value (${fmtBytes(r.size)}${r.truncated
+        ? ", cut: export the topic to get it whole" : ""})`),
+      dataView(r.value, r.value_b64, mode),
+      h("div", { class: "muted" }, "Key"), dataView(r.key, r.key_b64, mode === "json" ? "text" : mode),
+      h("div", { class: "muted" }, "Headers"),
+      h("div", {}, r.headers.length ? r.headers.map(([k, v]) => h("span", { class: "chip" },
+        `${k}: ${v ?? "null"}`)) : h("span", { class: "muted" }, "none")));
   };
+  const row = h("tr", { "data-offset": r.offset, "data-partition": r.partition, class: "record",
+    onclick: () => {
+      detail.hidden = !detail.hidden;
+      if (!detail.hidden && !body.childElementCount) show();
+    } },
+  h("td", { class: "num" }, r.partition), h("td", { class: "num mono" }, r.offset),
+  h("td", { style: "white-space:nowrap" }, timeNode(r.timestamp)),
+  h("td", { class: "key" }, r.key === null ? h("span", { class: "null" }, "null") : r.key),
+  h("td", { class: "preview" }, r.schema && !r.schema.error ? [schemaChip(r.schema),
+    " ", r.schema.value.slice(0, 300)] : r.value === null ? h("span", { class: "null" }, "null")
+    : r.value.slice(0, 300)),
+  h("td", {}, r.headers.map(([k, v]) => h("span", { class: "chip" }, `${k}: ${v ?? "null"}`))),
+  h("td", { class: "num" }, fmtBytes(r.size)));
+  detail.append(h("td", { colSpan: 7 }, body));
+  return [row, detail];
+}
+
+const BROWSE_FIELDS = ["topic", "partition", "start", "value", "limit", "newest", "q", "key",
+  "value_has", "header", "cursor"];
+
+function messagesPage(view, params) {
+  const state = Object.fromEntries(BROWSE_FIELDS.map((f) => [f, params.get(f) || ""]));
+  state.start = state.start || "beginning";
+  state.limit = state.limit || "50";
+  const select = (id, options, current) => h("select", { id }, options.map(([v, label]) =>
+    h("option", { value: v, selected: v === current }, label)));
   const topicSelect = h("select", { id: "msg-topic" });
   const partitionSelect = h("select", { id: "msg-partition" });
-  const startSelect = h("select", { id: "msg-start" },
-    [["beginning", "Beginning"], ["end", "Latest"], ["offset", "Offset"], ["timestamp", "Time"]]
-      .map(([v, label]) => h("option", { value: v, selected: v === state.start }, label)));
+  const orderSelect = select("msg-order", [["", "Oldest first"], ["1", "Newest first"]],
+    state.newest);
+  const startSelect = select("msg-start", [["beginning", "Beginning"], ["end", "Latest"],
+    ["offset", "Offset"], ["timestamp", "Time (UTC)"]], state.start);
   const offsetInput = h("input", { id: "msg-offset", type: "number", min: "0", placeholder: "offset",
     style: "width:120px" });
-  const timeInput = h("input", { id: "msg-time", type: "datetime-local", step: "1" });
-  const limitSelect = h("select", { id: "msg-limit" },
-    [20, 50, 100, 200].map((n) => h("option", { value: String(n), selected: n === state.limit }, n)));
-  const search = h("input", { id: "msg-search", type: "search", placeholder: "text in key or value",
-    value: state.q, style: "width:220px" });
+  const timeInput = h("input", { id: "msg-time", type: "datetime-local", step: "0.001" });
+  const limitSelect = select("msg-limit", [20, 50, 100, 200, 500].map((n) => [String(n), n]),
+    state.limit);
+  const filter = (id, placeholder, value) => h("input", { id, type: "search", placeholder, value,
+    style: "width:150px" });
+  const search = filter("msg-search", "key or value", state.q);
+  const keyFilter = filter("msg-key", "key contains", state.key);
+  const valueFilter = filter("msg-value", "value contains", state.value_has);
+  const headerFilter = filter("msg-header", "name: value", state.header);
   const results = h("div");
+  const status = h("div", { class: "muted", id: "msg-status" });
   const pager = h("div", { class: "pager" });
   const showStartInputs = () => {
     offsetInput.hidden = startSelect.value !== "offset";
@@ -392,8 +511,7 @@ function messagesPage(view, params) {
   };
   if (state.start === "offset") offsetInput.value = state.value;
   if (state.start === "timestamp" && state.value) {
-    const d = new Date(Number(state.value));
-    timeInput.value = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+    timeInput.value = new Date(Number(state.value)).toISOString().slice(0, 23);
   }
   startSelect.addEventListener("change", showStartInputs);
   showStartInputs();
@@ -401,28 +519,29 @@ function messagesPage(view, params) {
   let topics = [];
   const fillPartitions = () => {
     const t = topics.find((x) => x.name === topicSelect.value);
-    partitionSelect.replaceChildren(...(t ? t.partitions : []).map((p) =>
-      h("option", { value: String(p.partition), selected: p.partition === state.partition },
-        `${p.partition}  (${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)})`)));
+    const parts = t ? t.partitions : [];
+    partitionSelect.replaceChildren(h("option", { value: "" }, "All, by time"),
+      ...parts.map((p) => h("option", { value: String(p.partition),
+        selected: String(p.partition) === state.partition },
+      `${p.partition}  (${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)})`)));
     producePartition.replaceChildren(h("option", { value: "" }, "by key / any"),
-      ...(t ? t.partitions : []).map((p) => h("option", { value: String(p.partition) }, p.partition)));
+      ...parts.map((p) => h("option", { value: String(p.partition) }, p.partition)));
   };
-  topicSelect.addEventListener("change", () => { state.partition = 0; fillPartitions(); });
+  topicSelect.addEventListener("change", () => { state.partition = ""; fillPartitions(); });
 
-  const go = (start, value, partition = partitionSelect.value || "0") => {
-    const q = new URLSearchParams({ topic: topicSelect.value, partition: String(partition), start,
-      limit: limitSelect.value });
-    if (value !== undefined && value !== "") q.set("value", String(value));
-    if (search.value) q.set("q", search.value);
-    navigate(`#/messages?${q}`);
-  };
-  const load = (event) => {
-    event.preventDefault();
+  // The query of the form as it stands (without a cursor: a new first page).
+  const formQuery = (overrides = {}) => {
     const start = startSelect.value;
     const value = start === "offset" ? offsetInput.value
-      : start === "timestamp" && timeInput.value ? new Date(timeInput.value).getTime() : undefined;
-    go(start, value);
+      : start === "timestamp" && timeInput.value ? Date.parse(timeInput.value + "Z") : "";
+    const q = { topic: topicSelect.value, partition: partitionSelect.value, start,
+      value: String(value), limit: limitSelect.value, newest: orderSelect.value, q: search.value,
+      key: keyFilter.value, value_has: valueFilter.value, header: headerFilter.value,
+      ...overrides };
+    return new URLSearchParams(Object.entries(q).filter(([, v]) => v !== "" && v !== undefined));
   };
+  const go = (overrides) => navigate(`#/messages?${formQuery(overrides)}`);
+  const apiQuery = (q) => { q.delete("topic"); return q; };
 
   // Produce a record by hand.
   const producePartition = h("select", { id: "produce-partition" });
@@ -445,17 +564,56 @@ function messagesPage(view, params) {
     if (ok) {
       toast(`Produced to ${done.topic}-${done.partition} at offset ${done.offset}`);
       value.value = "";
-      go("offset", done.offset, done.partition);
+      go({ start: "offset", value: String(done.offset), partition: String(done.partition),
+        newest: "" });
     }
   };
 
+  // Live tail: from the end of every partition shown, a page a second, newest on top.
+  let tailTimer = null;
+  const tailButton = h("button", { type: "button", class: "ghost", id: "msg-tail" }, "Live tail");
+  const stopTail = () => {
+    clearTimeout(tailTimer);
+    tailTimer = null;
+    tailButton.textContent = "Live tail";
+  };
+  const tail = async (cursor, tbody, seen) => {
+    if (!tbody.isConnected) return stopTail();  // left the page
+    const q = apiQuery(formQuery({ cursor, newest: "", limit: "500" }));
+    try {
+      const page = await api("GET", `/api/topics/${enc(topicSelect.value)}/records?${q}`);
+      for (const r of page.records) tbody.prepend(...recordRows(r));
+      while (tbody.rows.length > 2 * MAX_ROWS) { tbody.lastChild.remove(); tbody.lastChild.remove(); }
+      seen += page.records.length;
+      status.textContent = `Live: ${fmtNum(seen)} new record(s) since ${fmtTime(Date.now())}` +
+        (tbody.rows.length >= 2 * MAX_ROWS ? ` (the newest ${MAX_ROWS} shown)` : "");
+      tailTimer = setTimeout(() => tail(page.cursor, tbody, seen), TAIL_MS);
+    } catch (err) {
+      stopTail();
+      status.textContent = err.message;
+    }
+  };
+  tailButton.addEventListener("click", () => {
+    if (tailTimer) return stopTail();
+    const tbody = results.querySelector("tbody");
+    if (!tbody || !lastPage) return;
+    tailButton.textContent = "Stop tail";
+    pager.replaceChildren();
+    tail(lastPage.partitions.map((p) => `${p.partition}:${p.end_offset}`).join(","), tbody, 0);
+  });
+  const exportLink = h("a", { id: "msg-export", class: "button ghost", download: "" }, "Export");
+
   view.append(
-    h("form", { class: "panel", onsubmit: load },
+    h("form", { class: "panel", onsubmit: (event) => { event.preventDefault(); stopTail(); go(); } },
       h("div", { class: "row" },
         h("label", {}, "Topic", topicSelect), h("label", {}, "Partition", partitionSelect),
+        h("label", {}, "Order", orderSelect),
         h("label", {}, "Start at", h("div", { class: "row" }, startSelect, offsetInput, timeInput)),
-        h("label", {}, "Page size", limitSelect), h("label", {}, "Search", search),
-        h("button", { type: "submit", id: "msg-load" }, "Show messages"))),
+        h("label", {}, "Page size", limitSelect)),
+      h("div", { class: "row", style: "margin-top:10px" },
+        h("label", {}, "Search", search), h("label", {}, "Key", keyFilter),
+        h("label", {}, "Value", valueFilter), h("label", {}, "Header", headerFilter),
+        h("button", { type: "submit", id: "msg-load" }, "Show messages"), tailButton, exportLink)),
     h("details", { class: "panel", id: "produce-panel" },
       h("summary", {}, "Produce a record"),
       h("form", { onsubmit: produce },
@@ -466,27 +624,27 @@ function messagesPage(view, params) {
           h("label", { style: "flex:1" }, "Headers (name: value per line)", headers)),
         h("div", { class: "row end", style: "margin-top:10px" },
           h("button", { type: "submit", id: "produce" }, "Produce")))),
-    h("div", { class: "panel" }, results, pager));
+    h("div", { class: "panel" }, status, results, pager));
 
+  let lastPage = null;
+  const filtered = state.q || state.key || state.value_has || state.header;
   const showRecords = (page) => {
-    const rows = page.records.map((r) => h("tr", { "data-offset": r.offset },
-      h("td", { class: "num mono" }, r.offset),
-      h("td", { class: "mono", style: "white-space:nowrap" }, fmtTime(r.timestamp)),
-      h("td", { class: "key" }, r.key === null ? h("span", { class: "null" }, "null") : r.key),
-      h("td", {}, recordValue(r)),
-      h("td", {}, r.headers.map(([k, v]) => h("span", { class: "chip" }, `${k}: ${v ?? "null"}`)))));
-    results.replaceChildren(table([num("Offset"), "Timestamp", "Key", "Value", "Headers"], rows,
-      state.q ? `No record matching “${state.q}” between offsets ${fmtNum(page.from_offset)} and ` +
-        `${fmtNum(page.next_offset)}.` : "No records here."));
-    const first = page.records.length ? page.records[0].offset : page.from_offset;
+    lastPage = page;
+    results.replaceChildren(table([num("Partition"), num("Offset"), "Timestamp (UTC)", "Key",
+      "Value", "Headers", num("Size")], page.records.flatMap(recordRows),
+    filtered ? "No record matching the filters in what this page read." : "No records here."));
+    results.querySelector("table").classList.add("records");
+    status.textContent = page.stopped
+      ? `Stopped after reading ${fmtBytes(page.scanned_bytes)} (the scan limit of a page): ` +
+        "“Next page” goes on from there." : "";
     pager.replaceChildren(
-      h("button", { class: "ghost small", id: "page-older",
-        disabled: first <= page.start_offset || !!state.q,
-        onclick: () => go("offset", Math.max(page.start_offset, first - state.limit)) }, "← Older"),
-      h("span", { class: "muted" }, `partition offsets ${fmtNum(page.start_offset)}–` +
-        `${fmtNum(page.end_offset)} · showing from ${fmtNum(page.from_offset)}`),
-      h("button", { class: "ghost small", id: "page-newer", disabled: page.next_offset >= page.end_offset,
-        onclick: () => go("offset", page.next_offset) }, state.q ? "Search on →" : "Newer →"));
+      h("button", { type: "button", class: "ghost small", id: "page-first", disabled: !state.cursor,
+        onclick: () => go() }, "⟲ First page"),
+      h("span", { class: "muted" }, page.partitions.map((p) =>
+        `${p.partition}: ${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)}`).join(" · ")),
+      h("button", { type: "button", class: "ghost small", id: "page-next", disabled: page.done,
+        onclick: () => go({ cursor: page.cursor }) },
+      state.newest ? "Older →" : "Newer →"));
   };
 
   api("GET", "/api/topics").then((list) => {
@@ -499,9 +657,13 @@ function messagesPage(view, params) {
       results.replaceChildren(h("div", { class: "empty" }, "Create a topic first."));
       return;
     }
-    const q = new URLSearchParams({ start: state.start, limit: String(state.limit), q: state.q });
-    if (state.value !== "") q.set("value", state.value);
-    api("GET", `/api/topics/${enc(state.topic)}/partitions/${state.partition}/records?${q}`)
+    const q = new URLSearchParams(BROWSE_FIELDS.filter((f) => f !== "topic" && state[f])
+      .map((f) => [f, state[f]]));
+    const exportQuery = new URLSearchParams(q);
+    exportQuery.delete("cursor");
+    exportQuery.delete("limit");
+    exportLink.href = `/api/topics/${enc(state.topic)}/export?${exportQuery}`;
+    api("GET", `/api/topics/${enc(state.topic)}/records?${q}`)
       .then(showRecords, (err) => results.replaceChildren(h("div", { class: "empty" }, err.message)));
   });
   return null;
@@ -541,8 +703,13 @@ function transactionsPage(view) {
   view.append(h("div", { class: "panel" }, h("p", { class: "muted" },
     "Open transactions hold back the stable offset of their partitions: read_committed " +
     "consumers read up to it."), list));
-  api("GET", "/api/transactions").then((txns) => list.replaceChildren(transactionTable(txns)));
-  return (d) => list.replaceChildren(transactionTable(d.transaction_list));
+  let supported = true;
+  api("GET", "/api/transactions").then((txns) => list.replaceChildren(transactionTable(txns)),
+    (err) => {
+      supported = false;  // a remote cluster: the page says why
+      list.replaceChildren(h("div", { class: "empty", id: "unsupported" }, err.message));
+    });
+  return (d) => { if (supported) list.replaceChildren(transactionTable(d.transaction_list)); };
 }
 
 function lagCell(lag, end) {
@@ -568,7 +735,16 @@ function groupPage(view, group) {
     offsetInput.hidden = toSelect.value !== "offset";
     timeInput.hidden = toSelect.value !== "timestamp";
   });
-  const resetHint = h("span", { class: "muted" });
+  const resetHint = h("span", { class: "muted", id: "reset-hint" });
+  const resetButton = h("button", { type: "submit", class: "danger", id: "reset-offsets" },
+    "Reset offsets…");
+  const deleteButton = h("button", { class: "danger", id: "delete-group", onclick: async () => {
+    const sure = await confirmDialog(`Delete group ${group}?`,
+      "The group and all its committed offsets are removed (DeleteGroups). This cannot be undone.",
+      "Delete group");
+    if (sure && await attempt(() => api("DELETE", `/api/groups/${enc(group)}`),
+      `Deleted group ${group}`)) location.hash = "#/groups";
+  } }, "Delete group");
   const reset = async (event) => {
     event.preventDefault();
     const to = toSelect.value, topic = topicSelect.value;
@@ -588,12 +764,17 @@ function groupPage(view, group) {
     h("form", { class: "panel", onsubmit: reset }, h("h2", {}, "Reset offsets"),
       h("div", { class: "row" }, h("label", {}, "Topic", topicSelect),
         h("label", {}, "To", h("div", { class: "row" }, toSelect, offsetInput, timeInput)),
-        h("button", { type: "submit", class: "danger", id: "reset-offsets" }, "Reset offsets…"),
-        resetHint)));
+        resetButton, resetHint)));
   let topicsShown = "";
   const update = (g) => {
-    resetHint.textContent = g.members.length
-      ? "The group has active members: stop its consumers before resetting." : "";
+    // Kafka refuses both while the group has members (NON_EMPTY_GROUP): say so up front.
+    const busy = g.members.length > 0;
+    resetHint.textContent = busy
+      ? "The group has active members: stop its consumers before resetting or deleting it." : "";
+    resetButton.disabled = deleteButton.disabled = busy;
+    const title = busy ? "the group has active members" : null;
+    for (const b of [resetButton, deleteButton]) b.title = title || "";
+    if (!deleteButton.isConnected) document.getElementById("head-actions").append(deleteButton);
     cards.replaceChildren(card("State", badge(g.state), g.protocol || null, "state"),
       card("Members", g.members.length, null, "members"), card("Total lag", fmtNum(g.lag), null, "lag"));
     offsets.replaceChildren(table(["Topic", num("Partition"), num("Committed"), num("End offset"),
@@ -617,8 +798,7 @@ function groupPage(view, group) {
       topicSelect.replaceChildren(...names.map((t) => h("option", { value: t }, t)));
     }
   };
-  const refresh = () => api("GET", `/api/groups/${enc(group)}`).then(update,
-    (err) => view.replaceChildren(h("div", { class: "panel empty" }, err.message)));
+  const refresh = () => api("GET", `/api/groups/${enc(group)}`).then(update, failed(view));
   refresh();
   return refresh;
 }
@@ -775,7 +955,16 @@ function render() {
     }
     return;
   }
+  notFound(view, `No page at ${location.hash}.`);
+}
+
+// The Not-found page, also for a topic or group that does not exist.
+function notFound(view, message) {
   document.getElementById("title").textContent = "Not found";
+  document.title = "Not found · minikafka";
+  document.getElementById("head-actions").replaceChildren();
+  live.listeners.delete(pageListener);
+  view.replaceChildren(h("div", { class: "panel empty" }, message));
 }
 
 window.addEventListener("hashchange", render);
