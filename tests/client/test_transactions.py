@@ -3,9 +3,22 @@ fencing and its crash safety, against real data directories and real processes."
 
 from __future__ import annotations
 
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
 from pathlib import Path
 
-from minikafka import Consumer
+import pytest
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import TopicPartition
+
+from brokerkit import InProcessBroker
+from minikafka import Consumer, Producer
+from minikafka.errors import InvalidTxnStateError, ProducerFencedError
 from minikafka.log import LogManager
 from minikafka.records import encode_batch
 
@@ -46,3 +59,168 @@ def test_read_committed_consumer_stops_at_the_lso_and_skips_aborted_records(tmp_
     p.write_marker(3, 0, True, 0)
     assert read("read_committed") == [b"plain", b"c1", b"c2", b"open", b"after-open"]
     log.close()
+
+
+def committed(data_dir: Path, level: str = "read_committed") -> list[bytes | None]:
+    with Consumer(data_dir, "t", auto_offset_reset="earliest",
+                  isolation_level=level) as consumer:
+        return sorted(m.value for m in drain(consumer, idle=0.2))
+
+
+def send_both(producer: Producer, *values: str) -> None:
+    for value in values:
+        for p in (0, 1):
+            producer.send("t", f"{value}/{p}", partition=p)
+
+
+def test_commit_and_abort_across_two_partitions(tmp_path: Path) -> None:
+    with Producer(tmp_path, transactional_id="tx", default_partitions=2) as producer:
+        with producer.transaction():
+            send_both(producer, "c1", "c2")
+            assert committed(tmp_path) == []  # nothing before the commit
+        with pytest.raises(RuntimeError), producer.transaction():
+            send_both(producer, "a1")
+            raise RuntimeError("the exception aborts and goes on")
+        with producer.transaction():
+            pass  # an empty transaction is no error
+        with producer.transaction():
+            send_both(producer, "c3")
+    assert committed(tmp_path) == [b"c1/0", b"c1/1", b"c2/0", b"c2/1", b"c3/0", b"c3/1"]
+    assert committed(tmp_path, "read_uncommitted") == [
+        b"a1/0", b"a1/1", b"c1/0", b"c1/1", b"c2/0", b"c2/1", b"c3/0", b"c3/1"]
+
+
+def test_a_transactional_producer_sends_in_a_transaction_only(tmp_path: Path) -> None:
+    with Producer(tmp_path, transactional_id="tx") as producer, \
+            pytest.raises(InvalidTxnStateError, match="transaction"):
+        producer.send("t", b"outside")
+    with Producer(tmp_path) as producer, pytest.raises(ValueError, match="transactional_id"), \
+            producer.transaction():
+        pass
+
+
+def test_a_zombie_is_fenced_and_its_open_transaction_aborted(tmp_path: Path) -> None:
+    zombie = Producer(tmp_path, transactional_id="tx", default_partitions=2)
+    with pytest.raises(ProducerFencedError), zombie.transaction():
+        zombie.send("t", b"zombie-before", partition=0)
+        # The successor's first transaction fences the zombie and aborts its transaction.
+        with Producer(tmp_path, transactional_id="tx") as successor, successor.transaction():
+            send_both(successor, "successor")
+        zombie.send("t", b"zombie-after", partition=0)  # raises: the log knows the new epoch
+    with pytest.raises(ProducerFencedError), zombie.transaction():
+        zombie.send("t", b"zombie-new-partition", partition=1)  # raises: the coordinator
+    zombie.close()
+    assert committed(tmp_path) == [b"successor/0", b"successor/1"]
+
+
+def test_a_transaction_that_times_out_is_aborted_when_a_producer_opens_the_directory(
+        tmp_path: Path) -> None:
+    slow = Producer(tmp_path, transactional_id="slow", transaction_timeout_ms=100,
+                    default_partitions=2)
+    with pytest.raises(ProducerFencedError), slow.transaction():
+        send_both(slow, "late")
+        time.sleep(0.2)
+        Producer(tmp_path).close()  # opening the directory aborts it, fencing `slow`
+    slow.close()
+    with Producer(tmp_path) as plain:
+        plain.send("t", b"plain", partition=0)
+    assert committed(tmp_path) == [b"plain"]  # not held back by the aborted transaction
+
+
+WORKER = textwrap.dedent("""
+    import os, signal, sys
+    from minikafka import Producer
+    from minikafka.log import Partition
+
+    data_dir, mode, prefix = sys.argv[1:4]
+
+    def send_both(producer, value):
+        for p in (0, 1):
+            producer.send("t", f"{value}/{p}", partition=p)
+
+    def kill():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    producer = Producer(data_dir, transactional_id="tx", default_partitions=2)
+    with producer.transaction():
+        send_both(producer, f"{prefix}-first")
+    if mode == "after-first-marker":
+        write_marker = Partition.write_marker
+        def write_marker_and_die(self, *args):
+            write_marker(self, *args)
+            kill()
+        Partition.write_marker = write_marker_and_die
+    print("ready", flush=True)
+    n = 0
+    while True:
+        with producer.transaction():
+            send_both(producer, f"{prefix}-{n}")
+            send_both(producer, f"{prefix}-{n}-more")
+            if mode == "before-commit":
+                kill()
+        n += 1
+""")
+
+
+def run_worker(data_dir: Path, mode: str, prefix: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), mode, prefix],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def recover_and_check(data_dir: Path) -> set[str]:
+    """A new producer with the id aborts what was left ongoing; then every transaction is all
+    (four records on two partitions) or nothing, for the embedded consumer and for a broker
+    started on the directory (its read_committed Fetch). The transactions seen."""
+    with Producer(data_dir, transactional_id="tx") as producer, producer.transaction():
+        pass
+    seen = committed(data_dir)
+    per_txn = Counter(v.decode().split("/")[0].removesuffix("-more") for v in seen if v)
+    assert all(n == (2 if t.endswith("first") else 4) for t, n in per_txn.items()), per_txn
+    broker = InProcessBroker(data_dir).start()
+    try:
+        consumer = KafkaConsumer({"bootstrap.servers": broker.bootstrap, "group.id": "check",
+                                  "isolation.level": "read_committed",
+                                  "enable.partition.eof": True, "enable.auto.commit": False})
+        consumer.assign([TopicPartition("t", p, 0) for p in (0, 1)])
+        from_broker, eof = [], set()
+        deadline = time.monotonic() + 10
+        while len(eof) < 2 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                eof.add(message.partition())
+            else:
+                from_broker.append(message.value())
+        consumer.close()
+    finally:
+        assert broker.stop() == 0
+    assert sorted(from_broker) == seen
+    return set(per_txn)
+
+
+@pytest.mark.parametrize("mode, outcome", [("after-first-marker", "committed"),
+                                           ("before-commit", "aborted")])
+def test_a_producer_killed_mid_transaction_leaves_all_or_nothing(tmp_path: Path, mode: str,
+                                                                 outcome: str) -> None:
+    """SIGKILLed after the COMMIT marker of one partition of two (PrepareCommit stored: the
+    commit is finished on recovery), or with the transaction still open (aborted)."""
+    worker = run_worker(tmp_path, mode, "k")
+    assert worker.wait(timeout=30) == -signal.SIGKILL
+    assert committed(tmp_path, "read_uncommitted").count(b"k-0/0") == 1
+    seen = recover_and_check(tmp_path)
+    assert ("k-0" in seen) == (outcome == "committed")
+    assert "k-first" in seen
+
+
+def test_producers_killed_at_random_leave_every_transaction_all_or_nothing(
+        tmp_path: Path) -> None:
+    rng = random.Random(12)
+    for round_ in range(4):
+        worker = run_worker(tmp_path, "loop", f"r{round_}")
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.05, 0.4))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    seen = recover_and_check(tmp_path)
+    assert {f"r{n}-first" for n in range(4)} <= seen
