@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..log import LogManager
+from ..log.producer_ids import ProducerIdManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .appends import AppendNotifier, GroupCommit
@@ -23,7 +24,6 @@ from .credentials import CredentialStore
 from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .metrics import BrokerMetrics
-from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 from .transaction_service import TransactionService
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
 from ..log.cleaner import CleanerConfig, LogCleaner
+from ..log.producer_ids import ProducerIdManager
 from . import ops
 from .bounds import ConnectionLimits, RequestBudget
 from .config import BrokerConfig
@@ -27,7 +28,6 @@ from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
-from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 from .tls import server_context
 from .transaction_service import TransactionService

@@ -8,13 +8,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from ..broker.transactions import TxnCheck
 from ..compression import Compression
 from ..errors import InvalidTxnStateError, ProducerFencedError
 from ..log import FlushPolicy, LogManager, Partition
 from ..log.producer_state import InvalidProducerEpochError
 from ..partitioner import Partitioner
 from ..records import Headers, Record, RecordRow, encode_batch
+from ..txn.coordinator import TxnCheck
 from ._common import RecordLike, as_bytes, auto_create
 from .transactions import TRANSACTIONS_FILE, EmbeddedCoordinator
 

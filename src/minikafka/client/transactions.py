@@ -1,11 +1,11 @@
 """The transaction coordinator of a data directory shared by embedded processes.
 
-The broker's coordinator state machine (`broker/transactions.py`, sans-I/O: Kafka's states and
-transition table) decides; its transaction log (`broker/transaction_service.TransactionLog`,
-`__meta/transactions.log`) stores. Neither loads the asyncio server (`broker/__init__` holds only
-the settings). Each step runs under an exclusive `flock` on `__meta/transactions.lock`: the
-coordinator is loaded from the log as the other processes left it, decides, and every change is
-in the log before it takes effect, as on the broker: Ongoing with its partitions before a batch
+The broker's coordinator state machine (`txn/coordinator.py`, sans-I/O: Kafka's states and
+transition table) decides; its transaction log (`txn/log.py`, `__meta/transactions.log`)
+stores. Both live outside `broker/`, so embedded clients do not load the asyncio server. Each
+step runs under an exclusive `flock` on `__meta/transactions.lock`: the coordinator is loaded
+from the log as the other processes left it, decides, and every change is in the log before it
+takes effect, as on the broker: Ongoing with its partitions before a batch
 goes to one, Prepare* before the first marker, Complete* after the last.
 
 Whoever takes the lock first finishes what a dead process left (a Prepare* is never left by a
@@ -22,13 +22,13 @@ import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-from ..broker.producer_ids import ProducerIdManager
-from ..broker.transaction_service import FILE_NAME, TransactionLog, wall_ms
-from ..broker.transactions import TransactionCoordinator, Transit, TxnCheck, TxnState
 from ..errors import ErrorCode, KafkaError, ProducerFencedError, UnknownTopicOrPartitionError
 from ..log import LogManager
 from ..log.offsets import TopicPartition
+from ..log.producer_ids import ProducerIdManager
 from ..log.producer_state import InvalidProducerEpochError
+from ..txn.coordinator import TransactionCoordinator, Transit, TxnCheck, TxnState
+from ..txn.log import FILE_NAME, TransactionLog, wall_ms
 
 LOCK_FILE = "transactions.lock"
 TRANSACTIONS_FILE = FILE_NAME
