@@ -167,22 +167,34 @@ def run_worker(data_dir: Path, mode: str, prefix: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
 
 
+def by_transaction(values: list[bytes]) -> Counter[str]:
+    """Records seen per transaction: each must be all (four records on two partitions, two for
+    a worker's first) or nothing."""
+    per_txn = Counter(v.decode().split("/")[0].removesuffix("-more") for v in values)
+    assert all(n == (2 if t.endswith("first") else 4) for t, n in per_txn.items()), per_txn
+    return per_txn
+
+
 def recover_and_check(data_dir: Path) -> set[str]:
     """A new producer with the id aborts what was left ongoing; then every transaction is all
-    (four records on two partitions) or nothing, for the embedded consumer and for a broker
-    started on the directory (its read_committed Fetch). The transactions seen."""
+    or nothing, for the embedded consumer and for a broker started on the directory (its
+    read_committed Fetch). The transactions seen."""
     with Producer(data_dir, transactional_id="tx") as producer, producer.transaction():
         pass
     seen = committed(data_dir)
-    per_txn = Counter(v.decode().split("/")[0].removesuffix("-more") for v in seen if v)
-    assert all(n == (2 if t.endswith("first") else 4) for t, n in per_txn.items()), per_txn
+    assert broker_read_committed(data_dir) == seen
+    return set(by_transaction([v for v in seen if v]))
+
+
+def broker_read_committed(data_dir: Path) -> list[bytes]:
     broker = InProcessBroker(data_dir).start()
     try:
         consumer = KafkaConsumer({"bootstrap.servers": broker.bootstrap, "group.id": "check",
                                   "isolation.level": "read_committed",
                                   "enable.partition.eof": True, "enable.auto.commit": False})
         consumer.assign([TopicPartition("t", p, 0) for p in (0, 1)])
-        from_broker, eof = [], set()
+        from_broker: list[bytes] = []
+        eof: set[int] = set()
         deadline = time.monotonic() + 10
         while len(eof) < 2 and time.monotonic() < deadline:
             message = consumer.poll(0.5)
@@ -195,8 +207,7 @@ def recover_and_check(data_dir: Path) -> set[str]:
         consumer.close()
     finally:
         assert broker.stop() == 0
-    assert sorted(from_broker) == seen
-    return set(per_txn)
+    return sorted(from_broker)
 
 
 @pytest.mark.parametrize("mode, outcome", [("after-first-marker", "committed"),
@@ -211,6 +222,16 @@ def test_a_producer_killed_mid_transaction_leaves_all_or_nothing(tmp_path: Path,
     seen = recover_and_check(tmp_path)
     assert ("k-0" in seen) == (outcome == "committed")
     assert "k-first" in seen
+
+
+def test_a_broker_finishes_a_commit_a_killed_producer_began(tmp_path: Path) -> None:
+    """No embedded producer opens the directory after the kill: the broker finishes the
+    PrepareCommit when it starts, before its read_committed Fetch answers."""
+    worker = run_worker(tmp_path, "after-first-marker", "k")
+    assert worker.wait(timeout=30) == -signal.SIGKILL
+    seen = broker_read_committed(tmp_path)
+    assert set(by_transaction(seen)) == {"k-first", "k-0"}
+    assert committed(tmp_path) == seen
 
 
 def test_producers_killed_at_random_leave_every_transaction_all_or_nothing(
