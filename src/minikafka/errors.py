@@ -160,6 +160,13 @@ class InvalidTxnStateError(KafkaError):
     code = ErrorCode.INVALID_TXN_STATE
 
 
+class ProducerFencedError(KafkaError):
+    """A newer instance with the same transactional id took over: this producer may not write
+    or end transactions any more."""
+
+    code = ErrorCode.PRODUCER_FENCED
+
+
 class OffsetOutOfRangeError(KafkaError):
     code = ErrorCode.OFFSET_OUT_OF_RANGE
 

@@ -17,9 +17,9 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.admin import DescribeProducersRequest
 from kafka.protocol.consumer import ListOffsetsRequest
 
-from minikafka.broker.transactions import Transit, TxnState
 from minikafka.log import Partition
 from minikafka.records import encode_batch
+from minikafka.txn.coordinator import Transit, TxnState
 
 from .conftest import InProcessBroker, RawClient, create_topic
 from .test_bad_input import partition_error, produce_request

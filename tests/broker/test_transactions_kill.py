@@ -16,9 +16,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from minikafka.broker.transaction_service import TransactionLog
-from minikafka.broker.transactions import TxnState
 from minikafka.log.manager import META
+from minikafka.txn.coordinator import TxnState
+from minikafka.txn.log import TransactionLog
 
 from .conftest import BrokerProcess, InProcessBroker, create_topic
 from .test_transactions import describe, read_all, transactional, wait_for_state

@@ -1,4 +1,4 @@
-"""The transaction coordinator's state machine (broker/transactions.py), driven with an injected
+"""The transaction coordinator's state machine (txn/coordinator.py), driven with an injected
 clock: no broker, no sleeps. Each change is a transit the test "writes" by completing it, as
 `ops` does after the transaction log took it. Then the transaction log on real files."""
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from minikafka.broker.transaction_service import TransactionLog
-from minikafka.broker.transactions import (
+from minikafka.errors import ErrorCode
+from minikafka.log import OffsetAndMetadata
+from minikafka.txn.coordinator import (
     MAX_EPOCH,
     IllegalStateTransition,
     TransactionCoordinator,
@@ -20,8 +21,7 @@ from minikafka.broker.transactions import (
     TxnConfig,
     TxnState,
 )
-from minikafka.errors import ErrorCode
-from minikafka.log import OffsetAndMetadata
+from minikafka.txn.log import TransactionLog
 
 TID = "tx-1"
 TP = ("orders", 0)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from minikafka.broker.meta import META_FILE, load_cluster_id
-from minikafka.broker.producer_ids import STATE_FILE, ProducerIdManager
 from minikafka.log import LogManager
 from minikafka.log.durable import MetadataFileError, write_atomically
+from minikafka.log.producer_ids import STATE_FILE, ProducerIdManager
 
 OpenLog = Callable[..., LogManager]
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, KafkaError
 from ..log import LogManager
+from ..log.producer_ids import ProducerIdManager
 from ..protocol.codec import RequestHeader, decode_request
 from ..protocol.fetch import RecordsSlice
 from .acls import SUPPORTED, AclOperation, Authorizer, ResourceType
@@ -25,7 +26,6 @@ from .credentials import CredentialStore
 from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .metrics import BrokerMetrics
-from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 from .transaction_service import TransactionService
 

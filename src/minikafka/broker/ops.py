@@ -52,6 +52,7 @@ from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
 from ..records import HEADER_SIZE, MAGIC, TRANSACTIONAL_BIT, batch_size_at, read_header
+from ..txn.coordinator import Transit, TxnCheck
 from .acls import CLUSTER_NAME, AclBinding, AclOperation, ResourceType
 from .appends import Flushable
 from .context import BrokerContext, authorize, authorized, refusal
@@ -59,7 +60,6 @@ from .groups import OffsetCommitCheck
 from .quotas import Entity, Ops
 from .scram import ScramCredential, ScramMechanism
 from .snapshot import PartitionView, topic_partitions
-from .transactions import Transit, TxnCheck
 
 log = logging.getLogger("minikafka.broker")
 

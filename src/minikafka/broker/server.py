@@ -17,6 +17,7 @@ from dataclasses import replace
 from ..errors import KafkaError, KafkaStorageError
 from ..log import LogManager
 from ..log.cleaner import CleanerConfig, LogCleaner
+from ..log.producer_ids import ProducerIdManager
 from . import ops
 from .acls import Authorizer, parse_super_users
 from .bounds import ConnectionLimits, RequestBudget
@@ -28,7 +29,6 @@ from .fetch_sessions import FetchSessionCache
 from .group_service import GroupService
 from .handlers import build_registry
 from .meta import load_cluster_id
-from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas
 from .tls import server_context
 from .transaction_service import TransactionService

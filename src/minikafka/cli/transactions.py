@@ -88,8 +88,8 @@ def describe_over_wire(bootstrap: str, transactional_id: str) -> Described:
 
 
 def _from_data_dir(data_dir: str) -> list[Described]:
-    from ..broker.transaction_service import FILE_NAME, TransactionLog
     from ..log.manager import META
+    from ..txn.log import FILE_NAME, TransactionLog
 
     path = Path(data_dir) / META / FILE_NAME
     if not path.exists():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
 from ..log import LEADER_EPOCH, LogManager, OffsetAndMetadata
-from ..records import Headers, decode_batches
+from ..records import BatchHeader, Headers, decode_batches
 from .membership import GroupMembership, TopicPartition
 
 FETCH_MAX_BYTES = 1024 * 1024
@@ -28,19 +28,44 @@ class Message:
     timestamp: int
 
 
+class _AbortedRanges:
+    """Which batches a read_committed reader skips, as Kafka's fetcher decides: a producer's
+    transactional batches from the first offset of its aborted transaction up to its ABORT
+    marker; control batches (markers) always."""
+
+    def __init__(self, aborted: list[tuple[int, int]]) -> None:
+        self._pending = sorted(aborted, key=lambda a: a[1])  # (producer id, first offset)
+        self._aborting: set[int] = set()
+
+    def skips(self, header: BatchHeader) -> bool:
+        while self._pending and self._pending[0][1] <= header.last_offset:
+            self._aborting.add(self._pending.pop(0)[0])
+        if header.is_control:
+            self._aborting.discard(header.producer_id)  # a marker ends its transaction
+            return True
+        return header.is_transactional and header.producer_id in self._aborting
+
+
 class Consumer:
     """Reads topics from a data directory.
 
     With a `group_id`, partitions are shared among the live consumers of that group (each read by
     one at a time) and positions are committed, so a restarted consumer resumes where the group
     left off. Without one, it reads every partition and commits nothing.
+
+    `isolation_level="read_committed"` reads only up to the last stable offset and skips the
+    records of aborted transactions (Kafka's default, kept here, is read_uncommitted).
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *topics: str, group_id: str | None = None,
                  auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
-                 auto_commit_interval_ms: int = 5000) -> None:
+                 auto_commit_interval_ms: int = 5000,
+                 isolation_level: str = "read_uncommitted") -> None:
         if auto_offset_reset not in ("earliest", "latest"):
             raise ValueError("auto_offset_reset must be 'earliest' or 'latest'")
+        if isolation_level not in ("read_uncommitted", "read_committed"):
+            raise ValueError("isolation_level must be 'read_uncommitted' or 'read_committed'")
+        self.read_committed = isolation_level == "read_committed"
         self.log = LogManager(data_dir)
         self.group_id = group_id
         self.auto_offset_reset = auto_offset_reset
@@ -162,18 +187,21 @@ class Consumer:
         for tp, position in list(self._positions.items()):
             partition = self.log.partition(*tp)
             try:
-                data = partition.read_batches(position, FETCH_MAX_BYTES)
+                upper = partition.last_stable_offset if self.read_committed else None
+                found = partition.read(position, FETCH_MAX_BYTES, upper)
             except OffsetOutOfRangeError:
                 self._positions[tp] = (partition.log_start_offset
                                        if self.auto_offset_reset == "earliest"
                                        else partition.high_watermark)
                 continue
-            if not data:
+            if found is None:
                 continue
+            aborted = _AbortedRanges(partition.aborted_transactions(position, found.next_offset)
+                                     if self.read_committed else [])
             topic, index = tp
             buffered = len(self._buffer)
-            for batch in decode_batches(data):
-                if not batch.header.is_control:  # a transaction marker is no record
+            for batch in decode_batches(found.read()):
+                if not aborted.skips(batch.header):  # nor is a marker a record
                     self._buffer.extend(
                         Message(topic, index, r.offset, r.key, r.value, r.headers,
                                 r.timestamp or 0)

@@ -1,6 +1,6 @@
 """An append-only file of CRC-framed JSON records, replayed on open and compacted by atomic
 replace once it is mostly superseded entries: the storage of the committed-offsets store
-(`offsets.py`) and of the transaction coordinator's log (`broker/transaction_log.py`).
+(`offsets.py`) and of the transaction coordinator's log (`txn/log.py`).
 
 Every frame is `{"g": key, "o": value}` behind its length and CRC-32C. Several processes may
 append at once (under `flock`); a torn frame left by a killed process fails its CRC and is cut by

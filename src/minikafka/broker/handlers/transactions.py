@@ -1,7 +1,7 @@
 """Producer ids and transactions: InitProducerId (22), AddPartitionsToTxn (24), AddOffsetsToTxn
 (25), EndTxn (26), TxnOffsetCommit (28), DescribeTransactions (65), ListTransactions (66).
 
-The protocol is `broker/transactions.py`, a pure state machine; `ops` stores what it decides
+The protocol is `txn/coordinator.py`, a pure state machine; `ops` stores what it decides
 and writes the markers. We are the only node, so FindCoordinator (key type 1, in `groups.py`)
 names us for every transactional id.
 
@@ -27,11 +27,11 @@ from ...errors import ErrorCode, KafkaError
 from ...log import OffsetAndMetadata
 from ...log.offsets import TopicPartition
 from ...protocol.codec import RequestHeader, response_class
+from ...txn.coordinator import TxnCheck, TxnState
 from .. import ops
 from ..acls import CLUSTER_NAME, AclOperation, ResourceType
 from ..context import Api, BrokerContext, authorized, authorized_any, refusal
 from ..groups import OffsetCommitCheck
-from ..transactions import TxnCheck, TxnState
 
 # The first version of each API that knows PRODUCER_FENCED; older ones get INVALID_PRODUCER_EPOCH.
 _FENCED_FROM = {ApiKey.InitProducerId: 4, ApiKey.AddPartitionsToTxn: 2,
