@@ -118,7 +118,8 @@ def test_login_is_off_on_loopback_by_default(tmp_path: Path) -> None:
 
 
 def test_the_console_offers_only_what_the_acls_allow(guarded: Console, page: Any) -> None:
-    """alice may only DESCRIBE topics: no create form, no delete, no change; admin sees all."""
+    """alice may only DESCRIBE topics: no create form, no delete or purge, no change, no
+    produce form; admin sees all."""
     assert status(guarded, "POST", "api/topics", {"name": "offered"},
                   login(guarded, "admin"))[0] == 201
     for user, shown in (("alice", False), ("admin", True)):
@@ -130,8 +131,12 @@ def test_the_console_offers_only_what_the_acls_allow(guarded: Console, page: Any
         page.wait_for_url(guarded.url)
         page.goto(guarded.url + "#/topics/offered")
         page.wait_for_function("document.getElementById('partition-count')?.min > '0'")
-        for selector in ("#delete-topic", "#add-partitions", "#set-retention"):
+        page.wait_for_selector("#head-actions button")  # offered once the topic is known
+        for selector in ("#delete-topic", "#purge-topic", "#add-partitions", "#set-retention"):
             assert page.is_visible(selector) is shown, (user, selector)
+        page.goto(guarded.url + "#/messages?topic=offered")  # producing needs WRITE
+        page.wait_for_selector("#produce-partition option", state="attached")
+        page.wait_for_selector("#produce-panel", state="visible" if shown else "hidden")
         page.goto(guarded.url + "#/topics")
         page.wait_for_function("fetch('/api/whoami').then(() => true)")
         page.wait_for_selector("#create-topic", state="visible" if shown else "hidden")

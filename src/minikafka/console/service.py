@@ -269,7 +269,10 @@ def describe_group(ctx: BrokerContext, group: str) -> Json:
                          "client_id": m.client_id, "client_host": m.client_host,
                          "assignment": [{"topic": t, "partitions": ps} for t, ps in m.assignment]}
                         for m in members],
-            "offsets": rows, "lag": sum(c.lag for c in offsets)}
+            "offsets": rows, "lag": sum(c.lag for c in offsets),
+            # what the user may do to it, so that the page offers nothing else
+            "allowed": sorted(AclOperation(op).name
+                              for op in authorized_operations(ctx, ResourceType.GROUP, group))}
 
 
 async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,

@@ -526,6 +526,9 @@ function messagesPage(view, params) {
       `${p.partition}  (${fmtNum(p.start_offset)}–${fmtNum(p.end_offset)})`)));
     producePartition.replaceChildren(h("option", { value: "" }, "by key / any"),
       ...parts.map((p) => h("option", { value: String(p.partition) }, p.partition)));
+    // Offered only to a user the ACLs let write to it (no `allowed`: no ACL view, all offered).
+    const panel = document.getElementById("produce-panel");
+    if (panel) panel.hidden = Boolean(t && t.allowed && !t.allowed.includes("WRITE"));
   };
   topicSelect.addEventListener("change", () => { state.partition = ""; fillPartitions(); });
 
@@ -772,6 +775,9 @@ function groupPage(view, group) {
     resetHint.textContent = busy
       ? "The group has active members: stop its consumers before resetting or deleting it." : "";
     resetButton.disabled = deleteButton.disabled = busy;
+    const allowed = g.allowed ? new Set(g.allowed) : null;  // what the ACLs let the user do
+    resetButton.form.hidden = Boolean(allowed && !allowed.has("READ"));
+    deleteButton.hidden = Boolean(allowed && !allowed.has("DELETE"));
     const title = busy ? "the group has active members" : null;
     for (const b of [resetButton, deleteButton]) b.title = title || "";
     if (!deleteButton.isConnected) document.getElementById("head-actions").append(deleteButton);
