@@ -137,12 +137,14 @@ CONSUMER = textwrap.dedent("""
     import sys, time
     from minikafka import Consumer
     data_dir, idle_exit = sys.argv[1], float(sys.argv[2])
+    ready_at = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # partitions to hold first
     with Consumer(data_dir, "t", group_id="g", auto_offset_reset="earliest",
                   enable_auto_commit=False) as c:
-        deadline = time.monotonic() + 30
-        while len(c.assignment()) != 2 and time.monotonic() < deadline:
-            c.poll(timeout=0.1)  # nothing is produced yet: this only joins the group
-        print("ready", flush=True)
+        if ready_at:
+            deadline = time.monotonic() + 30
+            while len(c.assignment()) != ready_at and time.monotonic() < deadline:
+                c.poll(timeout=0.1)  # nothing is produced yet: this only joins the group
+            print("ready", flush=True)
         last = time.monotonic()
         while time.monotonic() - last < idle_exit:
             batch = c.poll(timeout=0.1)
@@ -162,7 +164,7 @@ def spawn(script: str, *args: object) -> subprocess.Popen[str]:
 
 def test_two_producers_and_two_group_consumers_share_one_directory(tmp_path: Path) -> None:
     LogManager(tmp_path).create_topic("t", 4)
-    consumers = [spawn(CONSUMER, tmp_path, 3.0) for _ in range(2)]
+    consumers = [spawn(CONSUMER, tmp_path, 3.0, 2) for _ in range(2)]
     for c in consumers:  # both have joined and hold two partitions each before any record
         assert c.stdout is not None and c.stdout.readline().strip() == "ready"
     producers = [spawn(PRODUCER, tmp_path, name, 2000) for name in ("a", "b")]
