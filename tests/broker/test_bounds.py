@@ -343,6 +343,11 @@ def test_null_in_a_non_nullable_field_closes_the_connection_with_one_warning(
 
 # --- slow work off the event loop ----------------------------------------------------------------
 
+# The longest round trip these tests allow while the slow work runs: the old code stalled
+# clients 1-8 s; a loaded 2-core CI machine (two test workers, the broker and the pinger
+# sharing one GIL) has shown 0.29 s without any stall.
+STALL_LIMIT = 0.5
+
 
 def round_trips_during(pinger: RawClient, action: Callable[[], object]) -> list[float]:
     """ApiVersions round trips (seconds, sorted) of `pinger`, sent back to back while
@@ -390,7 +395,7 @@ def test_creating_many_partitions_does_not_stall_other_clients(broker: InProcess
     try:
         assert responses[0].topics[0].error_code == 0  # type: ignore[attr-defined]
         report("5,000 partitions were created", samples)
-        assert samples[-1] < 0.25, "a client waited for the partitions' directories"
+        assert samples[-1] < STALL_LIMIT, "a client waited for the partitions' directories"
     finally:
         delete_topics(admin, topic)
         admin.close()
@@ -415,7 +420,7 @@ def test_deleting_many_partitions_does_not_stall_other_clients(broker: InProcess
         samples = round_trips_during(pinger, lambda: delete_topics(admin, topic))
         recreated = admin.request(create_topics(CreateTopicsRequest[7], [(topic, 2)]))
         report(f"a {PARTITIONS}-partition topic was deleted", samples)
-        assert samples[-1] < 0.2, "a client waited for the deleted partitions"
+        assert samples[-1] < STALL_LIMIT, "a client waited for the deleted partitions"
         assert recreated.topics[0].error_code == 0, recreated  # type: ignore[attr-defined]
         records = encode_batch([Record(b"again")])
         assert partition_error(admin.request(produce_request(topic, records))) == 0
@@ -442,7 +447,7 @@ def test_retention_checks_do_not_stall_other_clients(own_broker: InProcessBroker
     try:
         samples = round_trips_during(pinger, lambda: time.sleep(2))
         report(f"retention checked {PARTITIONS} partitions", samples)
-        assert samples[-1] < 0.25, "a client waited for the retention check"
+        assert samples[-1] < STALL_LIMIT, "a client waited for the retention check"
     finally:
         pinger.close()
 
