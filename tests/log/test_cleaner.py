@@ -429,6 +429,15 @@ def filler(p: Partition, clock: FakeClock, tag: str) -> None:
     produce(p, clock, [(f"fill-{i}".encode(), tag.encode() * 60) for i in range(30)])
 
 
+def committed_then_aborted(p: Partition, clock: FakeClock, keys: list[bytes]) -> int:
+    """Key k's committed value, then producer 7's transaction writing `keys`, aborted; the
+    transaction's first offset."""
+    produce(p, clock, [(b"k", b"committed")])
+    first = txn_append(p, clock, 7, [(key, b"aborted") for key in keys])
+    p.write_marker(7, 0, False, 0)
+    return first
+
+
 def test_aborted_records_never_shadow_committed_ones_and_aborts_stay_indexed(
         open_log: Callable[..., LogManager], clock: FakeClock) -> None:
     """A key's committed value stays when a later write of it was aborted (read_committed
@@ -436,9 +445,7 @@ def test_aborted_records_never_shadow_committed_ones_and_aborts_stay_indexed(
     another."""
     _logs, p = compacted(open_log, clock, **{"segment.bytes": 1024})
     filler(p, clock, "a")
-    produce(p, clock, [(b"k", b"committed")])
-    first = txn_append(p, clock, 7, [(b"k", b"aborted"), (b"j", b"aborted")])
-    p.write_marker(7, 0, False, 0)
+    first = committed_then_aborted(p, clock, [b"k", b"j"])
     for n in range(3):
         filler(p, clock, f"b{n}")
         assert clean(p, clock, min_cleanable_ratio=0.0) is not None
@@ -469,9 +476,7 @@ def test_aborted_transactions_records_are_removed(open_log: Callable[..., LogMan
     the marker stays (it is what tells readers the range was aborted), and the producer's
     last batch stays as an empty header so its sequences are still known."""
     _logs, p = compacted(open_log, clock, **{"segment.bytes": 1024})
-    produce(p, clock, [(b"k", b"committed")])
-    first = txn_append(p, clock, 7, [(b"k", b"aborted"), (b"only-in-abort", b"aborted")])
-    p.write_marker(7, 0, False, 0)
+    first = committed_then_aborted(p, clock, [b"k", b"only-in-abort"])
     for n in range(3):
         filler(p, clock, f"b{n}")
     assert clean(p, clock, min_cleanable_ratio=0.0) is not None

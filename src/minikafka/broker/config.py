@@ -7,6 +7,7 @@ the environment variable names and the config-file keys are all derived from it.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -209,23 +210,16 @@ class BrokerConfig:
     @property
     def bind_listeners(self) -> list[Listener]:
         """Where the broker listens (ports as bound, once started)."""
-        if self.listeners is None:
-            return [Listener("PLAINTEXT", self.host, self.port)]
-        return parse_listeners(self.listeners, "listeners")
+        return _bound(self.listeners, self.host, self.port)
 
     def _advertised_listeners(self) -> list[Listener]:
-        if self.advertised_listeners is None:
-            return []
-        return parse_listeners(self.advertised_listeners, "advertised_listeners")
+        return _told(self.advertised_listeners)
 
     def advertised_for(self, name: str) -> tuple[str, int]:
-        """The address told to clients of listener `name`."""
-        bound = next(listener for listener in self.bind_listeners if listener.name == name)
-        advertised = next((listener for listener in self._advertised_listeners()
-                           if listener.name == name), None)
-        if advertised is None and self.advertised_host:
-            advertised = Listener(name, self.advertised_host, bound.port)
-        return client_address(bound, advertised)
+        """The address told to clients of listener `name` (Metadata and FindCoordinator ask on
+        every request: worked out once per config)."""
+        return _advertised_address(self.listeners, self.advertised_listeners,
+                                   self.advertised_host, self.host, self.port, name)
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -242,6 +236,31 @@ class BrokerConfig:
                 raise ValueError(f"{source}: unknown setting {raw_key!r}")
             changes[key] = _convert(key, value, _type_of(self, key), source)
         return replace(self, **changes)
+
+
+def _bound(listeners: str | None, host: str, port: int) -> list[Listener]:
+    """The `listeners` setting, or the default listener on `host` and `port`."""
+    if listeners is None:
+        return [Listener("PLAINTEXT", host, port)]
+    return parse_listeners(listeners, "listeners")
+
+
+def _told(advertised_listeners: str | None) -> list[Listener]:
+    return [] if advertised_listeners is None else parse_listeners(advertised_listeners,
+                                                                   "advertised_listeners")
+
+
+@functools.lru_cache(maxsize=64)
+def _advertised_address(listeners: str | None, advertised_listeners: str | None,
+                        advertised_host: str | None, host: str, port: int, name: str
+                        ) -> tuple[str, int]:
+    """`BrokerConfig.advertised_for`, from the settings it depends on."""
+    bound = next(listener for listener in _bound(listeners, host, port) if listener.name == name)
+    advertised = next((listener for listener in _told(advertised_listeners)
+                       if listener.name == name), None)
+    if advertised is None and advertised_host:
+        advertised = Listener(name, advertised_host, bound.port)
+    return client_address(bound, advertised)
 
 
 def _type_of(config: BrokerConfig, key: str) -> type:
