@@ -8,8 +8,11 @@ APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 
 .PHONY: run test bench soak lint fmt clean apt-test apt-bench
 
-# setup.py compiles log/validator.py (mypyc) into src/: reinstalling rebuilds it when it changes.
-$(STAMP): pyproject.toml setup.py src/minikafka/log/validator.py
+# setup.py compiles the modules pyproject.toml lists under [tool.minikafka.build] (mypyc) into
+# src/, where they shadow their source: reinstalling rebuilds them when any of them changes.
+COMPILED := $(shell $(PYTHON) -c 'import tomllib; \
+	print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["minikafka"]["build"]["mypyc"])')
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[console,shop,registry,test,bench]'
@@ -58,4 +61,4 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache src/*.so src/minikafka/log/*.so
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache src/*.so $(COMPILED:.py=.*.so)

@@ -107,7 +107,7 @@ def test_segment_rolls_before_positions_overflow(broker_part: Partition) -> None
     assert part.segments[-1].size == len(forged())
 
 
-# --- the compiled validator is its source ----------------------------------------------------
+# --- the compiled validator does what its source does ---------------------------------------------
 
 
 def _interpreted_validator() -> ModuleType:
@@ -118,15 +118,6 @@ def _interpreted_validator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_compiled_validator_is_not_older_than_its_source() -> None:
-    """A compiled module shadows its source: an edit not rebuilt would test the old code."""
-    compiled = Path(validator.__file__)
-    if compiled.suffix == ".py":
-        pytest.skip("validator runs interpreted (not compiled by setup.py)")
-    assert compiled.stat().st_mtime >= compiled.with_name("validator.py").stat().st_mtime, \
-        "validator.py changed since it was compiled: reinstall (make) or delete the .so files"
 
 
 PAYLOADS = {
