@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -37,3 +41,24 @@ def test_a_source_edited_after_compiling_is_stale(tmp_path: Path) -> None:
     later = edited.stat().st_mtime + 60
     os.utime(edited, (later, later))
     assert compiled.stale(tmp_path) == [edited]
+
+
+def test_serve_warns_of_a_stale_compiled_module(tmp_path: Path) -> None:
+    """The package copied with a compiled module older than its source (an extension module
+    that is never imported, so any bytes do): `minikafka serve` names it before starting."""
+    shutil.copytree(compiled.PACKAGE, tmp_path / "minikafka")
+    source = tmp_path / "minikafka/examples/kafka_course.py"
+    extension = source.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0])
+    extension.write_bytes(b"")
+    os.utime(extension, (source.stat().st_mtime - 60,) * 2)
+    with socket.socket() as taken:  # the broker's port: serve stops right after the check
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = subprocess.run(
+            [sys.executable, "-m", "minikafka", "serve", "--no-ui", "--no-schema-registry",
+             "--port", str(taken.getsockname()[1]), "--data-dir", str(tmp_path / "data")],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ,  # the copy first; mypyc's shared library where it was built
+                 "PYTHONPATH": os.pathsep.join((str(tmp_path), str(compiled.PACKAGE.parent)))})
+    assert f"WARNING minikafka.broker: {source} changed since it was compiled" in run.stderr
+    assert run.returncode == 1

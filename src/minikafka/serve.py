@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .broker.config import BrokerConfig
 from .broker.server import Broker
+from .compiled import stale
 from .errors import KafkaError
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ def serve(config: BrokerConfig) -> int:
     """Run a broker in this process (the CLI's `minikafka serve`); returns the exit status."""
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for source in stale():
+        log.warning("%s changed since it was compiled: the compiled module runs, not it "
+                    "(reinstall: make, or delete the .so files beside it)", source)
     try:
         asyncio.run(run(config))
     except (KafkaError, OSError, ValueError) as exc:  # startup: port taken, dir locked, ...
