@@ -27,6 +27,18 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, no Python headers: setuptools' errors vary
             print(f"minikafka: not compiling {', '.join(COMPILED)} ({exc}); they run as Python")
 
+    def copy_extensions_to_source(self) -> None:
+        """Into src/ (editable installs, --inplace), each stamped with this build's time:
+        mypyc compiled them from the sources as they are now, but rewrites only what changed,
+        and setuptools copies with the old times, which would make a module look older than
+        its source (minikafka.compiled.stale)."""
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace, _built = self._get_inplace_equivalent(build_py, ext)
+            if os.path.exists(inplace):
+                os.utime(inplace)
+
 
 with open(Path(__file__).with_name("pyproject.toml"), "rb") as f:
     COMPILED: list[str] = tomllib.load(f)["tool"]["minikafka"]["build"]["mypyc"]
