@@ -61,4 +61,5 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache src/*.so $(COMPILED:.py=.*.so)
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	find src -name '*.so' -delete  # compiled modules, and any left by an earlier module list
