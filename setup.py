@@ -33,10 +33,9 @@ class OptionalBuildExt(build_ext):
         and setuptools copies with the old times, which would make a module look older than
         its source (minikafka.compiled.stale)."""
         super().copy_extensions_to_source()
-        build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
-            inplace, _built = self._get_inplace_equivalent(build_py, ext)
-            if os.path.exists(inplace):
+            inplace = Path("src", self.get_ext_filename(ext.name))
+            if inplace.exists():
                 os.utime(inplace)
 
 
