@@ -41,7 +41,9 @@ def test_malformed_and_unhandleable_events_are_dead_lettered(
             b"bad-3": (wire + b'{"type": "OrderCreated"}',
                        f"not valid against the schema of '{ORDERS}': "
                        r"OrderCreated\.\w+: Field required"),
-            b"bad-4": (wire + b"{not json", f"schema id {orders_id}: Expecting property name"),
+            # The JSON parser's own words: json's, or orjson's where confluent-kafka finds it.
+            b"bad-4": (wire + b"{not json", f"schema id {orders_id}: "
+                       "(Expecting property name|unexpected character)"),
         }
         stranger = encode(StockReserved(order_id="nobody", items=[]))
         producer = Producer({"bootstrap.servers": shop_broker.bootstrap})
