@@ -16,7 +16,7 @@ partitions read are the session's, and those with nothing new are left out of th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import uuid
 
 from kafka.protocol.api_key import ApiKey
 
@@ -27,14 +27,18 @@ from ...protocol.fetch import (
     MAX_VERSION,
     MIN_VERSION,
     TOPIC_IDS_FROM,
+    FetchPartition,
+    FetchRequest,
     PartitionData,
+    RecordsSlice,
     TopicData,
+    decode_fetch_request,
     encode_fetch_response,
 )
 from ..acls import AclOperation, ResourceType
 from ..bounds import client_gone
-from ..context import Api, BrokerContext, authorize
-from ..fetch_sessions import FetchContext, FetchPartition, Key
+from ..context import Api, BrokerContext, authorize, authorized
+from ..fetch_sessions import FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
@@ -64,6 +68,8 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     if wanted.current_leader_epoch > LEADER_EPOCH:
         data.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
         return data, 0
+    if wanted.fetch_offset == data.high_watermark:  # the common case: nothing new
+        return data, 0
     limit = min(wanted.max_bytes, budget)
     try:
         found = partition.read(wanted.fetch_offset, max(limit, 1),
@@ -80,40 +86,53 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     return data, found.length
 
 
-def _topic_name(ctx: BrokerContext, version: int, topic: Any) -> str | None:
-    """A requested topic's name: given up to v12, found by id from v13 (None: unknown)."""
+def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool) -> bool:
+    """Whether no partition has records past its fetch offset or an error to answer with: then
+    a long poll waits on, and its answer is not built (a consumer's fetches mostly find nothing
+    new, and this costs no object per partition)."""
+    partition_of = ctx.log.partition
+    checked = None  # the last topic found readable: requests list a topic's partitions together
+    for p in wanted:
+        topic = p.topic
+        if topic is None or p.current_leader_epoch > LEADER_EPOCH:
+            return False
+        if topic != checked:
+            if not authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic):
+                return False
+            checked = topic
+        try:
+            partition = partition_of(topic, p.partition)
+        except KafkaError:
+            return False
+        offset, end = p.fetch_offset, partition.high_watermark
+        if offset != end and (not read_committed or offset > end
+                              or offset < partition.log_start_offset
+                              or offset < partition.last_stable_offset):
+            return False
+    return True
+
+
+def _name_topics(ctx: BrokerContext, version: int, wanted: list[FetchPartition]) -> None:
+    """From v13 topics are asked for by id: each partition's topic name (None: unknown)."""
     if version < TOPIC_IDS_FROM:
-        return str(topic.topic)
-    return ctx.log.topic_by_id(topic.topic_id)
+        return
+    names: dict[uuid.UUID, str | None] = {}
+    for p in wanted:
+        if (topic_id := p.topic_id) is not None:  # always, from v13
+            if topic_id not in names:
+                names[topic_id] = ctx.log.topic_by_id(topic_id)
+            p.topic = names[topic_id]
 
 
-def _wanted(ctx: BrokerContext, version: int, request: Any) -> list[FetchPartition]:
-    """The partitions the request names, in its order."""
-    wanted: list[FetchPartition] = []
-    for topic in request.topics:
-        name = _topic_name(ctx, version, topic)
-        topic_id = topic.topic_id if version >= TOPIC_IDS_FROM else None
-        wanted.extend(FetchPartition(name, topic_id, p.partition, p.fetch_offset,
-                                     p.partition_max_bytes, p.current_leader_epoch)
-                      for p in topic.partitions)
-    return wanted
-
-
-def _forgotten(version: int, request: Any) -> list[Key]:
-    """The partitions an incremental fetch drops from its session (keyed as FetchPartition)."""
-    return [(topic.topic_id if version >= TOPIC_IDS_FROM else topic.topic, index)
-            for topic in request.forgotten_topics_data or () for index in topic.partitions]
-
-
-def _context(ctx: BrokerContext, version: int, request: Any) -> FetchContext:
-    wanted = _wanted(ctx, version, request)
+def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchContext:
+    _name_topics(ctx, version, request.partitions)
     if version < SESSIONS_FROM:
-        return FetchContext(wanted)
-    return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch, wanted,
-                                          _forgotten(version, request))
+        return FetchContext(request.partitions)
+    return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
+                                          request.partitions, request.forgotten)
 
 
-def _read_all(ctx: BrokerContext, request: Any, wanted: list[FetchPartition]
+def _read_all(ctx: BrokerContext, request: FetchRequest, wanted: list[FetchPartition]
               ) -> tuple[list[PartitionData], int, bool]:
     """One pass over the partitions to read: (their answers, record bytes, any error)."""
     budget = request.max_bytes
@@ -141,28 +160,39 @@ def _by_topic(answered: list[tuple[FetchPartition, PartitionData]]) -> list[Topi
     return topics
 
 
-async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+def _answer(ctx: BrokerContext, header: RequestHeader, context: FetchContext,
+            data: list[PartitionData], total: int) -> list[bytes | RecordsSlice]:
+    if ctx.quotas.active:
+        throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
+        if throttle:  # as Kafka: an empty answer, and its bytes not charged
+            ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
+            return encode_fetch_response(header, [], throttle_time_ms=throttle)
+    answered = context.answer(data)
+    ctx.metrics.fetched(answered)
+    return encode_fetch_response(header, _by_topic(answered), session_id=context.session_id)
+
+
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
+                       ) -> list[bytes | RecordsSlice]:
     context = _context(ctx, header.api_version, request)
     if context.error_code:
         return encode_fetch_response(header, [], error_code=context.error_code)
+    wanted = context.partitions
+    read_committed = request.isolation_level == READ_COMMITTED
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = [(p.topic, p.partition) for p in context.partitions if p.topic is not None]
+    keys = None
     while True:
-        data, total, failed = _read_all(ctx, request, context.partitions)
         remaining = deadline - loop.time()
-        if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
-                or client_gone():
-            if ctx.quotas.active:
-                throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
-                if throttle:  # as Kafka: an empty answer, and its bytes not charged
-                    ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
-                    return encode_fetch_response(header, [], throttle_time_ms=throttle)
-            answered = context.answer(data)
-            ctx.metrics.fetched(answered)
-            return encode_fetch_response(header, _by_topic(answered),
-                                         session_id=context.session_id)
+        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
+            and not client_gone()
+        if not waiting or not _idle(ctx, wanted, read_committed):
+            data, total, failed = _read_all(ctx, request, wanted)
+            if not waiting or failed or total >= request.min_bytes:
+                return _answer(ctx, header, context, data, total)
+        if keys is None:
+            keys = [(p.topic, p.partition) for p in wanted if p.topic is not None]
         await ctx.appends.wait(keys, remaining)
 
 
-APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch),)
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
