@@ -91,23 +91,31 @@ class FetchContext:
     _session: FetchSession | None = None  # an incremental fetch's
     _touch: Callable[[FetchSession], None] = field(default=lambda _session: None)
 
-    def answer(self, data: Sequence[PartitionData]) -> list[tuple[FetchPartition, PartitionData]]:
-        """The partitions to answer with, given what was read for each of `partitions`; opens
-        the new session of a full fetch. Called once, when the fetch is answered."""
-        pairs = list(zip(self.partitions, data, strict=True))
+    @property
+    def incremental(self) -> bool:
+        """An incremental fetch: partitions with nothing to tell may be left out."""
+        return self._session is not None
+
+    def answer(self, data: Sequence[PartitionData | None]
+               ) -> list[tuple[FetchPartition, PartitionData]]:
+        """The partitions to answer with, given what was read for each of `partitions` (None,
+        in an incremental fetch: no records, no error, nothing changed); opens the new session
+        of a full fetch. Called once, when the fetch is answered."""
         session = self._session
         if session is None:
-            for wanted, got in pairs:
-                must_answer(wanted, got)  # a new session starts from what it was told
+            pairs = [(wanted, got) for wanted, got in zip(self.partitions, data, strict=True)
+                     if got is not None]
             if self._open is not None:
+                for wanted, got in pairs:
+                    must_answer(wanted, got)  # a new session starts from what it was told
                 self.session_id = self._open(self.partitions)
             return pairs
         self.session_id = session.id
         answered = []
-        for wanted, got in pairs:
-            if must_answer(wanted, got):
-                answered.append((wanted, got))
-                if has_records(got):  # to the back of the queue
+        for wanted, read in zip(self.partitions, data, strict=True):
+            if read is not None and must_answer(wanted, read):
+                answered.append((wanted, read))
+                if has_records(read):  # to the back of the queue
                     del session.partitions[wanted.key]
                     session.partitions[wanted.key] = wanted
         self._touch(session)

@@ -74,22 +74,29 @@ class FetchRequest:
     forgotten: list[tuple[str | uuid.UUID, int]]  # (topic name, or id from v13; partition)
 
 
-# A requested partition's fixed fields by version: (partition, [current leader epoch],
-# fetch offset, [last fetched epoch], [log start offset], partition max bytes).
-_PARTITION = {4: struct.Struct(">iqi"), 5: struct.Struct(">iqqi"), 9: struct.Struct(">iiqqi"),
-              12: struct.Struct(">iiqiqi")}
-_INT8 = struct.Struct(">b")
+def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
+    """A request version's fixed fields before its topics ([replica id,] max wait, min bytes,
+    max bytes, isolation level[, session id, session epoch]) and a partition's (partition,
+    [current leader epoch,] fetch offset, [last fetched epoch,] [log start offset,] max bytes)."""
+    head = (">i" if version < 15 else ">") + "iiib" + ("ii" if version >= 7 else "")
+    partition = "i" + ("i" if version >= 9 else "") + "q" + ("i" if version >= 12 else "") \
+        + ("q" if version >= 5 else "") + "i"
+    return struct.Struct(head), struct.Struct(">" + partition)
 
 
-def _partition_codec(version: int) -> struct.Struct:
-    return _PARTITION[max(v for v in _PARTITION if v <= version)]
+_LAYOUTS = {version: _layouts(version) for version in range(MIN_VERSION, MAX_VERSION + 1)}
 
 
 class _FetchReader(Reader):
     """Reader plus the few field types only Fetch needs here."""
 
-    def int8(self) -> int:
-        return self._fixed(_INT8)
+    def fixed(self, codec: struct.Struct) -> tuple[int, ...]:
+        try:
+            values = codec.unpack_from(self.buf, self.pos)
+        except struct.error:
+            raise MalformedError("field runs past the end of the frame") from None
+        self.pos += codec.size
+        return values
 
     def read_uuid(self) -> uuid.UUID:
         return uuid.UUID(bytes=bytes(self._take(16)))
@@ -100,6 +107,16 @@ class _FetchReader(Reader):
             return "", self.read_uuid()
         return self.required_string(flexible), None
 
+    def tags(self) -> None:
+        """A flexible version's tagged fields, almost always none (one zero byte)."""
+        try:
+            if self.buf[self.pos] == 0:
+                self.pos += 1
+                return
+        except IndexError:
+            raise MalformedError("tagged fields run past the end of the frame") from None
+        self.tagged_fields(True)
+
 
 def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: int
                          ) -> FetchRequest:
@@ -108,39 +125,37 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise ValueError(f"Fetch v{version} is not decoded here")
     flexible = version >= FLEXIBLE_FROM
+    head, codec = _LAYOUTS[version]
     r = _FetchReader(frame, pos)
-    if version < 15:
-        r.int32()  # replica id: a consumer's is -1 (v15 moved it to a tagged field)
-    max_wait_ms, min_bytes, max_bytes = r.int32(), r.int32(), r.int32()
-    isolation_level = r.int8()
-    session_id, session_epoch = (r.int32(), r.int32()) if version >= 7 else (0, -1)
-    codec = _partition_codec(version)
-    unpack, size = codec.unpack_from, codec.size
+    fields = r.fixed(head)[(version < 15):]  # a consumer's replica id is -1: read past it
+    max_wait_ms, min_bytes, max_bytes, isolation_level = fields[:4]
+    session_id, session_epoch = fields[4:] if version >= 7 else (0, -1)
     with_epoch = version >= 9
+    fixed, tags = r.fixed, r.tags
     partitions: list[FetchPartition] = []
     for _ in range(r.array_length(flexible)):
         name, topic_id = r.topic(version, flexible)
         topic = name if topic_id is None else None
         for _ in range(r.array_length(flexible)):
-            try:
-                fields = unpack(r.buf, r.pos)
-            except struct.error:
-                raise MalformedError("partition runs past the end of the frame") from None
-            r.pos += size
-            partitions.append(FetchPartition(topic, topic_id, fields[0], fields[1 + with_epoch],
-                                             fields[-1], fields[1] if with_epoch else -1))
-            r.tagged_fields(flexible)
-        r.tagged_fields(flexible)
+            values = fixed(codec)
+            partitions.append(FetchPartition(topic, topic_id, values[0], values[1 + with_epoch],
+                                             values[-1], values[1] if with_epoch else -1))
+            if flexible:
+                tags()
+        if flexible:
+            tags()
     forgotten: list[tuple[str | uuid.UUID, int]] = []
     if version >= 7:
         for _ in range(r.array_length(flexible)):
             name, topic_id = r.topic(version, flexible)
             forgotten.extend((topic_id or name, r.int32())
                              for _ in range(r.array_length(flexible)))
-            r.tagged_fields(flexible)
+            if flexible:
+                tags()
     if version >= 11:
         r.string(flexible)  # rack id: no replicas to prefer
-    r.tagged_fields(flexible)
+    if flexible:
+        tags()
     return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id,
                         session_epoch, partitions, forgotten)
 
@@ -178,27 +193,29 @@ def records_length(records: Records) -> int:
 
 
 class _Writer:
-    """Accumulates bytes and slices in order, merging adjacent bytes."""
+    """Accumulates bytes and slices in order, joining adjacent bytes."""
 
     def __init__(self) -> None:
         self.pieces: list[bytes | RecordsSlice] = []
-        self._buf = bytearray()
+        self._run: list[bytes] = []
+        self.write = self._run.append
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        self._buf += data
+    def _join(self) -> None:
+        if self._run:
+            joined = b"".join(self._run)
+            self.size += len(joined)
+            self.pieces.append(joined)
+            self._run.clear()
 
     def slice(self, piece: RecordsSlice) -> None:
-        self.size += len(self._buf) + piece.length
-        self.pieces.append(bytes(self._buf))
+        self._join()
+        self.size += piece.length
         self.pieces.append(piece)
-        self._buf = bytearray()
 
     def finish(self) -> list[bytes | RecordsSlice]:
         """The pieces, the first one prefixed with the frame's size."""
-        self.size += len(self._buf)
-        if self._buf:
-            self.pieces.append(bytes(self._buf))
+        self._join()
         head = self.pieces[0]
         assert isinstance(head, bytes)  # the response header is written before any slice
         self.pieces[0] = INT32.pack(self.size) + head

@@ -68,8 +68,6 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     if wanted.current_leader_epoch > LEADER_EPOCH:
         data.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
         return data, 0
-    if wanted.fetch_offset == data.high_watermark:  # the common case: nothing new
-        return data, 0
     limit = min(wanted.max_bytes, budget)
     try:
         found = partition.read(wanted.fetch_offset, max(limit, 1),
@@ -132,20 +130,47 @@ def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchCo
                                           request.partitions, request.forgotten)
 
 
-def _read_all(ctx: BrokerContext, request: FetchRequest, wanted: list[FetchPartition]
-              ) -> tuple[list[PartitionData], int, bool]:
-    """One pass over the partitions to read: (their answers, record bytes, any error)."""
+def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
+              ) -> tuple[list[PartitionData | None], int, bool]:
+    """One pass over the partitions to read: (their answers, record bytes, any error). A
+    partition with nothing new is answered without reading its log, and in an incremental
+    fetch one whose high watermark and log start offset are as last told is not answered at
+    all (None)."""
     budget = request.max_bytes
     total = 0
     failed = False
     read_committed = request.isolation_level == READ_COMMITTED
-    answers = []
-    for partition in wanted:
-        data, size = _read_partition(ctx, partition, budget, total == 0, read_committed)
+    skip_unchanged = context.incremental
+    partition_of = ctx.log.partition
+    checked = None  # the last topic found readable
+    answers: list[PartitionData | None] = []
+    append = answers.append
+    for wanted in context.partitions:
+        topic = wanted.topic
+        if topic is not None and wanted.current_leader_epoch <= LEADER_EPOCH and (
+                topic == checked or authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic)):
+            checked = topic
+            try:
+                partition = partition_of(topic, wanted.partition)
+            except KafkaError:
+                pass  # answered with its error below
+            else:
+                end = partition.high_watermark
+                if wanted.fetch_offset == end:  # the common case: nothing new
+                    start = partition.log_start_offset
+                    if skip_unchanged and end == wanted.high_watermark \
+                            and start == wanted.log_start_offset:
+                        append(None)
+                    else:
+                        append(PartitionData(wanted.partition, 0, end,
+                                             partition.last_stable_offset, start,
+                                             [] if read_committed else None, b""))
+                    continue
+        data, size = _read_partition(ctx, wanted, budget, total == 0, read_committed)
         total += size
         budget -= size
         failed = failed or data.error_code != 0
-        answers.append(data)
+        append(data)
     return answers, total, failed
 
 
@@ -161,7 +186,7 @@ def _by_topic(answered: list[tuple[FetchPartition, PartitionData]]) -> list[Topi
 
 
 def _answer(ctx: BrokerContext, header: RequestHeader, context: FetchContext,
-            data: list[PartitionData], total: int) -> list[bytes | RecordsSlice]:
+            data: list[PartitionData | None], total: int) -> list[bytes | RecordsSlice]:
     if ctx.quotas.active:
         throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
         if throttle:  # as Kafka: an empty answer, and its bytes not charged
@@ -187,7 +212,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Fetch
         waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
             and not client_gone()
         if not waiting or not _idle(ctx, wanted, read_committed):
-            data, total, failed = _read_all(ctx, request, wanted)
+            data, total, failed = _read_all(ctx, request, context)
             if not waiting or failed or total >= request.min_bytes:
                 return _answer(ctx, header, context, data, total)
         if keys is None:
