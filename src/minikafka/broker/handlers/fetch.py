@@ -197,6 +197,18 @@ def _answer(ctx: BrokerContext, header: RequestHeader, context: FetchContext,
     return encode_fetch_response(header, _by_topic(answered), session_id=context.session_id)
 
 
+def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
+    """The partitions whose appends wake the long poll, by topic."""
+    watched: dict[str, set[int]] = {}
+    for p in wanted:
+        if p.topic is not None:
+            indexes = watched.get(p.topic)
+            if indexes is None:
+                indexes = watched[p.topic] = set()
+            indexes.add(p.partition)
+    return watched
+
+
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
                        ) -> list[bytes | RecordsSlice]:
     context = _context(ctx, header.api_version, request)
@@ -206,7 +218,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Fetch
     read_committed = request.isolation_level == READ_COMMITTED
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = None
+    watched = None
     while True:
         remaining = deadline - loop.time()
         waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
@@ -215,9 +227,9 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Fetch
             data, total, failed = _read_all(ctx, request, context)
             if not waiting or failed or total >= request.min_bytes:
                 return _answer(ctx, header, context, data, total)
-        if keys is None:
-            keys = [(p.topic, p.partition) for p in wanted if p.topic is not None]
-        await ctx.appends.wait(keys, remaining)
+        if watched is None:
+            watched = _watched(wanted)
+        await ctx.appends.wait(watched, remaining)
 
 
 APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
