@@ -131,15 +131,20 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
     max_wait_ms, min_bytes, max_bytes, isolation_level = fields[:4]
     session_id, session_epoch = fields[4:] if version >= 7 else (0, -1)
     with_epoch = version >= 9
-    fixed, tags = r.fixed, r.tags
+    unpack, size, tags = codec.unpack_from, codec.size, r.tags
     partitions: list[FetchPartition] = []
+    append = partitions.append
     for _ in range(r.array_length(flexible)):
         name, topic_id = r.topic(version, flexible)
         topic = name if topic_id is None else None
         for _ in range(r.array_length(flexible)):
-            values = fixed(codec)
-            partitions.append(FetchPartition(topic, topic_id, values[0], values[1 + with_epoch],
-                                             values[-1], values[1] if with_epoch else -1))
+            try:
+                values = unpack(r.buf, r.pos)
+            except struct.error:
+                raise MalformedError("partition runs past the end of the frame") from None
+            r.pos += size
+            append(FetchPartition(topic, topic_id, values[0], values[1 + with_epoch], values[-1],
+                                  values[1] if with_epoch else -1))
             if flexible:
                 tags()
         if flexible:

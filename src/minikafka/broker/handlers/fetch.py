@@ -177,11 +177,14 @@ def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
 def _by_topic(answered: list[tuple[FetchPartition, PartitionData]]) -> list[TopicData]:
     """Consecutive partitions of one topic as one topic entry, as the request grouped them."""
     topics: list[TopicData] = []
+    name: str | None = None
+    topic_id: uuid.UUID | None = None
+    partitions: list[PartitionData] = []
     for wanted, data in answered:
-        if not topics or topics[-1].topic_id != wanted.topic_id \
-                or topics[-1].name != (wanted.topic or ""):
-            topics.append(TopicData(wanted.topic or "", [], wanted.topic_id))
-        topics[-1].partitions.append(data)
+        if not topics or wanted.topic != name or wanted.topic_id != topic_id:
+            name, topic_id, partitions = wanted.topic, wanted.topic_id, []
+            topics.append(TopicData(name or "", partitions, topic_id))
+        partitions.append(data)
     return topics
 
 
