@@ -122,10 +122,11 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
                          ) -> FetchRequest:
     """Fetch v4-v17; MalformedError on bytes that do not parse."""
     version = header.api_version
-    if not MIN_VERSION <= version <= MAX_VERSION:
+    layouts = _LAYOUTS.get(version)
+    if layouts is None:
         raise ValueError(f"Fetch v{version} is not decoded here")
+    head, codec = layouts
     flexible = version >= FLEXIBLE_FROM
-    head, codec = _LAYOUTS[version]
     r = _FetchReader(frame, pos)
     fields = r.fixed(head)[(version < 15):]  # a consumer's replica id is -1: read past it
     max_wait_ms, min_bytes, max_bytes, isolation_level = fields[:4]

@@ -11,6 +11,11 @@ clients drop those transactions' records and skip the markers themselves.
 
 From v7 a fetch may belong to an incremental fetch session (fetch_sessions.py): then the
 partitions read are the session's, and those with nothing new are left out of the answer.
+
+Most fetches of a consumer find nothing new, so that case is the cheap one: a long poll first
+asks whether any partition has records or an error for it (`_idle`, no object per partition) and
+builds its answer only once there is one or its time is up; a partition at its high watermark
+is answered without reading its log. The waits are filed in `ctx.appends` (appends.py).
 """
 
 from __future__ import annotations
