@@ -88,7 +88,19 @@ _LAYOUTS = {version: _layouts(version) for version in range(MIN_VERSION, MAX_VER
 
 
 class _FetchReader(Reader):
-    """Reader plus the few field types only Fetch needs here."""
+    """Reader plus the few field types only Fetch needs here, and a short cut for the compact
+    lengths of flexible versions, which are one byte but for arrays of 127 or more."""
+
+    def _length(self, flexible: bool, short: bool) -> int:
+        if flexible:
+            try:
+                first = self.buf[self.pos]
+            except IndexError:
+                raise MalformedError("a length runs past the end of the frame") from None
+            if first < 0x80:
+                self.pos += 1
+                return first - 1
+        return super()._length(flexible, short)
 
     def fixed(self, codec: struct.Struct) -> tuple[int, ...]:
         try:
