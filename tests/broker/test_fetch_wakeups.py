@@ -112,3 +112,23 @@ def test_pipelined_polls_that_time_out_are_each_answered_in_order(
         assert answer.header.correlation_id == correlation_id
         assert time.monotonic() - started >= (150 + 20 * correlation_id) / 1000 - 0.005
         assert answer.responses[0].partitions[0].records in (b"", None)
+
+
+@pytest.mark.parametrize("topics", [{}, {"t": [0]}], ids=["no partition", "a partition"])
+def test_shutdown_answers_every_long_poll(own_broker: InProcessBroker,
+                                          topics: dict[str, list[int]]) -> None:
+    """Even one that reads no partition (an empty incremental fetch) is answered, not dropped
+    when the shutdown's grace runs out."""
+    own_broker.start()
+    if topics:
+        create_topic(own_broker.bootstrap, "t")
+    raw = RawClient(own_broker.bootstrap)
+    try:
+        request = poll(topics, max_wait_ms=60_000)
+        request.with_header(correlation_id=7, client_id="raw")  # type: ignore[attr-defined]
+        raw.send(request.encode(header=True, framed=True))  # type: ignore[attr-defined]
+        time.sleep(0.3)  # the poll is waiting
+        own_broker.stop()
+        assert raw.read_frame() is not None, "the long poll was dropped, not answered"
+    finally:
+        raw.close()

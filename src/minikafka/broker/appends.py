@@ -38,9 +38,10 @@ class AppendNotifier:
                 waiter.set_result(None)
 
     def wake_all(self) -> None:
-        """On shutdown: answer every long poll now."""
-        for polls in self._polls.values():
-            _wake(polls)
+        """On shutdown: answer every long poll now (each is in one millisecond's set, even one
+        that reads no partition)."""
+        for _timer, waiters in self._ticks.values():
+            _wake(waiters)
 
     async def wait(self, watched: Watched, timeout: float) -> None:
         """Return when a partition in `watched` gets an append, once `timeout` seconds have
