@@ -56,7 +56,7 @@ def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
         tmp_path: Path, flush: str, synced: int) -> None:
     async def body(ctx: BrokerContext) -> None:
         await ops.create_topic(ctx, "t", 1)
-        poll = asyncio.create_task(ctx.appends.wait([("t", 0)], 10))
+        poll = asyncio.create_task(ctx.appends.wait({"t": {0}}, 10))
         await asyncio.sleep(0)  # the long poll is waiting
         info = await ops.produce(ctx, "t", 0, BATCH)
         await asyncio.wait_for(poll, 1)

@@ -3,56 +3,102 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Protocol
 
-from .bounds import on_hangup
+from .bounds import hangup
+
+Watched = Mapping[str, Container[int]]  # topic -> the indexes of its partitions waited on
 
 
 class AppendNotifier:
-    """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory)."""
+    """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory).
+
+    A long poll waits on one future, filed under each topic it reads (with the set of partitions
+    it reads there, so that filing a consumer of a thousand partitions is one entry, not a
+    thousand), under its client's hang-up signal, and under the millisecond its time runs out
+    in: long polls that end in the same millisecond share one timer (Kafka's purgatory ticks by
+    the millisecond too), so they are answered in one turn of the event loop and leave a
+    connection in one write. A poll woken early leaves its millisecond's set, whose timer is
+    cancelled once that set is empty.
+    """
 
     def __init__(self) -> None:
-        self._waiters: dict[Hashable, set[asyncio.Future[None]]] = {}
+        self._polls: dict[str, dict[asyncio.Future[None], Container[int]]] = {}
+        self._hangups: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
+        self._ticks: dict[int, tuple[asyncio.TimerHandle, set[asyncio.Future[None]]]] = {}
 
-    def notify(self, key: Hashable) -> None:
-        for waiter in self._waiters.pop(key, ()):
-            if not waiter.done():
+    def notify(self, key: tuple[str, int]) -> None:
+        """Partition `key` (topic, index) got an append."""
+        topic, index = key
+        for waiter, indexes in self._polls.get(topic, {}).items():
+            if index in indexes and not waiter.done():
                 waiter.set_result(None)
 
     def wake_all(self) -> None:
-        """On shutdown: answer every long poll now."""
-        for key in list(self._waiters):
-            self.notify(key)
+        """On shutdown: answer every long poll now (each is in one millisecond's set, even one
+        that reads no partition)."""
+        for _timer, waiters in self._ticks.values():
+            _wake(waiters)
 
-    async def wait(self, keys: Iterable[Hashable], timeout: float) -> None:
-        """Return when any of `keys` gets an append, after `timeout` seconds, or when the
-        client hangs up. (A timer answers the waiter: asyncio.wait_for would cost a task
-        switch and several futures more on every long poll.)"""
+    async def wait(self, watched: Watched, timeout: float) -> None:
+        """Return when a partition in `watched` gets an append, once `timeout` seconds have
+        passed (up to a millisecond more), or when the client hangs up."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        keys = list(keys)
-        for key in keys:
-            self._waiters.setdefault(key, set()).add(waiter)
-        forget = on_hangup(waiter, None)
-        timer = loop.call_later(timeout, _wake, waiter)
+        for topic, indexes in watched.items():
+            polls = self._polls.get(topic)
+            if polls is None:
+                polls = self._polls[topic] = {}
+            polls[waiter] = indexes
+        gone = hangup.get()
+        if gone is not None:
+            hung = self._hangups.get(gone)
+            if hung is None:  # a connection's signal is watched once, till it fires
+                hung = self._hangups[gone] = set()
+                gone.add_done_callback(self._hung_up)
+            hung.add(waiter)
+        tick = math.ceil((loop.time() + timeout) * 1000)
+        timed = self._ticks.get(tick)
+        if timed is None:
+            timed = self._ticks[tick] = (loop.call_at(tick / 1000, self._expire, tick), set())
+        timed[1].add(waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
-            forget()
-            for key in keys:
-                waiting = self._waiters.get(key)
-                if waiting is not None:
-                    waiting.discard(waiter)
-                    if not waiting:
-                        del self._waiters[key]
+            self._forget(waiter, watched, tick, gone)
+
+    def _forget(self, waiter: asyncio.Future[None], watched: Watched, tick: int,
+                gone: asyncio.Future[None] | None) -> None:
+        for topic in watched:
+            polls = self._polls.get(topic)
+            if polls is not None:
+                polls.pop(waiter, None)
+                if not polls:
+                    del self._polls[topic]
+        if gone is not None:
+            self._hangups.get(gone, set()).discard(waiter)
+        timed = self._ticks.get(tick)
+        if timed is not None:
+            timed[1].discard(waiter)
+            if not timed[1]:
+                timed[0].cancel()
+                del self._ticks[tick]
+
+    def _hung_up(self, gone: asyncio.Future[None]) -> None:
+        _wake(self._hangups.pop(gone, ()))
+
+    def _expire(self, tick: int) -> None:
+        _timer, waiters = self._ticks.pop(tick)
+        _wake(waiters)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _wake(waiters: Iterable[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 class Flushable(Protocol):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ErrorCode
+from ..protocol.fetch import FetchPartition as FetchPartition  # sessions are made of them
 from ..protocol.fetch import PartitionData, records_length
 
 FINAL_EPOCH = -1
@@ -46,37 +47,20 @@ def next_epoch(epoch: int) -> int:
     return 1 if epoch == 2**31 - 1 else epoch + 1
 
 
-@dataclass(slots=True)
-class FetchPartition:
-    """One partition of a fetch: what the client asked, and (in a session) what it was last
-    told."""
+def asked(cached: FetchPartition, again: FetchPartition) -> None:
+    """An incremental fetch named this partition again: its new position and limits."""
+    cached.fetch_offset = again.fetch_offset
+    cached.max_bytes = again.max_bytes
+    cached.current_leader_epoch = again.current_leader_epoch
 
-    topic: str | None  # None: a topic id we do not know
-    topic_id: uuid.UUID | None  # from v13
-    partition: int
-    fetch_offset: int
-    max_bytes: int
-    current_leader_epoch: int = -1
-    high_watermark: int = -1
-    log_start_offset: int = -1
 
-    @property
-    def key(self) -> Key:
-        return (self.topic_id or self.topic, self.partition)
-
-    def asked(self, again: FetchPartition) -> None:
-        """An incremental fetch named this partition again: its new position and limits."""
-        self.fetch_offset = again.fetch_offset
-        self.max_bytes = again.max_bytes
-        self.current_leader_epoch = again.current_leader_epoch
-
-    def must_answer(self, data: PartitionData) -> bool:
-        """Kafka's CachedPartition.maybeUpdateResponseData: records, an error, or news of the
-        high watermark or log start offset; what it tells is remembered."""
-        changed = data.high_watermark != self.high_watermark \
-            or data.log_start_offset != self.log_start_offset
-        self.high_watermark, self.log_start_offset = data.high_watermark, data.log_start_offset
-        return changed or data.error_code != 0 or has_records(data)
+def must_answer(wanted: FetchPartition, data: PartitionData) -> bool:
+    """Kafka's CachedPartition.maybeUpdateResponseData: records, an error, or news of the high
+    watermark or log start offset; what it tells is remembered."""
+    changed = data.high_watermark != wanted.high_watermark \
+        or data.log_start_offset != wanted.log_start_offset
+    wanted.high_watermark, wanted.log_start_offset = data.high_watermark, data.log_start_offset
+    return changed or data.error_code != 0 or has_records(data)
 
 
 def has_records(data: PartitionData) -> bool:
@@ -107,23 +91,31 @@ class FetchContext:
     _session: FetchSession | None = None  # an incremental fetch's
     _touch: Callable[[FetchSession], None] = field(default=lambda _session: None)
 
-    def answer(self, data: Sequence[PartitionData]) -> list[tuple[FetchPartition, PartitionData]]:
-        """The partitions to answer with, given what was read for each of `partitions`; opens
-        the new session of a full fetch. Called once, when the fetch is answered."""
-        pairs = list(zip(self.partitions, data, strict=True))
+    @property
+    def incremental(self) -> bool:
+        """An incremental fetch: partitions with nothing to tell may be left out."""
+        return self._session is not None
+
+    def answer(self, data: Sequence[PartitionData | None]
+               ) -> list[tuple[FetchPartition, PartitionData]]:
+        """The partitions to answer with, given what was read for each of `partitions` (None,
+        in an incremental fetch: no records, no error, nothing changed); opens the new session
+        of a full fetch. Called once, when the fetch is answered."""
         session = self._session
         if session is None:
-            for wanted, got in pairs:
-                wanted.must_answer(got)  # a new session starts from what it was told
+            pairs = [(wanted, got) for wanted, got in zip(self.partitions, data, strict=True)
+                     if got is not None]
             if self._open is not None:
+                for wanted, got in pairs:
+                    must_answer(wanted, got)  # a new session starts from what it was told
                 self.session_id = self._open(self.partitions)
             return pairs
         self.session_id = session.id
         answered = []
-        for wanted, got in pairs:
-            if wanted.must_answer(got):
-                answered.append((wanted, got))
-                if has_records(got):  # to the back of the queue
+        for wanted, read in zip(self.partitions, data, strict=True):
+            if read is not None and must_answer(wanted, read):
+                answered.append((wanted, read))
+                if has_records(read):  # to the back of the queue
                     del session.partitions[wanted.key]
                     session.partitions[wanted.key] = wanted
         self._touch(session)
@@ -168,7 +160,7 @@ class FetchSessionCache:
             if cached is None:
                 session.partitions[partition.key] = partition
             else:
-                cached.asked(partition)
+                asked(cached, partition)
         for key in forgotten:
             session.partitions.pop(key, None)
         session.epoch = next_epoch(epoch)

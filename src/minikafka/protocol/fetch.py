@@ -1,26 +1,181 @@
-"""The Fetch response, written by hand around record slices (Fetch v4-v12).
+"""Fetch by hand: the request read straight into the broker's per-partition objects, and the
+response written around record slices (Fetch v4-v17).
 
 Record bytes are the hot path: they go from the log file to the socket with sendfile and never
 become Python bytes. So the response is a list of pieces: `bytes` for everything we write, and
 the caller's slice objects (anything with a `.length`) for the records, with their length
-prefixes written here. The schema classes are used only by the tests, to check the bytes.
+prefixes written here. A consumer long-polls with the same fetch over and over, most of them
+answered with nothing new, and one of many partitions costs the broker for each of them: so a
+partition is read from the request with one unpack and written with one pack. The schema classes
+are used only by the tests, to check the bytes.
 """
 
 from __future__ import annotations
 
+import functools
+import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .codec import RequestHeader, response_header
-from .primitives import EMPTY_TAGS, INT16, INT32, INT64, array_length, bytes_length, string
+from .primitives import (
+    EMPTY_TAGS,
+    INT16,
+    INT32,
+    INT64,
+    MalformedError,
+    Reader,
+    array_length,
+    bytes_length,
+    string,
+)
 
 MIN_VERSION = 4
 MAX_VERSION = 17  # v13 names topics by id; v14-17 change only the request and tagged fields
 TOPIC_IDS_FROM = 13
 FLEXIBLE_FROM = 12
 _ZERO_ID = uuid.UUID(int=0)
+
+
+@dataclass(slots=True)
+class FetchPartition:
+    """One partition of a fetch: what the client asked, and (in a session, fetch_sessions.py)
+    what it was last told."""
+
+    topic: str | None  # None: a topic id we do not know (set by the handler from v13)
+    topic_id: uuid.UUID | None  # from v13
+    partition: int
+    fetch_offset: int
+    max_bytes: int
+    current_leader_epoch: int = -1
+    high_watermark: int = -1
+    log_start_offset: int = -1
+
+    @property
+    def key(self) -> tuple[str | uuid.UUID | None, int]:
+        """The partition in a session: its topic's id from v13, else its name."""
+        return (self.topic_id or self.topic, self.partition)
+
+
+@dataclass(slots=True)
+class FetchRequest:
+    """The fields of a Fetch request the broker serves (a consumer's: replica fields, the
+    rack and the last fetched epoch are read past)."""
+
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    isolation_level: int
+    session_id: int
+    session_epoch: int
+    partitions: list[FetchPartition]  # in request order, topic by topic
+    forgotten: list[tuple[str | uuid.UUID, int]]  # (topic name, or id from v13; partition)
+
+
+def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
+    """A request version's fixed fields before its topics ([replica id,] max wait, min bytes,
+    max bytes, isolation level[, session id, session epoch]) and a partition's (partition,
+    [current leader epoch,] fetch offset, [last fetched epoch,] [log start offset,] max bytes)."""
+    head = (">i" if version < 15 else ">") + "iiib" + ("ii" if version >= 7 else "")
+    partition = "i" + ("i" if version >= 9 else "") + "q" + ("i" if version >= 12 else "") \
+        + ("q" if version >= 5 else "") + "i"
+    return struct.Struct(head), struct.Struct(">" + partition)
+
+
+_LAYOUTS = {version: _layouts(version) for version in range(MIN_VERSION, MAX_VERSION + 1)}
+
+
+class _FetchReader(Reader):
+    """Reader plus the few field types only Fetch needs here, and a short cut for the compact
+    lengths of flexible versions, which are one byte but for arrays of 127 or more."""
+
+    def _length(self, flexible: bool, short: bool) -> int:
+        if flexible:
+            try:
+                first = self.buf[self.pos]
+            except IndexError:
+                raise MalformedError("a length runs past the end of the frame") from None
+            if first < 0x80:
+                self.pos += 1
+                return first - 1
+        return super()._length(flexible, short)
+
+    def fixed(self, codec: struct.Struct) -> tuple[int, ...]:
+        try:
+            values = codec.unpack_from(self.buf, self.pos)
+        except struct.error:
+            raise MalformedError("field runs past the end of the frame") from None
+        self.pos += codec.size
+        return values
+
+    def read_uuid(self) -> uuid.UUID:
+        return uuid.UUID(bytes=bytes(self._take(16)))
+
+    def topic(self, version: int, flexible: bool) -> tuple[str, uuid.UUID | None]:
+        """A topic's name (to v12) or id (from v13)."""
+        if version >= TOPIC_IDS_FROM:
+            return "", self.read_uuid()
+        return self.required_string(flexible), None
+
+    def tags(self) -> None:
+        """A flexible version's tagged fields, almost always none (one zero byte)."""
+        try:
+            if self.buf[self.pos] == 0:
+                self.pos += 1
+                return
+        except IndexError:
+            raise MalformedError("tagged fields run past the end of the frame") from None
+        self.tagged_fields(True)
+
+
+def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: int
+                         ) -> FetchRequest:
+    """Fetch v4-v17; MalformedError on bytes that do not parse."""
+    version = header.api_version
+    layouts = _LAYOUTS.get(version)
+    if layouts is None:
+        raise ValueError(f"Fetch v{version} is not decoded here")
+    head, codec = layouts
+    flexible = version >= FLEXIBLE_FROM
+    r = _FetchReader(frame, pos)
+    fields = r.fixed(head)[(version < 15):]  # a consumer's replica id is -1: read past it
+    max_wait_ms, min_bytes, max_bytes, isolation_level = fields[:4]
+    session_id, session_epoch = fields[4:] if version >= 7 else (0, -1)
+    with_epoch = version >= 9
+    unpack, size, tags = codec.unpack_from, codec.size, r.tags
+    partitions: list[FetchPartition] = []
+    append = partitions.append
+    for _ in range(r.array_length(flexible)):
+        name, topic_id = r.topic(version, flexible)
+        topic = name if topic_id is None else None
+        for _ in range(r.array_length(flexible)):
+            try:
+                values = unpack(r.buf, r.pos)
+            except struct.error:
+                raise MalformedError("partition runs past the end of the frame") from None
+            r.pos += size
+            append(FetchPartition(topic, topic_id, values[0], values[1 + with_epoch], values[-1],
+                                  values[1] if with_epoch else -1))
+            if flexible:
+                tags()
+        if flexible:
+            tags()
+    forgotten: list[tuple[str | uuid.UUID, int]] = []
+    if version >= 7:
+        for _ in range(r.array_length(flexible)):
+            name, topic_id = r.topic(version, flexible)
+            forgotten.extend((topic_id or name, r.int32())
+                             for _ in range(r.array_length(flexible)))
+            if flexible:
+                tags()
+    if version >= 11:
+        r.string(flexible)  # rack id: no replicas to prefer
+    if flexible:
+        tags()
+    return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id,
+                        session_epoch, partitions, forgotten)
 
 
 class RecordsSlice(Protocol):
@@ -56,31 +211,60 @@ def records_length(records: Records) -> int:
 
 
 class _Writer:
-    """Accumulates bytes and slices in order, merging adjacent bytes."""
+    """Accumulates bytes and slices in order, joining adjacent bytes."""
 
     def __init__(self) -> None:
         self.pieces: list[bytes | RecordsSlice] = []
-        self._buf = bytearray()
+        self._run: list[bytes] = []
+        self.write = self._run.append
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        self._buf += data
+    def _join(self) -> None:
+        if self._run:
+            joined = b"".join(self._run)
+            self.size += len(joined)
+            self.pieces.append(joined)
+            self._run.clear()
 
     def slice(self, piece: RecordsSlice) -> None:
-        self.size += len(self._buf) + piece.length
-        self.pieces.append(bytes(self._buf))
+        self._join()
+        self.size += piece.length
         self.pieces.append(piece)
-        self._buf = bytearray()
 
     def finish(self) -> list[bytes | RecordsSlice]:
         """The pieces, the first one prefixed with the frame's size."""
-        self.size += len(self._buf)
-        if self._buf:
-            self.pieces.append(bytes(self._buf))
+        self._join()
         head = self.pieces[0]
         assert isinstance(head, bytes)  # the response header is written before any slice
         self.pieces[0] = INT32.pack(self.size) + head
         return self.pieces
+
+
+PackHead = Callable[[int, int, int, int, int], bytes]
+
+
+@functools.cache
+def _layout(version: int) -> tuple[PackHead, dict[tuple[bool, bool], bytes]]:
+    """A version's partition head packer (index, error, high watermark, last stable offset,
+    log start offset: v4 leaves the last out) and the tails of partitions with nothing to list,
+    by (aborted is None, records is None)."""
+    if version >= 5:
+        pack: PackHead = struct.Struct(">ihqqq").pack
+    else:
+        v4 = struct.Struct(">ihqq")
+        pack = lambda index, error, hw, lso, _log_start: v4.pack(index, error, hw, lso)  # noqa: E731
+    quiet = {(a, r): _tail(version, None if a else False, None if r else 0)
+             for a in (False, True) for r in (False, True)}
+    return pack, quiet
+
+
+def _tail(version: int, aborted: bool | None, records: int | None) -> bytes:
+    """What follows a partition's head when it has no aborted transaction to list and no
+    records: aborted (None or []), preferred read replica (none), the records' length."""
+    flexible = version >= FLEXIBLE_FROM
+    return (array_length(None if aborted is None else 0, flexible)
+            + (INT32.pack(-1) if version >= 11 else b"")
+            + bytes_length(records, flexible) + (EMPTY_TAGS if flexible else b""))
 
 
 def encode_fetch_response(
@@ -96,44 +280,47 @@ def encode_fetch_response(
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise ValueError(f"Fetch v{version} is not encoded here")
     flexible = version >= FLEXIBLE_FROM
+    pack, quiet = _layout(version)
     out = _Writer()
-    out.write(response_header(header))
-    out.write(INT32.pack(throttle_time_ms))
+    write = out.write
+    write(response_header(header))
+    write(INT32.pack(throttle_time_ms))
     if version >= 7:
-        out.write(INT16.pack(error_code) + INT32.pack(session_id))
-    out.write(array_length(len(topics), flexible))
+        write(INT16.pack(error_code) + INT32.pack(session_id))
+    write(array_length(len(topics), flexible))
     for topic in topics:
         if version >= TOPIC_IDS_FROM:
-            out.write((topic.topic_id or _ZERO_ID).bytes)
+            write((topic.topic_id or _ZERO_ID).bytes)
         else:
-            out.write(string(topic.name, flexible))
-        out.write(array_length(len(topic.partitions), flexible))
+            write(string(topic.name, flexible))
+        write(array_length(len(topic.partitions), flexible))
         for p in topic.partitions:
-            out.write(INT32.pack(p.index) + INT16.pack(p.error_code) + INT64.pack(p.high_watermark)
-                      + INT64.pack(p.last_stable_offset))
-            if version >= 5:
-                out.write(INT64.pack(p.log_start_offset))
-            aborted = p.aborted_transactions
-            out.write(array_length(None if aborted is None else len(aborted), flexible))
+            write(pack(p.index, p.error_code, p.high_watermark, p.last_stable_offset,
+                       p.log_start_offset))
+            aborted, records = p.aborted_transactions, p.records
+            if not aborted and (records is None or records == b""):
+                write(quiet[aborted is None, records is None])
+                continue
+            write(array_length(None if aborted is None else len(aborted), flexible))
             for producer_id, first_offset in aborted or ():
-                out.write(INT64.pack(producer_id) + INT64.pack(first_offset))
+                write(INT64.pack(producer_id) + INT64.pack(first_offset))
                 if flexible:
-                    out.write(EMPTY_TAGS)
+                    write(EMPTY_TAGS)
             if version >= 11:
-                out.write(INT32.pack(-1))  # preferred read replica: none, read from the leader
-            records = p.records
+                write(INT32.pack(-1))  # preferred read replica: none, read from the leader
             if records is None:
-                out.write(bytes_length(None, flexible))
+                write(bytes_length(None, flexible))
             else:
-                out.write(bytes_length(records_length(records), flexible))
+                write(bytes_length(records_length(records), flexible))
                 if isinstance(records, bytes | bytearray | memoryview):
-                    out.write(records)
+                    write(records)
                 else:
                     out.slice(records)
             if flexible:
-                out.write(EMPTY_TAGS)
+                write(EMPTY_TAGS)
         if flexible:
-            out.write(EMPTY_TAGS)
+            write(EMPTY_TAGS)
     if flexible:
-        out.write(EMPTY_TAGS)
+        write(EMPTY_TAGS)
     return out.finish()
+

@@ -11,12 +11,17 @@ clients drop those transactions' records and skip the markers themselves.
 
 From v7 a fetch may belong to an incremental fetch session (fetch_sessions.py): then the
 partitions read are the session's, and those with nothing new are left out of the answer.
+
+Most fetches of a consumer find nothing new, so that case is the cheap one: a long poll first
+asks whether any partition has records or an error for it (`_idle`, no object per partition) and
+builds its answer only once there is one or its time is up; a partition at its high watermark
+is answered without reading its log. The waits are filed in `ctx.appends` (appends.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import uuid
 
 from kafka.protocol.api_key import ApiKey
 
@@ -27,14 +32,18 @@ from ...protocol.fetch import (
     MAX_VERSION,
     MIN_VERSION,
     TOPIC_IDS_FROM,
+    FetchPartition,
+    FetchRequest,
     PartitionData,
+    RecordsSlice,
     TopicData,
+    decode_fetch_request,
     encode_fetch_response,
 )
 from ..acls import AclOperation, ResourceType
 from ..bounds import client_gone
-from ..context import Api, BrokerContext, authorize
-from ..fetch_sessions import FetchContext, FetchPartition, Key
+from ..context import Api, BrokerContext, authorize, authorized
+from ..fetch_sessions import FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
@@ -80,89 +89,155 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     return data, found.length
 
 
-def _topic_name(ctx: BrokerContext, version: int, topic: Any) -> str | None:
-    """A requested topic's name: given up to v12, found by id from v13 (None: unknown)."""
+def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool) -> bool:
+    """Whether no partition has records past its fetch offset or an error to answer with: then
+    a long poll waits on, and its answer is not built (a consumer's fetches mostly find nothing
+    new, and this costs no object per partition)."""
+    partition_of = ctx.log.partition
+    checked = None  # the last topic found readable: requests list a topic's partitions together
+    for p in wanted:
+        topic = p.topic
+        if topic is None or p.current_leader_epoch > LEADER_EPOCH:
+            return False
+        if topic != checked:
+            if not authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic):
+                return False
+            checked = topic
+        try:
+            partition = partition_of(topic, p.partition)
+        except KafkaError:
+            return False
+        offset, end = p.fetch_offset, partition.high_watermark
+        if offset != end and (not read_committed or offset > end
+                              or offset < partition.log_start_offset
+                              or offset < partition.last_stable_offset):
+            return False
+    return True
+
+
+def _name_topics(ctx: BrokerContext, version: int, wanted: list[FetchPartition]) -> None:
+    """From v13 topics are asked for by id: each partition's topic name (None: unknown)."""
     if version < TOPIC_IDS_FROM:
-        return str(topic.topic)
-    return ctx.log.topic_by_id(topic.topic_id)
+        return
+    names: dict[uuid.UUID, str | None] = {}
+    for p in wanted:
+        if (topic_id := p.topic_id) is not None:  # always, from v13
+            if topic_id not in names:
+                names[topic_id] = ctx.log.topic_by_id(topic_id)
+            p.topic = names[topic_id]
 
 
-def _wanted(ctx: BrokerContext, version: int, request: Any) -> list[FetchPartition]:
-    """The partitions the request names, in its order."""
-    wanted: list[FetchPartition] = []
-    for topic in request.topics:
-        name = _topic_name(ctx, version, topic)
-        topic_id = topic.topic_id if version >= TOPIC_IDS_FROM else None
-        wanted.extend(FetchPartition(name, topic_id, p.partition, p.fetch_offset,
-                                     p.partition_max_bytes, p.current_leader_epoch)
-                      for p in topic.partitions)
-    return wanted
-
-
-def _forgotten(version: int, request: Any) -> list[Key]:
-    """The partitions an incremental fetch drops from its session (keyed as FetchPartition)."""
-    return [(topic.topic_id if version >= TOPIC_IDS_FROM else topic.topic, index)
-            for topic in request.forgotten_topics_data or () for index in topic.partitions]
-
-
-def _context(ctx: BrokerContext, version: int, request: Any) -> FetchContext:
-    wanted = _wanted(ctx, version, request)
+def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchContext:
+    _name_topics(ctx, version, request.partitions)
     if version < SESSIONS_FROM:
-        return FetchContext(wanted)
-    return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch, wanted,
-                                          _forgotten(version, request))
+        return FetchContext(request.partitions)
+    return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
+                                          request.partitions, request.forgotten)
 
 
-def _read_all(ctx: BrokerContext, request: Any, wanted: list[FetchPartition]
-              ) -> tuple[list[PartitionData], int, bool]:
-    """One pass over the partitions to read: (their answers, record bytes, any error)."""
+def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
+              ) -> tuple[list[PartitionData | None], int, bool]:
+    """One pass over the partitions to read: (their answers, record bytes, any error). A
+    partition with nothing new is answered without reading its log, and in an incremental
+    fetch one whose high watermark and log start offset are as last told is not answered at
+    all (None)."""
     budget = request.max_bytes
     total = 0
     failed = False
     read_committed = request.isolation_level == READ_COMMITTED
-    answers = []
-    for partition in wanted:
-        data, size = _read_partition(ctx, partition, budget, total == 0, read_committed)
+    skip_unchanged = context.incremental
+    partition_of = ctx.log.partition
+    checked = None  # the last topic found readable
+    answers: list[PartitionData | None] = []
+    append = answers.append
+    for wanted in context.partitions:
+        topic = wanted.topic
+        if topic is not None and wanted.current_leader_epoch <= LEADER_EPOCH and (
+                topic == checked or authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic)):
+            checked = topic
+            try:
+                partition = partition_of(topic, wanted.partition)
+            except KafkaError:
+                pass  # answered with its error below
+            else:
+                end = partition.high_watermark
+                if wanted.fetch_offset == end:  # the common case: nothing new
+                    start = partition.log_start_offset
+                    if skip_unchanged and end == wanted.high_watermark \
+                            and start == wanted.log_start_offset:
+                        append(None)
+                    else:
+                        append(PartitionData(wanted.partition, 0, end,
+                                             partition.last_stable_offset, start,
+                                             [] if read_committed else None, b""))
+                    continue
+        data, size = _read_partition(ctx, wanted, budget, total == 0, read_committed)
         total += size
         budget -= size
         failed = failed or data.error_code != 0
-        answers.append(data)
+        append(data)
     return answers, total, failed
 
 
 def _by_topic(answered: list[tuple[FetchPartition, PartitionData]]) -> list[TopicData]:
     """Consecutive partitions of one topic as one topic entry, as the request grouped them."""
     topics: list[TopicData] = []
+    name: str | None = None
+    topic_id: uuid.UUID | None = None
+    partitions: list[PartitionData] = []
     for wanted, data in answered:
-        if not topics or topics[-1].topic_id != wanted.topic_id \
-                or topics[-1].name != (wanted.topic or ""):
-            topics.append(TopicData(wanted.topic or "", [], wanted.topic_id))
-        topics[-1].partitions.append(data)
+        if not topics or wanted.topic != name or wanted.topic_id != topic_id:
+            name, topic_id, partitions = wanted.topic, wanted.topic_id, []
+            topics.append(TopicData(name or "", partitions, topic_id))
+        partitions.append(data)
     return topics
 
 
-async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+def _answer(ctx: BrokerContext, header: RequestHeader, context: FetchContext,
+            data: list[PartitionData | None], total: int) -> list[bytes | RecordsSlice]:
+    if ctx.quotas.active:
+        throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
+        if throttle:  # as Kafka: an empty answer, and its bytes not charged
+            ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
+            return encode_fetch_response(header, [], throttle_time_ms=throttle)
+    answered = context.answer(data)
+    ctx.metrics.fetched(answered)
+    return encode_fetch_response(header, _by_topic(answered), session_id=context.session_id)
+
+
+def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
+    """The partitions whose appends wake the long poll, by topic."""
+    watched: dict[str, set[int]] = {}
+    for p in wanted:
+        if p.topic is not None:
+            indexes = watched.get(p.topic)
+            if indexes is None:
+                indexes = watched[p.topic] = set()
+            indexes.add(p.partition)
+    return watched
+
+
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
+                       ) -> list[bytes | RecordsSlice]:
     context = _context(ctx, header.api_version, request)
     if context.error_code:
         return encode_fetch_response(header, [], error_code=context.error_code)
+    wanted = context.partitions
+    read_committed = request.isolation_level == READ_COMMITTED
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    keys = [(p.topic, p.partition) for p in context.partitions if p.topic is not None]
+    watched = None
     while True:
-        data, total, failed = _read_all(ctx, request, context.partitions)
         remaining = deadline - loop.time()
-        if total >= request.min_bytes or failed or remaining <= 0 or ctx.stopping \
-                or client_gone():
-            if ctx.quotas.active:
-                throttle = ctx.quotas.charge(header.client_id, CONSUMER_BYTE_RATE, total)
-                if throttle:  # as Kafka: an empty answer, and its bytes not charged
-                    ctx.quotas.unrecord(header.client_id or "", CONSUMER_BYTE_RATE, total)
-                    return encode_fetch_response(header, [], throttle_time_ms=throttle)
-            answered = context.answer(data)
-            ctx.metrics.fetched(answered)
-            return encode_fetch_response(header, _by_topic(answered),
-                                         session_id=context.session_id)
-        await ctx.appends.wait(keys, remaining)
+        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
+            and not client_gone()
+        if not waiting or not _idle(ctx, wanted, read_committed):
+            data, total, failed = _read_all(ctx, request, context)
+            if not waiting or failed or total >= request.min_bytes:
+                return _answer(ctx, header, context, data, total)
+        if watched is None:
+            watched = _watched(wanted)
+        await ctx.appends.wait(watched, remaining)
 
 
-APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch),)
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
