@@ -87,47 +87,11 @@ def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
 _LAYOUTS = {version: _layouts(version) for version in range(MIN_VERSION, MAX_VERSION + 1)}
 
 
-class _FetchReader(Reader):
-    """Reader plus the few field types only Fetch needs here, and a short cut for the compact
-    lengths of flexible versions, which are one byte but for arrays of 127 or more."""
-
-    def _length(self, flexible: bool, short: bool) -> int:
-        if flexible:
-            try:
-                first = self.buf[self.pos]
-            except IndexError:
-                raise MalformedError("a length runs past the end of the frame") from None
-            if first < 0x80:
-                self.pos += 1
-                return first - 1
-        return super()._length(flexible, short)
-
-    def fixed(self, codec: struct.Struct) -> tuple[int, ...]:
-        try:
-            values = codec.unpack_from(self.buf, self.pos)
-        except struct.error:
-            raise MalformedError("field runs past the end of the frame") from None
-        self.pos += codec.size
-        return values
-
-    def read_uuid(self) -> uuid.UUID:
-        return uuid.UUID(bytes=bytes(self._take(16)))
-
-    def topic(self, version: int, flexible: bool) -> tuple[str, uuid.UUID | None]:
-        """A topic's name (to v12) or id (from v13)."""
-        if version >= TOPIC_IDS_FROM:
-            return "", self.read_uuid()
-        return self.required_string(flexible), None
-
-    def tags(self) -> None:
-        """A flexible version's tagged fields, almost always none (one zero byte)."""
-        try:
-            if self.buf[self.pos] == 0:
-                self.pos += 1
-                return
-        except IndexError:
-            raise MalformedError("tagged fields run past the end of the frame") from None
-        self.tagged_fields(True)
+def _topic(r: Reader, version: int, flexible: bool) -> tuple[str, uuid.UUID | None]:
+    """A topic's name (to v12) or id (from v13)."""
+    if version >= TOPIC_IDS_FROM:
+        return "", r.read_uuid()
+    return r.required_string(flexible), None
 
 
 def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: int
@@ -139,16 +103,16 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
         raise ValueError(f"Fetch v{version} is not decoded here")
     head, codec = layouts
     flexible = version >= FLEXIBLE_FROM
-    r = _FetchReader(frame, pos)
-    fields = r.fixed(head)[(version < 15):]  # a consumer's replica id is -1: read past it
+    r = Reader(frame, pos)
+    fields = r.fields(head)[(version < 15):]  # a consumer's replica id is -1: read past it
     max_wait_ms, min_bytes, max_bytes, isolation_level = fields[:4]
     session_id, session_epoch = fields[4:] if version >= 7 else (0, -1)
     with_epoch = version >= 9
-    unpack, size, tags = codec.unpack_from, codec.size, r.tags
+    unpack, size = codec.unpack_from, codec.size
     partitions: list[FetchPartition] = []
     append = partitions.append
     for _ in range(r.array_length(flexible)):
-        name, topic_id = r.topic(version, flexible)
+        name, topic_id = _topic(r, version, flexible)
         topic = name if topic_id is None else None
         for _ in range(r.array_length(flexible)):
             try:
@@ -159,21 +123,21 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
             append(FetchPartition(topic, topic_id, values[0], values[1 + with_epoch], values[-1],
                                   values[1] if with_epoch else -1))
             if flexible:
-                tags()
+                r.tagged_fields(True)
         if flexible:
-            tags()
+            r.tagged_fields(True)
     forgotten: list[tuple[str | uuid.UUID, int]] = []
     if version >= 7:
         for _ in range(r.array_length(flexible)):
-            name, topic_id = r.topic(version, flexible)
+            name, topic_id = _topic(r, version, flexible)
             forgotten.extend((topic_id or name, r.int32())
                              for _ in range(r.array_length(flexible)))
             if flexible:
-                tags()
+                r.tagged_fields(True)
     if version >= 11:
         r.string(flexible)  # rack id: no replicas to prefer
     if flexible:
-        tags()
+        r.tagged_fields(True)
     return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id,
                         session_epoch, partitions, forgotten)
 

@@ -7,6 +7,7 @@ is read with `Reader`, and the Produce and Fetch responses are written with thes
 from __future__ import annotations
 
 import struct
+import uuid
 
 from ..errors import KafkaError
 from ..varint import uvarint
@@ -86,6 +87,15 @@ class Reader:
         self.pos += codec.size
         return value
 
+    def fields(self, codec: struct.Struct) -> tuple[int, ...]:
+        """Several fixed-size fields in one unpack."""
+        try:
+            values: tuple[int, ...] = codec.unpack_from(self.buf, self.pos)
+        except struct.error:
+            raise MalformedError("field runs past the end of the frame") from None
+        self.pos += codec.size
+        return values
+
     def int16(self) -> int:
         return self._fixed(INT16)
 
@@ -123,6 +133,9 @@ class Reader:
         if count < 0:
             raise MalformedError(f"null or negative count {count} for a non-nullable array")
         return count
+
+    def read_uuid(self) -> uuid.UUID:
+        return uuid.UUID(bytes=bytes(self._take(16)))
 
     def required_string(self, flexible: bool) -> str:
         """A non-nullable string; MalformedError for null."""
