@@ -109,6 +109,7 @@ async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
 
 
 Batch = bytes | memoryview
+_MAGIC_AT = 16
 _ATTRIBUTES_LOW_BYTE = 22  # of the int16 attributes at 21: bit 4 transactional, 5 control
 
 
@@ -119,7 +120,7 @@ def check_single_batch(records: Batch | None) -> Batch:
         raise InvalidRecordError("produce request without a record batch")
     if len(records) < HEADER_SIZE:
         raise CorruptRecordError(f"record batch truncated: {len(records)} bytes")
-    if read_header(records).magic != MAGIC:
+    if records[_MAGIC_AT] != MAGIC:
         raise InvalidRecordError("record batch magic must be 2 for produce v3+")
     size = batch_size_at(records)
     if size > len(records):
