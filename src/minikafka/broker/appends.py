@@ -1,20 +1,46 @@
-"""What happens after an append: long-polling fetches are woken, acks=all waits for fsync."""
+"""What happens after an append: long-polling fetches are woken, acks=all waits for fsync, and
+appends answered within one read are written together (group commit)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .bounds import on_hangup
 
 
+class Holding(Protocol):
+    def write_held(self) -> None: ...
+
+
 class AppendNotifier:
-    """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory)."""
+    """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory), and
+    keeps the partitions holding appends while a connection reads.
+
+    Group commit: the small Produce requests parsed from one read are answered at once, and
+    their batches are held (Partition.append's `on_written`) and written by `write_held`, one
+    write per partition instead of one per request, before any of their answers leaves. Written
+    before acknowledged, in the order sent, as before; only the number of writes changes."""
 
     def __init__(self) -> None:
         self._waiters: dict[Hashable, set[asyncio.Future[None]]] = {}
+        # Between `hold` and `write_held`: the partitions holding appends, each with what the
+        # appends' service layer keeps about them (ops.HeldWrites)
+        self.held: dict[Holding, Any] | None = None
+
+    def hold(self) -> None:
+        """Appends may be held from now until `write_held`, which must come before their
+        answers leave and before this callback of the event loop ends."""
+        if self.held is None:
+            self.held = {}
+
+    def write_held(self) -> None:
+        """Write what every partition held (each tells its appends how that went)."""
+        held, self.held = self.held, None
+        for partition in held or ():
+            partition.write_held()
 
     def notify(self, key: Hashable) -> None:
         for waiter in self._waiters.pop(key, ()):

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..errors import ErrorCode
-from ..log import AppendInfo, FileSlice, LogManager
+from ..log import FileSlice, LogManager
 from ..log.cleaner import CleanResult
 from ..protocol.codec import RequestHeader
 from ..protocol.fetch import PartitionData
@@ -182,14 +182,11 @@ class BrokerMetrics:
             counts = self._per_topic[topic] = _TopicCounts()
         return counts.values
 
-    def produced(self, topic: str, batch: bytes | memoryview, info: AppendInfo) -> None:
-        """A batch was appended (a producer's retry of one already stored is not counted); a
-        produced batch holds one record per offset (the log checked that)."""
-        if info.duplicate:
-            return
+    def produced(self, topic: str, size: int, records: int) -> None:
+        """Batches of `size` bytes holding `records` were appended."""
         values = self._topic(topic)
-        values[0] += len(batch)
-        values[1] += info.last_offset - info.base_offset + 1
+        values[0] += size
+        values[1] += records
 
     def fetched(self, answer: Sequence[tuple[FetchPartition, PartitionData]]) -> None:
         """A fetch is answered with `answer`: each partition as asked, and as served."""
