@@ -393,7 +393,7 @@ class Partition:
             hold = (on_written is not None and header.producer_id < 0
                     and self._replaces_active_segment  # no other process reads the file
                     and self._unsaved_bytes + len(buf) < _CHECKPOINT_EVERY_BYTES)
-            if not hold:
+            if self._held is not None and not hold:
                 self.write_held()  # a batch written now goes after those held
             if idempotent:
                 original = self.producers.check(header)

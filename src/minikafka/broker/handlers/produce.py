@@ -48,12 +48,13 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
 
 
 def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: int,
-            appended: set[Partition], answer: _Answer | None) -> PartitionResponse:
+            appended: set[Partition], held: _Answer | None) -> PartitionResponse:
+    """The partition's answer; `held`: the request's, if its batch may be held."""
     index = data.index
     response = PartitionResponse(index)
     try:
-        partition, info = ops.append(ctx, topic, index, data.records, acks, None if answer is None
-                                     else partial(_unwritten, answer, topic, response))
+        partition, info = ops.append(ctx, topic, index, data.records, acks, None if held is None
+                                     else partial(_unwritten, held, topic, response))
     except KafkaError as exc:
         _rejected(topic, response, exc)
         return response
@@ -77,6 +78,7 @@ class _Answer:
 
 def _unwritten(answer: _Answer, topic: str, response: PartitionResponse, exc: KafkaError
                ) -> None:
+    """The held batch's write failed: its partition's answer says so."""
     _rejected(topic, response, exc)
     answer.ctx.metrics.error(ApiKey.Produce.name, exc.code)
     if answer.pieces:
