@@ -219,8 +219,9 @@ class Connection(asyncio.BufferedProtocol):
     def _parse(self) -> None:
         """Dispatch every whole frame received while fewer than max_in_flight are unanswered;
         answers ready at once leave together in one write when nothing is ahead of them. The
-        batches of Produce requests answered at once are held meanwhile, and written together
-        before any answer leaves (AppendNotifier.hold)."""
+        batches of Produce requests answered at once are held meanwhile (from the first that
+        more bytes follow), and written together before any answer leaves
+        (AppendNotifier.hold)."""
         try:
             self._parse_frames()
         finally:
@@ -231,11 +232,12 @@ class Connection(asyncio.BufferedProtocol):
         added = False
         try:
             while True:
-                appends.hold()
                 while len(answers) < self._max_in_flight and self._unmute_timer is None:
                     frame = frames.next_frame()
                     if frame is None:
                         break
+                    if frames.unread:  # more requests follow: their appends may share a write
+                        appends.hold()
                     answers.append(self._dispatch(frame))
                     added = True
                 else:  # stopped by max_in_flight: writing the ready answers makes room
