@@ -5,7 +5,9 @@ broker CPU, an empty long-poll Fetch wake-up (nothing to return, answered when m
 out) in at most 10 µs. Each request is encoded once and its bytes sent again and again over a few
 connections, `WINDOW` unanswered on each, so the client costs almost nothing and the broker's CPU
 time (its process's utime + stime from /proc) divided by the requests answered is the figure.
-The median of `repeats` runs is shown; BENCH_QUICK=1 runs fewer, shorter ones.
+The median of `repeats` runs is shown; BENCH_QUICK=1 runs fewer, shorter ones. A Produce is also
+measured unpipelined, each sent alone once the one before is answered, as a producer with
+linger.ms=0 and few records sends them: each then pays for its own read, write and answer.
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ WIDE_PARTITIONS = 1000
 @dataclass(frozen=True, slots=True)
 class Plan:
     produces: int  # per connection, per run
+    alone: int  # unpipelined produces, per connection, per run
     fetches: int
     wide_fetches: int  # of WIDE_PARTITIONS partitions
     repeats: int
 
 
-FULL = Plan(produces=20_000, fetches=5_000, wide_fetches=200, repeats=5)
-QUICK = Plan(produces=3_000, fetches=1_000, wide_fetches=50, repeats=3)
+FULL = Plan(produces=20_000, alone=5_000, fetches=5_000, wide_fetches=200, repeats=5)
+QUICK = Plan(produces=3_000, alone=1_000, fetches=1_000, wide_fetches=50, repeats=3)
 
 
 def frame(request: Any, correlation_id: int = 1) -> bytes:
@@ -125,10 +128,10 @@ def pipeline(address: tuple[str, int], frames: Sequence[bytes], window: int) -> 
                 answered += 1
 
 
-def cpu_per_request(server: Server, address: tuple[str, int], streams: list[Sequence[bytes]]
-                    ) -> float:
+def cpu_per_request(server: Server, address: tuple[str, int], streams: list[Sequence[bytes]],
+                    window: int = WINDOW) -> float:
     """Broker CPU µs per request, each stream of frames pipelined on a connection of its own."""
-    threads = [threading.Thread(target=pipeline, args=(address, frames, WINDOW))
+    threads = [threading.Thread(target=pipeline, args=(address, frames, window))
                for frames in streams]
     before = server.cpu_seconds()
     for thread in threads:
@@ -165,6 +168,7 @@ def create_topic(address: tuple[str, int], name: str = TOPIC, partitions: int = 
 @dataclass(frozen=True, slots=True)
 class Figures:
     produce_us: float
+    produce_alone_us: float  # unpipelined
     fetch_us: float  # of one partition
     wide_fetch_us: float  # of every partition of TOPIC
     full_us: float  # WIDE_TOPIC's partitions, sessionless
@@ -179,9 +183,12 @@ def measure(plan: Plan) -> Figures:
         produce = produce_frame()
         produces = [cpu_per_request(server, address, repeated(produce, plan.produces))
                     for _ in range(plan.repeats)]
+        alone = statistics.median(
+            cpu_per_request(server, address, repeated(produce, plan.alone), window=1)
+            for _ in range(plan.repeats))
         # Every partition at its end: partition 0 holds what was produced above.
         ends = dict.fromkeys(range(PARTITIONS), 0)
-        ends[0] = plan.repeats * plan.produces * CONNECTIONS
+        ends[0] = plan.repeats * (plan.produces + plan.alone) * CONNECTIONS
         figures = []
         for fetch in (fetch_frame({0: ends[0]}), fetch_frame(ends)):
             figures.append(statistics.median(
@@ -197,7 +204,7 @@ def measure(plan: Plan) -> Figures:
                 incremental(fetch_session(address, wide), plan.wide_fetches)
                 for _ in range(CONNECTIONS)])
             for _ in range(plan.repeats)))
-    return Figures(statistics.median(produces), *figures)
+    return Figures(statistics.median(produces), alone, *figures)
 
 
 def current_plan() -> Plan:
@@ -210,6 +217,8 @@ def table(figures: Figures) -> Table:
     for column in ("request", "µs of broker CPU", "goal", "met"):
         out.add_column(column, justify="right" if column != "request" else "left")
     rows = (("Produce, 1 record of 100 B, acks=1", figures.produce_us, PRODUCE_GOAL_US),
+            ("Produce, 1 record of 100 B, acks=1, unpipelined (one at a time)",
+             figures.produce_alone_us, None),
             (f"Fetch of 1 partition, empty, {FETCH_WAIT_MS} ms long poll", figures.fetch_us,
              FETCH_GOAL_US),
             (f"Fetch of {PARTITIONS} partitions, empty, {FETCH_WAIT_MS} ms long poll",

@@ -15,9 +15,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer import OffsetCommitRequest
-from kafka.protocol.producer import InitProducerIdRequest
+from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest, ProduceResponse
 
 from diskkit import PAGE, SmallDisk, small_disk
+from minikafka.records import Record, encode_batch
 
 from .conftest import BrokerProcess, InProcessBroker, RawClient
 from .test_bounds import wait_until
@@ -374,3 +375,42 @@ def test_offset_expiry_goes_on_after_a_full_disk(small_disk: SmallDisk,
     finally:
         small_disk.release()
         assert broker.stop() == 0
+
+
+def test_pipelined_acks_1_produces_on_a_full_disk(small_disk: SmallDisk,
+                                                  disk_broker: InProcessBroker) -> None:
+    """acks=1 Produce requests pipelined into one read are written together (group commit): on
+    a full disk each is answered KAFKA_STORAGE_ERROR without an offset, and those sent once
+    space is freed get the offsets after the acknowledged ones; a consumer reads exactly
+    those."""
+    create_topic(disk_broker.bootstrap)
+    raw = RawClient(disk_broker.bootstrap)
+    cls = ProduceRequest[7]
+
+    def pipelined(first: int, count: int, size: int) -> list[tuple[int, int]]:
+        """Send values `first`... in one write, a request each; (error, offset) of each."""
+        frames = []
+        for i in range(first, first + count):
+            request = cls(transactional_id=None, acks=1, timeout_ms=5000, topic_data=[
+                cls.TopicProduceData(name=TOPIC, partition_data=[
+                    cls.TopicProduceData.PartitionProduceData(index=0, records=encode_batch(
+                        [Record(f"v{i:08d}".encode().ljust(size, b"."))]))])])
+            request.with_header(correlation_id=i, client_id="raw")
+            frames.append(request.encode(header=True, framed=True))
+        raw.send(b"".join(frames))
+        answers = []
+        for _ in range(count):
+            frame = raw.read_frame()
+            assert frame is not None, "connection closed instead of answering"
+            answer = ProduceResponse[7].decode(frame, header=True)
+            part = answer.responses[0].partition_responses[0]  # type: ignore[attr-defined]
+            answers.append((part.error_code, part.base_offset))
+        return answers
+
+    assert pipelined(0, 3, 100) == [(0, 0), (0, 1), (0, 2)]
+    small_disk.fill(leave=0)
+    assert pipelined(3, 4, 5000) == [(KafkaError.KAFKA_STORAGE_ERROR, -1)] * 4
+    small_disk.release()
+    assert pipelined(7, 3, 100) == [(0, 3), (0, 4), (0, 5)]
+    assert [value[:9] for _, value in read_all(disk_broker.bootstrap)] == [
+        f"v{i:08d}".encode() for i in (0, 1, 2, 7, 8, 9)]

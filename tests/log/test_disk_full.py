@@ -200,3 +200,23 @@ def test_a_refused_abort_marker_leaves_no_entry_and_the_transaction_open(
     assert part.last_stable_offset == start + 2
     assert part.aborted_transactions(0, start + 2) == [*earlier, (2, start)]
     assert index.stat().st_size == 34 * (len(earlier) + 1)
+
+
+def test_held_batches_the_disk_refuses(small_disk: SmallDisk, appender: Appender) -> None:
+    """Held batches (the broker's group commit) whose one write the disk refuses: each caller
+    hears it, the log is as it was before them (their offsets are given again), and nothing of
+    them comes back after a reopen."""
+    appender.append(3)
+    told: list[KafkaStorageError | None] = []
+    for _ in range(4):
+        data, _ids = appender.batch(1, size=2000)
+        appender.partition.append(data, told.append)
+    assert appender.partition.log_end_offset == 7
+    small_disk.fill(leave=0)
+    appender.partition.write_held()
+    assert len(told) == 1
+    assert isinstance(told[0], KafkaStorageError)
+    assert appender.partition.log_end_offset == 3
+    small_disk.release()
+    appender.append(3)
+    appender.check()

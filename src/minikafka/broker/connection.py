@@ -218,8 +218,17 @@ class Connection(asyncio.BufferedProtocol):
 
     def _parse(self) -> None:
         """Dispatch every whole frame received while fewer than max_in_flight are unanswered;
-        answers ready at once leave together in one write when nothing is ahead of them."""
-        frames, answers = self._frames, self._answers
+        answers ready at once leave together in one write when nothing is ahead of them. The
+        batches of Produce requests answered at once are held meanwhile (from the first that
+        more bytes follow), and written together before any answer leaves
+        (AppendNotifier.hold)."""
+        try:
+            self._parse_frames()
+        finally:
+            self.ctx.appends.write_held()
+
+    def _parse_frames(self) -> None:
+        frames, answers, appends = self._frames, self._answers, self.ctx.appends
         added = False
         try:
             while True:
@@ -227,6 +236,8 @@ class Connection(asyncio.BufferedProtocol):
                     frame = frames.next_frame()
                     if frame is None:
                         break
+                    if frames.unread:  # more requests follow: their appends may share a write
+                        appends.hold()
                     answers.append(self._dispatch(frame))
                     added = True
                 else:  # stopped by max_in_flight: writing the ready answers makes room
@@ -254,6 +265,7 @@ class Connection(asyncio.BufferedProtocol):
                 or self._gone or self.transport is None or not answers \
                 or not isinstance(answers[0], list):
             return False
+        self.ctx.appends.write_held()  # what they acknowledge is written first
         pieces: list[bytes] = []
         while answers and isinstance(head := answers[0], list):
             answers.popleft()

@@ -109,6 +109,7 @@ async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
 
 
 Batch = bytes | memoryview
+_MAGIC_AT = 16
 _ATTRIBUTES_LOW_BYTE = 22  # of the int16 attributes at 21: bit 4 transactional, 5 control
 
 
@@ -119,7 +120,7 @@ def check_single_batch(records: Batch | None) -> Batch:
         raise InvalidRecordError("produce request without a record batch")
     if len(records) < HEADER_SIZE:
         raise CorruptRecordError(f"record batch truncated: {len(records)} bytes")
-    if read_header(records).magic != MAGIC:
+    if records[_MAGIC_AT] != MAGIC:
         raise InvalidRecordError("record batch magic must be 2 for produce v3+")
     size = batch_size_at(records)
     if size > len(records):
@@ -138,13 +139,18 @@ def _partition(ctx: BrokerContext, topic: str, index: int) -> Partition:
         raise
 
 
-def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, acks: int = 1
+def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, acks: int = 1,
+           unwritten: Callable[[KafkaStorageError], None] | None = None
            ) -> tuple[Partition, AppendInfo]:
     """Append one record batch, checked against its records by the log, then wake the fetches
     waiting on the partition and count it. The topic must exist: as in Kafka, only
     Metadata creates topics, so a deleted one does not come back while producers run. Waiting
     for durability is `durable`'s part, so that a request appending to many partitions waits
-    for all of them at once."""
+    for all of them at once.
+
+    Given `unwritten`, an acks=1 batch may be held while appends are (AppendNotifier.hold): it
+    is then written by ctx.appends.write_held, and if that write fails, `unwritten` hears why
+    (before the answer leaves: it must say so)."""
     authorize(ctx, AclOperation.WRITE, ResourceType.TOPIC, topic)
     try:
         partition = _partition(ctx, topic, index)
@@ -158,16 +164,71 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, ac
         raise NotEnoughReplicasError(
             f"acks=all needs min.insync.replicas={partition.config.min_insync_replicas} in-sync "
             f"replicas of {topic}-{index}; this single node is its only replica")
-    try:
-        info = partition.append(batch)
-    except KafkaStorageError as exc:
-        storage_failed(ctx, exc)
-        raise
+    group = ctx.appends.held
+    if group is not None and unwritten is not None and acks == 1:
+        writes = group.get(partition)
+        if writes is None:
+            writes = group[partition] = HeldWrites(ctx, topic)
+        try:
+            info = partition.append(batch, writes.written)
+        except KafkaStorageError as exc:
+            storage_failed(ctx, exc)
+            raise
+        if partition.holding:  # so it held this batch
+            writes.add(len(batch), info.last_offset - info.base_offset + 1, unwritten)
+        else:
+            _appended(ctx, topic, len(batch), info)
+    else:
+        try:
+            info = partition.append(batch)
+        except KafkaStorageError as exc:
+            storage_failed(ctx, exc)
+            raise
+        _appended(ctx, topic, len(batch), info)
+    ctx.appends.notify((topic, index))  # fetches woken run after any held write
+    return partition, info
+
+
+def _appended(ctx: BrokerContext, topic: str, size: int, info: AppendInfo) -> None:
+    """A batch is written: say so if writes failed before, and count it (a producer's retry
+    of one already stored is not counted)."""
     if ctx.storage_failing:
         storage_worked(ctx)
-    ctx.appends.notify((topic, index))
-    ctx.metrics.produced(topic, batch, info)
-    return partition, info
+    if not info.duplicate:
+        ctx.metrics.produced(topic, size, info.last_offset - info.base_offset + 1)
+
+
+class HeldWrites:
+    """A partition's batches held in one read (AppendNotifier.hold): counted once the log has
+    written them (`written`), else each request's `unwritten` hears why. Plain numbers and one
+    callback per request: what lives until the write stays small."""
+
+    __slots__ = ("bytes", "ctx", "records", "topic", "unwritten")
+
+    def __init__(self, ctx: BrokerContext, topic: str) -> None:
+        self.ctx, self.topic = ctx, topic
+        self.bytes = self.records = 0
+        self.unwritten: list[Callable[[KafkaStorageError], None]] = []
+
+    def add(self, size: int, records: int, unwritten: Callable[[KafkaStorageError], None]
+            ) -> None:
+        self.bytes += size
+        self.records += records
+        self.unwritten.append(unwritten)
+
+    def written(self, error: KafkaStorageError | None) -> None:
+        """The log wrote the batches added since the last call, or failed to (`error`)."""
+        ctx, unwritten = self.ctx, self.unwritten
+        if error is None:
+            if ctx.storage_failing:
+                storage_worked(ctx)
+            ctx.metrics.produced(self.topic, self.bytes, self.records)
+        else:
+            storage_failed(ctx, error)
+            for tell in unwritten:
+                tell(error)
+        self.bytes = self.records = 0
+        self.unwritten = []
 
 
 async def produce(ctx: BrokerContext, topic: str, index: int, batch: bytes) -> AppendInfo:

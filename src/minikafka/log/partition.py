@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -111,6 +112,19 @@ class AppendInfo(NamedTuple):
     duplicate: bool = False
 
 
+OnWritten = Callable[[KafkaStorageError | None], None]  # a held batch's write: how it went
+
+
+@dataclass(slots=True)
+class _Held:
+    """Batches `append` held until `write_held`: the log end and unsaved bytes before them, and
+    whom to tell how their write went (each once)."""
+
+    log_end_offset: int
+    unsaved_bytes: int
+    callbacks: list[OnWritten] = field(default_factory=list)
+
+
 class Partition:
     """Appends validated batches, assigns their offsets, and reads them back as file slices."""
 
@@ -136,6 +150,7 @@ class Partition:
         self._recovery_point = (0, 0)
         self._flushed_offset = 0
         self._unsaved_bytes = 0  # appended since the last checkpoint
+        self._held: _Held | None = None  # batches `append` held for `write_held`
         # (offset, segment, position) of the last read's end; the segment itself, not its base:
         # a cleaner's swap puts another file at the same base
         self._read_hint: tuple[int, LogSegment | None, int] = (-1, None, 0)
@@ -164,6 +179,11 @@ class Partition:
     @property
     def size(self) -> int:
         return sum(s.size for s in self.segments)
+
+    @property
+    def holding(self) -> bool:
+        """Batches are held for `write_held` (the last append was one of them)."""
+        return self._held is not None
 
     @property
     def _active(self) -> LogSegment:
@@ -342,8 +362,18 @@ class Partition:
 
     # --- appending ----------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray | memoryview) -> AppendInfo:
-        """Validate one RecordBatch v2, give it the next offsets, and write it."""
+    def append(self, batch: bytes | bytearray | memoryview, on_written: OnWritten | None = None
+               ) -> AppendInfo:
+        """Validate one RecordBatch v2, give it the next offsets, and write it.
+
+        With `on_written`, a batch without a producer id may be held instead: taken into the log
+        (offsets, log end) but written later by `write_held`, in one write with every batch held
+        since, which then tells `on_written` how that went (once for all the batches it was given
+        with, while none was written in between). Whoever holds must call write_held
+        before acknowledging the batch, and within the same stretch of work: until then the log
+        is locked against other threads, which so see it either without the held batches or
+        with them written. (A batch with a producer id is never held: a failed write would have
+        to undo its producer state too.)"""
         buf = batch if isinstance(batch, bytearray) else bytearray(batch)
         header = validate_batch(buf)
         if header.size != len(buf):
@@ -360,6 +390,11 @@ class Partition:
             self._check_timestamps(header, config)
         with self._writing():
             idempotent = header.producer_id >= 0 and header.base_sequence >= 0
+            hold = (on_written is not None and header.producer_id < 0
+                    and self._replaces_active_segment  # no other process reads the file
+                    and self._unsaved_bytes + len(buf) < _CHECKPOINT_EVERY_BYTES)
+            if self._held is not None and not hold:
+                self.write_held()  # a batch written now goes after those held
             if idempotent:
                 original = self.producers.check(header)
                 if original is not None:
@@ -369,21 +404,64 @@ class Partition:
             if config.message_timestamp_type == "LogAppendTime":
                 log_append_time = int(self._clock() * 1000)
                 set_log_append_time(buf, log_append_time)
-            base = self.log_end_offset
-            assign_offsets(buf, base, LEADER_EPOCH)
-            header = header._replace(base_offset=base, max_timestamp=max(header.max_timestamp,
-                                                                         log_append_time))
+            placed = self._placed(buf, header, log_append_time)
+            if self._held is not None and self._should_roll(self._active, len(buf), placed):
+                self.write_held()  # the next segment starts after them
+                placed = self._placed(buf, header, log_append_time)  # (they may be gone)
             segment = self._active
-            if self._should_roll(segment, len(buf), header):
+            if self._should_roll(segment, len(buf), placed):
                 segment = self._roll()
-            segment.append(buf, header)
+            if on_written is not None and hold:
+                self._hold(segment, buf, placed, on_written)
+            else:
+                segment.append(buf, placed)
             if idempotent:
-                self.producers.update(header)
-            self.log_end_offset = header.next_offset
+                self.producers.update(placed)
+            self.log_end_offset = placed.next_offset
             self._unsaved_bytes += len(buf)
             if self._unsaved_bytes >= _CHECKPOINT_EVERY_BYTES:
                 self._save_work(self._checkpoint)
-        return AppendInfo(base, header.last_offset, log_append_time, self.log_start_offset)
+        return AppendInfo(placed.base_offset, placed.last_offset, log_append_time,
+                          self.log_start_offset)
+
+    def _placed(self, buf: bytearray, header: BatchHeader, log_append_time: int) -> BatchHeader:
+        """Give the batch the next offsets; its header as written (BatchHeader's fields 0 and 8
+        changed; cheaper than _replace)."""
+        base = self.log_end_offset
+        assign_offsets(buf, base, LEADER_EPOCH)
+        return BatchHeader(base, *header[1:8], max(header.max_timestamp, log_append_time),
+                           *header[9:])
+
+    def _hold(self, segment: LogSegment, buf: bytearray, header: BatchHeader,
+              on_written: OnWritten) -> None:
+        if self._held is None:
+            self._mutex.acquire()  # released by write_held
+            self._held = _Held(self.log_end_offset, self._unsaved_bytes)
+        segment.hold(buf, header)
+        callbacks = self._held.callbacks
+        if not callbacks or callbacks[-1] != on_written:  # (equal: a method of one object)
+            callbacks.append(on_written)
+
+    def write_held(self) -> None:
+        """Write the batches `append` held, in one write, and tell each one's `on_written` how
+        that went (None, or the KafkaStorageError: the log is then as it was before them)."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        error = None
+        try:
+            self._active.write_held()
+        except BaseException as exc:
+            self.log_end_offset, self._unsaved_bytes = held.log_end_offset, held.unsaved_bytes
+            self._read_hint = (-1, None, 0)
+            if not isinstance(exc, KafkaStorageError):
+                raise
+            error = exc
+        finally:
+            self._mutex.release()
+        for on_written in held.callbacks:
+            on_written(error)
 
     def _check_timestamps(self, header: BatchHeader, config: TopicConfig) -> None:
         """Kafka's LogValidator window: CreateTime timestamps within
@@ -781,6 +859,7 @@ class Partition:
         if self._closed:
             return
         with self._writing():
+            self.write_held()
             if save:
                 self._expire_producers()
                 self._save_work(lambda: self.producers.write_snapshot(self.log_end_offset))

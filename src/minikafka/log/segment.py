@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -89,6 +90,10 @@ class LogSegment:
         # be missing (never flushed), for the replay on open to add again
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
+        # Batches `hold` kept for `write_held` (bytes, header, position), and the size, next
+        # offset and timestamps from before them
+        self._held: list[tuple[bytearray, BatchHeader, int]] = []
+        self._before_held = (0, 0, -1, -1)
 
     # --- appending ----------------------------------------------------------------------------
 
@@ -108,17 +113,47 @@ class LogSegment:
         self.size = position + len(batch)
         return position
 
+    def hold(self, batch: bytearray, header: BatchHeader) -> None:
+        """Take in a batch whose offsets are assigned as `append` does, but keep its bytes (and
+        index entries) for `write_held`, which writes every batch held at once."""
+        if not self._held:
+            self._before_held = (self.size, self.next_offset, self.first_timestamp,
+                                 self.max_timestamp)
+        self._held.append((batch, header, self.size))
+        self._account(header)
+        self.size += len(batch)
+
+    def write_held(self) -> None:
+        """Write the held batches in one write, then their index entries. All or nothing, as
+        `append`: if anything fails, the segment is as it was before them, and a failed write
+        raises KafkaStorageError."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        position = held[0][2]
+        try:
+            write_fully(self.fd, b"".join([batch for batch, _, _ in held]), position)
+            for _, header, at in held:
+                self._track(header, at)
+        except BaseException as exc:
+            self._cut_back(position, held[0][1].base_offset)
+            self.size, self.next_offset, self.first_timestamp, self.max_timestamp = \
+                self._before_held
+            if isinstance(exc, OSError):
+                raise storage_error(exc, f"appending to {self.log_path}") from exc
+            raise
+
     def _cut_back(self, position: int, base_offset: int) -> None:
-        """Undo a failed append of the batch `base_offset` at `position`: the entries it added
-        are the ones that point at it (both indexes only grow). Should a truncation fail too,
-        the next append still writes at `position`, and the indexes at their entry counts."""
+        """Undo failed appends from the batch `base_offset` at `position` on: the entries they
+        added are the ones that point at them (both indexes only grow). Should a truncation fail
+        too, the next append still writes at `position`, and the indexes at their entry counts."""
         index, times = self.offset_index, self.time_index
         with suppress(OSError):
             os.ftruncate(self.fd, position)
         with suppress(OSError):
-            index.truncate_entries(len(index.keys) - (index.values[-1:] == [position]))
+            index.truncate_entries(bisect_left(index.values, position))
         with suppress(OSError):
-            times.truncate_entries(len(times.keys) - (times.values[-1:] == [base_offset]))
+            times.truncate_entries(bisect_left(times.values, base_offset))
         self._indexed_bytes = index.values[-1] if index.values else 0
 
     def _track(self, header: BatchHeader, position: int) -> None:

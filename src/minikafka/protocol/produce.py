@@ -9,6 +9,7 @@ classes remain the reference in the golden tests.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from .primitives import EMPTY_TAGS, INT16, INT32, INT64, Reader, array_length, s
 FLEXIBLE_FROM = 9
 MIN_DECODED_VERSION = 3  # transactional_id appears; v0-2 go through the schema classes
 MAX_VERSION = 12  # v10 adds tagged fields we never set (KIP-951), v11-12 TRANSACTION_ABORTABLE
+# A partition's answer from v5 on: index, error code, base offset, log append time, log start.
+_PARTITION_V5 = struct.Struct(">ihqqq")
 
 
 @dataclass(slots=True)
@@ -86,11 +89,14 @@ def encode_produce_response(header: RequestHeader,
         out.append(string(name, flexible))
         out.append(array_length(len(partitions), flexible))
         for p in partitions:
-            out.append(INT32.pack(p.index) + INT16.pack(p.error_code) + INT64.pack(p.base_offset))
-            if version >= 2:
-                out.append(INT64.pack(p.log_append_time_ms))
             if version >= 5:
-                out.append(INT64.pack(p.log_start_offset))
+                out.append(_PARTITION_V5.pack(p.index, p.error_code, p.base_offset,
+                                              p.log_append_time_ms, p.log_start_offset))
+            else:
+                out.append(INT32.pack(p.index) + INT16.pack(p.error_code)
+                           + INT64.pack(p.base_offset))
+                if version >= 2:
+                    out.append(INT64.pack(p.log_append_time_ms))
             if version >= 8:  # record_errors (always empty), error_message
                 out.append(array_length(0, flexible) + string(p.error_message, flexible))
             if flexible:

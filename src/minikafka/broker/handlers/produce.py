@@ -4,7 +4,9 @@ The log checks the batch (framing, CRC, and its header against its records, as K
 LogValidator) and assigns offsets by patching bytes 0-7. Appends happen before the handler's
 first `await`, so pipelined requests on one connection are appended in the order they were sent
 (idempotent producers rely on that). acks=all then waits for the flush policy: under `always`,
-one group-committed fsync per partition.
+one group-committed fsync per partition. An acks=1 batch may be held and written with the others
+of its read (AppendNotifier.hold): should that write fail, its answer is made again, saying so,
+before it leaves.
 
 Versions 3-12 are served (13 names topics by id: not yet). v12 is v11 for a client that does not
 use Kafka's transaction protocol v2 (KIP-890 part 2), which we do not advertise: such a client
@@ -14,6 +16,8 @@ still adds its partitions with AddPartitionsToTxn before producing to them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -44,19 +48,51 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
 
 
 def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: int,
-            appended: set[Partition]) -> PartitionResponse:
+            appended: set[Partition], held: _Answer | None) -> PartitionResponse:
+    """The partition's answer; `held`: the request's, if its batch may be held."""
     index = data.index
+    response = PartitionResponse(index)
     try:
-        partition, info = ops.append(ctx, topic, index, data.records, acks)
+        partition, info = ops.append(ctx, topic, index, data.records, acks, None if held is None
+                                     else partial(_unwritten, held, topic, response))
     except KafkaError as exc:
-        level = logging.WARNING if exc.code in _WARN else logging.DEBUG
-        # The message, not the exception: a kept log record must not pin its traceback's frames
-        # (and through them the partition's open files).
-        log.log(level, "produce to %s-%d rejected: %s", topic, index, str(exc))
-        return PartitionResponse(index, exc.code, error_message=str(exc))
+        _rejected(topic, response, exc)
+        return response
     appended.add(partition)
-    return PartitionResponse(index, 0, info.base_offset, info.log_append_time,
-                             info.log_start_offset)
+    response.base_offset, response.log_append_time_ms, response.log_start_offset = (
+        info.base_offset, info.log_append_time, info.log_start_offset)
+    return response
+
+
+@dataclass(slots=True)
+class _Answer:
+    """An answer whose batches may be held (ops.append's `unwritten`): made again if their
+    write fails, before it leaves."""
+
+    ctx: BrokerContext
+    header: RequestHeader
+    throttle: int
+    results: list[tuple[str, list[PartitionResponse]]] = field(default_factory=list)
+    pieces: list[bytes] = field(default_factory=list)
+
+
+def _unwritten(answer: _Answer, topic: str, response: PartitionResponse, exc: KafkaError
+               ) -> None:
+    """The held batch's write failed: its partition's answer says so."""
+    _rejected(topic, response, exc)
+    answer.ctx.metrics.error(ApiKey.Produce.name, exc.code)
+    if answer.pieces:
+        answer.pieces[0] = encode_produce_response(answer.header, answer.results, answer.throttle)
+
+
+def _rejected(topic: str, response: PartitionResponse, exc: KafkaError) -> None:
+    """The partition's answer is the error (and no offsets)."""
+    level = logging.WARNING if exc.code in _WARN else logging.DEBUG
+    # The message, not the exception: a kept log record must not pin its traceback's frames
+    # (and through them the partition's open files).
+    log.log(level, "produce to %s-%d rejected: %s", topic, response.index, str(exc))
+    response.error_code, response.error_message = exc.code, str(exc)
+    response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
 
 
 def _refusal(ctx: BrokerContext, version: int, request: ProduceRequest
@@ -88,12 +124,14 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     )) if ctx.quotas.active else 0
     refused = _refusal(ctx, header.api_version, request)
     appended: set[Partition] = set()
-    results = [
-        (topic.name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
-                      if refused else _append(ctx, topic.name, pd, acks, appended)
-                      for pd in topic.partition_data])
-        for topic in request.topic_data
-    ]
+    answer = _Answer(ctx, header, throttle)
+    held = answer if acks == 1 and ctx.appends.held is not None else None
+    results = answer.results
+    for topic in request.topic_data:
+        name = topic.name
+        results.append((name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
+                               if refused else _append(ctx, name, pd, acks, appended, held)
+                               for pd in topic.partition_data]))
     failed = [(name, r) for name, parts in results for r in parts if r.error_code]
     for _name, r in failed:
         ctx.metrics.error(ApiKey.Produce.name, r.error_code)
@@ -105,7 +143,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
         return None
     if acks == -1:
         await ops.durable(ctx, appended)
-    return [encode_produce_response(header, results, throttle)]
+    answer.pieces.append(encode_produce_response(header, results, throttle))
+    return answer.pieces
 
 
 def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: ProduceRequest
