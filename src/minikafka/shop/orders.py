@@ -1,12 +1,15 @@
-"""The order service: records orders and moves each through its life, one event at a time.
+"""The order service: records orders and moves each through its life.
 
     OrderCreated ─► created ─► StockReserved ─► confirmed ─► paid ─► shipped ─► completed
                            └─► StockRejected ─► rejected         │
                                          payment declined ◄──────┘─► rejected (stock released)
 
-Each step is triggered by an event (the service reads its own `order-status` topic for the
-payment and shipping steps), so a crash between steps loses nothing: the step's event is
-redelivered and, if it was already applied, the order's status shows it and nothing happens.
+Two events drive it, each applied in one transaction: OrderCreated, and inventory's answer.
+The steps after a reservation (confirm, pay, ship, complete) wait for no other service, so they
+are taken together, in the reservation's transaction, each still its own OrderStatusChanged on
+`order-status`, in order (reading its own events back cost a hop, a consume and a produce, per
+step). A crash loses nothing: the triggering event is redelivered and, if it was already
+applied, the order's status shows it and nothing happens.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from typing import Any
 
 from .events import (
     INVENTORY,
-    ORDER_STATUS,
     ORDERS,
     Event,
     OrderCreated,
@@ -30,13 +32,15 @@ from .events import (
 from .runtime import Reject, Tx
 
 DEFAULT_PAYMENT_LIMIT = 2000.0
+_AFTER_PAYMENT: tuple[tuple[str, Status], ...] = (
+    ("confirmed", "paid"), ("paid", "shipped"), ("shipped", "completed"))
 
 
 class OrderService:
     """Owns `orders` and `order_history`; publishes every status change."""
 
     name = "orders"
-    topics = (ORDERS, INVENTORY, ORDER_STATUS)
+    topics = (ORDERS, INVENTORY)
     schema = """
     CREATE TABLE IF NOT EXISTS orders (
         order_id TEXT PRIMARY KEY,
@@ -72,16 +76,10 @@ class OrderService:
             case OrderCreated():
                 self._create(tx, event)
             case StockReserved():
-                self._advance(tx, event, "created", "confirmed")
+                self._fulfil(tx, event)
             case StockRejected():
                 self._advance(tx, event, "created", "rejected", event.reason)
-            case OrderStatusChanged(status="confirmed"):
-                self._pay(tx, event)
-            case OrderStatusChanged(status="paid"):
-                self._advance(tx, event, "paid", "shipped")
-            case OrderStatusChanged(status="shipped"):
-                self._advance(tx, event, "shipped", "completed")
-            # StockReleased and the other statuses need nothing from this service.
+            # StockReleased needs nothing from this service.
 
     def _create(self, tx: Tx, event: OrderCreated) -> None:
         at = event.occurred_at.isoformat()
@@ -91,40 +89,47 @@ class OrderService:
             (event.order_id, event.user_id, json.dumps([i.model_dump() for i in event.items]),
              event.total_price, at, at)).rowcount
         if inserted:  # a second OrderCreated for a known order id changes nothing
-            self._record(tx, event, "created", None)
+            row = _order(tx.db, event.order_id)
+            assert row is not None
+            self._record(tx, event, row, "created", None)
 
-    def _pay(self, tx: Tx, event: OrderStatusChanged) -> None:
-        """The simulated payment step: cards have a limit."""
-        if event.total_price > self.payment_limit:
+    def _fulfil(self, tx: Tx, event: StockReserved) -> None:
+        """Confirm, then the simulated payment (cards have a limit), ship and complete."""
+        row = self._advance(tx, event, "created", "confirmed")
+        if row is None:
+            return  # moved on already: this reservation was applied before
+        if row["total_price"] > self.payment_limit:
             self._advance(tx, event, "confirmed", "rejected",
-                          f"payment declined: {event.total_price:.2f} is over the card limit "
+                          f"payment declined: {row['total_price']:.2f} is over the card limit "
                           f"of {self.payment_limit:.2f}")
-        else:
-            self._advance(tx, event, "confirmed", "paid")
+            return
+        for expected, status in _AFTER_PAYMENT:
+            self._advance(tx, event, expected, status)
 
     def _advance(self, tx: Tx, event: OrderEvent, expected: str, status: Status,
-                 reason: str | None = None) -> None:
-        """Move the order from `expected` to `status`; an order elsewhere already moved on."""
+                 reason: str | None = None) -> sqlite3.Row | None:
+        """Move the order from `expected` to `status` and return its row; None (and no change)
+        for an order elsewhere, which moved on already."""
         row = _order(tx.db, event.order_id)
         if row is None:
             raise Reject(f"unknown order {event.order_id!r}")
         if row["status"] != expected:
-            return
+            return None
         tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
                       "WHERE order_id = ?",
                       (status, reason, event.occurred_at.isoformat(), event.order_id))
-        self._record(tx, event, status, reason)
+        self._record(tx, event, row, status, reason)
+        return row
 
-    def _record(self, tx: Tx, event: OrderEvent, status: Status, reason: str | None) -> None:
-        """History row and OrderStatusChanged for the status the order just took."""
+    def _record(self, tx: Tx, event: OrderEvent, order: sqlite3.Row, status: Status,
+                reason: str | None) -> None:
+        """History row and OrderStatusChanged for the status `order` just took."""
         tx.db.execute("INSERT INTO order_history (order_id, status, reason, at) "
                       "VALUES (?, ?, ?, ?)",
                       (event.order_id, status, reason, event.occurred_at.isoformat()))
-        row = _order(tx.db, event.order_id)
-        assert row is not None
-        tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=row["user_id"],
-                                   items=json.loads(row["items"]),
-                                   total_price=row["total_price"], status=status,
+        tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=order["user_id"],
+                                   items=json.loads(order["items"]),
+                                   total_price=order["total_price"], status=status,
                                    reason=reason))
 
 
