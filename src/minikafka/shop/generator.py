@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +28,53 @@ from ..examples.orders import make_order
 Accepted = Callable[[str, float], None]  # (order id, monotonic time the POST began)
 RESTOCK_BELOW, RESTOCK_QUANTITY = 20, 100  # the generator's default top-up
 RESTOCK_INTERVAL = 5.0  # seconds between looks at the shelves
+POST_TIMEOUT = 30.0  # seconds for one POST's answer
+
+
+class OrderPoster:
+    """POSTs JSON to the API over kept-alive HTTP/1.1 connections, one request at a time each.
+
+    The orders go this way rather than through httpx, whose CPU per request (over 1 ms here)
+    made the generator the limit of the rate it could offer; this costs a tenth of that.
+    """
+
+    def __init__(self, api_url: str) -> None:
+        url = urlsplit(api_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, document: object) -> tuple[int, bytes]:
+        """The answer's status and body; OSError or EOFError if the connection failed."""
+        body = json.dumps(document).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        async with asyncio.timeout(POST_TIMEOUT):
+            reader, writer = (self._idle.pop() if self._idle else
+                              await asyncio.open_connection(self.host, self.port))
+            try:
+                writer.write(head.encode() + body)
+                status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode(
+                    "latin-1").split("\r\n")
+                headers = dict(_header(line) for line in lines if line)
+                content = await reader.readexactly(int(headers["content-length"]))
+            except BaseException:
+                writer.close()
+                raise
+        if headers.get("connection") == "close":
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return int(status_line.split()[1]), content
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+def _header(line: str) -> tuple[str, str]:
+    name, _, value = line.partition(":")
+    return name.strip().lower(), value.strip()
 
 
 def order_id(number: int) -> str:
@@ -41,22 +89,22 @@ def next_number(state: Path) -> int:
         return 1
 
 
-async def _post(client: httpx.AsyncClient, number: int, seed: int, on_accepted: Accepted | None,
+async def _post(poster: OrderPoster, number: int, seed: int, on_accepted: Accepted | None,
                 attempts: int = 50) -> bool:
     """POST order `number` until the API accepts it (or knows it); False after `attempts`."""
     order = make_order(number, seed)
     started = time.monotonic()
     for attempt in range(attempts):
         try:
-            response = await client.post("/orders", json=order)
-        except httpx.TransportError:
-            response = None
-        if response is not None and response.status_code in (202, 409):
+            status, content = await poster.post("/orders", order)
+        except (OSError, EOFError):  # refused, reset, timed out, or cut short
+            status, content = 0, b""
+        if status in (202, 409):
             if on_accepted is not None:
                 on_accepted(order["order_id"], started)
             return True
-        if response is not None and response.status_code == 422:
-            raise ValueError(f"the API refused order {number}: {response.text}")
+        if status == 422:
+            raise ValueError(f"the API refused order {number}: {content.decode()}")
         await asyncio.sleep(min(0.05 * (attempt + 1), 1.0))
     return False
 
@@ -101,7 +149,7 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
 
     async def one(n: int) -> None:
         try:
-            if not await _post(client, n, seed, on_accepted):
+            if not await _post(poster, n, seed, on_accepted):
                 failures.append(n)
         finally:
             pending.discard(n)
@@ -110,7 +158,8 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
                 progress(min(pending, default=number))
 
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+    poster = OrderPoster(api_url)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:  # for restocking
         restocker = (asyncio.create_task(_keep_stocked(client, restock_below, restock_quantity))
                      if restock_below > 0 else None)
         while (count is None or number < first + count) and not stop.is_set() and not failures:
@@ -134,6 +183,7 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
             restocker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await restocker
+    poster.close()
     if failures:
         raise ConnectionError(f"the API at {api_url} did not accept order(s) {sorted(failures)}")
     return number
