@@ -29,15 +29,23 @@ from minikafka.shop.runtime import Service, ServiceRunner, Tx
 from .conftest import read_topic, wait_for
 
 
-class Ledger:
-    """A service that writes a row per order, then fails for the order named `bad`."""
+class OrderReader:
+    """A service of `orders` with nothing to seed and nothing to do after a batch."""
 
-    name = "ledger"
-    schema = "CREATE TABLE IF NOT EXISTS ledger (order_id TEXT PRIMARY KEY);"
     topics = (ORDERS,)
 
     def setup(self, db: sqlite3.Connection) -> None:
         pass
+
+    def after_batch(self, db: sqlite3.Connection) -> None:
+        pass
+
+
+class Ledger(OrderReader):
+    """A service that writes a row per order, then fails for the order named `bad`."""
+
+    name = "ledger"
+    schema = "CREATE TABLE IF NOT EXISTS ledger (order_id TEXT PRIMARY KEY);"
 
     def handle(self, tx: Tx, event: Event) -> None:
         assert isinstance(event, OrderCreated)
@@ -45,28 +53,18 @@ class Ledger:
         if event.order_id == "bad":
             raise RuntimeError("the ledger is on fire")
 
-    def after_batch(self, db: sqlite3.Connection) -> None:
-        pass
 
-
-class Announcer:
+class Announcer(OrderReader):
     """A service that announces every order it reads as `created`."""
 
     name = "announcer"
     schema = ""
-    topics = (ORDERS,)
-
-    def setup(self, db: sqlite3.Connection) -> None:
-        pass
 
     def handle(self, tx: Tx, event: Event) -> None:
         assert isinstance(event, OrderCreated)
         tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=event.user_id,
                                    items=event.items, total_price=event.total_price,
                                    status="created"))
-
-    def after_batch(self, db: sqlite3.Connection) -> None:
-        pass
 
 
 def order(order_id: str) -> OrderCreated:
