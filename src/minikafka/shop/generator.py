@@ -19,62 +19,25 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from ..examples.orders import make_order
 
 Accepted = Callable[[str, float], None]  # (order id, monotonic time the POST began)
 RESTOCK_BELOW, RESTOCK_QUANTITY = 20, 100  # the generator's default top-up
 RESTOCK_INTERVAL = 5.0  # seconds between looks at the shelves
-POST_TIMEOUT = 30.0  # seconds for one POST's answer
+POST_TIMEOUT = 30.0  # seconds for one request's answer
 
 
-class OrderPoster:
-    """POSTs JSON to the API over kept-alive HTTP/1.1 connections, one request at a time each.
-
-    The orders go this way rather than through httpx, whose CPU per request (over 1 ms here)
-    made the generator the limit of the rate it could offer; this costs a tenth of that.
-    """
-
-    def __init__(self, api_url: str) -> None:
-        url = urlsplit(api_url)
-        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def post(self, path: str, document: object) -> tuple[int, bytes]:
-        """The answer's status and body; OSError or EOFError if the connection failed."""
-        body = json.dumps(document).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-        async with asyncio.timeout(POST_TIMEOUT):
-            reader, writer = (self._idle.pop() if self._idle else
-                              await asyncio.open_connection(self.host, self.port))
-            try:
-                writer.write(head.encode() + body)
-                status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode(
-                    "latin-1").split("\r\n")
-                headers = dict(_header(line) for line in lines if line)
-                content = await reader.readexactly(int(headers["content-length"]))
-            except BaseException:
-                writer.close()
-                raise
-        if headers.get("connection") == "close":
-            writer.close()
-        else:
-            self._idle.append((reader, writer))
-        return int(status_line.split()[1]), content
-
-    def close(self) -> None:
-        for _, writer in self._idle:
-            writer.close()
-        self._idle.clear()
-
-
-def _header(line: str) -> tuple[str, str]:
-    name, _, value = line.partition(":")
-    return name.strip().lower(), value.strip()
+def api_session(api_url: str, connections: int = 100) -> aiohttp.ClientSession:
+    """An HTTP client of the API: up to `connections` kept-alive connections (aiohttp's pool;
+    its CPU per POST is a fraction of httpx's, which was over 1 ms here and made the generator
+    the limit of the rate it could offer)."""
+    return aiohttp.ClientSession(base_url=api_url,
+                                 connector=aiohttp.TCPConnector(limit=connections),
+                                 timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT),
+                                 raise_for_status=False)
 
 
 def order_id(number: int) -> str:
@@ -89,15 +52,16 @@ def next_number(state: Path) -> int:
         return 1
 
 
-async def _post(poster: OrderPoster, number: int, seed: int, on_accepted: Accepted | None,
-                attempts: int = 50) -> bool:
+async def _post(session: aiohttp.ClientSession, number: int, seed: int,
+                on_accepted: Accepted | None, attempts: int = 50) -> bool:
     """POST order `number` until the API accepts it (or knows it); False after `attempts`."""
     order = make_order(number, seed)
     started = time.monotonic()
     for attempt in range(attempts):
         try:
-            status, content = await poster.post("/orders", order)
-        except (OSError, EOFError):  # refused, reset, timed out, or cut short
+            async with session.post("/orders", json=order) as response:
+                status, content = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError):  # refused, reset, timed out, or cut short
             status, content = 0, b""
         if status in (202, 409):
             if on_accepted is not None:
@@ -109,25 +73,25 @@ async def _post(poster: OrderPoster, number: int, seed: int, on_accepted: Accept
     return False
 
 
-async def restock_low(client: httpx.AsyncClient, below: int, quantity: int) -> list[str]:
+async def restock_low(session: aiohttp.ClientSession, below: int, quantity: int) -> list[str]:
     """Restock by `quantity` every product with fewer than `below` units available; return
     their ids."""
-    response = await client.get("/products")
-    response.raise_for_status()
-    low = [p["product_id"] for p in response.json() if p["available"] < below]
+    async with session.get("/products", raise_for_status=True) as response:
+        low = [p["product_id"] for p in await response.json() if p["available"] < below]
     for product_id in low:
-        added = await client.post(f"/products/{product_id}/restock", json={"quantity": quantity})
-        added.raise_for_status()
+        async with session.post(f"/products/{product_id}/restock", json={"quantity": quantity},
+                                raise_for_status=True):
+            pass
     return low
 
 
-async def _keep_stocked(client: httpx.AsyncClient, below: int, quantity: int) -> None:
+async def _keep_stocked(session: aiohttp.ClientSession, below: int, quantity: int) -> None:
     """`restock_low` every RESTOCK_INTERVAL seconds, until cancelled; an API that is down (a
     restart) is tried again next time."""
     while True:
         await asyncio.sleep(RESTOCK_INTERVAL)
-        with contextlib.suppress(httpx.HTTPError):
-            await restock_low(client, below, quantity)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            await restock_low(session, below, quantity)
 
 
 async def generate(api_url: str, first: int, count: int | None, rate: float, seed: int = 42,
@@ -149,7 +113,7 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
 
     async def one(n: int) -> None:
         try:
-            if not await _post(poster, n, seed, on_accepted):
+            if not await _post(session, n, seed, on_accepted):
                 failures.append(n)
         finally:
             pending.discard(n)
@@ -158,9 +122,8 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
                 progress(min(pending, default=number))
 
     started = time.monotonic()
-    poster = OrderPoster(api_url)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:  # for restocking
-        restocker = (asyncio.create_task(_keep_stocked(client, restock_below, restock_quantity))
+    async with api_session(api_url, concurrency) as session:
+        restocker = (asyncio.create_task(_keep_stocked(session, restock_below, restock_quantity))
                      if restock_below > 0 else None)
         while (count is None or number < first + count) and not stop.is_set() and not failures:
             due = started + (number - first) / rate if rate > 0 else 0
@@ -183,7 +146,6 @@ async def generate(api_url: str, first: int, count: int | None, rate: float, see
             restocker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await restocker
-    poster.close()
     if failures:
         raise ConnectionError(f"the API at {api_url} did not accept order(s) {sorted(failures)}")
     return number
