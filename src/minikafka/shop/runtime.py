@@ -61,6 +61,10 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
     WAL lets readers (the API, the live view) read while a service writes; two instances of a
     service share one database file and serialise their writes through BEGIN IMMEDIATE.
+    synchronous=NORMAL syncs the WAL at checkpoints, not at each COMMIT: a committed batch
+    survives a killed process (the shop's kill tests) but not power loss or an OS crash, which
+    can roll back the last batches (the file stays consistent) after their outbox was published
+    and their offsets committed, leaving the database behind what the service already said.
     """
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
