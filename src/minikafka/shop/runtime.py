@@ -173,7 +173,7 @@ class ServiceRunner:
                  ", ".join(self.service.topics), self.group)
         try:
             while not self.stop.is_set():
-                messages = _next_batch(consumer, batch)
+                messages = next_batch(consumer, batch)
                 positions: dict[tuple[str, int], int] = {}
                 repeats = 0
                 if messages or self._acked:
@@ -285,7 +285,7 @@ def _topic(msg: Message) -> str:
     return msg.topic() or ""
 
 
-def _next_batch(consumer: Consumer, size: int) -> list[Message]:
+def next_batch(consumer: Consumer, size: int) -> list[Message]:
     """What is there now, up to `size` records, waiting at most 0.1 s for the first one.
 
     (`consume(size, timeout)` alone waits for `size` records or the whole timeout: a 100 ms
