@@ -10,7 +10,8 @@ import importlib.util
 
 EXTRAS = {
     "console": ("fastapi", "uvicorn", "pydantic"),
-    "shop": ("fastapi", "uvicorn", "pydantic", "httpx", "confluent_kafka"),
+    "shop": ("fastapi", "uvicorn", "pydantic", "httpx", "aiohttp", "httptools",
+             "uvloop", "confluent_kafka"),
     "registry": ("starlette", "uvicorn", "avro", "jsonschema", "google.protobuf",
                  "proto_schema_parser", "confluent_kafka"),
 }

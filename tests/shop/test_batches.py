@@ -1,30 +1,51 @@
 """One SQLite transaction per batch of records: a record whose handler fails undoes only its own
-work (its savepoint), the rest of the batch commits, and the failed one is dead-lettered."""
+work (its savepoint), the rest of the batch commits, and the failed one is dead-lettered. The
+outbox goes out while the next batches are handled, each row once."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 from brokerkit import InProcessBroker
-from minikafka.shop.events import ORDERS, Event, OrderCreated, dlq_topic, encode, use_registry
-from minikafka.shop.runtime import ServiceRunner, Tx
+from minikafka.shop.events import (
+    ORDER_STATUS,
+    ORDERS,
+    Event,
+    OrderCreated,
+    OrderStatusChanged,
+    dlq_topic,
+    encode,
+    use_registry,
+)
+from minikafka.shop.runtime import Service, ServiceRunner, Tx
 
 from .conftest import read_topic, wait_for
 
 
-class Ledger:
-    """A service that writes a row per order, then fails for the order named `bad`."""
+class OrderReader:
+    """A service of `orders` with nothing to seed and nothing to do after a batch."""
 
-    name = "ledger"
-    schema = "CREATE TABLE IF NOT EXISTS ledger (order_id TEXT PRIMARY KEY);"
     topics = (ORDERS,)
 
     def setup(self, db: sqlite3.Connection) -> None:
         pass
+
+    def after_batch(self, db: sqlite3.Connection) -> None:
+        pass
+
+
+class Ledger(OrderReader):
+    """A service that writes a row per order, then fails for the order named `bad`."""
+
+    name = "ledger"
+    schema = "CREATE TABLE IF NOT EXISTS ledger (order_id TEXT PRIMARY KEY);"
 
     def handle(self, tx: Tx, event: Event) -> None:
         assert isinstance(event, OrderCreated)
@@ -32,13 +53,42 @@ class Ledger:
         if event.order_id == "bad":
             raise RuntimeError("the ledger is on fire")
 
-    def after_batch(self, db: sqlite3.Connection) -> None:
-        pass
+
+class Announcer(OrderReader):
+    """A service that announces every order it reads as `created`."""
+
+    name = "announcer"
+    schema = ""
+
+    def handle(self, tx: Tx, event: Event) -> None:
+        assert isinstance(event, OrderCreated)
+        tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=event.user_id,
+                                   items=event.items, total_price=event.total_price,
+                                   status="created"))
 
 
 def order(order_id: str) -> OrderCreated:
     return OrderCreated(order_id=order_id, user_id="u", total_price=1.0,
                         items=[{"product_id": "mug", "quantity": 1, "price": 1.0}])
+
+
+@contextmanager
+def serving(service: Service, broker: InProcessBroker, db: Path) -> Iterator[None]:
+    """`service` runs in a thread while in the block, and has stopped after it."""
+    stop = threading.Event()
+
+    def serve() -> None:  # SQLite connections stay in the thread that made them
+        runner = ServiceRunner(service, broker.bootstrap, db, retry_backoff=0.01)
+        runner.stop = stop
+        runner.run()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def test_a_failing_record_undoes_only_its_own_work(tmp_path: Path,
@@ -50,24 +100,34 @@ def test_a_failing_record_undoes_only_its_own_work(tmp_path: Path,
     for value in values.values():  # one key, one partition, one producer batch: one batch
         producer.produce(ORDERS, value, b"same-key")
     assert producer.flush(10) == 0
-    stop = threading.Event()
-
-    def serve() -> None:  # SQLite connections stay in the thread that made them
-        runner = ServiceRunner(Ledger(), shop_broker.bootstrap, tmp_path / "ledger.db",
-                               retry_backoff=0.01)
-        runner.stop = stop
-        runner.run()
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    try:
+    with serving(Ledger(), shop_broker, tmp_path / "ledger.db"):
         letters = wait_for(lambda: read_topic(shop_broker.bootstrap, dlq_topic(ORDERS)), 30,
                            "the failing record's dead letter")
-    finally:
-        stop.set()
-        thread.join(30)
     assert [m.value() for m in letters] == [values["bad"]]
     db = sqlite3.connect(tmp_path / "ledger.db")
     assert sorted(r[0] for r in db.execute("SELECT order_id FROM ledger")) == ["a", "b"]
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # all published
+    db.close()
+
+
+def test_each_outbox_row_is_published_once(tmp_path: Path,
+                                           shop_broker: InProcessBroker) -> None:
+    """Batches follow each other while earlier outbox rows are still in flight: no row goes out
+    twice, and every one is gone from the outbox once the broker has it."""
+    assert shop_broker.registry_url is not None
+    use_registry(shop_broker.registry_url)
+    producer = Producer({"bootstrap.servers": shop_broker.bootstrap, "linger.ms": 0})
+    names = [f"o{i}" for i in range(300)]
+    with serving(Announcer(), shop_broker, tmp_path / "announcer.db"):
+        for name in names:  # many small batches
+            producer.produce(ORDERS, encode(order(name)), name.encode())
+            producer.poll(0)
+        assert producer.flush(10) == 0
+        wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= len(names), 30,
+                 "every order's announcement")
+        time.sleep(0.5)  # time for a second copy, were one sent
+    announced = [m.key() for m in read_topic(shop_broker.bootstrap, ORDER_STATUS)]
+    assert sorted(announced) == sorted(n.encode() for n in names)
+    db = sqlite3.connect(tmp_path / "announcer.db")
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     db.close()

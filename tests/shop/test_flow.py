@@ -12,7 +12,7 @@ import pytest
 
 from minikafka.shop.demo import wait_settled
 from minikafka.shop.events import INVENTORY, NOTIFICATIONS, ORDER_STATUS
-from minikafka.shop.generator import restock_low
+from minikafka.shop.generator import api_session, restock_low
 from minikafka.shop.monitor import BrokerProbe, check_invariants
 from minikafka.shop.stack import ShopStack
 
@@ -143,8 +143,8 @@ def test_the_generator_restocks_what_runs_low(shop: ShopStack, api: httpx.Client
     assert all(shelf[p]["available"] >= mark for p in ("mug", "lamp"))
 
     async def top_up() -> list[str]:
-        async with httpx.AsyncClient(base_url=shop.api_url, timeout=30) as client:
-            return await restock_low(client, below=mark, quantity=7)
+        async with api_session(shop.api_url) as session:
+            return await restock_low(session, below=mark, quantity=7)
 
     assert asyncio.run(top_up()) == ["rare"]
     wait_for(lambda: stock(api)["rare"]["available"] == shelf["rare"]["available"] + 7, 15,

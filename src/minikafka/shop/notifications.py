@@ -2,10 +2,11 @@
 
 Receiving a status only writes a row to the `notifications` outbox table (UNIQUE per order and
 status, in the event's transaction): that is the exactly-once part. Delivery happens after the
-transaction, through a pluggable Sender; a delivered row is marked and announced with
-NotificationSent in one transaction. An external channel cannot be part of our transaction, so a
-crash between sending and marking sends that one message again (at least once to the outside,
-exactly once in our records and on the `notifications` topic).
+transaction, through a pluggable Sender; the rows delivered after a batch are marked and
+announced with NotificationSent in one transaction (one per row cost more than the rest of the
+service's work). An external channel cannot be part of our transaction, so a crash between
+sending and marking sends those messages again (at least once to the outside, exactly once in
+our records and on the `notifications` topic).
 """
 
 from __future__ import annotations
@@ -111,21 +112,27 @@ class NotificationService:
              self.sender.recipient(event.user_id), subject, body, time.time()))
 
     def after_batch(self, db: sqlite3.Connection, limit: int = 500) -> None:
-        """Deliver what is waiting, oldest first; stop at the first failure and retry later."""
+        """Deliver what is waiting, oldest first, then mark what went out; stop at the first
+        failure and retry the rest later."""
         rows = db.execute("SELECT * FROM notifications WHERE delivered_at IS NULL ORDER BY id "
                           "LIMIT ?", (limit,)).fetchall()
+        sent = []
         for row in rows:
             try:
                 self.sender.send(row["recipient"], row["subject"], row["body"])
             except OSError as exc:
                 log.warning("notifications: %s unreachable, retrying later: %s",
                             self.sender.channel, exc)
-                return
-            with transaction(db):
+                break
+            sent.append(row)
+        if not sent:
+            return
+        with transaction(db):
+            tx, now = Tx(db), time.time()
+            for row in sent:
                 marked = db.execute("UPDATE notifications SET delivered_at = ? "
                                     "WHERE id = ? AND delivered_at IS NULL",
-                                    (time.time(), row["id"])).rowcount
-                if marked:
-                    Tx(db).emit(NotificationSent(order_id=row["order_id"], status=row["status"],
-                                                 channel=row["channel"],
-                                                 recipient=row["recipient"]))
+                                    (now, row["id"])).rowcount
+                if marked:  # not by another instance meanwhile
+                    tx.emit(NotificationSent(order_id=row["order_id"], status=row["status"],
+                                             channel=row["channel"], recipient=row["recipient"]))

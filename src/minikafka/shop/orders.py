@@ -1,42 +1,48 @@
-"""The order service: records orders and moves each through its life, one event at a time.
+"""The order service: records orders and moves each through its life.
 
     OrderCreated ─► created ─► StockReserved ─► confirmed ─► paid ─► shipped ─► completed
                            └─► StockRejected ─► rejected         │
                                          payment declined ◄──────┘─► rejected (stock released)
 
-Each step is triggered by an event (the service reads its own `order-status` topic for the
-payment and shipping steps), so a crash between steps loses nothing: the step's event is
-redelivered and, if it was already applied, the order's status shows it and nothing happens.
+Two events drive it, each applied in one transaction: OrderCreated, and inventory's answer.
+The steps after a reservation (confirm, pay, ship, complete) wait for no other service, so they
+are taken together, in the reservation's transaction, each still its own OrderStatusChanged on
+`order-status`, in order (reading its own events back cost a hop, a consume and a produce, per
+step). A crash loses nothing: the triggering event is redelivered and, if it was already
+applied, the order's status shows it and nothing happens. An order the previous version (which
+read those events back) left in `confirmed`, `paid` or `shipped` is taken on when it starts.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 from .events import (
     INVENTORY,
-    ORDER_STATUS,
     ORDERS,
     Event,
     OrderCreated,
-    OrderEvent,
     OrderStatusChanged,
     Status,
     StockRejected,
     StockReserved,
 )
-from .runtime import Reject, Tx
+from .runtime import Reject, Tx, transaction
 
 DEFAULT_PAYMENT_LIMIT = 2000.0
+_AFTER_PAYMENT: tuple[tuple[str, Status], ...] = (
+    ("confirmed", "paid"), ("paid", "shipped"), ("shipped", "completed"))
+_UNDER_WAY = tuple(expected for expected, _ in _AFTER_PAYMENT)
 
 
 class OrderService:
     """Owns `orders` and `order_history`; publishes every status change."""
 
     name = "orders"
-    topics = (ORDERS, INVENTORY, ORDER_STATUS)
+    topics = (ORDERS, INVENTORY)
     schema = """
     CREATE TABLE IF NOT EXISTS orders (
         order_id TEXT PRIMARY KEY,
@@ -62,7 +68,14 @@ class OrderService:
         self.payment_limit = payment_limit
 
     def setup(self, db: sqlite3.Connection) -> None:
-        """Nothing to seed: orders arrive as events."""
+        """Take on, in one transaction, the orders a previous version left under way: it took
+        each step after the reservation on reading its own `order-status` event back, which
+        this version no longer consumes, so nothing else would move them on."""
+        at = datetime.now(UTC).isoformat()
+        with transaction(db):
+            for row in db.execute("SELECT * FROM orders WHERE status IN (?, ?, ?)",
+                                  _UNDER_WAY).fetchall():
+                self._take_on(Tx(db), row, row["status"], at)
 
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
@@ -72,16 +85,11 @@ class OrderService:
             case OrderCreated():
                 self._create(tx, event)
             case StockReserved():
-                self._advance(tx, event, "created", "confirmed")
+                self._fulfil(tx, event)
             case StockRejected():
-                self._advance(tx, event, "created", "rejected", event.reason)
-            case OrderStatusChanged(status="confirmed"):
-                self._pay(tx, event)
-            case OrderStatusChanged(status="paid"):
-                self._advance(tx, event, "paid", "shipped")
-            case OrderStatusChanged(status="shipped"):
-                self._advance(tx, event, "shipped", "completed")
-            # StockReleased and the other statuses need nothing from this service.
+                self._advance(tx, event.order_id, event.occurred_at.isoformat(), "created",
+                              "rejected", event.reason)
+            # StockReleased needs nothing from this service.
 
     def _create(self, tx: Tx, event: OrderCreated) -> None:
         at = event.occurred_at.isoformat()
@@ -91,40 +99,51 @@ class OrderService:
             (event.order_id, event.user_id, json.dumps([i.model_dump() for i in event.items]),
              event.total_price, at, at)).rowcount
         if inserted:  # a second OrderCreated for a known order id changes nothing
-            self._record(tx, event, "created", None)
+            row = _order(tx.db, event.order_id)
+            assert row is not None
+            self._record(tx, at, row, "created", None)
 
-    def _pay(self, tx: Tx, event: OrderStatusChanged) -> None:
-        """The simulated payment step: cards have a limit."""
-        if event.total_price > self.payment_limit:
-            self._advance(tx, event, "confirmed", "rejected",
-                          f"payment declined: {event.total_price:.2f} is over the card limit "
+    def _fulfil(self, tx: Tx, event: StockReserved) -> None:
+        """Confirm, then take the order on to its end."""
+        at = event.occurred_at.isoformat()
+        row = self._advance(tx, event.order_id, at, "created", "confirmed")
+        if row is not None:  # else moved on already: this reservation was applied before
+            self._take_on(tx, row, "confirmed", at)
+
+    def _take_on(self, tx: Tx, row: sqlite3.Row, status: str, at: str) -> None:
+        """The order `row` from `status` (confirmed, paid or shipped) to its end: the simulated
+        payment (cards have a limit), shipping, completion."""
+        if status == "confirmed" and row["total_price"] > self.payment_limit:
+            self._advance(tx, row["order_id"], at, "confirmed", "rejected",
+                          f"payment declined: {row['total_price']:.2f} is over the card limit "
                           f"of {self.payment_limit:.2f}")
-        else:
-            self._advance(tx, event, "confirmed", "paid")
-
-    def _advance(self, tx: Tx, event: OrderEvent, expected: str, status: Status,
-                 reason: str | None = None) -> None:
-        """Move the order from `expected` to `status`; an order elsewhere already moved on."""
-        row = _order(tx.db, event.order_id)
-        if row is None:
-            raise Reject(f"unknown order {event.order_id!r}")
-        if row["status"] != expected:
             return
-        tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
-                      "WHERE order_id = ?",
-                      (status, reason, event.occurred_at.isoformat(), event.order_id))
-        self._record(tx, event, status, reason)
+        for expected, following in _AFTER_PAYMENT[_UNDER_WAY.index(status):]:
+            self._advance(tx, row["order_id"], at, expected, following)
 
-    def _record(self, tx: Tx, event: OrderEvent, status: Status, reason: str | None) -> None:
-        """History row and OrderStatusChanged for the status the order just took."""
+    def _advance(self, tx: Tx, order_id: str, at: str, expected: str, status: Status,
+                 reason: str | None = None) -> sqlite3.Row | None:
+        """Move the order from `expected` to `status` (at time `at`) and return its row; None
+        (and no change) for an order elsewhere, which moved on already."""
+        row = _order(tx.db, order_id)
+        if row is None:
+            raise Reject(f"unknown order {order_id!r}")
+        if row["status"] != expected:
+            return None
+        tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
+                      "WHERE order_id = ?", (status, reason, at, order_id))
+        self._record(tx, at, row, status, reason)
+        return row
+
+    def _record(self, tx: Tx, at: str, order: sqlite3.Row, status: Status,
+                reason: str | None) -> None:
+        """History row and OrderStatusChanged for the status `order` just took."""
+        order_id = order["order_id"]
         tx.db.execute("INSERT INTO order_history (order_id, status, reason, at) "
-                      "VALUES (?, ?, ?, ?)",
-                      (event.order_id, status, reason, event.occurred_at.isoformat()))
-        row = _order(tx.db, event.order_id)
-        assert row is not None
-        tx.emit(OrderStatusChanged(order_id=event.order_id, user_id=row["user_id"],
-                                   items=json.loads(row["items"]),
-                                   total_price=row["total_price"], status=status,
+                      "VALUES (?, ?, ?, ?)", (order_id, status, reason, at))
+        tx.emit(OrderStatusChanged(order_id=order_id, user_id=order["user_id"],
+                                   items=json.loads(order["items"]),
+                                   total_price=order["total_price"], status=status,
                                    reason=reason))
 
 

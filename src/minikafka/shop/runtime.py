@@ -9,6 +9,9 @@ So a record redelivered after a crash (or a rebalance) finds its `event_id` and 
 effect, and an event caused by it can never be lost: the outbox is published after the commit
 and kept until the broker has acknowledged it (a crash in between publishes it again, with the
 same `event_id`, which the next service ignores).
+Neither waits for the broker: the next batch is handled while the outbox is in flight and the
+offsets are committed (a wait of a round trip each per batch, before), and the rows the broker
+has acknowledged meanwhile are deleted in the next batch's transaction.
 
 A record that cannot be decoded goes to `<topic>.dlq` at once; one whose handler keeps failing
 goes there after `max_attempts`. Either way its offset moves on, so it never blocks a partition.
@@ -18,6 +21,7 @@ Connect's dead-letter queues do.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -30,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from .clients import ensure_topics, make_consumer, make_producer
 from .events import Event, InvalidEvent, decode, dlq_topic, encode, topic_of
@@ -57,6 +61,10 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
     WAL lets readers (the API, the live view) read while a service writes; two instances of a
     service share one database file and serialise their writes through BEGIN IMMEDIATE.
+    synchronous=NORMAL syncs the WAL at checkpoints, not at each COMMIT: a committed batch
+    survives a killed process (the shop's kill tests) but not power loss or an OS crash, which
+    can roll back the last batches (the file stays consistent) after their outbox was published
+    and their offsets committed, leaving the database behind what the service already said.
     """
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
@@ -150,6 +158,8 @@ class ServiceRunner:
         self.session_timeout_ms = session_timeout_ms
         self.group = f"shop-{service.name}"
         self.stop = threading.Event()
+        self._sent_upto = 0  # outbox rows up to this id are with the producer
+        self._acked: list[int] = []  # outbox rows the broker has, to delete
         self.db.executescript(_STORE_SCHEMA + service.schema)
         service.setup(self.db)
 
@@ -163,11 +173,12 @@ class ServiceRunner:
                  ", ".join(self.service.topics), self.group)
         try:
             while not self.stop.is_set():
-                messages = _next_batch(consumer, batch)
+                messages = next_batch(consumer, batch)
                 positions: dict[tuple[str, int], int] = {}
                 repeats = 0
-                if messages:
+                if messages or self._acked:
                     with transaction(self.db):
+                        self._forget_acked()
                         for msg in messages:
                             if msg.error():
                                 log.warning("%s: %s", self.service.name, msg.error())
@@ -184,6 +195,8 @@ class ServiceRunner:
             self.publish_outbox()
             consumer.close()
             self.producer.flush(10)
+            with transaction(self.db):
+                self._forget_acked()
             self.db.close()
 
     def process(self, msg: Message) -> bool:
@@ -228,35 +241,40 @@ class ServiceRunner:
             Tx(db).dead_letter(msg, self.service.name, reason, attempts)
         return True
 
-    def publish_outbox(self, limit: int = 2000, timeout: float = 30.0) -> None:
-        """Send what committed transactions caused, oldest first; forget what the broker acked.
+    def publish_outbox(self, limit: int = 2000) -> None:
+        """Hand the producer what committed transactions caused and it does not have yet, oldest
+        first. Each row is deleted once the broker has acknowledged it; a row it failed to
+        deliver is sent again, with those after it.
 
         Two instances sharing the database may both send a row: the copies carry the same
         event_id, and whoever consumes them ignores the second.
         """
-        rows = self.db.execute("SELECT id, topic, key, value, headers FROM outbox ORDER BY id "
-                               "LIMIT ?", (limit,)).fetchall()
-        if not rows:
-            return
-        delivered: list[int] = []
+        rows = self.db.execute("SELECT id, topic, key, value, headers FROM outbox WHERE id > ? "
+                               "ORDER BY id LIMIT ?", (self._sent_upto, limit)).fetchall()
         for row in rows:
-            def done(err: object, _msg: Message, row_id: int = row["id"]) -> None:
-                if err is None:
-                    delivered.append(row_id)
-                else:
-                    log.warning("%s: publishing failed: %s", self.service.name, err)
             headers = [(name, value) for name, value in json.loads(row["headers"])]
             self.producer.produce(row["topic"], row["value"], row["key"],
-                                  headers=headers or None, on_delivery=done)
-            self.producer.poll(0)
-        self.producer.flush(timeout)
-        with transaction(self.db) as db:
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in delivered])
+                                  headers=headers or None,
+                                  on_delivery=functools.partial(self._delivered, row["id"]))
+            self._sent_upto = row["id"]
+        self.producer.poll(0)  # acknowledgements that have arrived
+
+    def _delivered(self, row_id: int, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            self._acked.append(row_id)
+        else:
+            log.warning("%s: publishing failed, will retry: %s", self.service.name, err)
+            self._sent_upto = min(self._sent_upto, row_id - 1)
+
+    def _forget_acked(self) -> None:
+        """Delete the outbox rows the broker has (in the caller's transaction)."""
+        self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked])
+        self._acked.clear()
 
     def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+        try:  # not waited for: a commit lost to a rebalance or a crash means redelivery only
+            consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
@@ -267,7 +285,7 @@ def _topic(msg: Message) -> str:
     return msg.topic() or ""
 
 
-def _next_batch(consumer: Consumer, size: int) -> list[Message]:
+def next_batch(consumer: Consumer, size: int) -> list[Message]:
     """What is there now, up to `size` records, waiting at most 0.1 s for the first one.
 
     (`consume(size, timeout)` alone waits for `size` records or the whole timeout: a 100 ms
