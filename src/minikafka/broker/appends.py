@@ -38,6 +38,7 @@ class AppendNotifier:
     """
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()  # made in the loop it serves (see BrokerContext)
         self._polls: dict[str, dict[asyncio.Future[None], Container[int]]] = {}
         self._hangups: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[asyncio.Future[None]]]] = {}
@@ -76,7 +77,7 @@ class AppendNotifier:
         have passed (up to a millisecond more), or the client hangs up, it is forgotten and
         `then` is called (in the caller's context). The future returned is its signal
         (cancelling it ends the poll too)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter: asyncio.Future[None] = loop.create_future()
         for topic, indexes in watched.items():
             polls = self._polls.get(topic)
@@ -155,15 +156,16 @@ class GroupCommit:
     """
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()  # as AppendNotifier's
         self._waiting: dict[Flushable, list[asyncio.Future[None]]] = {}
         self._running: dict[Flushable, asyncio.Task[None]] = {}
         self.on_flush: Callable[[float], None] = _ignore  # seconds each flush took (metrics)
 
     async def sync(self, target: Flushable) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiting.setdefault(target, []).append(waiter)
         if target not in self._running:
-            self._running[target] = asyncio.get_running_loop().create_task(
+            self._running[target] = self._loop.create_task(
                 self._flush_loop(target))
         await waiter
 

@@ -229,7 +229,7 @@ class _LongPoll:
         self.ctx, self.header, self.request = ctx, header, request
         self.context = _context(ctx, header.api_version, request)
         self.read_committed = request.isolation_level == READ_COMMITTED
-        self.deadline = asyncio.get_running_loop().time() + max(request.max_wait_ms, 0) / 1000
+        self.deadline = ctx.loop.time() + max(request.max_wait_ms, 0) / 1000
         self.watched: dict[str, set[int]] | None = None  # once it waits
         self.answer: asyncio.Future[list[bytes | RecordsSlice]] | None = None  # start_fetch's
 
@@ -238,7 +238,7 @@ class _LongPoll:
         ctx, request, context = self.ctx, self.request, self.context
         if context.error_code:
             return encode_fetch_response(self.header, [], error_code=context.error_code)
-        remaining = self.deadline - asyncio.get_running_loop().time()
+        remaining = self.deadline - ctx.loop.time()
         waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
             and not client_gone()
         if not waiting or not _idle(ctx, context.partitions, self.read_committed):
@@ -253,7 +253,7 @@ class _LongPoll:
         answer = self.step()
         if isinstance(answer, list):
             return answer
-        self.answer = asyncio.get_running_loop().create_future()
+        self.answer = self.ctx.loop.create_future()
         self._wait(answer)
         return self.answer
 
