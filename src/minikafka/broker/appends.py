@@ -58,12 +58,13 @@ class AppendNotifier:
         for partition in held or ():
             partition.write_held()
 
-    def notify(self, key: tuple[str, int]) -> None:
-        """Partition `key` (topic, index) got an append."""
-        topic, index = key
-        for waiter, indexes in self._polls.get(topic, {}).items():
-            if index in indexes and not waiter.done():
-                waiter.set_result(None)
+    def notify(self, topic: str, index: int) -> None:
+        """The partition got an append."""
+        polls = self._polls.get(topic)
+        if polls:
+            for waiter, indexes in polls.items():
+                if index in indexes and not waiter.done():
+                    waiter.set_result(None)
 
     def wake_all(self) -> None:
         """On shutdown: answer every long poll now (each is in one millisecond's set, even one
