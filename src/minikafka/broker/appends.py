@@ -7,7 +7,6 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Container, Iterable, Mapping
-from functools import partial
 from typing import Any, Protocol
 
 from .bounds import hangup
@@ -72,12 +71,9 @@ class AppendNotifier:
         for _timer, waiters in self._ticks.values():
             _wake(waiters)
 
-    def watch(self, watched: Watched, timeout: float, then: Callable[[], None]
-              ) -> asyncio.Future[None]:
-        """File a long poll: once a partition in `watched` gets an append, `timeout` seconds
-        have passed (up to a millisecond more), or the client hangs up, it is forgotten and
-        `then` is called (in the caller's context). The future returned is its signal
-        (cancelling it ends the poll too)."""
+    async def wait(self, watched: Watched, timeout: float) -> None:
+        """Return when a partition in `watched` gets an append, once `timeout` seconds have
+        passed (up to a millisecond more), or when the client hangs up."""
         loop = self._loop
         waiter: asyncio.Future[None] = loop.create_future()
         for topic, indexes in watched.items():
@@ -97,17 +93,10 @@ class AppendNotifier:
         if timed is None:
             timed = self._ticks[tick] = (loop.call_at(tick / 1000, self._expire, tick), set())
         timed[1].add(waiter)
-        waiter.add_done_callback(partial(self._ended, watched, tick, gone, then))
-        return waiter
-
-    async def wait(self, watched: Watched, timeout: float) -> None:
-        """`watch` for a coroutine: return when the poll ends."""
-        await self.watch(watched, timeout, _nothing)
-
-    def _ended(self, watched: Watched, tick: int, gone: asyncio.Future[None] | None,
-               then: Callable[[], None], waiter: asyncio.Future[None]) -> None:
-        self._forget(waiter, watched, tick, gone)
-        then()
+        try:
+            await waiter
+        finally:
+            self._forget(waiter, watched, tick, gone)
 
     def _forget(self, waiter: asyncio.Future[None], watched: Watched, tick: int,
                 gone: asyncio.Future[None] | None) -> None:
@@ -132,10 +121,6 @@ class AppendNotifier:
     def _expire(self, tick: int) -> None:
         _timer, waiters = self._ticks.pop(tick)
         _wake(waiters)
-
-
-def _nothing() -> None:
-    """A poll awaited (AppendNotifier.wait) needs no callback."""
 
 
 def _wake(waiters: Iterable[asyncio.Future[None]]) -> None:

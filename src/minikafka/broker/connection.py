@@ -37,7 +37,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -57,7 +56,6 @@ from .context import (
     Api,
     BrokerContext,
     CloseConnection,
-    Starter,
     client_host,
     listener,
     principal,
@@ -376,11 +374,9 @@ class Connection(asyncio.BufferedProtocol):
             request = api.decode(header, frame, pos)
         except MalformedError as exc:
             raise CloseConnection(str(exc)) from None
-        if not self._unstarted and not self.ctx.quotas.active:
-            if api.answers_now is not None and api.answers_now(self.ctx, header, request):
-                return self._handle_now(api, header, request, len(frame) + 4)
-            if api.starts is not None:
-                return self._start(api.starts, header, request, len(frame) + 4)
+        if api.answers_now is not None and not self._unstarted and not self.ctx.quotas.active \
+                and api.answers_now(self.ctx, header, request):
+            return self._handle_now(api, header, request, len(frame) + 4)
         self._unstarted += 1
         return self._loop.create_task(
             self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
@@ -403,34 +399,6 @@ class Connection(asyncio.BufferedProtocol):
         if answer is None:
             return []
         return answer if isinstance(answer, list) else [encode_response(header, answer)]
-
-    def _start(self, starts: Starter, header: RequestHeader, request: Any, size: int
-               ) -> Pending:
-        """_handle without a task, for a handler that waits on callbacks (Api.starts): its
-        answer, or the future of it, whose end gives the `size` bytes back and times it."""
-        started = time.perf_counter()
-        answer: Any  # pieces, or their future (asyncio.Future is invariant in its result)
-        try:
-            answer = self._context.copy().run(starts, self.ctx, header, request)
-        except Exception as exc:
-            answer = self._loop.create_future()
-            answer.set_exception(exc)
-        if isinstance(answer, asyncio.Future):
-            answer.add_done_callback(partial(self._started, header, size, started))
-            future: Pending = answer
-            return future
-        self._started(header, size, started)
-        if all(isinstance(piece, bytes) for piece in answer):
-            pieces: list[Any] = answer
-            return pieces
-        sent: asyncio.Future[Pieces] = self._loop.create_future()  # record slices: the writer
-        sent.set_result(answer)  # task sends them (sendfile), not _write_ready
-        return sent
-
-    def _started(self, header: RequestHeader, size: int, started: float,
-                 _answer: asyncio.Future[Pieces] | None = None) -> None:
-        self._refund(size)
-        self.ctx.metrics.answered(header, time.perf_counter() - started, None)
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its

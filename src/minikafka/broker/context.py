@@ -38,9 +38,6 @@ Handler = Callable[["BrokerContext", RequestHeader, Any], Coroutine[Any, Any, An
 Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
 # (ctx, header, request) -> True when the handler will answer without waiting for anything
 AnswersNow = Callable[["BrokerContext", RequestHeader, Any], bool]
-# (ctx, header, request) -> the answer (encoded pieces), or a future of it
-Starter = Callable[["BrokerContext", RequestHeader, Any],
-                   list[bytes | RecordsSlice] | asyncio.Future[list[bytes | RecordsSlice]]]
 
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
@@ -66,10 +63,6 @@ class Api:
     decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
     # Set where the handler often cannot wait: the connection then runs it without a task.
     answers_now: AnswersNow | None = None
-    # Set where the handler mostly waits: the connection then starts it without a task, and it
-    # waits on callbacks (`handle` is still used where a task is needed: behind an unstarted
-    # one, or under client quotas, which charge a task's time).
-    starts: Starter | None = None
 
 
 class CloseConnection(Exception):

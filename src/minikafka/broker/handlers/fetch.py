@@ -20,7 +20,6 @@ is answered without reading its log. The waits are filed in `ctx.appends` (appen
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from kafka.protocol.api_key import ApiKey
@@ -217,82 +216,27 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-class _LongPoll:
-    """One fetch, answered once it has something to say or its time is up; between tries it
-    waits on `ctx.appends`, either awaited (`handle_fetch`) or by callback, without a task
-    (`start_fetch`)."""
-
-    __slots__ = ("answer", "context", "ctx", "deadline", "header", "read_committed", "request",
-                 "watched")
-
-    def __init__(self, ctx: BrokerContext, header: RequestHeader, request: FetchRequest) -> None:
-        self.ctx, self.header, self.request = ctx, header, request
-        self.context = _context(ctx, header.api_version, request)
-        self.read_committed = request.isolation_level == READ_COMMITTED
-        self.deadline = ctx.loop.time() + max(request.max_wait_ms, 0) / 1000
-        self.watched: dict[str, set[int]] | None = None  # once it waits
-        self.answer: asyncio.Future[list[bytes | RecordsSlice]] | None = None  # start_fetch's
-
-    def step(self) -> list[bytes | RecordsSlice] | float:
-        """The answer, or the seconds to wait (on `watched`) before the next step."""
-        ctx, request, context = self.ctx, self.request, self.context
-        if context.error_code:
-            return encode_fetch_response(self.header, [], error_code=context.error_code)
-        remaining = self.deadline - ctx.loop.time()
-        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
-            and not client_gone()
-        if not waiting or not _idle(ctx, context.partitions, self.read_committed):
-            data, total, failed = _read_all(ctx, request, context)
-            if not waiting or failed or total >= request.min_bytes:
-                return _answer(ctx, self.header, context, data, total)
-        if self.watched is None:
-            self.watched = _watched(context.partitions)
-        return remaining
-
-    def start(self) -> list[bytes | RecordsSlice] | asyncio.Future[list[bytes | RecordsSlice]]:
-        answer = self.step()
-        if isinstance(answer, list):
-            return answer
-        self.answer = self.ctx.loop.create_future()
-        self._wait(answer)
-        return self.answer
-
-    def _wait(self, seconds: float) -> None:
-        assert self.watched is not None
-        self.ctx.appends.watch(self.watched, seconds, self._woken)
-
-    def _woken(self) -> None:
-        answer = self.answer
-        assert answer is not None
-        if answer.done():  # cancelled: its connection is gone
-            return
-        try:
-            step = self.step()
-        except Exception as exc:  # the connection's writer hears it, as from a task
-            answer.set_exception(exc)
-            return
-        if isinstance(step, list):
-            answer.set_result(step)
-        else:
-            self._wait(step)
-
-
-def start_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
-                ) -> list[bytes | RecordsSlice] | asyncio.Future[list[bytes | RecordsSlice]]:
-    """The answer, or the future of one a long poll will give: most fetches of a consumer wait,
-    and a task for each would cost more than the rest of the fetch."""
-    return _LongPoll(ctx, header, request).start()
-
-
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
                        ) -> list[bytes | RecordsSlice]:
-    """The same in a task (whose time client quotas charge, steps and waits alike)."""
-    poll = _LongPoll(ctx, header, request)
-    while not isinstance(step := poll.step(), list):
-        assert poll.watched is not None
-        await ctx.appends.wait(poll.watched, step)
-    return step
+    context = _context(ctx, header.api_version, request)
+    if context.error_code:
+        return encode_fetch_response(header, [], error_code=context.error_code)
+    wanted = context.partitions
+    read_committed = request.isolation_level == READ_COMMITTED
+    loop = ctx.loop
+    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
+    watched = None
+    while True:
+        remaining = deadline - loop.time()
+        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
+            and not client_gone()
+        if not waiting or not _idle(ctx, wanted, read_committed):
+            data, total, failed = _read_all(ctx, request, context)
+            if not waiting or failed or total >= request.min_bytes:
+                return _answer(ctx, header, context, data, total)
+        if watched is None:
+            watched = _watched(wanted)
+        await ctx.appends.wait(watched, remaining)
 
 
-APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request,
-            starts=start_fetch),)
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
