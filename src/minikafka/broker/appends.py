@@ -37,6 +37,7 @@ class AppendNotifier:
     """
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()  # made in the loop it serves (see BrokerContext)
         self._polls: dict[str, dict[asyncio.Future[None], Container[int]]] = {}
         self._hangups: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[asyncio.Future[None]]]] = {}
@@ -56,12 +57,13 @@ class AppendNotifier:
         for partition in held or ():
             partition.write_held()
 
-    def notify(self, key: tuple[str, int]) -> None:
-        """Partition `key` (topic, index) got an append."""
-        topic, index = key
-        for waiter, indexes in self._polls.get(topic, {}).items():
-            if index in indexes and not waiter.done():
-                waiter.set_result(None)
+    def notify(self, topic: str, index: int) -> None:
+        """The partition got an append."""
+        polls = self._polls.get(topic)
+        if polls:
+            for waiter, indexes in polls.items():
+                if index in indexes and not waiter.done():
+                    waiter.set_result(None)
 
     def wake_all(self) -> None:
         """On shutdown: answer every long poll now (each is in one millisecond's set, even one
@@ -72,7 +74,7 @@ class AppendNotifier:
     async def wait(self, watched: Watched, timeout: float) -> None:
         """Return when a partition in `watched` gets an append, once `timeout` seconds have
         passed (up to a millisecond more), or when the client hangs up."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter: asyncio.Future[None] = loop.create_future()
         for topic, indexes in watched.items():
             polls = self._polls.get(topic)
@@ -140,15 +142,16 @@ class GroupCommit:
     """
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()  # as AppendNotifier's
         self._waiting: dict[Flushable, list[asyncio.Future[None]]] = {}
         self._running: dict[Flushable, asyncio.Task[None]] = {}
         self.on_flush: Callable[[float], None] = _ignore  # seconds each flush took (metrics)
 
     async def sync(self, target: Flushable) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiting.setdefault(target, []).append(waiter)
         if target not in self._running:
-            self._running[target] = asyncio.get_running_loop().create_task(
+            self._running[target] = self._loop.create_task(
                 self._flush_loop(target))
         await waiter
 

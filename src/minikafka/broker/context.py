@@ -90,6 +90,9 @@ class BrokerContext:
     stopping: bool = False  # set on shutdown: long polls answer at once
     storage_failing: bool = False  # the last write to the data directory failed (ops)
     topic_changes: asyncio.Lock = field(default_factory=asyncio.Lock)  # topics made one by one
+    # The event loop served, as the context is built in it: the hot path reads it here, for
+    # asyncio.get_running_loop() makes a getpid system call each time (CPython 3.11).
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 
     @property
     def node_id(self) -> int:

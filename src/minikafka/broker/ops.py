@@ -185,7 +185,7 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, ac
             storage_failed(ctx, exc)
             raise
         _appended(ctx, topic, len(batch), info)
-    ctx.appends.notify((topic, index))  # fetches woken run after any held write
+    ctx.appends.notify(topic, index)  # fetches woken run after any held write
     return partition, info
 
 
@@ -628,7 +628,7 @@ def _write_markers(ctx: BrokerContext, transit: Transit) -> list[Partition]:
             log.error("transaction %s: no marker on %s-%d: %s", transit.transactional_id, topic,
                       index, str(exc))
             continue
-        ctx.appends.notify((topic, index))  # read_committed fetches may move on now
+        ctx.appends.notify(topic, index)  # read_committed fetches may move on now
         written.append(partition)
     return written
 

@@ -20,7 +20,6 @@ is answered without reading its log. The waits are filed in `ctx.appends` (appen
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from kafka.protocol.api_key import ApiKey
@@ -224,7 +223,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Fetch
         return encode_fetch_response(header, [], error_code=context.error_code)
     wanted = context.partitions
     read_committed = request.isolation_level == READ_COMMITTED
-    loop = asyncio.get_running_loop()
+    loop = ctx.loop
     deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
     watched = None
     while True:
