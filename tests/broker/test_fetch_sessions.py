@@ -4,6 +4,7 @@ frames for the rules and error codes, then the real clients, which use sessions.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.consumer import FetchRequest
+from kafka.protocol.metadata import MetadataRequest
 
 from minikafka.errors import ErrorCode
 
@@ -20,21 +22,31 @@ from .test_semantics import produce
 
 NOT_FOUND = ErrorCode.FETCH_SESSION_ID_NOT_FOUND
 BAD_EPOCH = ErrorCode.INVALID_FETCH_SESSION_EPOCH
+ID_MIX = ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR
 
 
 def fetch(raw: RawClient, topic: str, session_id: int, epoch: int,
           offsets: dict[int, int] | None = None, forget: list[int] | None = None,
           version: int = 12) -> Any:
     cls = FetchRequest[version]
-    topics = [cls.FetchTopic(topic=topic, partitions=[cls.FetchTopic.FetchPartition(
+    named = {"topic": topic} if version < 13 else {"topic_id": topic_id(raw, topic)}
+    topics = [cls.FetchTopic(**named, partitions=[cls.FetchTopic.FetchPartition(
         partition=p, current_leader_epoch=-1, fetch_offset=offset, last_fetched_epoch=-1,
         log_start_offset=-1, partition_max_bytes=1 << 20)
         for p, offset in sorted(offsets.items())])] if offsets else []
-    forgotten = [cls.ForgottenTopic(topic=topic, partitions=forget)] if forget else []
+    forgotten = [cls.ForgottenTopic(**named, partitions=forget)] if forget else []
     return raw.request(cls(
         replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
         session_id=session_id, session_epoch=epoch, topics=topics,
         forgotten_topics_data=forgotten, rack_id=""))
+
+
+def topic_id(raw: RawClient, topic: str) -> uuid.UUID:
+    cls = MetadataRequest[12]
+    response: Any = raw.request(cls(topics=[cls.MetadataRequestTopic(topic_id=None, name=topic)],
+                                    allow_auto_topic_creation=False,
+                                    include_topic_authorized_operations=False))
+    return response.topics[0].topic_id  # type: ignore[no-any-return]
 
 
 def answered(response: Any) -> dict[int, tuple[int, bool]]:
@@ -94,6 +106,22 @@ def test_epochs_and_closing(raw: RawClient, broker: InProcessBroker, topic: str)
     final = fetch(raw, topic, session, -1, {0: 0})
     assert (final.error_code, final.session_id, answered(final)) == (0, 0, {0: (1, True)})
     assert fetch(raw, topic, session, 2).error_code == NOT_FOUND
+
+
+@pytest.mark.parametrize("opened, then", [(12, 13), (13, 12)])
+def test_a_session_names_topics_one_way(raw: RawClient, broker: InProcessBroker, topic: str,
+                                        opened: int, then: int) -> None:
+    """Kafka's FETCH_SESSION_TOPIC_ID_ERROR: a session opened naming its topics (to v12) takes
+    no incremental fetch naming them by id (v13 on), nor the other way round; the session
+    lives on for fetches of its own kind."""
+    create_topic(broker.bootstrap, topic)
+    produce(raw, topic, b"one")
+    opening = fetch(raw, topic, 0, 0, {0: 0}, version=opened)
+    assert (opening.error_code, answered(opening)) == (0, {0: (1, True)})
+    session = opening.session_id
+    mixed = fetch(raw, topic, session, 1, {0: 1}, version=then)
+    assert (mixed.error_code, mixed.session_id, mixed.responses) == (ID_MIX, 0, [])
+    assert fetch(raw, topic, session, 1, {0: 1}, version=opened).error_code == 0
 
 
 def test_old_versions_are_sessionless(raw: RawClient, broker: InProcessBroker,

@@ -10,7 +10,9 @@ session's partitions each time, from the positions it keeps.
 - Epoch 0 (INITIAL_EPOCH): a full fetch that closes the session it names and opens a new one
   (session id 0 in the answer when the cache has no slot for it).
 - Any other epoch: incremental. An unknown session id is FETCH_SESSION_ID_NOT_FOUND, an epoch
-  other than the session's next one INVALID_FETCH_SESSION_EPOCH; both answer with no partitions.
+  other than the session's next one INVALID_FETCH_SESSION_EPOCH, and a fetch naming topics by id
+  (v13 on) in a session opened by name, or the other way round, FETCH_SESSION_TOPIC_ID_ERROR;
+  each answers with no partitions.
 - Partitions that returned records move to the end of the session's order, so that under
   max_bytes every partition gets its turn.
 - The cache holds `max.incremental.fetch.session.cache.slots` sessions. A new session takes the
@@ -77,6 +79,7 @@ class FetchSession:
     partitions: dict[Key, FetchPartition]  # in the order they are read
     created_ms: float
     last_used_ms: float
+    topic_ids: bool  # opened by a fetch that named its topics by id (v13 on)
     evictable: bool = False  # it has lived past the eviction time (as of its last use)
 
 
@@ -144,17 +147,22 @@ class FetchSessionCache:
         return self._sessions.get(session_id)
 
     def new_context(self, session_id: int, epoch: int, wanted: list[FetchPartition],
-                    forgotten: Iterable[Key]) -> FetchContext:
-        """Kafka's FetchManager.newContext for a consumer's fetch."""
+                    forgotten: Iterable[Key], *, topic_ids: bool = False) -> FetchContext:
+        """Kafka's FetchManager.newContext for a consumer's fetch; `topic_ids`: it names its
+        topics by id (v13 on)."""
         if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             if session_id != INVALID_SESSION_ID:
                 self._sessions.pop(session_id, None)
-            return FetchContext(wanted, _open=self._create if epoch == INITIAL_EPOCH else None)
+            if epoch == FINAL_EPOCH:
+                return FetchContext(wanted)
+            return FetchContext(wanted, _open=lambda opened: self._create(opened, topic_ids))
         session = self._sessions.get(session_id)
         if session is None:
             return FetchContext([], ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
         if session.epoch != epoch:
             return FetchContext([], ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+        if session.topic_ids != topic_ids:
+            return FetchContext([], ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR)
         for partition in wanted:
             cached = session.partitions.get(partition.key)
             if cached is None:
@@ -174,7 +182,7 @@ class FetchSessionCache:
         session.evictable = now >= session.created_ms + self.eviction_ms
         self._sessions[session.id] = self._sessions.pop(session.id)  # most recently used last
 
-    def _create(self, partitions: list[FetchPartition]) -> int:
+    def _create(self, partitions: list[FetchPartition], topic_ids: bool) -> int:
         """Kafka's maybeCreateSession: the new session's id, or 0 when there is no slot."""
         now = self._clock()
         if len(self._sessions) >= self.slots and not self._evict(len(partitions), now):
@@ -183,7 +191,8 @@ class FetchSessionCache:
         while session_id == INVALID_SESSION_ID or session_id in self._sessions:
             session_id = self._rng.randint(1, 2**31 - 1)
         self._sessions[session_id] = FetchSession(
-            session_id, next_epoch(INITIAL_EPOCH), {p.key: p for p in partitions}, now, now)
+            session_id, next_epoch(INITIAL_EPOCH), {p.key: p for p in partitions}, now, now,
+            topic_ids)
         return session_id
 
     def _evict(self, size: int, now: float) -> bool:

@@ -131,7 +131,8 @@ def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchCo
     if version < SESSIONS_FROM:
         return FetchContext(request.partitions)
     return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
-                                          request.partitions, request.forgotten)
+                                          request.partitions, request.forgotten,
+                                          topic_ids=version >= TOPIC_IDS_FROM)
 
 
 def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
