@@ -26,6 +26,7 @@ LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not co
 # Byte positions of the header fields the broker patches in place.
 BASE_OFFSET_AT = 0
 LEADER_EPOCH_AT = 12
+MAGIC_AT = 16
 CRC_AT = 17
 CRC_START = ATTRIBUTES_AT = 21  # the CRC covers the attributes and everything after them
 MAX_TIMESTAMP_AT = 35

@@ -51,7 +51,15 @@ from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
-from ..records import HEADER_SIZE, MAGIC, TRANSACTIONAL_BIT, batch_size_at, read_header
+from ..records import (
+    ATTRIBUTES_AT,
+    HEADER_SIZE,
+    MAGIC,
+    MAGIC_AT,
+    TRANSACTIONAL_BIT,
+    batch_size_at,
+    read_header,
+)
 from ..txn.coordinator import Transit, TxnCheck
 from .acls import CLUSTER_NAME, AclBinding, AclOperation, ResourceType
 from .appends import Flushable
@@ -109,8 +117,7 @@ async def durable(ctx: BrokerContext, targets: Collection[Flushable]) -> None:
 
 
 Batch = bytes | memoryview
-_MAGIC_AT = 16
-_ATTRIBUTES_LOW_BYTE = 22  # of the int16 attributes at 21: bit 4 transactional, 5 control
+_ATTRIBUTES_LOW_BYTE = ATTRIBUTES_AT + 1  # of the int16 attributes: bit 4 transactional, 5 control
 
 
 def check_single_batch(records: Batch | None) -> Batch:
@@ -120,7 +127,7 @@ def check_single_batch(records: Batch | None) -> Batch:
         raise InvalidRecordError("produce request without a record batch")
     if len(records) < HEADER_SIZE:
         raise CorruptRecordError(f"record batch truncated: {len(records)} bytes")
-    if records[_MAGIC_AT] != MAGIC:
+    if records[MAGIC_AT] != MAGIC:
         raise InvalidRecordError("record batch magic must be 2 for produce v3+")
     size = batch_size_at(records)
     if size > len(records):
@@ -165,37 +172,32 @@ def append(ctx: BrokerContext, topic: str, index: int, records: Batch | None, ac
             f"acks=all needs min.insync.replicas={partition.config.min_insync_replicas} in-sync "
             f"replicas of {topic}-{index}; this single node is its only replica")
     group = ctx.appends.held
+    writes = None
     if group is not None and unwritten is not None and acks == 1:
         writes = group.get(partition)
         if writes is None:
             writes = group[partition] = HeldWrites(ctx, topic)
-        try:
-            info = partition.append(batch, writes.written)
-        except KafkaStorageError as exc:
-            storage_failed(ctx, exc)
-            raise
-        if partition.holding:  # so it held this batch
-            writes.add(len(batch), info.last_offset - info.base_offset + 1, unwritten)
-        else:
-            _appended(ctx, topic, len(batch), info)
-    else:
-        try:
-            info = partition.append(batch)
-        except KafkaStorageError as exc:
-            storage_failed(ctx, exc)
-            raise
-        _appended(ctx, topic, len(batch), info)
+    try:
+        info = partition.append(batch, None if writes is None else writes.written)
+    except KafkaStorageError as exc:
+        storage_failed(ctx, exc)
+        raise
+    count = info.last_offset - info.base_offset + 1
+    if writes is not None and partition.holding:  # so it held this batch
+        writes.add(len(batch), count, unwritten)
+    else:  # a producer's retry of a batch already stored is not counted
+        _written(ctx, topic, len(batch), count, counted=not info.duplicate)
     ctx.appends.notify(topic, index)  # fetches woken run after any held write
     return partition, info
 
 
-def _appended(ctx: BrokerContext, topic: str, size: int, info: AppendInfo) -> None:
-    """A batch is written: say so if writes failed before, and count it (a producer's retry
-    of one already stored is not counted)."""
+def _written(ctx: BrokerContext, topic: str, size: int, records: int, counted: bool = True
+             ) -> None:
+    """Batches are written: say so if writes failed before, and count them."""
     if ctx.storage_failing:
         storage_worked(ctx)
-    if not info.duplicate:
-        ctx.metrics.produced(topic, size, info.last_offset - info.base_offset + 1)
+    if counted:
+        ctx.metrics.produced(topic, size, records)
 
 
 class HeldWrites:
@@ -218,14 +220,11 @@ class HeldWrites:
 
     def written(self, error: KafkaStorageError | None) -> None:
         """The log wrote the batches added since the last call, or failed to (`error`)."""
-        ctx, unwritten = self.ctx, self.unwritten
         if error is None:
-            if ctx.storage_failing:
-                storage_worked(ctx)
-            ctx.metrics.produced(self.topic, self.bytes, self.records)
+            _written(self.ctx, self.topic, self.bytes, self.records)
         else:
-            storage_failed(ctx, error)
-            for tell in unwritten:
+            storage_failed(self.ctx, error)
+            for tell in self.unwritten:
                 tell(error)
         self.bytes = self.records = 0
         self.unwritten = []
