@@ -46,7 +46,6 @@ class Broker:
         self.ctx: BrokerContext | None = None
         self._servers: list[asyncio.Server] = []  # one per listener
         self._connections: dict[asyncio.Task[None], Connection] = {}
-        self._retention: asyncio.Task[None] | None = None
         self._cleaner: LogCleaner | None = None
         self._tasks: list[asyncio.Task[None]] = []  # periodic checks, cancelled on stop
 
@@ -82,7 +81,7 @@ class Broker:
             self.ctx.transactions.log.close()
             logmgr.close()
             raise
-        self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
+        self._every(self.config.log_retention_check_interval_ms, _apply_retention)
         if self.config.log_cleaner_enable:
             self._cleaner = self._start_cleaner(logmgr)
         # Transactions a restart left in Prepare* get their markers before the first request.
@@ -97,22 +96,6 @@ class Broker:
         except KafkaStorageError as exc:  # it only points embedded clients here
             log.warning("%s; embedded clients will not be told where the broker listens",
                         str(exc))
-
-    async def _apply_retention(self) -> None:
-        """Kafka's log retention checker: idle logs still lose their expired segments."""
-        assert self.ctx is not None
-        while True:
-            await asyncio.sleep(self.config.log_retention_check_interval_ms / 1000)
-            removed = 0
-            try:  # inline, a partition at a time: unlinking whole segments is quick
-                for count in self.ctx.log.retention_steps():
-                    removed += count
-                    await asyncio.sleep(0)
-            except (OSError, KafkaError) as exc:
-                log.warning("retention check failed: %s", exc)
-                continue
-            if removed:
-                log.info("retention removed %d segment(s)", removed)
 
     def _start_cleaner(self, logmgr: LogManager) -> LogCleaner:
         """The log cleaner's thread (compaction reads and writes whole segments: off the loop)."""
@@ -197,8 +180,6 @@ class Broker:
         ctx = self.ctx
         ctx.stopping = True
         await self._close_servers()
-        if self._retention is not None:
-            self._retention.cancel()
         for task in self._tasks:
             task.cancel()
         for connection in self._connections.values():
@@ -220,3 +201,14 @@ class Broker:
         await asyncio.to_thread(ctx.transactions.log.flush)
         ctx.transactions.log.close()
         ctx.log.close()
+
+
+async def _apply_retention(ctx: BrokerContext) -> None:
+    """Kafka's log retention checker: idle logs still lose their expired segments (inline, a
+    partition at a time: unlinking whole segments is quick)."""
+    removed = 0
+    for count in ctx.log.retention_steps():
+        removed += count
+        await asyncio.sleep(0)
+    if removed:
+        log.info("retention removed %d segment(s)", removed)

@@ -25,7 +25,7 @@ import uuid
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
-from ...log import LEADER_EPOCH
+from ...log import LEADER_EPOCH, Partition
 from ...protocol.codec import RequestHeader
 from ...protocol.fetch import (
     MAX_VERSION,
@@ -50,16 +50,19 @@ SESSIONS_FROM = 7  # older versions have no session fields: always sessionless
 
 
 def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, first: bool,
-                    read_committed: bool) -> tuple[PartitionData, int]:
-    """The partition's answer and the record bytes it carries."""
+                    read_committed: bool, partition: Partition | None
+                    ) -> tuple[PartitionData, int]:
+    """The partition's answer and the record bytes it carries; `partition`: the log's, if the
+    caller found it readable already."""
     index = wanted.partition
-    if wanted.topic is None:
-        return PartitionData(index, ErrorCode.UNKNOWN_TOPIC_ID), 0
-    try:
-        authorize(ctx, AclOperation.READ, ResourceType.TOPIC, wanted.topic)
-        partition = ctx.log.partition(wanted.topic, index)
-    except KafkaError as exc:
-        return PartitionData(index, exc.code, records=b""), 0
+    if partition is None:
+        if wanted.topic is None:
+            return PartitionData(index, ErrorCode.UNKNOWN_TOPIC_ID), 0
+        try:
+            authorize(ctx, AclOperation.READ, ResourceType.TOPIC, wanted.topic)
+            partition = ctx.log.partition(wanted.topic, index)
+        except KafkaError as exc:
+            return PartitionData(index, exc.code, records=b""), 0
     stable = partition.last_stable_offset
     data = PartitionData(
         index,
@@ -152,6 +155,7 @@ def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
     append = answers.append
     for wanted in context.partitions:
         topic = wanted.topic
+        partition = None
         if topic is not None and wanted.current_leader_epoch <= LEADER_EPOCH and (
                 topic == checked or authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic)):
             checked = topic
@@ -171,7 +175,8 @@ def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
                                              partition.last_stable_offset, start,
                                              [] if read_committed else None, b""))
                     continue
-        data, size = _read_partition(ctx, wanted, budget, total == 0, read_committed)
+        data, size = _read_partition(ctx, wanted, budget, total == 0, read_committed,
+                                     partition)
         total += size
         budget -= size
         failed = failed or data.error_code != 0

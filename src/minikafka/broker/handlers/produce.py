@@ -124,9 +124,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     )) if ctx.quotas.active else 0
     refused = _refusal(ctx, header.api_version, request)
     appended: set[Partition] = set()
-    answer = _Answer(ctx, header, throttle)
-    held = answer if acks == 1 and ctx.appends.held is not None else None
-    results = answer.results
+    held = _Answer(ctx, header, throttle) if acks == 1 and ctx.appends.held is not None else None
+    results: list[tuple[str, list[PartitionResponse]]] = [] if held is None else held.results
     for topic in request.topic_data:
         name = topic.name
         results.append((name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
@@ -143,8 +142,11 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
         return None
     if acks == -1:
         await ops.durable(ctx, appended)
-    answer.pieces.append(encode_produce_response(header, results, throttle))
-    return answer.pieces
+    encoded = encode_produce_response(header, results, throttle)
+    if held is None:
+        return [encoded]
+    held.pieces.append(encoded)  # where `_unwritten` can make it again
+    return held.pieces
 
 
 def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: ProduceRequest
