@@ -106,8 +106,8 @@ class AppendNotifier:
                 polls.pop(waiter, None)
                 if not polls:
                     del self._polls[topic]
-        if gone is not None:
-            self._hangups.get(gone, set()).discard(waiter)
+        if gone is not None and (hung := self._hangups.get(gone)) is not None:
+            hung.discard(waiter)
         timed = self._ticks.get(tick)
         if timed is not None:
             timed[1].discard(waiter)

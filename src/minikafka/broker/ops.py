@@ -258,6 +258,20 @@ def partition_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
     return ErrorCode.NONE
 
 
+def _offsets_errors(ctx: BrokerContext, group_error: ErrorCode,
+                    offsets: Mapping[TopicPartition, OffsetAndMetadata]
+                    ) -> dict[TopicPartition, ErrorCode]:
+    """Each offset's error (NONE: it may be committed): the group's, the partition's, or
+    metadata over Kafka's offset.metadata.max.bytes."""
+    errors = {}
+    for tp, offset in offsets.items():
+        error = group_error or _offset_error(ctx, *tp)
+        if error is ErrorCode.NONE and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
+            error = ErrorCode.OFFSET_METADATA_TOO_LARGE
+        errors[tp] = error
+    return errors
+
+
 def _offset_error(ctx: BrokerContext, topic: str, index: int) -> ErrorCode:
     """Offsets of a topic are committed (and deleted) only by clients that may READ it."""
     return refusal(ctx, AclOperation.READ, ResourceType.TOPIC, topic) or partition_error(
@@ -277,15 +291,8 @@ async def commit_offsets(ctx: BrokerContext, check: OffsetCommitCheck,
     else:
         group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
                                             check, ErrorCode.NOT_COORDINATOR)
-    errors: dict[TopicPartition, ErrorCode] = {}
-    accepted: dict[TopicPartition, OffsetAndMetadata] = {}
-    for tp, offset in offsets.items():
-        error = group_error or _offset_error(ctx, *tp)
-        if error is ErrorCode.NONE and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
-            error = ErrorCode.OFFSET_METADATA_TOO_LARGE
-        if error is ErrorCode.NONE:
-            accepted[tp] = offset
-        errors[tp] = error
+    errors = _offsets_errors(ctx, group_error, offsets)
+    accepted = {tp: offset for tp, offset in offsets.items() if not errors[tp]}
     if accepted:
         try:
             with _storing(ctx):
@@ -703,10 +710,7 @@ async def commit_transactional_offsets(ctx: BrokerContext, txn: TxnCheck,
     if not group_error and (check.generation_id >= 0 or check.member_id):
         group_error = await ctx.groups.call(ctx.groups.coordinator.validate_offset_commit,
                                             check, ErrorCode.NOT_COORDINATOR)
-    errors = {tp: group_error or _offset_error(ctx, *tp) for tp in offsets}
-    for tp, offset in offsets.items():
-        if not errors[tp] and len(offset.metadata.encode()) > MAX_METADATA_BYTES:
-            errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+    errors = _offsets_errors(ctx, group_error, offsets)
     now = ctx.transactions.clock()
     accepted = [(tp, offset if offset.commit_timestamp else replace(offset, commit_timestamp=now))
                 for tp, offset in offsets.items() if not errors[tp]]
