@@ -84,6 +84,13 @@ def run_now(coroutine: Coroutine[Any, Any, Answer]) -> Answer:
     raise RuntimeError("a handler said to answer at once waited")
 
 
+def _encoded(header: RequestHeader, answer: Answer) -> Pieces:
+    """A handler's answer as pieces to send: already encoded, a response to encode, or None."""
+    if answer is None or isinstance(answer, list):
+        return answer
+    return [encode_response(header, answer)]
+
+
 class Connection(asyncio.BufferedProtocol):
     """Created per accepted socket; `task` (the writer) lives as long as the connection and is
     handed to `on_start` so the broker can wait for it on shutdown."""
@@ -396,9 +403,7 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
-        if answer is None:
-            return []
-        return answer if isinstance(answer, list) else [encode_response(header, answer)]
+        return _encoded(header, answer) or []
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its
@@ -414,9 +419,7 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
-        if answer is None or isinstance(answer, list):
-            return answer
-        return [encode_response(header, answer)]
+        return _encoded(header, answer)
 
     async def _raw_token(self, frame: bytes) -> Pieces:
         """After SaslHandshake v0: a bare SASL token in, a bare one out; a failure is not
