@@ -229,7 +229,7 @@ class TransactionCoordinator:
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         if meta.state is TxnState.ONGOING:
             return InitResult(transit=self._fence(txn, now_ms), fence=True)
-        if meta.state not in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+        if not meta.state.complete:
             raise IllegalStateTransition(f"transaction {transactional_id!r} found {meta.state}")
         fresh = dict(state=TxnState.EMPTY, timeout_ms=timeout_ms, partitions=frozenset(),
                      groups=frozenset(), offsets=(), start_ms=-1, update_ms=now_ms)
