@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,13 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from crc32c import crc32c
-
 from ..compression import Compression, compress, decompress
 from ..errors import CorruptRecordError, KafkaError
 from ..records import (
     COMPRESSION_MASK,
-    CRC_START,
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -64,6 +60,7 @@ from ..records import (
     decode_varint,
     encode_varint,
     read_header,
+    set_crc,
 )
 from .config import LONG_MAX, TopicConfig
 from .durable import write_atomically
@@ -229,11 +226,11 @@ def _rebased(record: RawRecord, shift: int) -> bytes:
 
 def _header_bytes(header: BatchHeader, payload: bytes) -> bytes:
     """A batch of `header` (its CRC and length computed here) around `payload`."""
-    head = bytearray(HEADER.pack(*header._replace(batch_length=HEADER_SIZE - LOG_OVERHEAD
-                                                  + len(payload), crc=0)))
-    tail = bytes(head[CRC_START:]) + payload
-    struct.pack_into(">I", head, CRC_START - 4, crc32c(tail))
-    return bytes(head[:CRC_START]) + tail
+    batch = bytearray(HEADER.pack(*header._replace(batch_length=HEADER_SIZE - LOG_OVERHEAD
+                                                   + len(payload), crc=0)))
+    batch += payload
+    set_crc(batch)
+    return bytes(batch)
 
 
 def rewrite_batch(header: BatchHeader, kept: list[RawRecord], horizon: int | None) -> bytes:
