@@ -65,7 +65,7 @@ from ..records import (
 from .config import LONG_MAX, TopicConfig
 from .durable import write_atomically
 from .manager import LogManager
-from .partition import INT32_MAX, Partition
+from .partition import INT32_MAX, Partition, suffixed
 from .segment import CLEANED, LogSegment
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,7 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     written = removed = 0
     for group in _group([s for s in segments[:-1] if s.base_offset < end],
                         min(config.segment_bytes, INT32_MAX)):
-        cleaned = group[0].log_path.with_name(group[0].log_path.name + CLEANED)
+        cleaned = suffixed(group[0].log_path, CLEANED)
         try:
             size, gone, read_here = _clean_group(group, cleaned, offsets, aborted, last_batches,
                                                  now_ms, horizon, throttle)

@@ -757,7 +757,7 @@ class Partition:
                 cleaned.unlink(missing_ok=True)
                 return False
             try:
-                os.replace(cleaned, _suffixed(old[0].log_path, SWAP))
+                os.replace(cleaned, suffixed(old[0].log_path, SWAP))
                 self._merge_txn_indexes(old)
                 for segment in old:
                     segment.offset_index.path.unlink(missing_ok=True)
@@ -765,9 +765,9 @@ class Partition:
                 for segment in old[1:]:
                     for path in (segment.log_path, segment.txn_index.path):
                         if path.exists():
-                            os.replace(path, _suffixed(path, DELETED))
+                            os.replace(path, suffixed(path, DELETED))
                 sync_directory(self.dir)
-                os.replace(_suffixed(old[0].log_path, SWAP), old[0].log_path)
+                os.replace(suffixed(old[0].log_path, SWAP), old[0].log_path)
             except (OSError, KafkaStorageError) as exc:
                 self._finish_swap()
                 if isinstance(exc, KafkaStorageError):
@@ -781,7 +781,7 @@ class Partition:
         marker), as `<first base>.txnindex.swap`, synced."""
         if not any(s.txn_index.entries for s in old[1:]):
             return  # the first segment's own index is the whole of it
-        merged = TransactionIndex(_suffixed(old[0].txn_index.path, SWAP))
+        merged = TransactionIndex(suffixed(old[0].txn_index.path, SWAP))
         try:
             for segment in old:
                 for entry in segment.txn_index.entries:
@@ -880,7 +880,7 @@ def same_file(segment: LogSegment) -> bool:
         return False
 
 
-def _suffixed(path: Path, suffix: str) -> Path:
+def suffixed(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
