@@ -149,6 +149,11 @@ def set_log_append_time(batch: bytearray | memoryview, timestamp_ms: int) -> Non
 def set_max_timestamp(batch: bytearray | memoryview, timestamp_ms: int) -> None:
     """Patch a batch's max timestamp in place and compute its CRC anew (the field is under it)."""
     _INT64.pack_into(batch, MAX_TIMESTAMP_AT, timestamp_ms)
+    set_crc(batch)
+
+
+def set_crc(batch: bytearray | memoryview) -> None:
+    """Write the CRC-32C of `batch` (one whole batch) into its header, after a change."""
     _UINT32.pack_into(batch, CRC_AT, crc32c(memoryview(batch)[CRC_START:]))
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar, cast
 
+from ..clock import wall_ms
 from ..errors import ErrorCode, KafkaStorageError
 from ..log import OffsetStore
 from .bounds import on_hangup
@@ -26,10 +26,6 @@ log = logging.getLogger("minikafka.broker")
 
 R = TypeVar("R", bound=Response)
 Q = TypeVar("Q")
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class GroupService:
@@ -49,7 +45,7 @@ class GroupService:
         # Groups known from committed offsets are listed, described and deletable after a
         # restart; their offsets' retention counts from now, as we cannot tell when they last
         # had members.
-        started = _wall_ms()
+        started = wall_ms()
         self._active_at: dict[str, int] = {}  # group -> wall time it was last seen with members
         for group in offsets.groups():
             self.coordinator.load_group(group)
@@ -115,7 +111,7 @@ class GroupService:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                self.expire_offsets(_wall_ms() - retention_ms)
+                self.expire_offsets(wall_ms() - retention_ms)
             except (OSError, KafkaStorageError) as exc:  # a full disk: the next check retries
                 log.warning("expiring committed offsets failed, will retry: %s", exc)
 
@@ -123,7 +119,7 @@ class GroupService:
         """Kafka's rule (KIP-211): a group with members keeps its offsets; once it has none, an
         offset expires when both its commit and the group's last member are older than the
         cutoff. A group left with neither members nor offsets is removed."""
-        now = _wall_ms()
+        now = wall_ms()
         states = {group.group_id: group.state for group in self.coordinator.list_groups()}
         for group, state in states.items():
             if state != GroupState.EMPTY:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clock import wall_ms
 from ..txn.coordinator import TransactionCoordinator, TxnConfig
-from ..txn.log import TransactionLog, wall_ms
+from ..txn.log import TransactionLog
 from .config import BrokerConfig
 
 

@@ -22,13 +22,14 @@ import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
+from ..clock import wall_ms
 from ..errors import ErrorCode, KafkaError, ProducerFencedError, UnknownTopicOrPartitionError
 from ..log import LogManager
 from ..log.offsets import TopicPartition
 from ..log.producer_ids import ProducerIdManager
 from ..log.producer_state import InvalidProducerEpochError
 from ..txn.coordinator import TransactionCoordinator, Transit, TxnCheck, TxnState
-from ..txn.log import FILE_NAME, TransactionLog, wall_ms
+from ..txn.log import FILE_NAME, TransactionLog
 
 LOCK_FILE = "transactions.lock"
 TRANSACTIONS_FILE = FILE_NAME

@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,13 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from crc32c import crc32c
-
 from ..compression import Compression, compress, decompress
 from ..errors import CorruptRecordError, KafkaError
 from ..records import (
     COMPRESSION_MASK,
-    CRC_START,
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -64,11 +60,12 @@ from ..records import (
     decode_varint,
     encode_varint,
     read_header,
+    set_crc,
 )
 from .config import LONG_MAX, TopicConfig
 from .durable import write_atomically
 from .manager import LogManager
-from .partition import INT32_MAX, Partition
+from .partition import INT32_MAX, Partition, suffixed
 from .segment import CLEANED, LogSegment
 
 log = logging.getLogger(__name__)
@@ -229,11 +226,11 @@ def _rebased(record: RawRecord, shift: int) -> bytes:
 
 def _header_bytes(header: BatchHeader, payload: bytes) -> bytes:
     """A batch of `header` (its CRC and length computed here) around `payload`."""
-    head = bytearray(HEADER.pack(*header._replace(batch_length=HEADER_SIZE - LOG_OVERHEAD
-                                                  + len(payload), crc=0)))
-    tail = bytes(head[CRC_START:]) + payload
-    struct.pack_into(">I", head, CRC_START - 4, crc32c(tail))
-    return bytes(head[:CRC_START]) + tail
+    batch = bytearray(HEADER.pack(*header._replace(batch_length=HEADER_SIZE - LOG_OVERHEAD
+                                                   + len(payload), crc=0)))
+    batch += payload
+    set_crc(batch)
+    return bytes(batch)
 
 
 def rewrite_batch(header: BatchHeader, kept: list[RawRecord], horizon: int | None) -> bytes:
@@ -369,7 +366,7 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     written = removed = 0
     for group in _group([s for s in segments[:-1] if s.base_offset < end],
                         min(config.segment_bytes, INT32_MAX)):
-        cleaned = group[0].log_path.with_name(group[0].log_path.name + CLEANED)
+        cleaned = suffixed(group[0].log_path, CLEANED)
         try:
             size, gone, read_here = _clean_group(group, cleaned, offsets, aborted, last_batches,
                                                  now_ms, horizon, throttle)

@@ -142,7 +142,6 @@ class Partition:
         self._mutex = threading.RLock()
         self._flush_lock = threading.Lock()
         self.segments: list[LogSegment] = []
-        self._bases: list[int] = []
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.producers = ProducerStateManager(self.dir / "producer.snapshot",
@@ -257,15 +256,14 @@ class Partition:
             upper = bases[i + 1] if i + 1 < len(bases) else None
             segments.append(self._recover(segment, start[1] if base == start[0] else 0, upper))
         self.segments = segments
-        self._bases = [s.base_offset for s in segments]
         self.log_end_offset = self._active.next_offset
         floor = state.log_start_offset if state else 0
         self.log_start_offset = min(max(floor, segments[0].base_offset), self.log_end_offset)
         self._drop_segments(lambda _s, next_base: next_base <= self.log_start_offset)
-        if state and state.recovery_base in self._bases:
+        if state and any(s.base_offset == state.recovery_base for s in self.segments):
             self._recovery_point = (state.recovery_base, state.recovery_position)
         else:
-            self._recovery_point = (self._bases[0], 0)
+            self._recovery_point = (self.segments[0].base_offset, 0)
         self._replay_producers(min((s.recovered_from for s in self.segments
                                     if s.recovered_from >= 0), default=None))
 
@@ -318,7 +316,7 @@ class Partition:
             if segment not in self.segments:
                 return  # repaired or deleted meanwhile
             i = self.segments.index(segment)
-            upper = self._bases[i + 1] if i + 1 < len(self._bases) else None
+            upper = self.segments[i + 1].base_offset if i + 1 < len(self.segments) else None
             if os.stat(segment.log_path).st_ino != os.fstat(segment.fd).st_ino:
                 segment.close()  # another process repaired it: read its file
                 fresh = self._new_segment(segment.base_offset)
@@ -346,7 +344,7 @@ class Partition:
     def _replay_headers(self, offset: int, writer: bool = True) -> None:
         """Feed the producer state the headers of the batches from `offset` on, and the markers
         among them; a `writer` also adds the index entries of aborts missing from it."""
-        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        i = max(bisect.bisect_right(self.segments, offset, key=_BASE_OFFSET) - 1, 0)
         for segment in self.segments[i:]:
             for pos, header in segment.headers(0):
                 if header.last_offset < offset:
@@ -520,7 +518,6 @@ class Partition:
             raise
         segment.next_offset = base
         self.segments = [*self.segments, segment]
-        self._bases = [*self._bases, base]
         self._retain()
         return segment
 
@@ -730,7 +727,6 @@ class Partition:
         while len(self.segments) > 1 and doomed(self.segments[0], self.segments[1].base_offset):
             self.segments[0].delete()
             self.segments = self.segments[1:]
-            self._bases = self._bases[1:]
             count += 1
         return count
 
@@ -761,7 +757,7 @@ class Partition:
                 cleaned.unlink(missing_ok=True)
                 return False
             try:
-                os.replace(cleaned, _suffixed(old[0].log_path, SWAP))
+                os.replace(cleaned, suffixed(old[0].log_path, SWAP))
                 self._merge_txn_indexes(old)
                 for segment in old:
                     segment.offset_index.path.unlink(missing_ok=True)
@@ -769,9 +765,9 @@ class Partition:
                 for segment in old[1:]:
                     for path in (segment.log_path, segment.txn_index.path):
                         if path.exists():
-                            os.replace(path, _suffixed(path, DELETED))
+                            os.replace(path, suffixed(path, DELETED))
                 sync_directory(self.dir)
-                os.replace(_suffixed(old[0].log_path, SWAP), old[0].log_path)
+                os.replace(suffixed(old[0].log_path, SWAP), old[0].log_path)
             except (OSError, KafkaStorageError) as exc:
                 self._finish_swap()
                 if isinstance(exc, KafkaStorageError):
@@ -785,7 +781,7 @@ class Partition:
         marker), as `<first base>.txnindex.swap`, synced."""
         if not any(s.txn_index.entries for s in old[1:]):
             return  # the first segment's own index is the whole of it
-        merged = TransactionIndex(_suffixed(old[0].txn_index.path, SWAP))
+        merged = TransactionIndex(suffixed(old[0].txn_index.path, SWAP))
         try:
             for segment in old:
                 for entry in segment.txn_index.entries:
@@ -805,7 +801,6 @@ class Partition:
         fresh = self._new_segment(old[0].base_offset)
         fresh.rebuild_indexes()
         self.segments = [*self.segments[:i], fresh, *self.segments[i + len(old):]]
-        self._bases = [s.base_offset for s in self.segments]
         self._read_hint = (-1, None, 0)
         if self._recovery_point[0] in {s.base_offset for s in old}:
             self._recovery_point = (fresh.base_offset, fresh.size)  # all of it is synced
@@ -885,7 +880,7 @@ def same_file(segment: LogSegment) -> bool:
         return False
 
 
-def _suffixed(path: Path, suffix: str) -> Path:
+def suffixed(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 

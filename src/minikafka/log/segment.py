@@ -102,14 +102,7 @@ class LogSegment:
         file position. All or nothing: if anything fails, the log and both indexes are cut back
         to where they ended; a failed write raises KafkaStorageError."""
         position = self.size
-        try:
-            write_fully(self.fd, batch, position)
-            self._track(header, position)
-        except BaseException as exc:
-            self._cut_back(position, header.base_offset)
-            if isinstance(exc, OSError):
-                raise storage_error(exc, f"appending to {self.log_path}") from exc
-            raise
+        self._write(batch, position, header, None)
         self.size = position + len(batch)
         return position
 
@@ -130,15 +123,25 @@ class LogSegment:
         held, self._held = self._held, []
         if not held:
             return
-        position = held[0][2]
+        self._write(b"".join([batch for batch, _, _ in held]), held[0][2], held[0][1], held)
+
+    def _write(self, data: bytes | bytearray, position: int, first: BatchHeader,
+               held: list[tuple[bytearray, BatchHeader, int]] | None) -> None:
+        """Write `data` at `position`, then the index entries of its batches: `first` alone, or
+        each of `held`. On any failure the log and both indexes are cut back to `position` (and
+        what `hold` accounted for is undone); a failed write raises KafkaStorageError."""
         try:
-            write_fully(self.fd, b"".join([batch for batch, _, _ in held]), position)
-            for _, header, at in held:
-                self._track(header, at)
+            write_fully(self.fd, data, position)
+            if held is None:
+                self._track(first, position)
+            else:
+                for _, header, at in held:
+                    self._track(header, at)
         except BaseException as exc:
-            self._cut_back(position, held[0][1].base_offset)
-            self.size, self.next_offset, self.first_timestamp, self.max_timestamp = \
-                self._before_held
+            self._cut_back(position, first.base_offset)
+            if held is not None:
+                self.size, self.next_offset, self.first_timestamp, self.max_timestamp = \
+                    self._before_held
             if isinstance(exc, OSError):
                 raise storage_error(exc, f"appending to {self.log_path}") from exc
             raise

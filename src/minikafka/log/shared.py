@@ -193,7 +193,6 @@ class SharedPartition(Partition):
         for gone in known.values():
             gone.close()
         self.segments = segments
-        self._bases = [s.base_offset for s in segments]
 
     # --- closing ------------------------------------------------------------------------------
 

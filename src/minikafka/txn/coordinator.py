@@ -229,7 +229,7 @@ class TransactionCoordinator:
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         if meta.state is TxnState.ONGOING:
             return InitResult(transit=self._fence(txn, now_ms), fence=True)
-        if meta.state not in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+        if not meta.state.complete:
             raise IllegalStateTransition(f"transaction {transactional_id!r} found {meta.state}")
         fresh = dict(state=TxnState.EMPTY, timeout_ms=timeout_ms, partitions=frozenset(),
                      groups=frozenset(), offsets=(), start_ms=-1, update_ms=now_ms)
@@ -266,8 +266,9 @@ class TransactionCoordinator:
 
     # --- AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit -------------------------------------
 
-    def _check(self, check: TxnCheck) -> tuple[_Txn | None, ErrorCode]:
-        """The transaction a client request names, if the producer still owns it."""
+    def _owned(self, check: TxnCheck) -> tuple[_Txn | None, ErrorCode]:
+        """The transaction a client request names, if the producer still owns it and no
+        transit of it is being written."""
         if not check.transactional_id:
             return None, ErrorCode.INVALID_REQUEST
         txn = self._txns.get(check.transactional_id)
@@ -275,9 +276,16 @@ class TransactionCoordinator:
             return None, ErrorCode.INVALID_PRODUCER_ID_MAPPING
         if txn.current.producer_epoch != check.producer_epoch:
             return None, ErrorCode.PRODUCER_FENCED
-        if txn.pending or txn.current.state.preparing:
+        if txn.pending:
             return None, ErrorCode.CONCURRENT_TRANSACTIONS
         return txn, ErrorCode.NONE
+
+    def _check(self, check: TxnCheck) -> tuple[_Txn | None, ErrorCode]:
+        """`_owned`, and not being prepared to end."""
+        txn, error = self._owned(check)
+        if txn is not None and txn.current.state.preparing:
+            return None, ErrorCode.CONCURRENT_TRANSACTIONS
+        return txn, error
 
     def _begin(self, txn: _Txn, now_ms: int, **changes: object) -> Transit:
         meta = txn.current
@@ -328,17 +336,10 @@ class TransactionCoordinator:
     def end_transaction(self, check: TxnCheck, commit: bool, now_ms: int
                         ) -> Transit | ErrorCode:
         """EndTxn from the client: Prepare* to write (then the markers), or the answer."""
-        if not check.transactional_id:
-            return ErrorCode.INVALID_REQUEST
-        txn = self._txns.get(check.transactional_id)
-        if txn is None or txn.current.producer_id != check.producer_id:
-            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
-        meta = txn.current
-        if meta.producer_epoch != check.producer_epoch:
-            return ErrorCode.PRODUCER_FENCED
-        if txn.pending:
-            return ErrorCode.CONCURRENT_TRANSACTIONS
-        state = meta.state
+        txn, error = self._owned(check)
+        if txn is None:
+            return error
+        state = txn.current.state
         if state is TxnState.ONGOING:
             return self._prepare(txn, update_ms=now_ms, state=TxnState.PREPARE_COMMIT if commit
                                  else TxnState.PREPARE_ABORT)

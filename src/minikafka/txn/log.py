@@ -11,7 +11,6 @@ last record of each id. Several processes may append (the embedded producers do,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,3 @@ class TransactionLog(FramedLog):
         with self._mutex:
             self._refresh()
             return list(self._txns.values())
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
