@@ -201,19 +201,21 @@ class Remote:
 
     def _groups_json(self, groups: list[str]) -> list[Json]:
         """Each group as `service.describe_group` shows it."""
+        from confluent_kafka.admin import OffsetSpec
+
         described = self._describe(groups)
         committed = {g: self._committed(g) for g in groups}
         owned = {g: {(tp.topic, tp.partition): m.client_id or m.member_id
                      for m in described[g].members for tp in m.assignment.topic_partitions}
                  for g in groups}
-        ends = self._watermarks(sorted({tp for g in groups
-                                        for tp in [*committed[g], *owned[g]]}))
+        ends = self._offsets({tp for g in groups for tp in [*committed[g], *owned[g]]},
+                             OffsetSpec.latest)
         shown = []
         for g in groups:
             d = described[g]
             rows: list[Json] = [{"topic": t, "partition": p, "committed": committed[g].get((t, p)),
-                     "end_offset": ends[t, p][1], "owner": owned[g].get((t, p)),
-                     "lag": (max(ends[t, p][1] - committed[g][t, p], 0)
+                     "end_offset": ends[t, p], "owner": owned[g].get((t, p)),
+                     "lag": (max(ends[t, p] - committed[g][t, p], 0)
                              if (t, p) in committed[g] else None)}
                     for t, p in sorted({*committed[g], *owned[g]})]
             members = [{"member_id": m.member_id, "instance_id": m.group_instance_id,
@@ -304,8 +306,10 @@ class Remote:
     async def traffic(self) -> dict[str, float]:
         """Only the records appended are known: the sum of the end offsets."""
         def total() -> float:
+            from confluent_kafka.admin import OffsetSpec
+
             tps = [(t, p) for t, ps in self._topic_partitions().items() for p in ps]
-            return float(sum(high for _, high in self._watermarks(tps).values()))
+            return float(sum(self._offsets(tps, OffsetSpec.latest).values()))
         return {"bytes_in": 0.0, "records_in": await self._run(total), "bytes_out": 0.0,
                 "records_out": 0.0}
 
