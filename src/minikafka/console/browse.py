@@ -38,6 +38,8 @@ class Filters:
     header: str = ""
 
     def match(self, record: Record) -> bool:
+        if not (self.text or self.key or self.value or self.header):
+            return True  # no filter: nothing to decode
         key, value = _text(record.key) or "", _text(record.value) or ""
         return (_has(self.text, key) or _has(self.text, value)) and _has(self.key, key) \
             and _has(self.value, value) and (not self.header or any(
