@@ -104,11 +104,7 @@ class Remote:
         self._settings = settings or {}
         self._kafka = KafkaBackend(bootstrap, self._settings)
         self._producer: Any = None
-        self.stopped = False
-
-    @property
-    def stopping(self) -> bool:
-        return self.stopped
+        self.stopping = False  # set once the console stops: live streams end
 
     # --- blocking helpers, run in threads ---
 
@@ -418,6 +414,6 @@ async def _serve(bootstrap: str, host: str, port: int, settings: Settings) -> in
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    cluster.stopped = True  # live streams end
+    cluster.stopping = True  # live streams end
     await server.stop()
     return 0
