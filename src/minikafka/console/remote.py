@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from ..cli.backends import TIMEOUT, KafkaBackend, Settings
+from ..cli.backends import TIMEOUT, KafkaBackend, Settings, group_state_name
 from ..errors import ErrorCode, KafkaError
 from ..records import Record
 from . import browse
@@ -24,14 +24,6 @@ _T = TypeVar("_T")
 TP = tuple[str, int]
 READ_SECONDS = 2.0  # a read that gets nothing for this long is at the end
 _NO_OFFSET = -1001  # librdkafka's "no committed offset"
-_STATES = {"PREPARING_REBALANCING": "PreparingRebalance",
-           "COMPLETING_REBALANCING": "CompletingRebalance"}
-
-
-def _state(state: Any) -> str:
-    """confluent-kafka's group state as Kafka (and this broker) names it."""
-    name = getattr(state, "name", str(state))
-    return _STATES.get(name, name.capitalize())
 
 
 class _Fetcher:
@@ -218,8 +210,8 @@ class Remote:
                         "client_id": m.client_id, "client_host": m.host,
                         "assignment": _by_topic(m.assignment.topic_partitions)}
                        for m in d.members]
-            shown.append({"group": g, "state": _state(d.state), "protocol": d.partition_assignor,
-                          "members": members, "offsets": rows,
+            shown.append({"group": g, "state": group_state_name(d.state),
+                          "protocol": d.partition_assignor, "members": members, "offsets": rows,
                           "topics": sorted({t for t, _ in committed[g]}),
                           "lag": sum(r["lag"] or 0 for r in rows)})
         return shown
