@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, ConsumerGroupState
 
 from broker.groups.members import DEFAULT_SESSION_TIMEOUT_MS
 from broker.test_confluent import produce
+from minikafka.cli.backends import group_state_name
 
 from .conftest import InProcessBroker, create_topic, end_offsets, mk
 
@@ -87,3 +88,10 @@ def test_describe_lag_and_reset_offsets(broker: InProcessBroker, topic: str) -> 
     gone = mk(broker, "groups", "describe", group)
     assert gone.returncode == 1 and gone.stderr.strip() == (
         f"minikafka: error: consumer group {group!r} does not exist")
+
+
+def test_group_states_in_kafkas_spelling() -> None:
+    """The CLI and the console name confluent-kafka's group states as Kafka does (a group
+    mid-rebalance is hard to hold still for a describe, so the naming is checked directly)."""
+    assert [group_state_name(s) for s in ConsumerGroupState] == [
+        "Unknown", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Empty"]

@@ -308,6 +308,17 @@ _PARTITION_EOF, _NO_OFFSET = -191, -168
 _OFFSET_BEGINNING, _OFFSET_END, _OFFSET_TAIL_BASE = -2, -1, -2000  # librdkafka's logical offsets
 
 
+_GROUP_STATES = {"PREPARING_REBALANCING": "PreparingRebalance",
+                 "COMPLETING_REBALANCING": "CompletingRebalance"}
+
+
+def group_state_name(state: Any) -> str:
+    """confluent-kafka's group state as Kafka (and this broker) names it (for the CLI and the
+    console alike)."""
+    name = getattr(state, "name", str(state))
+    return _GROUP_STATES.get(name, name.capitalize())
+
+
 def _raise_kafka(exc: Any) -> None:
     """confluent-kafka's KafkaException -> our one-line KafkaError."""
     err = exc.args[0] if exc.args else None

@@ -24,6 +24,7 @@ from .backends import (
     _raise_kafka,
     backend_for,
     connection_arguments,
+    group_state_name,
 )
 
 if TYPE_CHECKING:
@@ -112,12 +113,12 @@ class GroupsAdmin:
     def list_groups(self) -> list[tuple[str, str]]:
         """(group id, state) of every group."""
         listed = self._result(self.admin.list_consumer_groups(request_timeout=TIMEOUT))
-        return sorted((g.group_id, _state_name(g.state)) for g in listed.valid)
+        return sorted((g.group_id, group_state_name(g.state)) for g in listed.valid)
 
     def describe(self, group: str) -> Group:
         found = self._result(self.admin.describe_consumer_groups(
             [group], request_timeout=TIMEOUT)[group])
-        return Group(_state_name(found.state), found.partition_assignor or None, [
+        return Group(group_state_name(found.state), found.partition_assignor or None, [
             Member(m.member_id, m.group_instance_id, m.client_id, m.host,
                    [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
             for m in found.members])
@@ -235,12 +236,6 @@ def _print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _state_name(state: Any) -> str:
-    """confluent-kafka's ConsumerGroupState in Kafka's spelling: PREPARING_REBALANCE ->
-    PreparingRebalance."""
-    return state.name.title().replace("_", "")
 
 
 def cmd_groups(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
+from .groups import _print_table
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 TIMEOUT = 30
@@ -122,16 +123,14 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     if args.action == "list":
         query = urllib.parse.urlencode({"subjectPrefix": args.prefix,
                                         "deleted": str(args.deleted).lower()})
-        rows = [("SUBJECT", "VERSIONS", "LATEST", "ID", "TYPE")]
+        rows = []
         for subject in registry.call("GET", f"subjects?{query}"):
             path = f"subjects/{_quote(subject)}/versions"
             versions = registry.call("GET", f"{path}?deleted={str(args.deleted).lower()}")
             latest = registry.call("GET", f"{path}/{versions[-1]}?deleted=true")
             rows.append((subject, str(len(versions)), str(latest["version"]), str(latest["id"]),
                          latest.get("schemaType", "AVRO")))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        _print_table(("SUBJECT", "VERSIONS", "LATEST", "ID", "TYPE"), rows)
     elif args.action == "get":
         if (args.id is None) == (args.subject is None):
             raise RegistryCallError("schemas get needs a subject or --id (one of them)")

@@ -38,6 +38,8 @@ class Filters:
     header: str = ""
 
     def match(self, record: Record) -> bool:
+        if not (self.text or self.key or self.value or self.header):
+            return True  # no filter: nothing to decode
         key, value = _text(record.key) or "", _text(record.value) or ""
         return (_has(self.text, key) or _has(self.text, value)) and _has(self.key, key) \
             and _has(self.value, value) and (not self.header or any(
@@ -62,9 +64,15 @@ def _shown(data: bytes | None, cap: int | None) -> Json:
 
 
 def _record_json(partition: int, record: Record, cap: int | None = SHOWN_BYTES,
-                 decode: Decoder | None = None) -> Json:
-    """One record as the browser and the export show it (keys and values cut at `cap`; with
-    `decode`, its `schema`: the value decoded with a registered schema, or None)."""
+                 decode: Decoder | None = None, export: bool = False) -> Json:
+    """One record as the browser shows it (keys and values cut at `cap`; with `decode`, its
+    `schema`: the value decoded with a registered schema, or None), or with `export` as the
+    export writes it: whole, without the base64 views it does not need."""
+    if export:
+        return {"partition": partition, "offset": record.offset, "timestamp": record.timestamp,
+                "key": _text(record.key), "value": _text(record.value),
+                "size": 0 if record.value is None else len(record.value),
+                "headers": [[name, _text(data)] for name, data in record.headers]}
     key, value = _shown(record.key, cap), _shown(record.value, cap)
     shown = {"partition": partition, "offset": record.offset, "timestamp": record.timestamp,
              "key": key["text"], "value": value["text"], "key_b64": key["b64"],
@@ -174,14 +182,15 @@ def parse_cursor(text: str) -> dict[int, int]:
 async def browse(topic: str, readers: Sequence[PartitionReader], *, start: str = "beginning",
                  value: int | None = None, limit: int = 50, newest: bool = False,
                  filters: Filters = Filters(), cursor: dict[int, int] | None = None,
-                 cap: int | None = SHOWN_BYTES, decode: Decoder | None = None) -> Json:
+                 cap: int | None = SHOWN_BYTES, decode: Decoder | None = None,
+                 export: bool = False) -> Json:
     """A page of up to `limit` matching records of the partitions `readers` read, merged by
     timestamp, oldest or newest first, from a start point (beginning, end, an offset or a
     timestamp) or from a previous page's `cursor`. One page reads at most MAX_SCAN_BYTES
     (`stopped` says when it ran out); `done` says no partition has more."""
     if start == "end" and not newest and not cursor:  # the last records, oldest first
         page = await browse(topic, readers, start="end", limit=limit, newest=True,
-                            filters=filters, cap=cap, decode=decode)
+                            filters=filters, cap=cap, decode=decode, export=export)
         page["records"].reverse()
         page["cursor"] = ",".join(f"{p['partition']}:{p['end_offset']}"
                                   for p in page["partitions"])
@@ -209,7 +218,7 @@ async def browse(topic: str, readers: Sequence[PartitionReader], *, start: str =
     return {"topic": topic,
             "partitions": [{"partition": r.partition, "start_offset": r.log_start_offset,
                             "end_offset": r.high_watermark} for r in readers],
-            "records": [_record_json(p, r, cap, decode) for _, p, r in merged],
+            "records": [_record_json(p, r, cap, decode, export) for _, p, r in merged],
             "cursor": ",".join(f"{p}:{o}" for p, o in sorted(reached.items())),
             "done": all(reached[p] == end for p, end in ends.items()),
             "scanned_bytes": MAX_SCAN_BYTES - budget.left,
@@ -223,10 +232,9 @@ async def export(topic: str, readers: Sequence[PartitionReader], *, start: str,
     cursor, sent, scanned = None, 0, 0
     while True:
         page = await browse(topic, readers, start=start, value=value, newest=newest,
-                            filters=filters, cursor=cursor, cap=None,
+                            filters=filters, cursor=cursor, export=True,
                             limit=min(EXPORT_PAGE, MAX_EXPORT_RECORDS - sent))
         for record in page["records"]:
-            del record["key_b64"], record["value_b64"], record["truncated"]
             yield json.dumps({"topic": topic, **record}) + "\n"
         sent += len(page["records"])
         scanned += page["scanned_bytes"]

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from ..cli.backends import TIMEOUT, KafkaBackend, Settings
+from ..cli.backends import TIMEOUT, KafkaBackend, Settings, group_state_name
 from ..errors import ErrorCode, KafkaError
 from ..records import Record
 from . import browse
@@ -24,14 +24,6 @@ _T = TypeVar("_T")
 TP = tuple[str, int]
 READ_SECONDS = 2.0  # a read that gets nothing for this long is at the end
 _NO_OFFSET = -1001  # librdkafka's "no committed offset"
-_STATES = {"PREPARING_REBALANCING": "PreparingRebalance",
-           "COMPLETING_REBALANCING": "CompletingRebalance"}
-
-
-def _state(state: Any) -> str:
-    """confluent-kafka's group state as Kafka (and this broker) names it."""
-    name = getattr(state, "name", str(state))
-    return _STATES.get(name, name.capitalize())
 
 
 class _Fetcher:
@@ -104,11 +96,7 @@ class Remote:
         self._settings = settings or {}
         self._kafka = KafkaBackend(bootstrap, self._settings)
         self._producer: Any = None
-        self.stopped = False
-
-    @property
-    def stopping(self) -> bool:
-        return self.stopped
+        self.stopping = False  # set once the console stops: live streams end
 
     # --- blocking helpers, run in threads ---
 
@@ -201,27 +189,29 @@ class Remote:
 
     def _groups_json(self, groups: list[str]) -> list[Json]:
         """Each group as `service.describe_group` shows it."""
+        from confluent_kafka.admin import OffsetSpec
+
         described = self._describe(groups)
         committed = {g: self._committed(g) for g in groups}
         owned = {g: {(tp.topic, tp.partition): m.client_id or m.member_id
                      for m in described[g].members for tp in m.assignment.topic_partitions}
                  for g in groups}
-        ends = self._watermarks(sorted({tp for g in groups
-                                        for tp in [*committed[g], *owned[g]]}))
+        ends = self._offsets({tp for g in groups for tp in [*committed[g], *owned[g]]},
+                             OffsetSpec.latest)
         shown = []
         for g in groups:
             d = described[g]
             rows: list[Json] = [{"topic": t, "partition": p, "committed": committed[g].get((t, p)),
-                     "end_offset": ends[t, p][1], "owner": owned[g].get((t, p)),
-                     "lag": (max(ends[t, p][1] - committed[g][t, p], 0)
+                     "end_offset": ends[t, p], "owner": owned[g].get((t, p)),
+                     "lag": (max(ends[t, p] - committed[g][t, p], 0)
                              if (t, p) in committed[g] else None)}
                     for t, p in sorted({*committed[g], *owned[g]})]
             members = [{"member_id": m.member_id, "instance_id": m.group_instance_id,
                         "client_id": m.client_id, "client_host": m.host,
                         "assignment": _by_topic(m.assignment.topic_partitions)}
                        for m in d.members]
-            shown.append({"group": g, "state": _state(d.state), "protocol": d.partition_assignor,
-                          "members": members, "offsets": rows,
+            shown.append({"group": g, "state": group_state_name(d.state),
+                          "protocol": d.partition_assignor, "members": members, "offsets": rows,
                           "topics": sorted({t for t, _ in committed[g]}),
                           "lag": sum(r["lag"] or 0 for r in rows)})
         return shown
@@ -304,8 +294,10 @@ class Remote:
     async def traffic(self) -> dict[str, float]:
         """Only the records appended are known: the sum of the end offsets."""
         def total() -> float:
+            from confluent_kafka.admin import OffsetSpec
+
             tps = [(t, p) for t, ps in self._topic_partitions().items() for p in ps]
-            return float(sum(high for _, high in self._watermarks(tps).values()))
+            return float(sum(self._offsets(tps, OffsetSpec.latest).values()))
         return {"bytes_in": 0.0, "records_in": await self._run(total), "bytes_out": 0.0,
                 "records_out": 0.0}
 
@@ -414,6 +406,6 @@ async def _serve(bootstrap: str, host: str, port: int, settings: Settings) -> in
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    cluster.stopped = True  # live streams end
+    cluster.stopping = True  # live streams end
     await server.stop()
     return 0

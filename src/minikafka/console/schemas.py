@@ -28,8 +28,9 @@ def subjects(registry: Registry | None) -> Json:
         return {"enabled": False, "level": None, "subjects": []}
     rows = []
     for name in registry.subjects():
-        latest = registry.versions(name)[-1]
-        rows.append({"subject": name, "versions": len(registry.versions(name)),
+        versions = registry.versions(name)
+        latest = versions[-1]
+        rows.append({"subject": name, "versions": len(versions),
                      "latest": latest.version, "id": latest.id, "type": latest.schema_type,
                      "level": registry.level(name)})
     return {"enabled": True, "level": registry.level(None), "subjects": rows}

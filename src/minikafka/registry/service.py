@@ -40,9 +40,11 @@ from .store import (
     Reference,
     SchemaStore,
     SchemaVersion,
+    parse_references,
     schema_key,
     schema_value,
     subject_key,
+    with_deleted,
 )
 
 LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
@@ -54,12 +56,11 @@ MAX_VERSION = 2**31 - 1
 class Candidate:
     """A schema in a request body, parsed with its references resolved."""
 
-    def __init__(self, schema_type: str, text: str, references: tuple[Reference, ...],
+    def __init__(self, schema_type: str, references: tuple[Reference, ...],
                  parsed: ParsedSchema) -> None:
         self.schema_type = schema_type
         self.references = references
         self.parsed = parsed
-        self.text = text
 
     def identity(self, normalize: bool) -> tuple[str, str, tuple[Reference, ...]]:
         return (self.schema_type, self.parsed.normalized() if normalize else self.parsed.canonical,
@@ -124,12 +125,11 @@ class Registry:
         if not isinstance(text, str) or not text.strip():
             raise InvalidSchema("(empty): the request has no schema")
         try:
-            references = tuple(Reference(str(r["name"]), str(r["subject"]), int(r["version"]))
-                               for r in body.get("references") or ())
+            references = parse_references(body.get("references"))
         except (KeyError, TypeError, ValueError):
             raise InvalidSchema("references: each needs a name, a subject and a version"
                                 ) from None
-        return Candidate(schema_type, text, references,
+        return Candidate(schema_type, references,
                          parse(schema_type, text, self._resolve(references)))
 
     def _same(self, version: SchemaVersion, candidate: Candidate, normalize: bool) -> bool:
@@ -326,8 +326,7 @@ class Registry:
             if not permanent and found.deleted:
                 raise version_soft_deleted(subject, number)
             self._check_unreferenced([found])
-            value = None if permanent else schema_value(SchemaVersion(
-                found.subject, found.version, found.id, *found.identity, deleted=True))
+            value = None if permanent else schema_value(with_deleted(found))
             await self.store.write((schema_key(subject, number), value))
             return number
 

@@ -97,7 +97,7 @@ def schema_value(version: SchemaVersion) -> dict[str, Any]:
     return {**version.to_json(), "deleted": version.deleted}
 
 
-def _references(raw: Any) -> tuple[Reference, ...]:
+def parse_references(raw: Any) -> tuple[Reference, ...]:
     return tuple(Reference(str(r["name"]), str(r["subject"]), int(r["version"]))
                  for r in raw or ())
 
@@ -123,7 +123,7 @@ class RegistryState:
                 self._put(SchemaVersion(
                     str(value["subject"]), int(value["version"]), int(value["id"]),
                     str(value.get("schemaType") or "AVRO"), str(value["schema"]),
-                    _references(value.get("references")), bool(value.get("deleted", False))))
+                    parse_references(value.get("references")), bool(value.get("deleted", False))))
         elif keytype in ("CONFIG", "MODE"):
             table, name = ((self.configs, "compatibilityLevel") if keytype == "CONFIG"
                            else (self.modes, "mode"))
@@ -137,7 +137,7 @@ class RegistryState:
                 upto = int(value["version"])
                 for version in list(self.subjects.get(str(key["subject"]), {}).values()):
                     if version.version <= upto and not version.deleted:
-                        self._put(_with_deleted(version))
+                        self._put(with_deleted(version))
         elif keytype != "NOOP":
             raise ValueError(f"unknown keytype {keytype!r}")
 
@@ -174,7 +174,7 @@ class RegistryState:
         return None
 
 
-def _with_deleted(version: SchemaVersion) -> SchemaVersion:
+def with_deleted(version: SchemaVersion) -> SchemaVersion:
     return SchemaVersion(version.subject, version.version, version.id, version.schema_type,
                          version.schema, version.references, True)
 

@@ -59,6 +59,7 @@ class ProtobufSchema(ParsedSchema):
         self.proto = proto
         self.model = _model(proto)
         self.canonical = canonical
+        self._classes: dict[tuple[int, ...], Any] = {}  # per message index path: built once
 
     def formatted(self, fmt: str) -> str:
         if fmt == "serialized":
@@ -79,7 +80,13 @@ class ProtobufSchema(ParsedSchema):
 
     def _message_class(self, indexes: tuple[int, ...]) -> Any:
         """The class of the message at `indexes` (nested messages after the first), built from
-        this file and the well-known files it imports (a schema with references: ValueError)."""
+        this file and the well-known files it imports (a schema with references: ValueError);
+        built once per path, not per record."""
+        if indexes not in self._classes:
+            self._classes[indexes] = self._build_message_class(indexes)
+        return self._classes[indexes]
+
+    def _build_message_class(self, indexes: tuple[int, ...]) -> Any:
         pool = descriptor_pool.DescriptorPool()
         for imported in self.proto.dependency:
             builtin = _builtin(imported)
