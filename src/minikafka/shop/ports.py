@@ -9,17 +9,40 @@ naming the flag. Either way nothing starts half-way and dies with a traceback.
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 HOST = "127.0.0.1"  # where the demo's processes listen
+LOWEST = 15000  # below it are the well-known defaults (8000, 8080, 9092, ...)
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now (for a child that must be told its port)."""
-    with socket.socket() as sock:
+    """A TCP port nobody listens on right now (for a child that must be told its port).
+
+    It is picked at random below the kernel's ephemeral range: a port from that range (what a
+    port-0 bind returns) can go to any outgoing connection or port-0 bind before the child binds
+    it."""
+    first = _ephemeral_start()
+    for _ in range(100):
+        if first <= LOWEST:
+            break
+        port = random.randrange(LOWEST, first)
+        if is_free(port):
+            return port
+    with socket.socket() as sock:  # no room below the range: the kernel's choice
         sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (IANA's 49152 where it cannot be read)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 def is_free(port: int) -> bool:
