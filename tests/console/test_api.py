@@ -7,7 +7,7 @@ import urllib.error
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from .conftest import Console
 
@@ -66,6 +66,36 @@ def test_offsets_of_a_live_group_cannot_be_reset(console: Console) -> None:
     status, answer = refusal(console, "POST", "api/groups/api.live/reset-offsets",
                              {"topic": "api.live", "to": "offset"})
     assert (status, answer["code"]) == (400, "INVALID_REQUEST")
+
+
+def test_resets_land_where_kafka_consumer_groups_puts_them(any_console: Console) -> None:
+    """Both consoles (the broker's own, and `console -b` through the AdminClient) reset an
+    idle group's offsets by Kafka's rules: an offset is kept within each log's start and end,
+    a time moves to the first record at or after it, or to the end where there is none."""
+    topic = group = f"api.reset.{any_console.kind}"
+    any_console.call("POST", "api/topics", {"name": topic, "partitions": 2})
+    producer = Producer({"bootstrap.servers": any_console.broker.bootstrap})
+    for partition, stamps in ((0, (1000, 2000, 3000)), (1, (1000,))):
+        for stamp in stamps:
+            producer.produce(topic, b"r", partition=partition, timestamp=stamp)
+    assert producer.flush(10) == 0
+    committer = Consumer({"bootstrap.servers": any_console.broker.bootstrap, "group.id": group})
+    try:
+        committer.commit(offsets=[TopicPartition(topic, 0, 2), TopicPartition(topic, 1, 1)],
+                         asynchronous=False)
+    finally:
+        committer.close()
+
+    def reset(to: str, value: int | None = None) -> dict[int, int]:
+        group_now = any_console.call("POST", f"api/groups/{group}/reset-offsets",
+                                     {"topic": topic, "to": to, "value": value})
+        return {row["partition"]: row["committed"] for row in group_now["offsets"]}
+
+    assert reset("offset", 99) == {0: 3, 1: 1}
+    assert reset("offset", 1) == {0: 1, 1: 1}
+    assert reset("earliest") == {0: 0, 1: 0}
+    assert reset("timestamp", 2000) == {0: 1, 1: 1}
+    assert reset("latest") == {0: 3, 1: 1}
 
 
 def test_open_transactions_and_stable_offsets(console: Console) -> None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import ErrorCode, KafkaError
 from .backends import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 TopicPartition = tuple[str, int]
 OffsetSpec = str | int  # "earliest", "latest" or a timestamp (ms)
+ResetTo = Literal["earliest", "latest", "offset", "timestamp"]
 
 
 def add_groups_parser(sub: Any) -> None:
@@ -327,6 +328,23 @@ def _parse_datetime(text: str) -> int:
                          f"2024-05-01T12:00:00Z, got {text!r}") from None
 
 
+def reset_plan(admin: Groups, partitions: Sequence[TopicPartition], to: ResetTo,
+               value: int | None = None) -> dict[TopicPartition, int]:
+    """Where a reset `to` "earliest", "latest", "offset" `value` (kept within the log's start
+    and end) or "timestamp" `value` (the first record at or after it; the log end if none)
+    puts each partition, as kafka-consumer-groups.sh plans it."""
+    if to in ("earliest", "latest"):
+        return admin.offsets(partitions, to)
+    if value is None:
+        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
+    latest = admin.offsets(partitions, "latest")
+    if to == "timestamp":
+        found = admin.offsets(partitions, value)
+        return {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
+    earliest = admin.offsets(partitions, "earliest")
+    return {tp: min(max(value, earliest[tp]), latest[tp]) for tp in partitions}
+
+
 def reset_offsets(admin: Groups, args: argparse.Namespace) -> None:
     """Plan (and with --execute, commit) new offsets; only a group without members can be
     reset, since a live one would overwrite them with its next commit."""
@@ -336,17 +354,14 @@ def reset_offsets(admin: Groups, args: argparse.Namespace) -> None:
         raise KafkaError(f"offsets of group {args.group!r} can only be reset while it has no "
                          f"members, but it is {state}", ErrorCode.NON_EMPTY_GROUP)
     partitions = _parse_topic(admin, args.topic)
-    earliest = admin.offsets(partitions, "earliest")
-    latest = admin.offsets(partitions, "latest")
     if args.to_earliest:
-        plan = earliest
+        plan = reset_plan(admin, partitions, "earliest")
     elif args.to_latest:
-        plan = latest
+        plan = reset_plan(admin, partitions, "latest")
     elif at is not None:
-        found = admin.offsets(partitions, at)
-        plan = {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
+        plan = reset_plan(admin, partitions, "timestamp", at)
     else:  # --to-offset: the parser requires one of the four
-        plan = {tp: min(max(args.to_offset, earliest[tp]), latest[tp]) for tp in partitions}
+        plan = reset_plan(admin, partitions, "offset", args.to_offset)
     if args.execute:
         admin.alter(args.group, plan)
     _print_table(("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),

@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from ..cli.backends import TIMEOUT, KafkaBackend, Settings, group_state_name
+from ..cli.backends import TIMEOUT, KafkaBackend, Settings
+from ..cli.groups import GroupsAdmin, ResetTo, reset_plan
 from ..errors import ErrorCode, KafkaError
 from ..records import Record
 from . import browse
@@ -23,7 +24,6 @@ from .cluster import Json, Unsupported
 _T = TypeVar("_T")
 TP = tuple[str, int]
 READ_SECONDS = 2.0  # a read that gets nothing for this long is at the end
-_NO_OFFSET = -1001  # librdkafka's "no committed offset"
 
 
 class _Fetcher:
@@ -95,6 +95,7 @@ class Remote:
         self.bootstrap = bootstrap
         self._settings = settings or {}
         self._kafka = KafkaBackend(bootstrap, self._settings)
+        self._groups = GroupsAdmin(self._kafka)
         self._producer: Any = None
         self.stopping = False  # set once the console stops: live streams end
 
@@ -108,23 +109,9 @@ class Remote:
         return {name: sorted(meta.partitions) for name, meta in sorted(topics.items())
                 if not name.startswith("__") and meta.error is None}
 
-    def _offsets(self, tps: Iterable[TP], spec: Callable[[], Any]) -> dict[TP, int]:
-        """ListOffsets for every partition in one request: earliest, latest or at a time."""
-        from confluent_kafka import TopicPartition
-
-        wanted = {TopicPartition(t, p): spec() for t, p in tps}
-        if not wanted:
-            return {}
-        futures = self._kafka.admin.list_offsets(wanted, request_timeout=TIMEOUT)
-        results = self._wait(futures.values())
-        return {(tp.topic, tp.partition): int(r.offset)
-                for tp, r in zip(futures, results, strict=True)}
-
     def _watermarks(self, tps: Sequence[TP]) -> dict[TP, tuple[int, int]]:
-        from confluent_kafka.admin import OffsetSpec
-
-        low = self._offsets(tps, OffsetSpec.earliest)
-        high = self._offsets(tps, OffsetSpec.latest)
+        low = self._groups.offsets(tps, "earliest")
+        high = self._groups.offsets(tps, "latest")
         return {tp: (low[tp], high[tp]) for tp in tps}
 
     def _topics_json(self, wanted: Sequence[str] | None = None) -> list[Json]:
@@ -169,35 +156,17 @@ class Remote:
                 "groups": groups, "open_transactions": None, "connections": None}
 
     def _group_ids(self) -> list[str]:
-        listed = self._wait([self._kafka.admin.list_consumer_groups()])[0]
-        return sorted(g.group_id for g in listed.valid)
-
-    def _committed(self, group: str) -> dict[TP, int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions
-
-        futures = self._kafka.admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)])
-        (result,) = self._wait(futures.values())
-        return {(tp.topic, tp.partition): int(tp.offset) for tp in result.topic_partitions
-                if tp.offset != _NO_OFFSET}
-
-    def _describe(self, groups: list[str]) -> dict[str, Any]:
-        if not groups:
-            return {}
-        futures = self._kafka.admin.describe_consumer_groups(groups)
-        return dict(zip(futures, self._wait(futures.values()), strict=True))
+        return [group for group, _state in self._groups.list_groups()]
 
     def _groups_json(self, groups: list[str]) -> list[Json]:
         """Each group as `service.describe_group` shows it."""
-        from confluent_kafka.admin import OffsetSpec
-
-        described = self._describe(groups)
-        committed = {g: self._committed(g) for g in groups}
-        owned = {g: {(tp.topic, tp.partition): m.client_id or m.member_id
-                     for m in described[g].members for tp in m.assignment.topic_partitions}
+        described = {g: self._groups.describe(g) for g in groups}
+        committed = {g: self._groups.committed(g) for g in groups}
+        owned = {g: {tp: m.client_id or m.member_id
+                     for m in described[g].members for tp in m.partitions}
                  for g in groups}
-        ends = self._offsets({tp for g in groups for tp in [*committed[g], *owned[g]]},
-                             OffsetSpec.latest)
+        ends = self._groups.offsets({tp for g in groups for tp in [*committed[g], *owned[g]]},
+                                    "latest")
         shown = []
         for g in groups:
             d = described[g]
@@ -206,12 +175,12 @@ class Remote:
                      "lag": (max(ends[t, p] - committed[g][t, p], 0)
                              if (t, p) in committed[g] else None)}
                     for t, p in sorted({*committed[g], *owned[g]})]
-            members = [{"member_id": m.member_id, "instance_id": m.group_instance_id,
+            members = [{"member_id": m.member_id, "instance_id": m.instance_id,
                         "client_id": m.client_id, "client_host": m.host,
-                        "assignment": _by_topic(m.assignment.topic_partitions)}
+                        "assignment": _by_topic(m.partitions)}
                        for m in d.members]
-            shown.append({"group": g, "state": group_state_name(d.state),
-                          "protocol": d.partition_assignor, "members": members, "offsets": rows,
+            shown.append({"group": g, "state": d.state, "protocol": d.assignor or "",
+                          "members": members, "offsets": rows,
                           "topics": sorted({t for t, _ in committed[g]}),
                           "lag": sum(r["lag"] or 0 for r in rows)})
         return shown
@@ -223,28 +192,12 @@ class Remote:
                              ErrorCode.GROUP_ID_NOT_FOUND)
         return shown
 
-    def _reset(self, group: str, topic: str, to: str, value: int | None) -> Json:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-        from confluent_kafka.admin import OffsetSpec
-
-        if to in ("offset", "timestamp") and value is None:
-            raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
-        if self._describe([group])[group].members:
+    def _reset(self, group: str, topic: str, to: ResetTo, value: int | None) -> Json:
+        if self._groups.describe(group).members:
             raise KafkaError(f"consumer group {group!r} has active members; stop its consumers "
                              "before resetting its offsets", ErrorCode.NON_EMPTY_GROUP)
         tps = [(topic, p) for p in self._topic_partitions().get(topic, [])]
-        marks = self._watermarks(tps)
-        at = value or 0
-        if to == "timestamp":
-            found = self._offsets(tps, lambda: OffsetSpec.for_timestamp(at))
-            targets = {tp: marks[tp][1] if found[tp] < 0 else found[tp] for tp in tps}
-        elif to == "offset":
-            targets = {tp: min(max(at, low), high) for tp, (low, high) in marks.items()}
-        else:
-            targets = {tp: low if to == "earliest" else high for tp, (low, high) in marks.items()}
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, targets[t, p])
-                                                       for t, p in tps])
-        self._wait(self._kafka.admin.alter_consumer_group_offsets([request]).values())
+        self._groups.alter(group, reset_plan(self._groups, tps, to, value))
         return self._describe_group(group)
 
     def _readers(self, topic: str, partition: int | None) -> tuple[list[_Reader], Any]:
@@ -294,10 +247,8 @@ class Remote:
     async def traffic(self) -> dict[str, float]:
         """Only the records appended are known: the sum of the end offsets."""
         def total() -> float:
-            from confluent_kafka.admin import OffsetSpec
-
             tps = [(t, p) for t, ps in self._topic_partitions().items() for p in ps]
-            return float(sum(self._offsets(tps, OffsetSpec.latest).values()))
+            return float(sum(self._groups.offsets(tps, "latest").values()))
         return {"bytes_in": 0.0, "records_in": await self._run(total), "bytes_out": 0.0,
                 "records_out": 0.0}
 
@@ -368,7 +319,7 @@ class Remote:
         return await self._run(self._describe_group, group)
 
     async def delete_group(self, group: str) -> None:
-        await self._run(self._wait, self._kafka.admin.delete_consumer_groups([group]).values())
+        await self._run(self._groups.delete, group)
 
     async def reset_offsets(self, group: str, topic: str, to: str, value: int | None) -> Json:
         return await self._run(self._reset, group, topic, to, value)
@@ -378,10 +329,10 @@ class Remote:
                           "confluent-kafka's AdminClient has no ListTransactions")
 
 
-def _by_topic(partitions: Iterable[Any]) -> list[Json]:
+def _by_topic(partitions: Iterable[TP]) -> list[Json]:
     topics: dict[str, list[int]] = {}
-    for tp in partitions:
-        topics.setdefault(tp.topic, []).append(tp.partition)
+    for topic, partition in partitions:
+        topics.setdefault(topic, []).append(partition)
     return [{"topic": t, "partitions": sorted(ps)} for t, ps in sorted(topics.items())]
 
 
