@@ -92,10 +92,17 @@ def wait_for(read: Callable[[], list[str]], expected: list[str], seconds: float 
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
+@pytest.mark.parametrize("retention_set_on", ["topic", "broker"])
 def test_consumers_see_latest_values_then_tombstones_then_nothing(
-        cleaning_broker: InProcessBroker) -> None:
+        cleaning_broker: InProcessBroker, retention_set_on: str) -> None:
+    """delete.retention.ms set on the topic, or as the broker's default for topics."""
     broker = cleaning_broker
-    create_compacted(broker, "table", **{"delete.retention.ms": "1500"})
+    if retention_set_on == "topic":
+        create_compacted(broker, "table", **{"delete.retention.ms": "1500"})
+    else:
+        broker.extra = (*broker.extra, "--log-cleaner-delete-retention-ms", "1500")
+        broker.restart()
+        create_compacted(broker, "table")
     produce(broker, "table", [(f"k{k}", f"v{r}-k{k}".ljust(40, ".")) for r in range(10)
                               for k in range(6)])
     produce(broker, "table", [("k3", None)])

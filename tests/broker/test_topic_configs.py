@@ -132,6 +132,49 @@ def test_broker_configs_are_described_under_kafka_names(broker: InProcessBroker)
     assert described["auto.create.topics.enable"].value == "true"
 
 
+def test_topic_defaults_set_on_the_broker_are_described_as_its(own_broker: InProcessBroker,
+                                                               topic: str) -> None:
+    """A topic config left unset takes the broker's value, as Kafka's LogConfig does: described
+    as STATIC_BROKER_CONFIG with the broker config as its synonym; a topic's own value still
+    wins, and an unset one the broker leaves alone is Kafka's default."""
+    own_broker.extra = (*own_broker.extra, "--log-cleaner-delete-retention-ms", "3600000",
+                        "--log-cleaner-min-cleanable-ratio", "0.25")
+    admin = _admin(own_broker.start())
+    admin.create_topics([NewTopic(topic, 1, 1, config={"min.cleanable.dirty.ratio": "0.9"})]
+                        )[topic].result(10)
+    described = _describe(admin, ConfigResource(ConfigResource.Type.TOPIC, topic))
+    retention = described["delete.retention.ms"]
+    assert (retention.value, retention.source) == ("3600000",
+                                                  ConfigSource.STATIC_BROKER_CONFIG.value)
+    ratio = described["min.cleanable.dirty.ratio"]
+    assert (ratio.value, ratio.source) == ("0.9", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    # The synonyms, highest first (librdkafka keeps one per name: asked raw)
+    raw = RawClient(own_broker.bootstrap)
+    try:
+        cls = DescribeConfigsRequest[4]
+        response: Any = raw.request(cls(resources=[cls.DescribeConfigsResource(
+            resource_type=2, resource_name=topic, configuration_keys=[
+                "delete.retention.ms", "min.cleanable.dirty.ratio"])],
+            include_synonyms=True, include_documentation=False))
+    finally:
+        raw.close()
+    static, default = ConfigSource.STATIC_BROKER_CONFIG.value, ConfigSource.DEFAULT_CONFIG.value
+    assert {c.name: [(s.name, s.value, s.source) for s in c.synonyms]
+            for c in response.results[0].configs} == {
+        "delete.retention.ms": [("log.cleaner.delete.retention.ms", "3600000", static),
+                                ("log.cleaner.delete.retention.ms", "86400000", default)],
+        "min.cleanable.dirty.ratio": [
+            ("min.cleanable.dirty.ratio", "0.9", ConfigSource.DYNAMIC_TOPIC_CONFIG.value),
+            ("log.cleaner.min.cleanable.ratio", "0.25", static),
+            ("log.cleaner.min.cleanable.ratio", "0.5", default)]}
+    lag = described["min.compaction.lag.ms"]
+    assert (lag.value, lag.source) == ("0", ConfigSource.DEFAULT_CONFIG.value)
+    on_broker = _describe(admin, ConfigResource(ConfigResource.Type.BROKER, "1"))
+    assert on_broker["log.cleaner.delete.retention.ms"].value == "3600000"
+    assert on_broker["log.cleaner.delete.retention.ms"].source == \
+        ConfigSource.STATIC_BROKER_CONFIG.value
+
+
 def test_min_insync_replicas_above_one_refuses_acks_all(broker: InProcessBroker,
                                                         topic: str) -> None:
     """One replica is never enough for min.insync.replicas=2: acks=all fails as in Kafka, while

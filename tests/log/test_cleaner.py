@@ -96,8 +96,11 @@ def _headers(partition: Partition) -> list[BatchHeader]:
     return [h for s in partition.segments for _pos, h in s.headers()]
 
 
-def clean(partition: Partition, clock: FakeClock, **settings: object) -> CleanResult | None:
-    return clean_partition(partition, CleanerConfig(**settings), clock.ms)  # type: ignore[arg-type]
+def clean(partition: Partition, clock: FakeClock, *, force: bool = False, **settings: object
+          ) -> CleanResult | None:
+    """One pass; `force`: whatever the dirty ratio, as an operator's `topics compact` does."""
+    return clean_partition(partition, CleanerConfig(**settings),  # type: ignore[arg-type]
+                           clock.ms, force=force)
 
 
 def table_of(records: list[Record]) -> Table:
@@ -145,11 +148,11 @@ def test_tombstones_stay_delete_retention_ms_after_their_first_cleaning(
     assert all(r.timestamp == clock.ms for r in tombstones.values())  # rebased, not changed
     clock.advance(59)
     produce(p, clock, [(b"z", b"more")] * 40)
-    clean(p, clock, min_cleanable_ratio=0.0)
+    clean(p, clock, force=True)
     assert {r.key for r in consume(p) if r.value is None} == {b"k1", b"k3"}
     clock.advance(2)
     produce(p, clock, [(b"z", b"more")] * 40)
-    assert clean(p, clock, min_cleanable_ratio=0.0) is not None
+    assert clean(p, clock, force=True) is not None
     keys = {r.key for r in consume(p)}
     assert b"k1" not in keys and b"k3" not in keys and b"k0" in keys
 
@@ -209,11 +212,11 @@ def test_the_dedupe_buffer_bounds_a_pass(open_log: Callable[..., LogManager],
     assert first.end_offset - first.end_offset % 4 == first.end_offset  # at a batch boundary
     passes = 1
     while read_checkpoint(p.dir) < p.segments[-1].base_offset:
-        assert clean(p, clock, dedupe_buffer_size=small, min_cleanable_ratio=0.0) is not None
+        assert clean(p, clock, dedupe_buffer_size=small, force=True) is not None
         passes += 1
         assert passes < 40
     assert table_of(consume(p)) == latest
-    assert clean(p, clock, dedupe_buffer_size=small, min_cleanable_ratio=0.0) is None
+    assert clean(p, clock, dedupe_buffer_size=small, force=True) is None
 
 
 def test_idempotent_producer_state_survives_cleaning_and_reopening(
@@ -327,7 +330,7 @@ def test_an_embedded_reader_in_another_process_reads_through_a_swap(
                           per_batch=3))
     before = consume(reader)
     written = {r.offset: (r.key, r.value) for r in before}
-    assert clean(p, clock, min_cleanable_ratio=0.0) is not None  # merges segments
+    assert clean(p, clock, force=True) is not None  # merges segments
     assert [(r.offset, r.key, r.value) for r in consume(reader)] == [
         (r.offset, r.key, r.value) for r in before]  # the old files, still open
     latest.update(produce(p, clock, [(b"k0", b"new" * 30)] * 30))  # rolls
@@ -408,7 +411,7 @@ def test_reads_in_another_thread_during_swaps_see_only_written_records(
             records = consume(p)
             written.update({r.offset: (r.key, r.value) for r in records})
             lasting |= {r.offset for r in records if r.key and r.key.startswith(b"once-")}
-            clean(p, clock, min_cleanable_ratio=0.0)
+            clean(p, clock, force=True)
     finally:
         stop.set()
         reader.join()
@@ -448,7 +451,7 @@ def test_aborted_records_never_shadow_committed_ones_and_aborts_stay_indexed(
     first = committed_then_aborted(p, clock, [b"k", b"j"])
     for n in range(3):
         filler(p, clock, f"b{n}")
-        assert clean(p, clock, min_cleanable_ratio=0.0) is not None
+        assert clean(p, clock, force=True) is not None
     assert (7, first) in p.aborted_transactions(0, p.last_stable_offset)
     assert b"committed" in [r.value for r in consume(p) if r.key == b"k"]
     holding = [s for s in p.segments if s.base_offset <= first][-1]
@@ -479,7 +482,7 @@ def test_aborted_transactions_records_are_removed(open_log: Callable[..., LogMan
     first = committed_then_aborted(p, clock, [b"k", b"only-in-abort"])
     for n in range(3):
         filler(p, clock, f"b{n}")
-    assert clean(p, clock, min_cleanable_ratio=0.0) is not None
+    assert clean(p, clock, force=True) is not None
     values = {(r.key, r.value) for r in consume(p)}
     assert (b"k", b"committed") in values
     assert not {v for v in values if v[1] == b"aborted"}

@@ -113,10 +113,10 @@ def clean(data_dir: str, topic: str, rate: str, kill_at: str = "0") -> None:
             setattr(os, name, _killing(getattr(os, name), steps))
     manager = LogManager(data_dir, exclusive=True)
     partition = manager.partition(topic, 0)
-    settings = CleanerConfig(io_max_bytes_per_second=float(rate), min_cleanable_ratio=0.0)
+    settings = CleanerConfig(io_max_bytes_per_second=float(rate))
     print("ready", flush=True)
     while True:
-        if clean_partition(partition, settings, int(time.time() * 1000)) is None:
+        if clean_partition(partition, settings, int(time.time() * 1000), force=True) is None:
             time.sleep(0.001)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from ..log.config import TOPIC_CONFIGS
 from .listeners import (
     DEFAULT_PROTOCOL_MAP,
     Listener,
@@ -160,8 +161,8 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = _setting(
         300_000, "how often logs that stopped growing are checked against retention.ms and "
         "retention.bytes (growing logs are checked at every segment roll)")
-    # The log cleaner: Kafka's broker configs of the same names (and defaults); the topic
-    # configs of the last three default from them.
+    # The log cleaner: Kafka's broker configs of the same names (and defaults); the last three
+    # are the defaults of topic configs (topic_defaults).
     log_cleaner_enable: bool = _setting(
         True, "run the log cleaner, which compacts topics whose cleanup.policy includes compact")
     log_cleaner_io_max_bytes_per_second: float = _setting(
@@ -202,6 +203,15 @@ class BrokerConfig:
                if self.security_protocol(listener.name).endswith("SSL")]
         if tls and not self.ssl_certfile:
             raise ValueError(f"listener {tls[0]} uses TLS: give ssl_certfile (and ssl_keyfile)")
+
+    def topic_defaults(self) -> dict[str, Any]:
+        """The topic configs this broker sets for every topic that does not set its own, by
+        topic config name (TopicConfig.broker_defaults): the settings named after a topic
+        config's broker synonym, where they differ from Kafka's default."""
+        values = {key.name: getattr(self, key.broker_name.replace(".", "_"), key.default)
+                  for key in TOPIC_CONFIGS.values() if key.broker_name}
+        return {name: value for name, value in values.items()
+                if value != TOPIC_CONFIGS[name].default}
 
     def security_protocol(self, name: str) -> str:
         """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: how listener `name` is secured."""

@@ -51,7 +51,8 @@ class Broker:
 
     async def start(self) -> None:
         logmgr = LogManager(self.config.data_dir, exclusive=True, flush_policy=self.config.flush,
-                            producer_id_expiration_ms=self.config.producer_id_expiration_ms)
+                            producer_id_expiration_ms=self.config.producer_id_expiration_ms,
+                            topic_defaults=self.config.topic_defaults())
         self.ctx = BrokerContext(
             config=self.config, log=logmgr,
             cluster_id=load_cluster_id(logmgr.meta_dir, self.config.node_id),
@@ -103,10 +104,7 @@ class Broker:
         c = self.config
         cleaner = LogCleaner(logmgr, CleanerConfig(
             io_max_bytes_per_second=c.log_cleaner_io_max_bytes_per_second,
-            dedupe_buffer_size=c.log_cleaner_dedupe_buffer_size,
-            min_cleanable_ratio=c.log_cleaner_min_cleanable_ratio,
-            delete_retention_ms=c.log_cleaner_delete_retention_ms,
-            min_compaction_lag_ms=c.log_cleaner_min_compaction_lag_ms),
+            dedupe_buffer_size=c.log_cleaner_dedupe_buffer_size),
             c.log_cleaner_backoff_ms, on_cleaned=self.ctx.metrics.cleaned)
         cleaner.start()
         return cleaner

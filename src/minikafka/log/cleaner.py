@@ -62,7 +62,7 @@ from ..records import (
     read_header,
     set_crc,
 )
-from .config import LONG_MAX, TopicConfig
+from .config import LONG_MAX
 from .durable import write_atomically
 from .manager import LogManager
 from .partition import INT32_MAX, Partition, suffixed
@@ -84,25 +84,12 @@ class Stop(Exception):
 
 @dataclass(frozen=True, slots=True)
 class CleanerConfig:
-    """Kafka's broker settings for the cleaner (`log.cleaner.*`) and their defaults; the
-    topic-level ones default from these where a topic does not set them."""
+    """Kafka's broker settings for the cleaner itself (`log.cleaner.*`) and their defaults. Those
+    that are topic configs' defaults (min.cleanable.dirty.ratio, delete.retention.ms, ...) reach
+    the cleaner through each topic's config (TopicConfig.broker_defaults)."""
 
     io_max_bytes_per_second: float = 1.7976931348623157e308
     dedupe_buffer_size: int = 128 * 1024 * 1024
-    min_cleanable_ratio: float = 0.5
-    delete_retention_ms: int = 86_400_000
-    min_compaction_lag_ms: int = 0
-    max_compaction_lag_ms: int = LONG_MAX
-
-    def for_topic(self, config: TopicConfig) -> CleanerConfig:
-        """This topic's values: its overrides over the broker's."""
-        o = config.overrides
-        return CleanerConfig(
-            self.io_max_bytes_per_second, self.dedupe_buffer_size,
-            o.get("min.cleanable.dirty.ratio", self.min_cleanable_ratio),
-            o.get("delete.retention.ms", self.delete_retention_ms),
-            o.get("min.compaction.lag.ms", self.min_compaction_lag_ms),
-            o.get("max.compaction.lag.ms", self.max_compaction_lag_ms))
 
 
 class CleanResult(NamedTuple):
@@ -333,13 +320,12 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
     config = partition.config
     if not config.compacts:
         return None
-    settings = broker.for_topic(config)
-    throttle = throttle or Throttler(settings.io_max_bytes_per_second)
+    throttle = throttle or Throttler(broker.io_max_bytes_per_second)
     segments = list(partition.segments)
     first_dirty = read_checkpoint(partition.dir)
     if not partition.log_start_offset <= first_dirty <= partition.log_end_offset:
         first_dirty = partition.log_start_offset  # Kafka's rule: a checkpoint out of range resets
-    uncleanable = first_uncleanable_offset(segments, first_dirty, settings.min_compaction_lag_ms,
+    uncleanable = first_uncleanable_offset(segments, first_dirty, config.min_compaction_lag_ms,
                                            now_ms, partition.last_stable_offset)
     dirty = [s for s in segments if s.next_offset > first_dirty and s.base_offset < uncleanable
              and s.size]
@@ -347,9 +333,9 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
         return None
     dirty_bytes = sum(s.size for s in dirty)
     clean_bytes = sum(s.size for s in segments if s.next_offset <= first_dirty)
-    overdue = (settings.max_compaction_lag_ms < LONG_MAX
-               and 0 <= dirty[0].first_timestamp < now_ms - settings.max_compaction_lag_ms)
-    if (dirty_bytes / (dirty_bytes + clean_bytes) < settings.min_cleanable_ratio
+    overdue = (config.max_compaction_lag_ms < LONG_MAX
+               and 0 <= dirty[0].first_timestamp < now_ms - config.max_compaction_lag_ms)
+    if (dirty_bytes / (dirty_bytes + clean_bytes) < config.min_cleanable_dirty_ratio
             and not (overdue or force)):
         return None
     offsets = OffsetMap(broker.dedupe_buffer_size)
@@ -362,7 +348,7 @@ def clean_partition(partition: Partition, broker: CleanerConfig, now_ms: int,
         return None
     last_batches = {pid: p.batches[-1].last_offset
                     for pid, p in list(partition.producers.producers.items()) if p.batches}
-    horizon = now_ms + settings.delete_retention_ms
+    horizon = now_ms + config.delete_retention_ms
     written = removed = 0
     for group in _group([s for s in segments[:-1] if s.base_offset < end],
                         min(config.segment_bytes, INT32_MAX)):

@@ -226,11 +226,15 @@ _DEFAULTS = {name: key.default for name, key in TOPIC_CONFIGS.items()}
 @dataclass(frozen=True, slots=True)
 class TopicConfig:
     """Per-topic settings, persisted with the topic: the overrides set on it (parsed values by
-    Kafka name) over Kafka's defaults, and typed attributes for those the log acts on."""
+    Kafka name) over the broker's values for topics (`broker_defaults`, not persisted: as in
+    Kafka, a broker setting such as log.cleaner.delete.retention.ms is the default of every
+    topic that does not set its own) over Kafka's defaults, and typed attributes for those the
+    log acts on."""
 
     partitions: int = 1
     overrides: Mapping[str, Any] = field(default_factory=dict)
     topic_id: uuid.UUID | None = None  # None: a topic from before ids (given one on load)
+    broker_defaults: Mapping[str, Any] = field(default_factory=dict)  # by topic config name
     retention_ms: int = field(init=False)
     retention_bytes: int = field(init=False)
     segment_bytes: int = field(init=False)
@@ -257,7 +261,8 @@ class TopicConfig:
     def __post_init__(self) -> None:
         for key in TOPIC_CONFIGS.values():
             if key.acted_on:
-                object.__setattr__(self, key.attr, self.overrides.get(key.name, key.default))
+                object.__setattr__(self, key.attr, self.overrides.get(
+                    key.name, self.broker_defaults.get(key.name, key.default)))
         object.__setattr__(self, "roll_ms", min(self.segment_ms, self.max_compaction_lag_ms)
                            if self.compacts else self.segment_ms)
         object.__setattr__(self, "checks_timestamps", self.message_timestamp_type == "CreateTime"
@@ -288,7 +293,7 @@ class TopicConfig:
 
     def as_kafka_configs(self) -> dict[str, str]:
         """Every config's current value as text, by Kafka name."""
-        values = {**_DEFAULTS, **self.overrides}
+        values = {**_DEFAULTS, **self.broker_defaults, **self.overrides}
         return {name: key.text(values[name]) for name, key in TOPIC_CONFIGS.items()}
 
     def defaults(self) -> set[str]:
@@ -304,17 +309,18 @@ class TopicConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TopicConfig:
+    def from_json(cls, data: dict[str, Any], broker_defaults: Mapping[str, Any] | None = None
+                  ) -> TopicConfig:
         """Also reads the older form, which listed every config ("configs") and not only the
-        overrides: values equal to the default are taken as not set."""
+        overrides: values equal to Kafka's default are taken as not set."""
         overrides = data.get("overrides")
         if overrides is None:
             base = TopicConfig().as_kafka_configs()
             overrides = {n: v for n, v in data.get("configs", {}).items() if base.get(n) != v}
         topic_id = data.get("topic_id")
         return cls(partitions=int(data["partitions"]),
-                   topic_id=None if topic_id is None else parse_topic_id(topic_id)
-                   ).with_kafka_configs(overrides)
+                   topic_id=None if topic_id is None else parse_topic_id(topic_id),
+                   broker_defaults=broker_defaults or {}).with_kafka_configs(overrides)
 
 
 def new_topic_id() -> uuid.UUID:

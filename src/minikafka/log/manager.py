@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -115,8 +115,11 @@ class LogManager:
     def __init__(self, data_dir: str | os.PathLike[str], *, exclusive: bool = False,
                  flush_policy: str | FlushPolicy = "never",
                  clock: Callable[[], float] = time.time,
-                 producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
+                 producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS,
+                 topic_defaults: Mapping[str, Any] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # The broker's values for topic configs (TopicConfig.broker_defaults), by Kafka name
+        self.topic_defaults: Mapping[str, Any] = topic_defaults or {}
         self.meta_dir = self.data_dir / META
         try:
             (self.meta_dir / "topics").mkdir(parents=True, exist_ok=True)
@@ -176,7 +179,7 @@ class LogManager:
         for path in (self.meta_dir / "topics").glob("*.json"):
             try:
                 self._configs[path.stem] = read_metadata(
-                    path, lambda text: TopicConfig.from_json(json.loads(text)))
+                    path, self._parse_config)
             except MetadataFileError as exc:
                 log.error("topic %s is unavailable until its config is repaired: %s",
                           path.stem, exc)
@@ -187,6 +190,9 @@ class LogManager:
                 for topic in older:  # topics from before ids: given one now, for good
                     self._write_config(topic, replace(self._configs[topic],
                                                       topic_id=new_topic_id()))
+
+    def _parse_config(self, text: str) -> TopicConfig:
+        return TopicConfig.from_json(json.loads(text), self.topic_defaults)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> str | None:
         """The name of the topic with this id (the broker's cache), or None."""
@@ -222,7 +228,7 @@ class LogManager:
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}")
         try:
             config = read_metadata(self._config_path(topic),
-                                   lambda text: TopicConfig.from_json(json.loads(text)))
+                                   self._parse_config)
         except FileNotFoundError:
             self._forget(topic)
             raise UnknownTopicOrPartitionError(f"unknown topic {topic!r}") from None
@@ -250,7 +256,8 @@ class LogManager:
             raise InvalidTopicError(f"topic name {name!r} is reserved")
         if partitions < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {partitions}")
-        topic_config = TopicConfig(partitions=partitions, topic_id=new_topic_id()
+        topic_config = TopicConfig(partitions=partitions, topic_id=new_topic_id(),
+                                   broker_defaults=self.topic_defaults
                                    ).with_kafka_configs(config or {})
         with self._topics_locked():
             if self._config_path(name).exists():
@@ -316,7 +323,7 @@ class LogManager:
                     f"topic {name!r} has {config.partitions} partitions; the new count must be "
                     f"larger, got {total}"
                 )
-            new = TopicConfig.from_json({**config.to_json(), "partitions": total})
+            new = replace(config, partitions=total)
             self._add_partition_dirs(name, config.partitions, total, new)
         return new
 

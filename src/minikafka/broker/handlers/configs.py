@@ -6,7 +6,7 @@ Topic configs live in the log (Kafka's names and defaults); broker configs are r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, InvalidConfigError, KafkaError
 from ...log import TopicConfig
-from ...log.config import TOPIC_CONFIGS
+from ...log.config import TOPIC_CONFIGS, ConfigKey
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
 from ..acls import CLUSTER_NAME, AclOperation, ResourceType
@@ -38,15 +38,16 @@ class ConfigEntry:
 
 def topic_config_entries(config: TopicConfig) -> list[ConfigEntry]:
     """A topic's configs as DescribeConfigs and CreateTopics (v5+) report them; the synonyms are
-    the topic's override, then the broker config it overrides (at Kafka's default)."""
+    the topic's override, then the broker config it overrides: the broker's value if it sets
+    one, and Kafka's default."""
     defaults = config.defaults()
     entries = []
     for name, value in config.as_kafka_configs().items():
         key = TOPIC_CONFIGS[name]
-        source = SOURCE_DEFAULT if name in defaults else SOURCE_TOPIC
-        synonyms = [(name, value, SOURCE_TOPIC)] if source == SOURCE_TOPIC else []
+        synonyms = [] if name in defaults else [(name, value, SOURCE_TOPIC)]
         if key.broker_name:
-            synonyms.append((key.broker_name, key.text(key.default), SOURCE_DEFAULT))
+            synonyms += _broker_synonyms(key, config.broker_defaults)
+        source = synonyms[0][2] if synonyms else SOURCE_DEFAULT
         entries.append(ConfigEntry(name, value, source, key.type_code, doc=key.doc,
                                    synonyms=tuple(synonyms)))
     return entries
@@ -72,10 +73,24 @@ def broker_config_entries(ctx: BrokerContext) -> list[ConfigEntry]:
     named = {name for name, _, _ in values}
     static = [ConfigEntry(name, value, SOURCE_STATIC_BROKER, kind, read_only=True)
               for name, value, kind in values]
-    return static + [  # the topics' defaults, under the broker configs they come from
-        ConfigEntry(key.broker_name, key.text(key.default), SOURCE_DEFAULT, key.type_code,
-                    read_only=True, doc=key.doc)
-        for key in TOPIC_CONFIGS.values() if key.broker_name and key.broker_name not in named]
+    for key in TOPIC_CONFIGS.values():  # the topics' defaults, under the broker's names
+        if key.broker_name and key.broker_name not in named:
+            synonyms = _broker_synonyms(key, ctx.log.topic_defaults)
+            _, value, source = synonyms[0]
+            static.append(ConfigEntry(key.broker_name, value, source, key.type_code,
+                                      read_only=True, doc=key.doc, synonyms=tuple(synonyms)))
+    return static
+
+
+def _broker_synonyms(key: ConfigKey, topic_defaults: Mapping[str, Any]
+                     ) -> list[tuple[str, str, int]]:
+    """The broker config behind a topic config, highest first: the broker's own value (if it
+    sets one), then Kafka's default."""
+    assert key.broker_name is not None
+    default = (key.broker_name, key.text(key.default), SOURCE_DEFAULT)
+    if key.name not in topic_defaults:
+        return [default]
+    return [(key.broker_name, key.text(topic_defaults[key.name]), SOURCE_STATIC_BROKER), default]
 
 
 def _resource_entries(ctx: BrokerContext, resource_type: int, name: str) -> list[ConfigEntry]:
