@@ -121,6 +121,19 @@ class AclBinding:
             return f"principal {self.principal!r} is not TYPE:NAME (e.g. User:alice)"
         return None
 
+    def applies_to(self, principal: str, host: str) -> bool:
+        """The ACL is for this principal (or every user) connected from this host (or any)."""
+        return self.principal in (principal, "User:*") and self.host in (host, WILDCARD)
+
+    def denies(self, operation: AclOperation) -> bool:
+        return self.permission is AclPermissionType.DENY and self.operation in (operation, Op.ALL)
+
+    def allows(self, operation: AclOperation) -> bool:
+        """An ALLOW of the operation, of ALL, or of one that implies it (WRITE implies
+        DESCRIBE, as in Kafka)."""
+        return self.permission is AclPermissionType.ALLOW and (
+            self.operation is Op.ALL or self.operation in _IMPLIED_BY.get(operation, {operation}))
+
     def names(self, resource_type: ResourceType, name: str) -> bool:
         """Whether this ACL's pattern covers the resource."""
         if resource_type is not self.resource_type:
@@ -222,14 +235,10 @@ class Authorizer:
                     if acl.names(resource_type, name)]
         if not covering:
             return self.allow_if_no_acl
-        mine = [acl for acl in covering if acl.principal in (principal, "User:*")
-                and acl.host in (host, WILDCARD)]
-        if any(acl.permission is AclPermissionType.DENY and acl.operation in (operation, Op.ALL)
-               for acl in mine):
+        mine = [acl for acl in covering if acl.applies_to(principal, host)]
+        if any(acl.denies(operation) for acl in mine):
             return False
-        allowing = _IMPLIED_BY.get(operation, {operation}) | {Op.ALL}
-        return any(acl.permission is AclPermissionType.ALLOW and acl.operation in allowing
-                   for acl in mine)
+        return any(acl.allows(operation) for acl in mine)
 
     def authorize_any(self, principal: str, host: str, operation: AclOperation,
                       resource_type: ResourceType) -> bool:
@@ -239,11 +248,9 @@ class Authorizer:
         if principal in self.super_users:
             return True
         mine = [acl for acl in self._by_type.get(resource_type, ())
-                if acl.principal in (principal, "User:*") and acl.host in (host, WILDCARD)]
-        denied = [acl for acl in mine if acl.permission is AclPermissionType.DENY
-                  and acl.operation in (operation, Op.ALL)]
-        allowing = _IMPLIED_BY.get(operation, {operation}) | {Op.ALL}
-        return any(acl.permission is AclPermissionType.ALLOW and acl.operation in allowing
+                if acl.applies_to(principal, host)]
+        denied = [acl for acl in mine if acl.denies(operation)]
+        return any(acl.allows(operation)
                    and not any(deny.names(resource_type, acl.name) for deny in denied)
                    for acl in mine)
 

@@ -97,7 +97,7 @@ async def handle_create(ctx: BrokerContext, header: RequestHeader, request: Any)
     refusal = _refusal(ctx, AclOperation.ALTER)
     bindings = [_binding(header.api_version, c) for c in request.creations]
     errors: list[tuple[int, str | None]] = [
-        refusal or ((ErrorCode.INVALID_REQUEST, b.invalid()) if b.invalid() else (0, None))
+        refusal or ((ErrorCode.INVALID_REQUEST, why) if (why := b.invalid()) else (0, None))
         for b in bindings]
     try:
         ops.change_acls(ctx, add=[binding for binding, (code, _) in

@@ -241,10 +241,11 @@ def _fetch_offsets(ctx: BrokerContext, group: str, topics: Any,
             tp for tp in sorted(committed) if authorized(ctx, DESCRIBE, TOPIC, tp[0])]
     else:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
+    refusals = {topic: refusal(ctx, DESCRIBE, TOPIC, topic) for topic, _ in wanted}
     by_topic: dict[str, list[_Fetched]] = {}
     for topic, partition in wanted:
         found = committed.get((topic, partition))
-        refused = refusal(ctx, DESCRIBE, TOPIC, topic)
+        refused = refusals[topic]
         by_topic.setdefault(topic, []).append(
             _Fetched(partition, -1, -1, "", refused) if refused
             else _Fetched(partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
