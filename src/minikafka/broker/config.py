@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-from ..log.config import TOPIC_CONFIGS
 from .listeners import (
     DEFAULT_PROTOCOL_MAP,
     Listener,
@@ -208,6 +207,8 @@ class BrokerConfig:
         """The topic configs this broker sets for every topic that does not set its own, by
         topic config name (TopicConfig.broker_defaults): the settings named after a topic
         config's broker synonym, where they differ from Kafka's default."""
+        from ..log.config import TOPIC_CONFIGS  # the log package: not for the CLI's start
+
         values = {key.name: getattr(self, key.broker_name.replace(".", "_"), key.default)
                   for key in TOPIC_CONFIGS.values() if key.broker_name}
         return {name: value for name, value in values.items()
