@@ -130,6 +130,12 @@ class OrderStatusChanged(OrderEvent, OrderLines):
     user_id: str
     reason: str | None = None
 
+    def moved_on(self, status: Status, reason: str | None = None) -> OrderStatusChanged:
+        """The same order's next change, a new event (its own id and time), without checking its
+        lines again (a fifth of the order service's CPU, with five changes an order)."""
+        return self.model_copy(update={"status": status, "reason": reason,
+                                       "event_id": uuid4(), "occurred_at": _now()})
+
 
 class NotificationSent(OrderEvent):
     """The customer was told about a status (topic `notifications`)."""

@@ -22,6 +22,7 @@ Connect's dead-letter queues do.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import signal
@@ -169,6 +170,7 @@ class ServiceRunner:
         consumer = make_consumer(self.bootstrap, self.group, self.group,
                                  self.session_timeout_ms)
         consumer.subscribe(list(self.service.topics))
+        gc.freeze()  # what start-up built lives as long as the process: out of the collector's way
         log.info("%s: consuming %s as group %s", self.service.name,
                  ", ".join(self.service.topics), self.group)
         try:
