@@ -207,7 +207,7 @@ class ServiceRunner:
         finally:
             self.publish_outbox()
             if positions:
-                self._commit(consumer, positions, asynchronous=False)
+                self._commit(consumer, positions, wait=True)
             consumer.close()
             self.producer.flush(10)
             with transaction(self.db):
@@ -287,10 +287,13 @@ class ServiceRunner:
         self._acked.clear()
 
     def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int],
-                asynchronous: bool = True) -> None:
+                wait: bool = False) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:  # not waited for: a commit lost to a rebalance or a crash means redelivery only
-            consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
