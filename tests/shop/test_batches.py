@@ -18,10 +18,10 @@ from brokerkit import InProcessBroker
 from minikafka.shop.events import (
     ORDER_STATUS,
     ORDERS,
+    PARTITIONS,
     Event,
     OrderCreated,
     OrderStatusChanged,
-    PARTITIONS,
     dlq_topic,
     encode,
     use_registry,
@@ -41,6 +41,9 @@ class OrderReader:
 
     def after_batch(self, db: sqlite3.Connection) -> None:
         pass
+
+    def concerns(self, event: Event) -> bool:
+        return True
 
 
 class Ledger(OrderReader):

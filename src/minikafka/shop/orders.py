@@ -80,6 +80,10 @@ class OrderService:
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
 
+    def concerns(self, event: Event) -> bool:
+        """New orders and inventory's answers (a StockReleased needs nothing from it)."""
+        return isinstance(event, OrderCreated | StockReserved | StockRejected)
+
     def handle(self, tx: Tx, event: Event) -> None:
         match event:
             case OrderCreated():
@@ -93,7 +97,6 @@ class OrderService:
                 if row is not None:
                     self._move(tx, row, event.occurred_at.isoformat(),
                                [("rejected", event.reason)])
-            # StockReleased needs nothing from this service.
 
     def _create(self, tx: Tx, event: OrderCreated) -> None:
         at = event.occurred_at.isoformat()

@@ -144,6 +144,10 @@ class Service(Protocol):
     def setup(self, db: sqlite3.Connection) -> None:
         """Runs once at start, after the schema exists (seeding, say)."""
 
+    def concerns(self, event: Event) -> bool:
+        """Whether `event` may have an effect here: one that cannot is passed by, neither
+        handled nor remembered (a savepoint and a row less per event)."""
+
     def handle(self, tx: Tx, event: Event) -> None:
         """Apply `event`; raise Reject for an event that can never be handled."""
 
@@ -221,6 +225,8 @@ class ServiceRunner:
             event = decode(_topic(msg), msg.value())
         except InvalidEvent as exc:
             return self._dead_letter(msg, str(exc), attempts=1)
+        if not self.service.concerns(event):
+            return True
         for attempt in range(1, self.max_attempts + 1):
             try:
                 with savepoint(self.db) as db:
