@@ -211,7 +211,7 @@ class ServiceRunner:
         finally:
             self.publish_outbox()
             if positions:
-                self._commit(consumer, positions, wait=True)
+                self._commit(consumer, positions)
             consumer.close()
             self.producer.flush(10)
             with transaction(self.db):
@@ -292,14 +292,11 @@ class ServiceRunner:
         self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked])
         self._acked.clear()
 
-    def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int],
-                wait: bool = False) -> None:
+    def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:  # not waited for: a commit lost to a rebalance or a crash means redelivery only
-            if wait:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=True)
+        try:  # not waited for (close() waits for it): a commit lost to a rebalance or a crash
+            # means redelivery only
+            consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
