@@ -10,8 +10,9 @@ transaction), the notification service, each hop a consume, a SQLite transaction
 acks=all produce. Throughput is orders completed per second from the first POST to the last
 completion. All processes share this machine's 2 cores (and whatever else runs on it), so the
 CPU figures are the steadier ones: the shop's CPU per completed order (broker, API and services,
-utime + stime from /proc), and this process's share of a core while it posts (the generator,
-which must not be the limit, and the notification reader).
+utime + stime from /proc; in all and by process), and this process's share of a core while it
+posts (the generator, which must not be the limit, and the notification reader). CPU per order
+falls as the rate rises: the services and the broker handle what arrived meanwhile as one batch.
 """
 
 from __future__ import annotations
@@ -47,19 +48,19 @@ from ._goals import record
 from .broker import _stat
 
 SECONDS = 8  # of offered load per rate
-RATES = (25, 50, 100, 200, 400, 700, 1000)
+RATES = (25, 50, 100, 200, 400, 700, 1000)  # BENCH_SHOP_RATES=600,1000 runs only those
 MAX_ORDERS = 4000  # at most this many orders per rate (4 s of load at 1,000/s)
 IN_FLIGHT = 256  # POSTs the generator may have open at once
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (their threads included)."""
-    ticks = 0
-    for pid in pids:
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """utime + stime of each of these processes (their threads included), by name."""
+    seconds = {}
+    for name, pid in pids.items():
         fields = _stat(pid)
         if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+            seconds[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 def _own_cpu_seconds() -> float:
@@ -110,7 +111,8 @@ def bench_rate(rate: float) -> dict[str, float]:
                                       args=(broker.bootstrap, done, orders, stop))
             reader.start()
             time.sleep(3)  # let every group settle before the clock starts
-            pids = [p.proc.pid for p in (broker, *stack.processes.values()) if p.proc]
+            pids = {name: p.proc.pid for name, p in (("broker", broker),
+                                                     *stack.processes.items()) if p.proc}
             shop_cpu, own_cpu = _cpu_seconds(pids), _own_cpu_seconds()
             started = time.monotonic()
             asyncio.run(generate(stack.api_url, 1, orders, rate, concurrency=IN_FLIGHT,
@@ -120,7 +122,8 @@ def bench_rate(rate: float) -> dict[str, float]:
             reader.join(timeout=120)
             stop.set()
             reader.join()
-            shop_cpu = _cpu_seconds(pids) - shop_cpu
+            shop_cpu = {name: cpu - shop_cpu.get(name, 0.0)
+                        for name, cpu in _cpu_seconds(pids).items()}
         finally:
             stack.stop()
             broker.stop()
@@ -130,8 +133,10 @@ def bench_rate(rate: float) -> dict[str, float]:
             "p50": statistics.median(latencies),
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "posted": orders / posting,
-            "cpu_per_order": shop_cpu / max(len(done), 1) * 1000,
-            "generator_share": own_cpu / posting}
+            "cpu_per_order": sum(shop_cpu.values()) / max(len(done), 1) * 1000,
+            "generator_share": own_cpu / posting,
+            **{f"cpu_per_order.{name}": cpu / max(len(done), 1) * 1000
+               for name, cpu in shop_cpu.items()}}
 
 
 def run() -> list[Table]:
@@ -142,15 +147,19 @@ def run() -> list[Table]:
     for column in ("offered /s", "posted /s", "orders", "done", "done /s", "p50 ms",
                    "p99 ms", "CPU ms/order", "gen. % core"):
         table.add_column(column, justify="right")
+    table.add_column("CPU ms/order by process")
     best: dict[str, float] = {}
-    for rate in RATES:
+    rates = os.environ.get("BENCH_SHOP_RATES")
+    for rate in map(float, rates.split(",")) if rates else RATES:
         r = bench_rate(rate)
         if r["throughput"] > best.get("throughput", 0):
             best = r
-        table.add_row(f"{rate}", f"{r['posted']:.0f}", f"{r['orders']:.0f}",
+        table.add_row(f"{rate:g}", f"{r['posted']:.0f}", f"{r['orders']:.0f}",
                       f"{r['completed']:.0f}", f"{r['throughput']:.0f}", f"{r['p50']:.0f}",
                       f"{r['p99']:.0f}",
-                      f"{r['cpu_per_order']:.2f}", f"{100 * r['generator_share']:.0f}")
+                      f"{r['cpu_per_order']:.2f}", f"{100 * r['generator_share']:.0f}",
+                      " ".join(f"{name.split('.', 1)[1]} {ms:.2f}" for name, ms in r.items()
+                               if name.startswith("cpu_per_order.")))
     record("shop: completed orders/s (best offered rate)", best.get("throughput"), 1000,
            unit="orders/s")
     record("shop: p99 POST → completed at that rate", best.get("p99"), 100, at_most=True,

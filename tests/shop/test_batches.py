@@ -1,6 +1,7 @@
 """One SQLite transaction per batch of records: a record whose handler fails undoes only its own
 work (its savepoint), the rest of the batch commits, and the failed one is dead-lettered. The
-outbox goes out while the next batches are handled, each row once."""
+outbox goes out while the next batches are handled, each row once. Offsets are committed
+now and then, and what was handled is committed when the service stops."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from brokerkit import InProcessBroker
 from minikafka.shop.events import (
     ORDER_STATUS,
     ORDERS,
+    PARTITIONS,
     Event,
     OrderCreated,
     OrderStatusChanged,
@@ -39,6 +41,9 @@ class OrderReader:
 
     def after_batch(self, db: sqlite3.Connection) -> None:
         pass
+
+    def concerns(self, event: Event) -> bool:
+        return True
 
 
 class Ledger(OrderReader):
@@ -131,3 +136,44 @@ def test_each_outbox_row_is_published_once(tmp_path: Path,
     db = sqlite3.connect(tmp_path / "announcer.db")
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     db.close()
+
+
+def test_a_service_stopped_mid_stream_commits_what_it_handled(
+        tmp_path: Path, shop_broker: InProcessBroker) -> None:
+    """While records keep coming, offsets are committed only every so often: a service stopped
+    then commits, on its way out, exactly the records its transactions took in."""
+    assert shop_broker.registry_url is not None
+    use_registry(shop_broker.registry_url)
+    producing = threading.Event()
+    producing.set()
+
+    def keep_producing() -> None:
+        producer = Producer({"bootstrap.servers": shop_broker.bootstrap, "linger.ms": 0})
+        number = 0
+        while producing.is_set():
+            producer.produce(ORDERS, encode(order(f"o{number}")), f"o{number}".encode())
+            producer.poll(0)
+            number += 1
+            time.sleep(0.001)
+        producer.flush(10)
+
+    thread = threading.Thread(target=keep_producing)
+    thread.start()
+    try:
+        with serving(Announcer(), shop_broker, tmp_path / "announcer.db"):
+            wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
+                     "the announcer to be under way")
+    finally:
+        producing.clear()
+        thread.join()
+    db = sqlite3.connect(tmp_path / "announcer.db")
+    handled = db.execute("SELECT count(*) FROM processed").fetchone()[0]
+    db.close()
+    consumer = Consumer({"bootstrap.servers": shop_broker.bootstrap,
+                         "group.id": "shop-announcer"})
+    try:
+        committed = consumer.committed([TopicPartition(ORDERS, p) for p in range(PARTITIONS)],
+                                       timeout=10)
+    finally:
+        consumer.close()
+    assert sum(max(tp.offset, 0) for tp in committed) == handled

@@ -187,7 +187,12 @@ def test_not_json_is_422(api: httpx.Client) -> None:
 def test_unknown_order_is_404_and_the_api_is_documented(api: httpx.Client) -> None:
     assert api.get("/orders/no-such-order").status_code == 404
     assert api.get("/docs").status_code == 200
-    assert "/orders/{order_id}" in api.get("/openapi.json").json()["paths"]
+    openapi = api.get("/openapi.json").json()
+    assert "/orders/{order_id}" in openapi["paths"]
+    body = openapi["paths"]["/orders"]["post"]["requestBody"]["content"]["application/json"]
+    model = body["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"items", "total_price", "user_id"} <= set(openapi["components"]["schemas"][model][
+        "properties"])
 
 
 def test_invariants_hold_once_settled(shop: ShopStack, api: httpx.Client) -> None:

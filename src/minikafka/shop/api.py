@@ -9,6 +9,7 @@ read-only (they own them; the API never writes there).
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
 import uuid
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from .clients import ensure_topics, make_producer
 from .events import Event, OrderCreated, OrderLines, StockAdded, encode, topic_of
@@ -129,6 +133,10 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(ensure_topics, bootstrap)
         state["publisher"] = Publisher(bootstrap)
+        # What start-up built (FastAPI's routes and models, the clients) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it (they
+        # took a seventh of the API's CPU under load).
+        gc.freeze()
         yield
         state.pop("publisher").close()
 
@@ -136,15 +144,29 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
                   description="Orders in, events out: every order becomes an OrderCreated event "
                   "on topic `orders`; the services take it from there.")
 
-    @app.post("/orders", status_code=202, response_model=Accepted)
-    async def place_order(order: OrderRequest) -> Accepted:
-        """Accept an order: 202 once the OrderCreated event is stored on the broker."""
-        if order.order_id is not None and _order(orders, order.order_id) is not None:
+    # The body is parsed and checked by pydantic from the bytes, and the answer written as bytes
+    # (FastAPI's own body parameter and response model took a third of the API's CPU); the
+    # OpenAPI schema documents them as FastAPI would.
+    @app.post("/orders", status_code=202, response_model=Accepted, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/OrderRequest"}}}}},
+        responses={422: {"description": "Validation Error", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}})
+    async def place_order(request: Request) -> Response:
+        """Accept an order (an OrderRequest): 202 once the OrderCreated event is stored on the
+        broker."""
+        try:
+            order = OrderRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                          for e in exc.errors(include_url=False)]) from None
+        if order.order_id is not None and _exists(orders, order.order_id):
             raise HTTPException(409, f"order {order.order_id!r} exists already")
         event = OrderCreated(order_id=order.order_id or uuid.uuid4().hex, user_id=order.user_id,
                              items=order.items, total_price=order.total_price)
         await state["publisher"].publish(event)
-        return Accepted(order_id=event.order_id, event_id=event.event_id)
+        accepted = Accepted(order_id=event.order_id, event_id=event.event_id)
+        return Response(accepted.model_dump_json(), 202, media_type="application/json")
 
     @app.get("/orders/{order_id}")
     def get_order(order_id: str) -> dict[str, Any]:
@@ -170,7 +192,25 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
         await state["publisher"].publish(event)
         return Accepted(event_id=event.event_id)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the models of the bodies it does not parse itself."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            _, defs = models_json_schema([(OrderRequest, "validation")],
+                                         ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _exists(orders: ReadOnlyDb, order_id: str) -> bool:
+    db = orders.get()
+    return db is not None and db.execute("SELECT 1 FROM orders WHERE order_id = ?",
+                                         (order_id,)).fetchone() is not None
 
 
 def _order(orders: ReadOnlyDb, order_id: str) -> dict[str, Any] | None:

@@ -130,6 +130,12 @@ class OrderStatusChanged(OrderEvent, OrderLines):
     user_id: str
     reason: str | None = None
 
+    def moved_on(self, status: Status, reason: str | None = None) -> OrderStatusChanged:
+        """The same order's next change, a new event (its own id and time), without checking its
+        lines again (a fifth of the order service's CPU, with five changes an order)."""
+        return self.model_copy(update={"status": status, "reason": reason,
+                                       "event_id": uuid4(), "occurred_at": _now()})
+
 
 class NotificationSent(OrderEvent):
     """The customer was told about a status (topic `notifications`)."""
@@ -208,7 +214,7 @@ def _registry() -> RegistryCodec:
 
 
 def encode(event: Event) -> bytes:
-    return _registry().serialize(topic_of(event), event.model_dump(mode="json"))
+    return _registry().serialize(topic_of(event), event.model_dump_json().encode())
 
 
 def decode(topic: str, value: bytes | None) -> Event:
@@ -216,12 +222,16 @@ def decode(topic: str, value: bytes | None) -> Event:
     if value is None:
         raise InvalidEvent("empty record (no value)")
     try:
-        event = _ANY_EVENT.validate_python(_registry().deserialize(topic, value))
+        schema_id, payload = _registry().payload(value)
+        event = _ANY_EVENT.validate_json(payload)
     except Undecodable as exc:
         raise InvalidEvent(str(exc)) from None
     except ValidationError as exc:
+        errors = exc.errors()
+        if errors[0]["type"] == "json_invalid":
+            raise InvalidEvent(f"schema id {schema_id}: {errors[0]['msg']}") from None
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}"
-                             for e in exc.errors()[:3])
+                             for e in errors[:3])
         raise InvalidEvent(f"not valid against the schema of {topic!r}: {problems}") from None
     if not isinstance(event, TOPIC_EVENTS.get(topic, ())):
         raise InvalidEvent(f"{event.type} does not belong on topic {topic!r}")

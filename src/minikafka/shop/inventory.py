@@ -37,6 +37,7 @@ from .events import (
 from .runtime import Reject, Tx, transaction
 
 CATALOGUE = "catalogue.json"
+_MOVES_STOCK = frozenset({"created", "rejected", "shipped"})  # the statuses `handle` acts on
 
 
 def load_catalogue(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -91,6 +92,11 @@ class InventoryService:
 
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
+
+    def concerns(self, event: Event) -> bool:
+        """Restocks, and the statuses that move stock: new, rejected and shipped orders."""
+        return isinstance(event, StockAdded) or (
+            isinstance(event, OrderStatusChanged) and event.status in _MOVES_STOCK)
 
     def handle(self, tx: Tx, event: Event) -> None:
         if isinstance(event, StockAdded):

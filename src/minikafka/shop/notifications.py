@@ -101,9 +101,11 @@ class NotificationService:
     def setup(self, db: sqlite3.Connection) -> None:
         """Nothing to seed."""
 
+    def concerns(self, event: Event) -> bool:
+        return isinstance(event, OrderStatusChanged)
+
     def handle(self, tx: Tx, event: Event) -> None:
-        if not isinstance(event, OrderStatusChanged):
-            return
+        assert isinstance(event, OrderStatusChanged)
         subject, body = _text(event)
         tx.db.execute(
             "INSERT OR IGNORE INTO notifications (order_id, status, channel, recipient, subject, "
@@ -128,11 +130,11 @@ class NotificationService:
         if not sent:
             return
         with transaction(db):
-            tx, now = Tx(db), time.time()
-            for row in sent:
-                marked = db.execute("UPDATE notifications SET delivered_at = ? "
-                                    "WHERE id = ? AND delivered_at IS NULL",
-                                    (now, row["id"])).rowcount
-                if marked:  # not by another instance meanwhile
-                    tx.emit(NotificationSent(order_id=row["order_id"], status=row["status"],
-                                             channel=row["channel"], recipient=row["recipient"]))
+            tx = Tx(db)
+            marked = db.execute(  # those not marked by another instance meanwhile
+                "UPDATE notifications SET delivered_at = ? WHERE delivered_at IS NULL AND id IN "
+                f"({', '.join('?' * len(sent))}) RETURNING id, order_id, status, channel, "
+                "recipient", (time.time(), *(row["id"] for row in sent))).fetchall()
+            for row in sorted(marked, key=lambda r: r["id"]):  # RETURNING keeps no order
+                tx.emit(NotificationSent(order_id=row["order_id"], status=row["status"],
+                                         channel=row["channel"], recipient=row["recipient"]))

@@ -80,16 +80,23 @@ class OrderService:
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
 
+    def concerns(self, event: Event) -> bool:
+        """New orders and inventory's answers (a StockReleased needs nothing from it)."""
+        return isinstance(event, OrderCreated | StockReserved | StockRejected)
+
     def handle(self, tx: Tx, event: Event) -> None:
         match event:
             case OrderCreated():
                 self._create(tx, event)
             case StockReserved():
-                self._fulfil(tx, event)
+                row = self._expect(tx, event.order_id, "created")
+                if row is not None:  # else moved on already: this reservation was applied before
+                    self._take_on(tx, row, "created", event.occurred_at.isoformat())
             case StockRejected():
-                self._advance(tx, event.order_id, event.occurred_at.isoformat(), "created",
-                              "rejected", event.reason)
-            # StockReleased needs nothing from this service.
+                row = self._expect(tx, event.order_id, "created")
+                if row is not None:
+                    self._move(tx, row, event.occurred_at.isoformat(),
+                               [("rejected", event.reason)])
 
     def _create(self, tx: Tx, event: OrderCreated) -> None:
         at = event.occurred_at.isoformat()
@@ -99,52 +106,54 @@ class OrderService:
             (event.order_id, event.user_id, json.dumps([i.model_dump() for i in event.items]),
              event.total_price, at, at)).rowcount
         if inserted:  # a second OrderCreated for a known order id changes nothing
-            row = _order(tx.db, event.order_id)
-            assert row is not None
-            self._record(tx, at, row, "created", None)
+            self._record(tx, at, OrderStatusChanged(
+                order_id=event.order_id, user_id=event.user_id, items=event.items,
+                total_price=event.total_price, status="created"))
 
-    def _fulfil(self, tx: Tx, event: StockReserved) -> None:
-        """Confirm, then take the order on to its end."""
-        at = event.occurred_at.isoformat()
-        row = self._advance(tx, event.order_id, at, "created", "confirmed")
-        if row is not None:  # else moved on already: this reservation was applied before
-            self._take_on(tx, row, "confirmed", at)
-
-    def _take_on(self, tx: Tx, row: sqlite3.Row, status: str, at: str) -> None:
-        """The order `row` from `status` (confirmed, paid or shipped) to its end: the simulated
-        payment (cards have a limit), shipping, completion."""
-        if status == "confirmed" and row["total_price"] > self.payment_limit:
-            self._advance(tx, row["order_id"], at, "confirmed", "rejected",
-                          f"payment declined: {row['total_price']:.2f} is over the card limit "
-                          f"of {self.payment_limit:.2f}")
-            return
-        for expected, following in _AFTER_PAYMENT[_UNDER_WAY.index(status):]:
-            self._advance(tx, row["order_id"], at, expected, following)
-
-    def _advance(self, tx: Tx, order_id: str, at: str, expected: str, status: Status,
-                 reason: str | None = None) -> sqlite3.Row | None:
-        """Move the order from `expected` to `status` (at time `at`) and return its row; None
-        (and no change) for an order elsewhere, which moved on already."""
+    def _expect(self, tx: Tx, order_id: str, status: str) -> sqlite3.Row | None:
+        """The order's row if it is in `status`; None for an order that moved on already."""
         row = _order(tx.db, order_id)
         if row is None:
             raise Reject(f"unknown order {order_id!r}")
-        if row["status"] != expected:
-            return None
-        tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
-                      "WHERE order_id = ?", (status, reason, at, order_id))
-        self._record(tx, at, row, status, reason)
-        return row
+        return row if row["status"] == status else None
 
-    def _record(self, tx: Tx, at: str, order: sqlite3.Row, status: Status,
-                reason: str | None) -> None:
-        """History row and OrderStatusChanged for the status `order` just took."""
-        order_id = order["order_id"]
+    def _take_on(self, tx: Tx, row: sqlite3.Row, status: str, at: str) -> None:
+        """The order `row` from `status` (created, its stock reserved; confirmed, paid or
+        shipped) to its end: confirmation, the simulated payment (cards have a limit),
+        shipping, completion."""
+        steps: list[tuple[Status, str | None]] = []
+        if status == "created":
+            steps.append(("confirmed", None))
+            status = "confirmed"
+        if status == "confirmed" and row["total_price"] > self.payment_limit:
+            steps.append(("rejected", f"payment declined: {row['total_price']:.2f} is over the "
+                                      f"card limit of {self.payment_limit:.2f}"))
+        else:
+            steps += [(following, None) for _, following in
+                      _AFTER_PAYMENT[_UNDER_WAY.index(status):]]
+        self._move(tx, row, at, steps)
+
+    def _move(self, tx: Tx, row: sqlite3.Row, at: str,
+              steps: list[tuple[Status, str | None]]) -> None:
+        """Take the order `row` through `steps` ((status, reason), in order) at time `at`: one
+        update to the last, and each step's history row and OrderStatusChanged."""
+        final, reason = steps[-1]
+        tx.db.execute("UPDATE orders SET status = ?, reason = ?, updated_at = ? "
+                      "WHERE order_id = ?", (final, reason, at, row["order_id"]))
+        (status, reason), *later = steps
+        event = OrderStatusChanged(order_id=row["order_id"], user_id=row["user_id"],
+                                   items=json.loads(row["items"]),
+                                   total_price=row["total_price"], status=status, reason=reason)
+        self._record(tx, at, event)
+        for status, reason in later:
+            event = event.moved_on(status, reason)
+            self._record(tx, at, event)
+
+    def _record(self, tx: Tx, at: str, event: OrderStatusChanged) -> None:
+        """The history row of the status `event` announces, and the event."""
         tx.db.execute("INSERT INTO order_history (order_id, status, reason, at) "
-                      "VALUES (?, ?, ?, ?)", (order_id, status, reason, at))
-        tx.emit(OrderStatusChanged(order_id=order_id, user_id=order["user_id"],
-                                   items=json.loads(order["items"]),
-                                   total_price=order["total_price"], status=status,
-                                   reason=reason))
+                      "VALUES (?, ?, ?, ?)", (event.order_id, event.status, event.reason, at))
+        tx.emit(event)
 
 
 def _order(db: sqlite3.Connection, order_id: str) -> sqlite3.Row | None:

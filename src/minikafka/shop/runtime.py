@@ -11,7 +11,8 @@ and kept until the broker has acknowledged it (a crash in between publishes it a
 same `event_id`, which the next service ignores).
 Neither waits for the broker: the next batch is handled while the outbox is in flight and the
 offsets are committed (a wait of a round trip each per batch, before), and the rows the broker
-has acknowledged meanwhile are deleted in the next batch's transaction.
+has acknowledged meanwhile are deleted in the next batch's transaction. Offsets are committed
+every COMMIT_INTERVAL while records keep coming, and as soon as none do.
 
 A record that cannot be decoded goes to `<topic>.dlq` at once; one whose handler keeps failing
 goes there after `max_attempts`. Either way its offset moves on, so it never blocks a partition.
@@ -22,6 +23,7 @@ Connect's dead-letter queues do.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import signal
@@ -40,6 +42,11 @@ from .clients import ensure_topics, make_consumer, make_producer
 from .events import Event, InvalidEvent, decode, dlq_topic, encode, topic_of
 
 log = logging.getLogger("minikafka.shop")
+
+# Offsets are committed at most this often while records keep coming (at once when none do): a
+# commit per batch of a few records cost more than the records (redelivery after a crash or a
+# rebalance, the price of a later commit, is ignored by the event ids anyway).
+COMMIT_INTERVAL = 0.1  # seconds
 
 _STORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS processed (
@@ -137,6 +144,10 @@ class Service(Protocol):
     def setup(self, db: sqlite3.Connection) -> None:
         """Runs once at start, after the schema exists (seeding, say)."""
 
+    def concerns(self, event: Event) -> bool:
+        """Whether `event` may have an effect here: one that cannot is passed by, neither
+        handled nor remembered (a savepoint and a row less per event)."""
+
     def handle(self, tx: Tx, event: Event) -> None:
         """Apply `event`; raise Reject for an event that can never be handled."""
 
@@ -169,12 +180,15 @@ class ServiceRunner:
         consumer = make_consumer(self.bootstrap, self.group, self.group,
                                  self.session_timeout_ms)
         consumer.subscribe(list(self.service.topics))
+        gc.freeze()  # what start-up built lives as long as the process: out of the collector's way
         log.info("%s: consuming %s as group %s", self.service.name,
                  ", ".join(self.service.topics), self.group)
+        positions: dict[tuple[str, int], int] = {}  # handled, not yet committed
+        committed_at = time.monotonic()
         try:
             while not self.stop.is_set():
                 messages = next_batch(consumer, batch)
-                positions: dict[tuple[str, int], int] = {}
+                handled: dict[tuple[str, int], int] = {}
                 repeats = 0
                 if messages or self._acked:
                     with transaction(self.db):
@@ -184,15 +198,20 @@ class ServiceRunner:
                                 log.warning("%s: %s", self.service.name, msg.error())
                                 continue
                             repeats += not self.process(msg)
-                            positions[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
+                            handled[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
+                    positions.update(handled)
                 if repeats:
                     log.info("%s: ignored %d redelivered event(s)", self.service.name, repeats)
                 self.service.after_batch(self.db)
                 self.publish_outbox()
-                if positions:
+                if positions and (not messages or
+                                  time.monotonic() - committed_at >= COMMIT_INTERVAL):
                     self._commit(consumer, positions)
+                    positions, committed_at = {}, time.monotonic()
         finally:
             self.publish_outbox()
+            if positions:
+                self._commit(consumer, positions)
             consumer.close()
             self.producer.flush(10)
             with transaction(self.db):
@@ -206,6 +225,8 @@ class ServiceRunner:
             event = decode(_topic(msg), msg.value())
         except InvalidEvent as exc:
             return self._dead_letter(msg, str(exc), attempts=1)
+        if not self.service.concerns(event):
+            return True
         for attempt in range(1, self.max_attempts + 1):
             try:
                 with savepoint(self.db) as db:
@@ -273,7 +294,8 @@ class ServiceRunner:
 
     def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:  # not waited for: a commit lost to a rebalance or a crash means redelivery only
+        try:  # not waited for (close() waits for it): a commit lost to a rebalance or a crash
+            # means redelivery only
             consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
