@@ -56,6 +56,7 @@ from .context import (
     Api,
     BrokerContext,
     CloseConnection,
+    Poller,
     client_host,
     listener,
     principal,
@@ -384,6 +385,8 @@ class Connection(asyncio.BufferedProtocol):
         if api.answers_now is not None and not self._unstarted and not self.ctx.quotas.active \
                 and api.answers_now(self.ctx, header, request):
             return self._handle_now(api, header, request, len(frame) + 4)
+        if api.poll is not None and not self._unstarted and not self.ctx.quotas.active:
+            return self._poll(api.poll, header, request, len(frame) + 4)
         self._unstarted += 1
         return self._loop.create_task(
             self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
@@ -404,6 +407,34 @@ class Connection(asyncio.BufferedProtocol):
             self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
         return _encoded(header, answer) or []
+
+    def _poll(self, poll: Poller, header: RequestHeader, request: Any, size: int) -> Pending:
+        """_handle without a task, for a handler that mostly waits (Api.poll): its answer, if
+        made at once, else the future its reply will complete."""
+        slot: asyncio.Future[Pieces] = self._loop.create_future()
+        started = time.perf_counter()
+
+        def reply(answer: Any) -> None:
+            self._refund(size)
+            failed = isinstance(answer, BaseException)
+            self.ctx.metrics.answered(header, time.perf_counter() - started,
+                                      None if failed else answer)
+            if slot.done():  # cancelled: the connection is gone
+                return
+            if failed:
+                slot.set_exception(answer)
+            else:
+                slot.set_result(_encoded(header, answer))
+
+        try:
+            self._context.run(poll, self.ctx, header, request, reply)
+        except Exception as exc:
+            reply(exc)
+        if slot.done() and slot.exception() is None:  # answered at once: _write_ready may
+            pieces = slot.result()  # write it, unless it has record slices to send
+            if pieces is None or all(isinstance(piece, bytes) for piece in pieces):
+                return pieces or []
+        return slot
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its

@@ -20,7 +20,10 @@ is answered without reading its log. The waits are filed in `ctx.appends` (appen
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
+from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
@@ -40,8 +43,9 @@ from ...protocol.fetch import (
     encode_fetch_response,
 )
 from ..acls import AclOperation, ResourceType
-from ..bounds import client_gone
-from ..context import Api, BrokerContext, authorize, authorized
+from ..appends import Poll
+from ..bounds import hangup
+from ..context import Api, BrokerContext, Reply, authorize, authorized
 from ..fetch_sessions import FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
@@ -222,27 +226,74 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
-                       ) -> list[bytes | RecordsSlice]:
+class _Poll(Poll):
+    """A fetch waiting for min_bytes or max_wait_ms, in the context of its request."""
+
+    __slots__ = ("context", "ctx", "deadline", "header", "read_committed", "reply", "request",
+                 "variables")
+
+    def __init__(self, ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+                 context: FetchContext, reply: Reply) -> None:
+        super().__init__({}, hangup.get())
+        self.ctx, self.header, self.request, self.context = ctx, header, request, context
+        self.read_committed = request.isolation_level == READ_COMMITTED
+        self.deadline = ctx.loop.time() + max(request.max_wait_ms, 0) / 1000
+        self.reply = reply
+        self.variables: contextvars.Context | None = None  # the request's, once it waits
+
+    def attempt(self, expired: bool) -> bool:
+        """Answer if a partition has enough to return or an error, or the wait is over; else
+        (at the first attempt) file the poll in ctx.appends. True if answered."""
+        ctx, request = self.ctx, self.request
+        remaining = self.deadline - ctx.loop.time()
+        waiting = not expired and remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
+            and (self.gone is None or not self.gone.done())
+        if not waiting or not _idle(ctx, self.context.partitions, self.read_committed):
+            data, total, failed = _read_all(ctx, request, self.context)
+            if not waiting or failed or total >= request.min_bytes:
+                self.reply(_answer(ctx, self.header, self.context, data, total))
+                return True
+        if not self.tick:
+            self.watched = _watched(self.context.partitions)
+            self.variables = contextvars.copy_context()
+            ctx.appends.park(self, remaining)
+        return False
+
+    def wake(self, expired: bool) -> bool:
+        assert self.variables is not None
+        try:
+            return self.variables.run(self.attempt, expired)
+        except Exception as exc:  # the connection closes, as for a failed handler
+            self.reply(exc)
+            return True
+
+
+def poll_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+               reply: Reply) -> None:
+    """Answer through `reply` at once, or file a long poll that will."""
     context = _context(ctx, header.api_version, request)
     if context.error_code:
-        return encode_fetch_response(header, [], error_code=context.error_code)
-    wanted = context.partitions
-    read_committed = request.isolation_level == READ_COMMITTED
-    loop = ctx.loop
-    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    watched = None
-    while True:
-        remaining = deadline - loop.time()
-        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
-            and not client_gone()
-        if not waiting or not _idle(ctx, wanted, read_committed):
-            data, total, failed = _read_all(ctx, request, context)
-            if not waiting or failed or total >= request.min_bytes:
-                return _answer(ctx, header, context, data, total)
-        if watched is None:
-            watched = _watched(wanted)
-        await ctx.appends.wait(watched, remaining)
+        reply(encode_fetch_response(header, [], error_code=context.error_code))
+    else:
+        _Poll(ctx, header, request, context, reply).attempt(False)
 
 
-APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
+                       ) -> list[bytes | RecordsSlice]:
+    """poll_fetch for a handler's task (under client quotas, which time it)."""
+    answered: asyncio.Future[list[bytes | RecordsSlice]] = ctx.loop.create_future()
+
+    def reply(answer: Any) -> None:
+        if answered.done():  # cancelled: the connection is gone
+            return
+        if isinstance(answer, BaseException):
+            answered.set_exception(answer)
+        else:
+            answered.set_result(answer)
+
+    poll_fetch(ctx, header, request, reply)
+    return await answered
+
+
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request,
+            poll=poll_fetch),)
