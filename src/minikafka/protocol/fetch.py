@@ -69,6 +69,7 @@ class FetchRequest:
     session_epoch: int
     partitions: list[FetchPartition]  # in request order, topic by topic
     forgotten: list[tuple[str | uuid.UUID, int]]  # (topic name, or id from v13; partition)
+    shared: bool = False  # handed out for every fetch with the same body (decode_fetch_request)
 
 
 def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
@@ -95,8 +96,8 @@ def _topic(r: Reader, version: int, flexible: bool) -> tuple[str, uuid.UUID | No
 # sends the same fetch again and again (librdkafka's are sessionless). Bounded: small bodies only,
 # and emptied when full.
 _REPEATED: dict[tuple[int, bytes], FetchRequest] = {}
-REPEATED_MAX = 1024
-REPEATED_BODY_MAX = 1024
+REPEATED_MAX = 256
+REPEATED_BODY_MAX = 4096  # a fetch of ~140 partitions
 
 
 def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: int
@@ -114,6 +115,7 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
             if len(_REPEATED) >= REPEATED_MAX:
                 _REPEATED.clear()
             _REPEATED[key] = request
+            request.shared = True
     return request
 
 

@@ -29,7 +29,7 @@ from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH, Partition
-from ...protocol.codec import RequestHeader
+from ...protocol.codec import RequestHeader, response_header
 from ...protocol.fetch import (
     MAX_VERSION,
     MIN_VERSION,
@@ -42,6 +42,7 @@ from ...protocol.fetch import (
     decode_fetch_request,
     encode_fetch_response,
 )
+from ...protocol.primitives import INT32
 from ..acls import AclOperation, ResourceType
 from ..appends import Poll
 from ..bounds import hangup
@@ -95,10 +96,12 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     return data, found.length
 
 
-def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool) -> bool:
+def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool,
+          states: list[int] | None = None) -> bool:
     """Whether no partition has records past its fetch offset or an error to answer with: then
     a long poll waits on, and its answer is not built (a consumer's fetches mostly find nothing
-    new, and this costs no object per partition)."""
+    new, and this costs no object per partition). `states` gets each partition's last stable
+    and log start offsets, what an empty answer tells besides the high watermarks."""
     partition_of = ctx.log.partition
     checked = None  # the last topic found readable: requests list a topic's partitions together
     for p in wanted:
@@ -118,6 +121,8 @@ def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool
                               or offset < partition.log_start_offset
                               or offset < partition.last_stable_offset):
             return False
+        if states is not None:
+            states += (partition.last_stable_offset, partition.log_start_offset)
     return True
 
 
@@ -226,6 +231,39 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
+# The empty answers lately made to sessionless fetches (after the response header), by request:
+# decode_fetch_request hands out one object per body, and a consumer that finds nothing asks
+# the same again and again. Each with its request (so that its id stays its own) and the states
+# (_idle) it tells of; bounded as the decoder's.
+_EMPTY: dict[int, tuple[FetchRequest, list[int], bytes]] = {}
+EMPTY_MAX = 256
+
+
+def _empty(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+           context: FetchContext) -> list[bytes | RecordsSlice] | None:
+    """The answer of a sessionless fetch whose partitions are all at their ends, encoded
+    once for as long as their states stay the same; None for any other fetch (or one the
+    decoder did not share)."""
+    if not request.shared or request.isolation_level == READ_COMMITTED or ctx.quotas.active:
+        return None
+    states: list[int] = []
+    if not _idle(ctx, context.partitions, False, states):
+        return None
+    head = response_header(header)
+    made = _EMPTY.get(id(request))
+    if made is not None and made[0] is request and made[1] == states:
+        body = made[2]
+    else:
+        data, total, _failed = _read_all(ctx, request, context)
+        answer = _answer(ctx, header, context, data, total)[0]
+        assert isinstance(answer, bytes) and total == 0
+        body = answer[4 + len(head):]
+        if len(_EMPTY) >= EMPTY_MAX:
+            _EMPTY.clear()
+        _EMPTY[id(request)] = (request, states, body)
+    return [INT32.pack(len(head) + len(body)) + head + body]
+
+
 class _Poll(Poll):
     """A fetch waiting for min_bytes or max_wait_ms, in the context of its request."""
 
@@ -248,6 +286,9 @@ class _Poll(Poll):
         remaining = self.deadline - ctx.loop.time()
         waiting = not expired and remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
             and (self.gone is None or not self.gone.done())
+        if not waiting and (empty := _empty(ctx, self.header, request, self.context)):
+            self.reply(empty)
+            return True
         if not waiting or not _idle(ctx, self.context.partitions, self.read_committed):
             data, total, failed = _read_all(ctx, request, self.context)
             if not waiting or failed or total >= request.min_bytes:
