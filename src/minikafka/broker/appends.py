@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any, Protocol
 
 Watched = Mapping[str, Container[int]]  # topic -> the indexes of its partitions waited on
@@ -61,6 +61,8 @@ class AppendNotifier:
         self._polls: dict[str, dict[Poll, Container[int]]] = {}
         self._hangups: dict[asyncio.Future[None], set[Poll]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[Poll]]] = {}
+        self._due: list[Poll] = []  # woken by appends, to look again in the next turn
+        self._deferred: list[Callable[[], None]] | None = None  # during a pass: run after it
         # Between `hold` and `write_held`: the partitions holding appends, each with what the
         # appends' service layer keeps about them (ops.HeldWrites)
         self.held: dict[Holding, Any] | None = None
@@ -78,14 +80,24 @@ class AppendNotifier:
             partition.write_held()
 
     def notify(self, topic: str, index: int) -> None:
-        """The partition got an append: its polls look again in a later turn of the event loop
-        (after the held appends are written)."""
+        """The partition got an append: its polls look again in the next turn of the event
+        loop (after the held appends are written), in one pass."""
         polls = self._polls.get(topic)
         if polls:
             for poll, indexes in polls.items():
                 if index in indexes and not poll.woken:
                     poll.woken = True
-                    self._loop.call_soon(self._woken, poll)
+                    if not self._due:
+                        self._loop.call_soon(self._wake_due)
+                    self._due.append(poll)
+
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current pass over polls is over (a connection writes the
+        answers of that pass in one write), or soon if there is no pass."""
+        if self._deferred is None:
+            self._loop.call_soon(callback)
+        else:
+            self._deferred.append(callback)
 
     def wake_all(self) -> None:
         """On shutdown: answer every long poll now (each is in one millisecond's set, even one
@@ -134,23 +146,30 @@ class AppendNotifier:
                 timed[0].cancel()
                 del self._ticks[tick]
 
-    def _woken(self, poll: Poll) -> None:
-        poll.woken = False
-        if poll.tick and poll.wake(False):  # still filed (not answered meanwhile)
-            self._forget(poll)
+    def _wake_due(self) -> None:
+        due, self._due = self._due, []
+        self._pass(due, False)
 
     def _hung_up(self, gone: asyncio.Future[None]) -> None:
-        for poll in self._hangups.pop(gone, ()):
-            poll.gone = None  # its set is gone already
-            if poll.tick and poll.wake(True):
-                self._forget(poll)
+        self._pass(self._hangups.pop(gone, ()), True)
 
     def _expire(self, tick: int) -> None:
         _timer, polls = self._ticks.pop(tick)
-        for poll in polls:
-            poll.tick = -1  # no longer in a millisecond's set, still filed elsewhere
-            poll.wake(True)
-            self._forget(poll)
+        self._pass(polls, True)
+
+    def _pass(self, polls: Iterable[Poll], expired: bool) -> None:
+        """Wake each poll still filed (`expired`: it must answer), then run what they deferred."""
+        deferred: list[Callable[[], None]] = []
+        self._deferred = deferred
+        try:
+            for poll in polls:
+                poll.woken = False
+                if poll.tick and poll.wake(expired):
+                    self._forget(poll)
+        finally:
+            self._deferred = None
+            for callback in deferred:
+                callback()
 
 
 class Flushable(Protocol):

@@ -84,6 +84,31 @@ def _read(fd: int, position: int, size: int) -> bytes:
     return chunk
 
 
+def _bytes(pieces: Pieces) -> list[bytes] | None:
+    """An answer's pieces as bytes, small record slices read; None if it has a big slice."""
+    if pieces is None:
+        return []
+    for piece in pieces:
+        if not isinstance(piece, bytes):
+            break
+    else:
+        return pieces
+    if any(not isinstance(piece, bytes) and piece.length > SMALL_SLICE for piece in pieces):
+        return None
+    try:
+        return [piece if isinstance(piece, bytes)
+                else _read(piece.file.fileno(), piece.position, piece.length)
+                for piece in pieces]
+    except OSError:
+        return None  # the writer fails as it would have
+
+
+def _polling(pending: Pending | None) -> bool:
+    """A long poll's answer not yet made (Connection._poll), not a handler's task."""
+    return isinstance(pending, asyncio.Future) and not pending.done() \
+        and not isinstance(pending, asyncio.Task)
+
+
 def run_now(coroutine: Coroutine[Any, Any, Answer]) -> Answer:
     """Run a coroutine that does not wait to its end, here and now."""
     try:
@@ -140,6 +165,7 @@ class Connection(asyncio.BufferedProtocol):
         self._unmute_timer: asyncio.TimerHandle | None = None  # set while a quota mutes us
         self._gone = False  # lost, or closing for a protocol violation: send nothing more
         self._wake_writer: asyncio.Future[None] | None = None
+        self._flush_due = False  # _flush is deferred to the end of a pass of long polls
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
         self._context = contextvars.copy_context()  # with client_host; each handler a copy
         # Handler tasks not yet started: a request answered at once must not pass them (their
@@ -269,27 +295,40 @@ class Connection(asyncio.BufferedProtocol):
             return
         if added:
             self._write_ready()
-            if answers:
+            if answers and not _polling(answers[0]):  # a long poll's reply writes or wakes
                 self._wake()
         self._update_reading()
 
     def _write_ready(self) -> bool:
-        """Write the answers at the head of the queue that were answered at once, in one write,
-        while the writer task is idle (nothing of ours is on its way out) and the transport takes
-        more; True if any left the queue."""
+        """Write the answers at the head of the queue that were answered at once or by a long
+        poll, if all bytes (or small record slices), in one write, while the writer task is idle
+        (nothing of ours is on its way out) and the transport takes more; True if any left the
+        queue."""
         answers = self._answers
         if self._wake_writer is None or self._wake_writer.done() or self._drained is not None \
-                or self._gone or self.transport is None or not answers \
-                or not isinstance(answers[0], list):
+                or self._gone or self.transport is None or not answers or answers[0] is None:
+            return False
+        head = answers[0]
+        if isinstance(head, asyncio.Task) or (isinstance(head, asyncio.Future)
+                                              and not head.done()):
             return False
         self.ctx.appends.write_held()  # what they acknowledge is written first
         pieces: list[bytes] = []
-        while answers and isinstance(head := answers[0], list):
+        count = len(answers)
+        while answers and (head := answers[0]) is not None:
+            if isinstance(head, list):
+                pieces += head
+            elif isinstance(head, asyncio.Task) or not head.done() or head.cancelled() \
+                    or head.exception() is not None:
+                break  # a handler's task, or a failure: the writer's
+            elif (ready := _bytes(head.result())) is None:
+                break  # the writer sends it
+            else:
+                pieces += ready
             answers.popleft()
-            pieces += head
         if pieces:
             self.transport.write(b"".join(pieces))
-        return True
+        return len(answers) < count
 
     def _update_reading(self) -> None:
         """Pause reading while max_in_flight requests are unanswered or the broker's request
@@ -434,6 +473,9 @@ class Connection(asyncio.BufferedProtocol):
                 slot.set_exception(answer)
             else:
                 slot.set_result(_encoded(header, answer))
+            if self._answers and self._answers[0] is slot and not self._flush_due:
+                self._flush_due = True  # once for the answers of this pass
+                self.ctx.appends.defer(self._flush)
 
         try:
             self._context.run(poll, self.ctx, header, request, reply)
@@ -444,6 +486,18 @@ class Connection(asyncio.BufferedProtocol):
             if pieces is None or all(isinstance(piece, bytes) for piece in pieces):
                 return pieces or []
         return slot
+
+    def _flush(self) -> None:
+        """After a pass of long polls answered (AppendNotifier.defer), the first of them at the
+        head of the queue: write what is ready there now, without waking the writer, which
+        sends what it must itself (big record slices, failures)."""
+        self._flush_due = False
+        if self._write_ready():
+            self._last_active = self._loop.time()
+            if self._read_paused and self._reading:
+                self._parse()  # room again for requests waiting in the buffer
+        if self._answers and not _polling(self._answers[0]):
+            self._wake()
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its
@@ -551,6 +605,10 @@ class Connection(asyncio.BufferedProtocol):
                 continue
             if answers[0] is None:
                 return
+            if _polling(answers[0]):  # its reply writes it, or wakes us (_flush)
+                self._wake_writer = loop.create_future()
+                await self._wake_writer
+                continue
             pieces: list[Any] = []
             try:
                 if isinstance(answers[0], asyncio.Future):
