@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -47,7 +48,7 @@ from ..acls import AclOperation, ResourceType
 from ..appends import Poll
 from ..bounds import hangup
 from ..context import Api, BrokerContext, Reply, authorize, authorized
-from ..fetch_sessions import FetchContext
+from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
@@ -140,8 +141,9 @@ def _name_topics(ctx: BrokerContext, version: int, wanted: list[FetchPartition])
 
 def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchContext:
     _name_topics(ctx, version, request.partitions)
-    if version < SESSIONS_FROM:
-        return FetchContext(request.partitions)
+    if version < SESSIONS_FROM or (request.session_epoch == FINAL_EPOCH
+                                   and request.session_id == INVALID_SESSION_ID):
+        return FetchContext(request.partitions)  # sessionless, closing no session
     return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
                                           request.partitions, request.forgotten,
                                           topic_ids=version >= TOPIC_IDS_FROM)
@@ -231,12 +233,29 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-# The empty answers lately made to sessionless fetches (after the response header), by request:
-# decode_fetch_request hands out one object per body, and a consumer that finds nothing asks
-# the same again and again. Each with its request (so that its id stays its own) and the states
-# (_idle) it tells of; bounded as the decoder's.
-_EMPTY: dict[int, tuple[FetchRequest, list[int], bytes]] = {}
-EMPTY_MAX = 256
+@dataclass(slots=True)
+class _Shared:
+    """What is kept of a request that the decoder shares among the fetches with its body
+    (decode_fetch_request): a consumer that finds nothing asks the same again and again."""
+
+    request: FetchRequest  # kept, so that its id stays its own
+    watched: dict[str, set[int]] | None  # the partitions it watches (to v12: named in it)
+    states: list[int] | None = None  # those its empty answer tells of (_idle)
+    body: bytes = b""  # that answer, after the response header
+
+
+_SHARED: dict[int, _Shared] = {}
+SHARED_MAX = 256  # bounded as the decoder's
+
+
+def _shared(request: FetchRequest, version: int) -> _Shared:
+    memo = _SHARED.get(id(request))
+    if memo is None or memo.request is not request:
+        if len(_SHARED) >= SHARED_MAX:
+            _SHARED.clear()
+        memo = _SHARED[id(request)] = _Shared(
+            request, _watched(request.partitions) if version < TOPIC_IDS_FROM else None)
+    return memo
 
 
 def _empty(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
@@ -250,18 +269,13 @@ def _empty(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
     if not _idle(ctx, context.partitions, False, states):
         return None
     head = response_header(header)
-    made = _EMPTY.get(id(request))
-    if made is not None and made[0] is request and made[1] == states:
-        body = made[2]
-    else:
+    memo = _shared(request, header.api_version)
+    if memo.states != states:
         data, total, _failed = _read_all(ctx, request, context)
         answer = _answer(ctx, header, context, data, total)[0]
         assert isinstance(answer, bytes) and total == 0
-        body = answer[4 + len(head):]
-        if len(_EMPTY) >= EMPTY_MAX:
-            _EMPTY.clear()
-        _EMPTY[id(request)] = (request, states, body)
-    return [INT32.pack(len(head) + len(body)) + head + body]
+        memo.states, memo.body = states, answer[4 + len(head):]
+    return [INT32.pack(len(head) + len(memo.body)) + head + memo.body]
 
 
 class _Poll(Poll):
@@ -295,7 +309,9 @@ class _Poll(Poll):
                 self.reply(_answer(ctx, self.header, self.context, data, total))
                 return True
         if not self.tick:
-            self.watched = _watched(self.context.partitions)
+            watched = _shared(request, self.header.api_version).watched if request.shared \
+                else None
+            self.watched = watched if watched is not None else _watched(self.context.partitions)
             self.variables = contextvars.copy_context()
             ctx.appends.park(self, remaining)
         return False
