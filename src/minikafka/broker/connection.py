@@ -103,6 +103,14 @@ def _bytes(pieces: Pieces) -> list[bytes] | None:
         return None  # the writer fails as it would have
 
 
+def _answered(pending: Pending | None) -> bool:
+    """Answered at once, or by a long poll that did not fail (a handler's task is the
+    writer's)."""
+    return isinstance(pending, list) or (
+        isinstance(pending, asyncio.Future) and not isinstance(pending, asyncio.Task)
+        and pending.done() and not pending.cancelled() and pending.exception() is None)
+
+
 def _polling(pending: Pending | None) -> bool:
     """A long poll's answer not yet made (Connection._poll), not a handler's task."""
     return isinstance(pending, asyncio.Future) and not pending.done() \
@@ -306,25 +314,18 @@ class Connection(asyncio.BufferedProtocol):
         queue."""
         answers = self._answers
         if self._wake_writer is None or self._wake_writer.done() or self._drained is not None \
-                or self._gone or self.transport is None or not answers or answers[0] is None:
-            return False
-        head = answers[0]
-        if isinstance(head, asyncio.Task) or (isinstance(head, asyncio.Future)
-                                              and not head.done()):
+                or self._gone or self.transport is None or not answers \
+                or not _answered(answers[0]):
             return False
         self.ctx.appends.write_held()  # what they acknowledge is written first
         pieces: list[bytes] = []
         count = len(answers)
-        while answers and (head := answers[0]) is not None:
-            if isinstance(head, list):
-                pieces += head
-            elif isinstance(head, asyncio.Task) or not head.done() or head.cancelled() \
-                    or head.exception() is not None:
-                break  # a handler's task, or a failure: the writer's
-            elif (ready := _bytes(head.result())) is None:
-                break  # the writer sends it
-            else:
-                pieces += ready
+        while answers and _answered(head := answers[0]):
+            ready = head if isinstance(head, list) else \
+                _bytes(head.result()) if isinstance(head, asyncio.Future) else None
+            if ready is None:
+                break  # a big record slice: the writer sends it
+            pieces += ready
             answers.popleft()
         if pieces:
             self.transport.write(b"".join(pieces))
@@ -481,10 +482,8 @@ class Connection(asyncio.BufferedProtocol):
             self._context.run(poll, self.ctx, header, request, reply)
         except Exception as exc:
             reply(exc)
-        if slot.done() and slot.exception() is None:  # answered at once: _write_ready may
-            pieces = slot.result()  # write it, unless it has record slices to send
-            if pieces is None or all(isinstance(piece, bytes) for piece in pieces):
-                return pieces or []
+        if _answered(slot) and (ready := _bytes(slot.result())) is not None:
+            return ready  # answered at once, as bytes: _write_ready may write it
         return slot
 
     def _flush(self) -> None:
