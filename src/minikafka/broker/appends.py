@@ -61,7 +61,9 @@ class AppendNotifier:
         self._polls: dict[str, dict[Poll, Container[int]]] = {}
         self._hangups: dict[asyncio.Future[None], set[Poll]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[Poll]]] = {}
-        self._due: list[Poll] = []  # woken by appends, to look again in the next turn
+        self._due: list[Poll] = []  # woken by appends, to look again
+        self._due_soon = False  # a turn of the event loop is to wake them
+        self._reading = 0  # connections reading (between begin_read and end_read)
         self._deferred: list[Callable[[], None]] | None = None  # during a pass: run after it
         # Between `hold` and `write_held`: the partitions holding appends, each with what the
         # appends' service layer keeps about them (ops.HeldWrites)
@@ -79,17 +81,39 @@ class AppendNotifier:
         for partition in held or ():
             partition.write_held()
 
+    def begin_read(self) -> None:
+        """A connection handles what it read: the polls its appends wake look again when it
+        is done (end_read)."""
+        self._reading += 1
+
+    def end_read(self) -> None:
+        """The read is handled: write what its appends held, then wake the polls they woke,
+        in this turn of the event loop (as Kafka completes delayed fetches right after the
+        append), unless this is within a pass over polls."""
+        self._reading -= 1
+        self.write_held()
+        if self._due and not self._reading:
+            if self._deferred is None:
+                self._wake_due()
+            else:
+                self._wake_soon()
+
     def notify(self, topic: str, index: int) -> None:
-        """The partition got an append: its polls look again in the next turn of the event
-        loop (after the held appends are written), in one pass."""
+        """The partition got an append: its polls look again, in one pass, after the held
+        appends are written (at the end of the read, or in the next turn of the event loop)."""
         polls = self._polls.get(topic)
         if polls:
             for poll, indexes in polls.items():
                 if index in indexes and not poll.woken:
                     poll.woken = True
-                    if not self._due:
-                        self._loop.call_soon(self._wake_due)
                     self._due.append(poll)
+            if self._due and not self._reading:
+                self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        if not self._due_soon:
+            self._due_soon = True
+            self._loop.call_soon(self._wake_due)
 
     def defer(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current pass over polls is over (a connection writes the
@@ -147,6 +171,7 @@ class AppendNotifier:
                 del self._ticks[tick]
 
     def _wake_due(self) -> None:
+        self._due_soon = False
         due, self._due = self._due, []
         self._pass(due, False)
 

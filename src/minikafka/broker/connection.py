@@ -273,10 +273,11 @@ class Connection(asyncio.BufferedProtocol):
         batches of Produce requests answered at once are held meanwhile (from the first that
         more bytes follow), and written together before any answer leaves
         (AppendNotifier.hold)."""
+        self.ctx.appends.begin_read()
         try:
             self._parse_frames()
         finally:
-            self.ctx.appends.write_held()
+            self.ctx.appends.end_read()
 
     def _parse_frames(self) -> None:
         frames, answers, appends = self._frames, self._answers, self.ctx.appends
