@@ -5,8 +5,11 @@ frame, none per read: protocol.framing's FrameBuffer), starting one handler task
 writer task awaits those tasks in arrival order and writes each answer, so requests run
 concurrently but answers leave in the order asked (the protocol's rule). At most `max_in_flight`
 requests are unanswered; past that reading pauses and TCP pushes back on the client. Answers that
-are ready together leave in one write; record slices go out with sendfile. Anything that breaks
-the protocol closes this connection only.
+are ready together leave in one write; record slices go out with sendfile (small ones are read
+and written with their answer). Requests whose handler cannot wait are answered without a task,
+and long polls (Fetch) wait without one, filed in ctx.appends: the answers those make at the head
+of the queue are written by the reader side, and the writer task sends only the rest. Anything
+that breaks the protocol closes this connection only.
 
 Bounds (bounds.py): bytes read are charged to the broker's request budget until their request is
 answered, and reading pauses while it is spent; connections past max.connections(.per.ip) are

@@ -15,7 +15,11 @@ partitions read are the session's, and those with nothing new are left out of th
 Most fetches of a consumer find nothing new, so that case is the cheap one: a long poll first
 asks whether any partition has records or an error for it (`_idle`, no object per partition) and
 builds its answer only once there is one or its time is up; a partition at its high watermark
-is answered without reading its log. The waits are filed in `ctx.appends` (appends.py).
+is answered without reading its log. A long poll is no task: it is a `Poll` filed in
+`ctx.appends` (appends.py), answering through the connection's reply when woken. A sessionless
+consumer that finds nothing sends the same fetch again and again: its decoded request is shared
+(protocol/fetch.py), and the empty answer to it encoded once while its partitions stay as they
+are.
 """
 
 from __future__ import annotations
