@@ -83,6 +83,17 @@ def test_only_an_append_to_a_partition_it_reads_wakes_a_long_poll(
     assert waiting.records() == [(topic, 2, b"here")]
 
 
+@pytest.mark.parametrize("size", [100, 100_000], ids=["small", "big"])
+def test_a_woken_long_poll_answers_with_the_records_whatever_their_size(
+        broker: InProcessBroker, raw: RawClient, topic: str, size: int) -> None:
+    """Small record slices are read and sent with their answer's bytes, big ones by sendfile."""
+    create_topic(broker.bootstrap, topic)
+    waiting = Waiting(raw, poll({topic: [0]}))
+    time.sleep(0.2)  # the poll is waiting
+    produce(broker, topic, 0, b"v" * size)
+    assert waiting.records() == [(topic, 0, b"v" * size)]
+
+
 @pytest.mark.parametrize("woken", ["many", "other"])
 def test_a_poll_over_many_partitions_and_topics_wakes_for_any_of_them(
         broker: InProcessBroker, raw: RawClient, topic: str, woken: str) -> None:

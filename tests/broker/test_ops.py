@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from minikafka.broker import ops
+from minikafka.broker.appends import Poll
 from minikafka.broker.config import BrokerConfig
 from minikafka.broker.context import BrokerContext
 from minikafka.broker.groups import OffsetCommitCheck
@@ -51,15 +52,29 @@ def records_in(ctx: BrokerContext, topic: str) -> float:
                                                  {"topic": topic}) or 0
 
 
+class Woken(Poll):
+    """A long poll that answers at its first wake."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self, watched: dict[str, set[int]]) -> None:
+        super().__init__(watched, None)
+        self.answered = asyncio.get_running_loop().create_future()
+
+    def wake(self, expired: bool) -> bool:
+        self.answered.set_result(expired)
+        return True
+
+
 @pytest.mark.parametrize(("flush", "synced"), [("always", 1), ("never", 0)])
 def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
         tmp_path: Path, flush: str, synced: int) -> None:
     async def body(ctx: BrokerContext) -> None:
         await ops.create_topic(ctx, "t", 1)
-        poll = asyncio.create_task(ctx.appends.wait({"t": {0}}, 10))
-        await asyncio.sleep(0)  # the long poll is waiting
+        poll = Woken({"t": {0}})
+        ctx.appends.park(poll, 10)
         info = await ops.produce(ctx, "t", 0, BATCH)
-        await asyncio.wait_for(poll, 1)
+        await asyncio.wait_for(poll.answered, 1)
         assert (info.base_offset, ctx.log.partition("t", 0).high_watermark) == (0, 1)
         assert (records_in(ctx, "t"), fsyncs(ctx)) == (1, synced)
 

@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any, Protocol
 
-from .bounds import hangup
-
 Watched = Mapping[str, Container[int]]  # topic -> the indexes of its partitions waited on
 
 
@@ -18,17 +16,39 @@ class Holding(Protocol):
     def write_held(self) -> None: ...
 
 
+class Poll:
+    """A long poll filed in the AppendNotifier (Kafka's DelayedFetch): `wake` is called when a
+    partition it reads gets an append (a later turn of the event loop), its time runs out
+    (`expired`), its client hangs up or the broker stops; it answers or waits on. No task
+    waits for it: a poll costs its object and its filing, and the polls that end in one
+    millisecond are answered in one pass."""
+
+    __slots__ = ("gone", "tick", "watched", "woken")
+
+    def __init__(self, watched: Watched, gone: asyncio.Future[None] | None) -> None:
+        self.watched = watched  # topic -> the indexes of its partitions it reads
+        self.gone = gone  # its client's hang-up signal
+        self.tick = 0  # the millisecond it is filed under (0: not filed)
+        self.woken = False  # a wake by an append is scheduled
+
+    def wake(self, expired: bool) -> bool:
+        """Answer now if there is something to answer or the time is up (`expired`, the client
+        gone, the broker stopping); True if answered."""
+        raise NotImplementedError
+
+
 class AppendNotifier:
     """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory), and
     keeps the partitions holding appends while a connection reads.
 
-    A long poll waits on one future, filed under each topic it reads (with the set of partitions
-    it reads there, so that filing a consumer of a thousand partitions is one entry, not a
+    A long poll (`Poll`) is filed under each topic it reads (with the set of partitions it
+    reads there, so that filing a consumer of a thousand partitions is one entry, not a
     thousand), under its client's hang-up signal, and under the millisecond its time runs out
     in: long polls that end in the same millisecond share one timer (Kafka's purgatory ticks by
-    the millisecond too), so they are answered in one turn of the event loop and leave a
-    connection in one write. A poll woken early leaves its millisecond's set, whose timer is
-    cancelled once that set is empty.
+    the millisecond too), so they are answered in one pass and leave a connection in one
+    write. A poll answered early leaves its millisecond's set, whose timer is cancelled once
+    that set is empty; one woken by an append that finds nothing to answer (not enough bytes,
+    or a record not yet stable) stays filed as it was.
 
     Group commit: the small Produce requests parsed from one read are answered at once, and
     their batches are held (Partition.append's `on_written`) and written by `write_held`, one
@@ -38,9 +58,13 @@ class AppendNotifier:
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()  # made in the loop it serves (see BrokerContext)
-        self._polls: dict[str, dict[asyncio.Future[None], Container[int]]] = {}
-        self._hangups: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
-        self._ticks: dict[int, tuple[asyncio.TimerHandle, set[asyncio.Future[None]]]] = {}
+        self._polls: dict[str, dict[Poll, Container[int]]] = {}
+        self._hangups: dict[asyncio.Future[None], set[Poll]] = {}
+        self._ticks: dict[int, tuple[asyncio.TimerHandle, set[Poll]]] = {}
+        self._due: list[Poll] = []  # woken by appends, to look again
+        self._due_soon = False  # a turn of the event loop is to wake them
+        self._reading = 0  # connections reading (between begin_read and end_read)
+        self._deferred: list[Callable[[], None]] | None = None  # during a pass: run after it
         # Between `hold` and `write_held`: the partitions holding appends, each with what the
         # appends' service layer keeps about them (ops.HeldWrites)
         self.held: dict[Holding, Any] | None = None
@@ -57,76 +81,120 @@ class AppendNotifier:
         for partition in held or ():
             partition.write_held()
 
+    def begin_read(self) -> None:
+        """A connection handles what it read: the polls its appends wake look again when it
+        is done (end_read)."""
+        self._reading += 1
+
+    def end_read(self) -> None:
+        """The read is handled: write what its appends held, then wake the polls they woke,
+        in this turn of the event loop (as Kafka completes delayed fetches right after the
+        append), unless this is within a pass over polls."""
+        self._reading -= 1
+        self.write_held()
+        if self._due and not self._reading:
+            if self._deferred is None:
+                self._wake_due()
+            else:
+                self._wake_soon()
+
     def notify(self, topic: str, index: int) -> None:
-        """The partition got an append."""
+        """The partition got an append: its polls look again, in one pass, after the held
+        appends are written (at the end of the read, or in the next turn of the event loop)."""
         polls = self._polls.get(topic)
         if polls:
-            for waiter, indexes in polls.items():
-                if index in indexes and not waiter.done():
-                    waiter.set_result(None)
+            for poll, indexes in polls.items():
+                if index in indexes and not poll.woken:
+                    poll.woken = True
+                    self._due.append(poll)
+            if self._due and not self._reading:
+                self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        if not self._due_soon:
+            self._due_soon = True
+            self._loop.call_soon(self._wake_due)
+
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current pass over polls is over (a connection writes the
+        answers of that pass in one write), or soon if there is no pass."""
+        if self._deferred is None:
+            self._loop.call_soon(callback)
+        else:
+            self._deferred.append(callback)
 
     def wake_all(self) -> None:
         """On shutdown: answer every long poll now (each is in one millisecond's set, even one
         that reads no partition)."""
-        for _timer, waiters in self._ticks.values():
-            _wake(waiters)
+        for tick in list(self._ticks):
+            self._ticks[tick][0].cancel()
+            self._expire(tick)
 
-    async def wait(self, watched: Watched, timeout: float) -> None:
-        """Return when a partition in `watched` gets an append, once `timeout` seconds have
-        passed (up to a millisecond more), or when the client hangs up."""
-        loop = self._loop
-        waiter: asyncio.Future[None] = loop.create_future()
-        for topic, indexes in watched.items():
+    def park(self, poll: Poll, timeout: float) -> None:
+        """File `poll` until a partition it watches gets an append, `timeout` seconds have
+        passed (up to a millisecond more), or its client hangs up."""
+        for topic, indexes in poll.watched.items():
             polls = self._polls.get(topic)
             if polls is None:
                 polls = self._polls[topic] = {}
-            polls[waiter] = indexes
-        gone = hangup.get()
+            polls[poll] = indexes
+        gone = poll.gone
         if gone is not None:
             hung = self._hangups.get(gone)
             if hung is None:  # a connection's signal is watched once, till it fires
                 hung = self._hangups[gone] = set()
                 gone.add_done_callback(self._hung_up)
-            hung.add(waiter)
-        tick = math.ceil((loop.time() + timeout) * 1000)
+            hung.add(poll)
+        loop = self._loop
+        poll.tick = tick = math.ceil((loop.time() + timeout) * 1000)
         timed = self._ticks.get(tick)
         if timed is None:
             timed = self._ticks[tick] = (loop.call_at(tick / 1000, self._expire, tick), set())
-        timed[1].add(waiter)
-        try:
-            await waiter
-        finally:
-            self._forget(waiter, watched, tick, gone)
+        timed[1].add(poll)
 
-    def _forget(self, waiter: asyncio.Future[None], watched: Watched, tick: int,
-                gone: asyncio.Future[None] | None) -> None:
-        for topic in watched:
+    def _forget(self, poll: Poll) -> None:
+        for topic in poll.watched:
             polls = self._polls.get(topic)
             if polls is not None:
-                polls.pop(waiter, None)
+                polls.pop(poll, None)
                 if not polls:
                     del self._polls[topic]
+        gone = poll.gone
         if gone is not None and (hung := self._hangups.get(gone)) is not None:
-            hung.discard(waiter)
+            hung.discard(poll)
+        tick, poll.tick = poll.tick, 0
         timed = self._ticks.get(tick)
         if timed is not None:
-            timed[1].discard(waiter)
+            timed[1].discard(poll)
             if not timed[1]:
                 timed[0].cancel()
                 del self._ticks[tick]
 
+    def _wake_due(self) -> None:
+        self._due_soon = False
+        due, self._due = self._due, []
+        self._pass(due, False)
+
     def _hung_up(self, gone: asyncio.Future[None]) -> None:
-        _wake(self._hangups.pop(gone, ()))
+        self._pass(self._hangups.pop(gone, ()), True)
 
     def _expire(self, tick: int) -> None:
-        _timer, waiters = self._ticks.pop(tick)
-        _wake(waiters)
+        _timer, polls = self._ticks.pop(tick)
+        self._pass(polls, True)
 
-
-def _wake(waiters: Iterable[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)
+    def _pass(self, polls: Iterable[Poll], expired: bool) -> None:
+        """Wake each poll still filed (`expired`: it must answer), then run what they deferred."""
+        deferred: list[Callable[[], None]] = []
+        self._deferred = deferred
+        try:
+            for poll in polls:
+                poll.woken = False
+                if poll.tick and poll.wake(expired):
+                    self._forget(poll)
+        finally:
+            self._deferred = None
+            for callback in deferred:
+                callback()
 
 
 class Flushable(Protocol):

@@ -5,8 +5,11 @@ frame, none per read: protocol.framing's FrameBuffer), starting one handler task
 writer task awaits those tasks in arrival order and writes each answer, so requests run
 concurrently but answers leave in the order asked (the protocol's rule). At most `max_in_flight`
 requests are unanswered; past that reading pauses and TCP pushes back on the client. Answers that
-are ready together leave in one write; record slices go out with sendfile. Anything that breaks
-the protocol closes this connection only.
+are ready together leave in one write; record slices go out with sendfile (small ones are read
+and written with their answer). Requests whose handler cannot wait are answered without a task,
+and long polls (Fetch) wait without one, filed in ctx.appends: the answers those make at the head
+of the queue are written by the reader side, and the writer task sends only the rest. Anything
+that breaks the protocol closes this connection only.
 
 Bounds (bounds.py): bytes read are charged to the broker's request budget until their request is
 answered, and reading pauses while it is spent; connections past max.connections(.per.ip) are
@@ -56,6 +59,7 @@ from .context import (
     Api,
     BrokerContext,
     CloseConnection,
+    Poller,
     client_host,
     listener,
     principal,
@@ -72,6 +76,48 @@ Pieces = list[Any] | None  # bytes and record slices, or None when no answer is 
 # answer is due).
 Pending = asyncio.Future[Pieces] | list[Any]
 TLS_CHUNK = 1024 * 1024  # record bytes read and encrypted at a time under TLS
+SMALL_SLICE = 16 * 1024  # record slices up to this size are read and sent with their answer
+
+
+def _read(fd: int, position: int, size: int) -> bytes:
+    """`size` bytes of a segment file (a record slice, or a part of one)."""
+    chunk = os.pread(fd, size, position)
+    if len(chunk) < size:
+        raise OSError(f"segment ends {size - len(chunk)} bytes before its slice")
+    return chunk
+
+
+def _bytes(pieces: Pieces) -> list[bytes] | None:
+    """An answer's pieces as bytes, small record slices read; None if it has a big slice."""
+    if pieces is None:
+        return []
+    for piece in pieces:
+        if not isinstance(piece, bytes):
+            break
+    else:
+        return pieces
+    if any(not isinstance(piece, bytes) and piece.length > SMALL_SLICE for piece in pieces):
+        return None
+    try:
+        return [piece if isinstance(piece, bytes)
+                else _read(piece.file.fileno(), piece.position, piece.length)
+                for piece in pieces]
+    except OSError:
+        return None  # the writer fails as it would have
+
+
+def _answered(pending: Pending | None) -> bool:
+    """Answered at once, or by a long poll that did not fail (a handler's task is the
+    writer's)."""
+    return isinstance(pending, list) or (
+        isinstance(pending, asyncio.Future) and not isinstance(pending, asyncio.Task)
+        and pending.done() and not pending.cancelled() and pending.exception() is None)
+
+
+def _polling(pending: Pending | None) -> bool:
+    """A long poll's answer not yet made (Connection._poll), not a handler's task."""
+    return isinstance(pending, asyncio.Future) and not pending.done() \
+        and not isinstance(pending, asyncio.Task)
 
 
 def run_now(coroutine: Coroutine[Any, Any, Answer]) -> Answer:
@@ -130,6 +176,7 @@ class Connection(asyncio.BufferedProtocol):
         self._unmute_timer: asyncio.TimerHandle | None = None  # set while a quota mutes us
         self._gone = False  # lost, or closing for a protocol violation: send nothing more
         self._wake_writer: asyncio.Future[None] | None = None
+        self._flush_due = False  # _flush is deferred to the end of a pass of long polls
         self._drained: asyncio.Future[None] | None = None  # set while the transport is full
         self._context = contextvars.copy_context()  # with client_host; each handler a copy
         # Handler tasks not yet started: a request answered at once must not pass them (their
@@ -229,10 +276,11 @@ class Connection(asyncio.BufferedProtocol):
         batches of Produce requests answered at once are held meanwhile (from the first that
         more bytes follow), and written together before any answer leaves
         (AppendNotifier.hold)."""
+        self.ctx.appends.begin_read()
         try:
             self._parse_frames()
         finally:
-            self.ctx.appends.write_held()
+            self.ctx.appends.end_read()
 
     def _parse_frames(self) -> None:
         frames, answers, appends = self._frames, self._answers, self.ctx.appends
@@ -259,27 +307,33 @@ class Connection(asyncio.BufferedProtocol):
             return
         if added:
             self._write_ready()
-            if answers:
+            if answers and not _polling(answers[0]):  # a long poll's reply writes or wakes
                 self._wake()
         self._update_reading()
 
     def _write_ready(self) -> bool:
-        """Write the answers at the head of the queue that were answered at once, in one write,
-        while the writer task is idle (nothing of ours is on its way out) and the transport takes
-        more; True if any left the queue."""
+        """Write the answers at the head of the queue that were answered at once or by a long
+        poll, if all bytes (or small record slices), in one write, while the writer task is idle
+        (nothing of ours is on its way out) and the transport takes more; True if any left the
+        queue."""
         answers = self._answers
         if self._wake_writer is None or self._wake_writer.done() or self._drained is not None \
                 or self._gone or self.transport is None or not answers \
-                or not isinstance(answers[0], list):
+                or not _answered(answers[0]):
             return False
         self.ctx.appends.write_held()  # what they acknowledge is written first
         pieces: list[bytes] = []
-        while answers and isinstance(head := answers[0], list):
+        count = len(answers)
+        while answers and _answered(head := answers[0]):
+            ready = head if isinstance(head, list) else \
+                _bytes(head.result()) if isinstance(head, asyncio.Future) else None
+            if ready is None:
+                break  # a big record slice: the writer sends it
+            pieces += ready
             answers.popleft()
-            pieces += head
         if pieces:
             self.transport.write(b"".join(pieces))
-        return True
+        return len(answers) < count
 
     def _update_reading(self) -> None:
         """Pause reading while max_in_flight requests are unanswered or the broker's request
@@ -384,6 +438,8 @@ class Connection(asyncio.BufferedProtocol):
         if api.answers_now is not None and not self._unstarted and not self.ctx.quotas.active \
                 and api.answers_now(self.ctx, header, request):
             return self._handle_now(api, header, request, len(frame) + 4)
+        if api.poll is not None and not self._unstarted and not self.ctx.quotas.active:
+            return self._poll(api.poll, header, request, len(frame) + 4)
         self._unstarted += 1
         return self._loop.create_task(
             self._handle(api, header, request, len(frame) + 4), context=self._context.copy())
@@ -404,6 +460,47 @@ class Connection(asyncio.BufferedProtocol):
             self._refund(size)
             self.ctx.metrics.answered(header, time.perf_counter() - started, answer)
         return _encoded(header, answer) or []
+
+    def _poll(self, poll: Poller, header: RequestHeader, request: Any, size: int) -> Pending:
+        """_handle without a task, for a handler that mostly waits (Api.poll): its answer, if
+        made at once, else the future its reply will complete."""
+        slot: asyncio.Future[Pieces] = self._loop.create_future()
+        started = time.perf_counter()
+
+        def reply(answer: Any) -> None:
+            self._refund(size)
+            failed = isinstance(answer, BaseException)
+            self.ctx.metrics.answered(header, time.perf_counter() - started,
+                                      None if failed else answer)
+            if slot.done():  # cancelled: the connection is gone
+                return
+            if failed:
+                slot.set_exception(answer)
+            else:
+                slot.set_result(_encoded(header, answer))
+            if self._answers and self._answers[0] is slot and not self._flush_due:
+                self._flush_due = True  # once for the answers of this pass
+                self.ctx.appends.defer(self._flush)
+
+        try:
+            self._context.run(poll, self.ctx, header, request, reply)
+        except Exception as exc:
+            reply(exc)
+        if _answered(slot) and (ready := _bytes(slot.result())) is not None:
+            return ready  # answered at once, as bytes: _write_ready may write it
+        return slot
+
+    def _flush(self) -> None:
+        """After a pass of long polls answered (AppendNotifier.defer), the first of them at the
+        head of the queue: write what is ready there now, without waking the writer, which
+        sends what it must itself (big record slices, failures)."""
+        self._flush_due = False
+        if self._write_ready():
+            self._last_active = self._loop.time()
+            if self._read_paused and self._reading:
+                self._parse()  # room again for requests waiting in the buffer
+        if self._answers and not _polling(self._answers[0]):
+            self._wake()
 
     async def _handle(self, api: Api, header: RequestHeader, request: Any, size: int) -> Pieces:
         """Run the handler (timed, its answer's errors counted) and encode its answer; its
@@ -511,6 +608,10 @@ class Connection(asyncio.BufferedProtocol):
                 continue
             if answers[0] is None:
                 return
+            if _polling(answers[0]):  # its reply writes it, or wakes us (_flush)
+                self._wake_writer = loop.create_future()
+                await self._wake_writer
+                continue
             pieces: list[Any] = []
             try:
                 if isinstance(answers[0], asyncio.Future):
@@ -542,12 +643,17 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _send(self, pieces: list[Any]) -> None:
         """Write pieces in order: each run of bytes as one write (one syscall for a burst of
-        pipelined answers), each record slice by sendfile (under TLS, read and written)."""
+        pipelined answers), each record slice by sendfile (under TLS, read and written). A
+        small slice (a consumer woken by an append mostly gets one) is read and joins the bytes
+        around it: one read and one send instead of three system calls and packets."""
         assert self.transport is not None
         run: list[bytes] = []
         for piece in pieces:
             if isinstance(piece, bytes):
                 run.append(piece)
+                continue
+            if piece.length <= SMALL_SLICE:
+                run.append(_read(piece.file.fileno(), piece.position, piece.length))
                 continue
             if run:
                 self.transport.write(b"".join(run))
@@ -572,9 +678,7 @@ class Connection(asyncio.BufferedProtocol):
         assert self.transport is not None
         fd, position, end = piece.file.fileno(), piece.position, piece.position + piece.length
         while position < end:
-            chunk = os.pread(fd, min(TLS_CHUNK, end - position), position)
-            if not chunk:
-                raise OSError(f"segment ends {end - position} bytes before its slice")
+            chunk = _read(fd, position, min(TLS_CHUNK, end - position))
             self.transport.write(chunk)
             position += len(chunk)
             if self._drained is not None:

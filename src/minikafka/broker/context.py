@@ -38,6 +38,11 @@ Handler = Callable[["BrokerContext", RequestHeader, Any], Coroutine[Any, Any, An
 Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
 # (ctx, header, request) -> True when the handler will answer without waiting for anything
 AnswersNow = Callable[["BrokerContext", RequestHeader, Any], bool]
+# What a Poller answers with, once: an Answer, or the exception its handler failed with
+Reply = Callable[[Any], None]
+# (ctx, header, request, reply): a handler that waits without a task of its own (a long poll
+# filed in ctx.appends), calling reply once, at once or later, in the request's context
+Poller = Callable[["BrokerContext", RequestHeader, Any, Reply], None]
 
 # The address of the client whose request is being handled (set per connection), for the few
 # answers that report it, like DescribeGroups' client host.
@@ -63,6 +68,8 @@ class Api:
     decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
     # Set where the handler often cannot wait: the connection then runs it without a task.
     answers_now: AnswersNow | None = None
+    # Set where the handler mostly waits (Fetch): the connection runs it without a task.
+    poll: Poller | None = None
 
 
 class CloseConnection(Exception):

@@ -12,19 +12,16 @@ are used only by the tests, to check the bytes.
 
 from __future__ import annotations
 
-import functools
 import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from .codec import RequestHeader, response_header
 from .primitives import (
     EMPTY_TAGS,
-    INT16,
     INT32,
-    INT64,
     MalformedError,
     Reader,
     array_length,
@@ -72,6 +69,7 @@ class FetchRequest:
     session_epoch: int
     partitions: list[FetchPartition]  # in request order, topic by topic
     forgotten: list[tuple[str | uuid.UUID, int]]  # (topic name, or id from v13; partition)
+    shared: bool = False  # handed out for every fetch with the same body (decode_fetch_request)
 
 
 def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
@@ -94,10 +92,34 @@ def _topic(r: Reader, version: int, flexible: bool) -> tuple[str, uuid.UUID | No
     return r.required_string(flexible), None
 
 
+# Sessionless requests decoded lately, by version and body: a consumer that finds nothing new
+# sends the same fetch again and again (librdkafka's are sessionless). Bounded: small bodies only,
+# and emptied when full.
+_REPEATED: dict[tuple[int, bytes], FetchRequest] = {}
+REPEATED_MAX = 256
+REPEATED_BODY_MAX = 4096  # a fetch of ~140 partitions
+
+
 def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: int
                          ) -> FetchRequest:
-    """Fetch v4-v17; MalformedError on bytes that do not parse."""
-    version = header.api_version
+    """Fetch v4-v17; MalformedError on bytes that do not parse. A sessionless request (epoch
+    -1) may be the object decoded for an earlier one with the same body: it is read, not
+    changed (only a session keeps and updates its partitions)."""
+    if len(frame) - pos > REPEATED_BODY_MAX:
+        return _decode(header.api_version, frame, pos)
+    key = (header.api_version, bytes(frame[pos:]))
+    request = _REPEATED.get(key)
+    if request is None:
+        request = _decode(header.api_version, frame, pos)
+        if request.session_epoch == -1:  # sessionless: nothing will change it
+            if len(_REPEATED) >= REPEATED_MAX:
+                _REPEATED.clear()
+            _REPEATED[key] = request
+            request.shared = True
+    return request
+
+
+def _decode(version: int, frame: bytes | memoryview, pos: int) -> FetchRequest:
     layouts = _LAYOUTS.get(version)
     if layouts is None:
         raise ValueError(f"Fetch v{version} is not decoded here")
@@ -174,52 +196,15 @@ def records_length(records: Records) -> int:
     return len(records) if isinstance(records, bytes | bytearray | memoryview) else records.length
 
 
-class _Writer:
-    """Accumulates bytes and slices in order, joining adjacent bytes."""
-
-    def __init__(self) -> None:
-        self.pieces: list[bytes | RecordsSlice] = []
-        self._run: list[bytes] = []
-        self.write = self._run.append
-        self.size = 0
-
-    def _join(self) -> None:
-        if self._run:
-            joined = b"".join(self._run)
-            self.size += len(joined)
-            self.pieces.append(joined)
-            self._run.clear()
-
-    def slice(self, piece: RecordsSlice) -> None:
-        self._join()
-        self.size += piece.length
-        self.pieces.append(piece)
-
-    def finish(self) -> list[bytes | RecordsSlice]:
-        """The pieces, the first one prefixed with the frame's size."""
-        self._join()
-        head = self.pieces[0]
-        assert isinstance(head, bytes)  # the response header is written before any slice
-        self.pieces[0] = INT32.pack(self.size) + head
-        return self.pieces
-
-
-PackHead = Callable[[int, int, int, int, int], bytes]
-
-
-@functools.cache
-def _layout(version: int) -> tuple[PackHead, dict[tuple[bool, bool], bytes]]:
-    """A version's partition head packer (index, error, high watermark, last stable offset,
-    log start offset: v4 leaves the last out) and the tails of partitions with nothing to list,
-    by (aborted is None, records is None)."""
-    if version >= 5:
-        pack: PackHead = struct.Struct(">ihqqq").pack
-    else:
-        v4 = struct.Struct(">ihqq")
-        pack = lambda index, error, hw, lso, _log_start: v4.pack(index, error, hw, lso)  # noqa: E731
-    quiet = {(a, r): _tail(version, None if a else False, None if r else 0)
-             for a in (False, True) for r in (False, True)}
-    return pack, quiet
+# Module constants marked Final: compiled (mypyc), they are read without a dictionary lookup.
+_SIZE: Final = INT32
+_THROTTLE: Final = INT32  # to v6
+_TOP: Final = struct.Struct(">ihi")  # v7 on: throttle time, error code, session id
+_HEAD: Final = struct.Struct(">ihqqq")  # v5 on: index, error, high watermark, last stable
+_HEAD_V4: Final = struct.Struct(">ihqq")  # offset, log start offset (v4 has no log start)
+_ABORTED: Final = struct.Struct(">qq")  # producer id, first offset
+_NO_REPLICA: Final = INT32.pack(-1)  # v11 on, preferred read replica: none, read from the leader
+_TAGS: Final = EMPTY_TAGS
 
 
 def _tail(version: int, aborted: bool | None, records: int | None) -> bytes:
@@ -227,8 +212,15 @@ def _tail(version: int, aborted: bool | None, records: int | None) -> bytes:
     records: aborted (None or []), preferred read replica (none), the records' length."""
     flexible = version >= FLEXIBLE_FROM
     return (array_length(None if aborted is None else 0, flexible)
-            + (INT32.pack(-1) if version >= 11 else b"")
-            + bytes_length(records, flexible) + (EMPTY_TAGS if flexible else b""))
+            + (_NO_REPLICA if version >= 11 else b"")
+            + bytes_length(records, flexible) + (_TAGS if flexible else b""))
+
+
+# By version: the tails of partitions with nothing to list, indexed by
+# 2 * (aborted is None) + (records is None)
+_QUIET: Final = {version: tuple(_tail(version, None if a else False, None if r else 0)
+                                for a in (False, True) for r in (False, True))
+                 for version in range(MIN_VERSION, MAX_VERSION + 1)}
 
 
 def encode_fetch_response(
@@ -239,19 +231,23 @@ def encode_fetch_response(
     session_id: int = 0,
     throttle_time_ms: int = 0,
 ) -> list[bytes | RecordsSlice]:
-    """Frame a Fetch response; the first piece starts with the frame's size prefix."""
+    """Frame a Fetch response; the first piece starts with the frame's size prefix. Bytes are
+    gathered in runs, each joined once, around the record slices."""
     version = header.api_version
-    if not MIN_VERSION <= version <= MAX_VERSION:
+    quiet = _QUIET.get(version)
+    if quiet is None:
         raise ValueError(f"Fetch v{version} is not encoded here")
     flexible = version >= FLEXIBLE_FROM
-    pack, quiet = _layout(version)
-    out = _Writer()
-    write = out.write
-    write(response_header(header))
-    write(INT32.pack(throttle_time_ms))
+    with_log_start = version >= 5
+    run: list[bytes] = [response_header(header)]
+    write = run.append
     if version >= 7:
-        write(INT16.pack(error_code) + INT32.pack(session_id))
+        write(_TOP.pack(throttle_time_ms, error_code, session_id))
+    else:
+        write(_THROTTLE.pack(throttle_time_ms))
     write(array_length(len(topics), flexible))
+    pieces: list[bytes | RecordsSlice] = []  # runs before record slices, and the slices
+    size = 0  # of what is in pieces
     for topic in topics:
         if version >= TOPIC_IDS_FROM:
             write((topic.topic_id or _ZERO_ID).bytes)
@@ -259,19 +255,23 @@ def encode_fetch_response(
             write(string(topic.name, flexible))
         write(array_length(len(topic.partitions), flexible))
         for p in topic.partitions:
-            write(pack(p.index, p.error_code, p.high_watermark, p.last_stable_offset,
-                       p.log_start_offset))
+            if with_log_start:
+                write(_HEAD.pack(p.index, p.error_code, p.high_watermark, p.last_stable_offset,
+                                 p.log_start_offset))
+            else:
+                write(_HEAD_V4.pack(p.index, p.error_code, p.high_watermark,
+                                    p.last_stable_offset))
             aborted, records = p.aborted_transactions, p.records
             if not aborted and (records is None or records == b""):
-                write(quiet[aborted is None, records is None])
+                write(quiet[2 * (aborted is None) + (records is None)])
                 continue
             write(array_length(None if aborted is None else len(aborted), flexible))
             for producer_id, first_offset in aborted or ():
-                write(INT64.pack(producer_id) + INT64.pack(first_offset))
+                write(_ABORTED.pack(producer_id, first_offset))
                 if flexible:
-                    write(EMPTY_TAGS)
+                    write(_TAGS)
             if version >= 11:
-                write(INT32.pack(-1))  # preferred read replica: none, read from the leader
+                write(_NO_REPLICA)
             if records is None:
                 write(bytes_length(None, flexible))
             else:
@@ -279,12 +279,22 @@ def encode_fetch_response(
                 if isinstance(records, bytes | bytearray | memoryview):
                     write(records)
                 else:
-                    out.slice(records)
+                    joined = b"".join(run)
+                    run.clear()
+                    pieces.append(joined)
+                    pieces.append(records)
+                    size += len(joined) + records.length
             if flexible:
-                write(EMPTY_TAGS)
+                write(_TAGS)
         if flexible:
-            write(EMPTY_TAGS)
+            write(_TAGS)
     if flexible:
-        write(EMPTY_TAGS)
-    return out.finish()
-
+        write(_TAGS)
+    last = b"".join(run)
+    if not pieces:
+        return [_SIZE.pack(len(last)) + last]
+    pieces.append(last)
+    first = pieces[0]
+    assert isinstance(first, bytes)  # the response header is written before any slice
+    pieces[0] = _SIZE.pack(size + len(last)) + first
+    return pieces

@@ -15,18 +15,26 @@ partitions read are the session's, and those with nothing new are left out of th
 Most fetches of a consumer find nothing new, so that case is the cheap one: a long poll first
 asks whether any partition has records or an error for it (`_idle`, no object per partition) and
 builds its answer only once there is one or its time is up; a partition at its high watermark
-is answered without reading its log. The waits are filed in `ctx.appends` (appends.py).
+is answered without reading its log. A long poll is no task: it is a `Poll` filed in
+`ctx.appends` (appends.py), answering through the connection's reply when woken. A sessionless
+consumer that finds nothing sends the same fetch again and again: its decoded request is shared
+(protocol/fetch.py), and the empty answer to it encoded once while its partitions stay as they
+are.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from kafka.protocol.api_key import ApiKey
 
 from ...errors import ErrorCode, KafkaError
 from ...log import LEADER_EPOCH, Partition
-from ...protocol.codec import RequestHeader
+from ...protocol.codec import RequestHeader, response_header
 from ...protocol.fetch import (
     MAX_VERSION,
     MIN_VERSION,
@@ -39,13 +47,16 @@ from ...protocol.fetch import (
     decode_fetch_request,
     encode_fetch_response,
 )
+from ...protocol.primitives import INT32
 from ..acls import AclOperation, ResourceType
-from ..bounds import client_gone
-from ..context import Api, BrokerContext, authorize, authorized
-from ..fetch_sessions import FetchContext
+from ..appends import Poll
+from ..bounds import hangup
+from ..context import Api, BrokerContext, Reply, authorize, authorized
+from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
+READ, TOPIC = AclOperation.READ, ResourceType.TOPIC  # looked up once: an enum member costs
 SESSIONS_FROM = 7  # older versions have no session fields: always sessionless
 
 
@@ -59,7 +70,7 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
         if wanted.topic is None:
             return PartitionData(index, ErrorCode.UNKNOWN_TOPIC_ID), 0
         try:
-            authorize(ctx, AclOperation.READ, ResourceType.TOPIC, wanted.topic)
+            authorize(ctx, READ, TOPIC, wanted.topic)
             partition = ctx.log.partition(wanted.topic, index)
         except KafkaError as exc:
             return PartitionData(index, exc.code, records=b""), 0
@@ -91,10 +102,12 @@ def _read_partition(ctx: BrokerContext, wanted: FetchPartition, budget: int, fir
     return data, found.length
 
 
-def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool) -> bool:
+def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool,
+          states: list[int] | None = None) -> bool:
     """Whether no partition has records past its fetch offset or an error to answer with: then
     a long poll waits on, and its answer is not built (a consumer's fetches mostly find nothing
-    new, and this costs no object per partition)."""
+    new, and this costs no object per partition). `states` gets each partition's last stable
+    and log start offsets, what an empty answer tells besides the high watermarks."""
     partition_of = ctx.log.partition
     checked = None  # the last topic found readable: requests list a topic's partitions together
     for p in wanted:
@@ -102,7 +115,7 @@ def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool
         if topic is None or p.current_leader_epoch > LEADER_EPOCH:
             return False
         if topic != checked:
-            if not authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic):
+            if not authorized(ctx, READ, TOPIC, topic):
                 return False
             checked = topic
         try:
@@ -114,6 +127,8 @@ def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool
                               or offset < partition.log_start_offset
                               or offset < partition.last_stable_offset):
             return False
+        if states is not None:
+            states += (partition.last_stable_offset, partition.log_start_offset)
     return True
 
 
@@ -131,8 +146,9 @@ def _name_topics(ctx: BrokerContext, version: int, wanted: list[FetchPartition])
 
 def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchContext:
     _name_topics(ctx, version, request.partitions)
-    if version < SESSIONS_FROM:
-        return FetchContext(request.partitions)
+    if version < SESSIONS_FROM or (request.session_epoch == FINAL_EPOCH
+                                   and request.session_id == INVALID_SESSION_ID):
+        return FetchContext(request.partitions)  # sessionless, closing no session
     return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
                                           request.partitions, request.forgotten,
                                           topic_ids=version >= TOPIC_IDS_FROM)
@@ -157,7 +173,7 @@ def _read_all(ctx: BrokerContext, request: FetchRequest, context: FetchContext
         topic = wanted.topic
         partition = None
         if topic is not None and wanted.current_leader_epoch <= LEADER_EPOCH and (
-                topic == checked or authorized(ctx, AclOperation.READ, ResourceType.TOPIC, topic)):
+                topic == checked or authorized(ctx, READ, TOPIC, topic)):
             checked = topic
             try:
                 partition = partition_of(topic, wanted.partition)
@@ -222,27 +238,124 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
-                       ) -> list[bytes | RecordsSlice]:
+@dataclass(slots=True)
+class _Shared:
+    """What is kept of a request that the decoder shares among the fetches with its body
+    (decode_fetch_request): a consumer that finds nothing asks the same again and again."""
+
+    request: FetchRequest  # kept, so that its id stays its own
+    watched: dict[str, set[int]] | None  # the partitions it watches (to v12: named in it)
+    states: list[int] | None = None  # those its empty answer tells of (_idle)
+    body: bytes = b""  # that answer, after the response header
+
+
+_SHARED: dict[int, _Shared] = {}
+SHARED_MAX = 256  # bounded as the decoder's
+
+
+def _shared(request: FetchRequest, version: int) -> _Shared:
+    memo = _SHARED.get(id(request))
+    if memo is None or memo.request is not request:
+        if len(_SHARED) >= SHARED_MAX:
+            _SHARED.clear()
+        memo = _SHARED[id(request)] = _Shared(
+            request, _watched(request.partitions) if version < TOPIC_IDS_FROM else None)
+    return memo
+
+
+def _empty(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+           context: FetchContext) -> list[bytes | RecordsSlice] | None:
+    """The answer of a sessionless fetch whose partitions are all at their ends, encoded
+    once for as long as their states stay the same; None for any other fetch (or one the
+    decoder did not share)."""
+    if not request.shared or request.isolation_level == READ_COMMITTED or ctx.quotas.active:
+        return None
+    states: list[int] = []
+    if not _idle(ctx, context.partitions, False, states):
+        return None
+    head = response_header(header)
+    memo = _shared(request, header.api_version)
+    if memo.states != states:
+        data, total, _failed = _read_all(ctx, request, context)
+        answer = _answer(ctx, header, context, data, total)[0]
+        assert isinstance(answer, bytes) and total == 0
+        memo.states, memo.body = states, answer[4 + len(head):]
+    return [INT32.pack(len(head) + len(memo.body)) + head + memo.body]
+
+
+class _Poll(Poll):
+    """A fetch waiting for min_bytes or max_wait_ms, in the context of its request."""
+
+    __slots__ = ("context", "ctx", "deadline", "header", "read_committed", "reply", "request",
+                 "variables")
+
+    def __init__(self, ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+                 context: FetchContext, reply: Reply) -> None:
+        super().__init__({}, hangup.get())
+        self.ctx, self.header, self.request, self.context = ctx, header, request, context
+        self.read_committed = request.isolation_level == READ_COMMITTED
+        self.deadline = ctx.loop.time() + max(request.max_wait_ms, 0) / 1000
+        self.reply = reply
+        self.variables: contextvars.Context | None = None  # the request's, once it waits
+
+    def attempt(self, expired: bool) -> bool:
+        """Answer if a partition has enough to return or an error, or the wait is over; else
+        (at the first attempt) file the poll in ctx.appends. True if answered."""
+        ctx, request = self.ctx, self.request
+        remaining = self.deadline - ctx.loop.time()
+        waiting = not expired and remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
+            and (self.gone is None or not self.gone.done())
+        if not waiting and (empty := _empty(ctx, self.header, request, self.context)):
+            self.reply(empty)
+            return True
+        if not waiting or not _idle(ctx, self.context.partitions, self.read_committed):
+            data, total, failed = _read_all(ctx, request, self.context)
+            if not waiting or failed or total >= request.min_bytes:
+                self.reply(_answer(ctx, self.header, self.context, data, total))
+                return True
+        if not self.tick:
+            watched = _shared(request, self.header.api_version).watched if request.shared \
+                else None
+            self.watched = watched if watched is not None else _watched(self.context.partitions)
+            self.variables = contextvars.copy_context()
+            ctx.appends.park(self, remaining)
+        return False
+
+    def wake(self, expired: bool) -> bool:
+        assert self.variables is not None
+        try:
+            return self.variables.run(self.attempt, expired)
+        except Exception as exc:  # the connection closes, as for a failed handler
+            self.reply(exc)
+            return True
+
+
+def poll_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
+               reply: Reply) -> None:
+    """Answer through `reply` at once, or file a long poll that will."""
     context = _context(ctx, header.api_version, request)
     if context.error_code:
-        return encode_fetch_response(header, [], error_code=context.error_code)
-    wanted = context.partitions
-    read_committed = request.isolation_level == READ_COMMITTED
-    loop = ctx.loop
-    deadline = loop.time() + max(request.max_wait_ms, 0) / 1000
-    watched = None
-    while True:
-        remaining = deadline - loop.time()
-        waiting = remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
-            and not client_gone()
-        if not waiting or not _idle(ctx, wanted, read_committed):
-            data, total, failed = _read_all(ctx, request, context)
-            if not waiting or failed or total >= request.min_bytes:
-                return _answer(ctx, header, context, data, total)
-        if watched is None:
-            watched = _watched(wanted)
-        await ctx.appends.wait(watched, remaining)
+        reply(encode_fetch_response(header, [], error_code=context.error_code))
+    else:
+        _Poll(ctx, header, request, context, reply).attempt(False)
 
 
-APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request),)
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: FetchRequest
+                       ) -> list[bytes | RecordsSlice]:
+    """poll_fetch for a handler's task (under client quotas, which time it)."""
+    answered: asyncio.Future[list[bytes | RecordsSlice]] = ctx.loop.create_future()
+
+    def reply(answer: Any) -> None:
+        if answered.done():  # cancelled: the connection is gone
+            return
+        if isinstance(answer, BaseException):
+            answered.set_exception(answer)
+        else:
+            answered.set_result(answer)
+
+    poll_fetch(ctx, header, request, reply)
+    return await answered
+
+
+APIS = (Api(ApiKey.Fetch, MIN_VERSION, MAX_VERSION, handle_fetch, decode_fetch_request,
+            poll=poll_fetch),)
