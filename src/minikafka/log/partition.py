@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from crc32c import crc32c
 
@@ -58,13 +58,14 @@ from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
 
-LEADER_EPOCH = 0
+LEADER_EPOCH: Final = 0
 CHECKPOINT = "partition.checkpoint"
 _STATE = struct.Struct(">qqqqqq16s")
 _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
-_CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
-INT32_MAX = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
+# Bounds what a restart after a crash must validate. (Final: mypyc inlines such constants.)
+_CHECKPOINT_EVERY_BYTES: Final = 64 * 1024 * 1024
+INT32_MAX: Final = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
 _BASE_OFFSET = operator.attrgetter("base_offset")
 
 
@@ -403,12 +404,13 @@ class Partition:
                 log_append_time = int(self._clock() * 1000)
                 set_log_append_time(buf, log_append_time)
             placed = self._placed(buf, header, log_append_time)
-            if self._held is not None and self._should_roll(self._active, len(buf), placed):
-                self.write_held()  # the next segment starts after them
-                placed = self._placed(buf, header, log_append_time)  # (they may be gone)
             segment = self._active
-            if self._should_roll(segment, len(buf), placed):
-                segment = self._roll()
+            if self._should_roll(segment, len(buf), placed, config):
+                if self._held is not None:
+                    self.write_held()  # the next segment starts after them
+                    placed = self._placed(buf, header, log_append_time)  # (they may be gone)
+                if self._should_roll(segment, len(buf), placed, config):
+                    segment = self._roll()
             if on_written is not None and hold:
                 self._hold(segment, buf, placed, on_written)
             else:
@@ -474,14 +476,14 @@ class Partition:
                     f"[{now - config.message_timestamp_before_max_ms}, "
                     f"{now + config.message_timestamp_after_max_ms}]")
 
-    def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader) -> bool:
+    def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader,
+                     config: TopicConfig) -> bool:
         """Kafka's rule: too big, index full, the incoming batch's offsets or position would not
         fit the index's int32 (relative to the segment's base), or its timestamp is segment.ms
         past the segment's first one. (Not the wall clock: a producer sending old timestamps
         would then get a new segment for every batch.)"""
         if segment.size == 0:
             return False
-        config = self.config
         if segment.size + incoming > min(config.segment_bytes, INT32_MAX):
             return True
         if header.last_offset - segment.base_offset > INT32_MAX:
@@ -538,7 +540,7 @@ class Partition:
             assign_offsets(buf, base, LEADER_EPOCH)
             header = read_header(buf)
             segment = self._active
-            if self._should_roll(segment, len(buf), header):
+            if self._should_roll(segment, len(buf), header, self.config):
                 segment = self._roll()
             aborted = None if commit else self._aborted_txn(header)
             if aborted:
