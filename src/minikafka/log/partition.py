@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -105,25 +104,34 @@ class PartitionState(NamedTuple):
         return cls._make(_STATE.unpack_from(raw))
 
 
-class AppendInfo(NamedTuple):
-    base_offset: int
-    last_offset: int
-    log_append_time: int = -1
-    log_start_offset: int = 0
-    duplicate: bool = False
+class AppendInfo:
+    """Where an append put its batch. (Plain classes here, not named tuples or dataclasses:
+    compiled, they are built without calling interpreted code.)"""
+
+    __slots__ = ("base_offset", "duplicate", "last_offset", "log_append_time", "log_start_offset")
+
+    def __init__(self, base_offset: int, last_offset: int, log_append_time: int = -1,
+                 log_start_offset: int = 0, duplicate: bool = False) -> None:
+        self.base_offset = base_offset
+        self.last_offset = last_offset
+        self.log_append_time = log_append_time
+        self.log_start_offset = log_start_offset
+        self.duplicate = duplicate
 
 
 OnWritten = Callable[[KafkaStorageError | None], None]  # a held batch's write: how it went
 
 
-@dataclass(slots=True)
 class _Held:
     """Batches `append` held until `write_held`: the log end and unsaved bytes before them, and
     whom to tell how their write went (each once)."""
 
-    log_end_offset: int
-    unsaved_bytes: int
-    callbacks: list[OnWritten] = field(default_factory=list)
+    __slots__ = ("callbacks", "log_end_offset", "unsaved_bytes")
+
+    def __init__(self, log_end_offset: int, unsaved_bytes: int) -> None:
+        self.log_end_offset = log_end_offset
+        self.unsaved_bytes = unsaved_bytes
+        self.callbacks: list[OnWritten] = []
 
 
 class Partition:

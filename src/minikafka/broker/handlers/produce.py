@@ -16,7 +16,6 @@ still adds its partitions with AddPartitionsToTxn before producing to them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -64,16 +63,16 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: in
     return response
 
 
-@dataclass(slots=True)
 class _Answer:
     """An answer whose batches may be held (ops.append's `unwritten`): made again if their
     write fails, before it leaves."""
 
-    ctx: BrokerContext
-    header: RequestHeader
-    throttle: int
-    results: list[tuple[str, list[PartitionResponse]]] = field(default_factory=list)
-    pieces: list[bytes] = field(default_factory=list)
+    __slots__ = ("ctx", "header", "pieces", "results", "throttle")
+
+    def __init__(self, ctx: BrokerContext, header: RequestHeader, throttle: int) -> None:
+        self.ctx, self.header, self.throttle = ctx, header, throttle
+        self.results: list[tuple[str, list[PartitionResponse]]] = []
+        self.pieces: list[bytes] = []
 
 
 def _unwritten(answer: _Answer, topic: str, response: PartitionResponse, exc: KafkaError
