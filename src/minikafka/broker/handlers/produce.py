@@ -29,7 +29,6 @@ from ...protocol.produce import (
     MIN_DECODED_VERSION,
     PartitionProduceData,
     PartitionResponse,
-    ProduceRequest,
     decode_produce_request,
     encode_produce_response,
 )
@@ -94,7 +93,7 @@ def _rejected(topic: str, response: PartitionResponse, exc: KafkaError) -> None:
     response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
 
 
-def _refusal(ctx: BrokerContext, version: int, request: ProduceRequest
+def _refusal(ctx: BrokerContext, version: int, request: Any
              ) -> tuple[int, str] | None:
     """An error for every partition of the request, or None."""
     acks = request.acks
@@ -115,8 +114,9 @@ def decode(header: RequestHeader, frame: bytes, pos: int) -> Any:
     return decode_produce_request(header, frame, pos)
 
 
-async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: ProduceRequest
-                         ) -> Any:
+async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """`request` is a ProduceRequest, or for v0-2 (only refused) kafka-python's: untyped, as
+    this module is compiled (mypyc checks the types of arguments)."""
     acks = request.acks
     throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
         len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
@@ -148,8 +148,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
     return held.pieces
 
 
-def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: ProduceRequest
-                      ) -> bool:
+def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: Any) -> bool:
     """Only acks=all waits (for the flush policy)."""
     return bool(request.acks != -1)
 
