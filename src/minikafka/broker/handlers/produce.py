@@ -49,8 +49,9 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
 
 
 def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: int,
-            appended: set[Partition], held: _Answer | None) -> PartitionResponse:
-    """The partition's answer; `held`: the request's, if its batch may be held."""
+            appended: set[Partition] | None, held: _Answer | None) -> PartitionResponse:
+    """The partition's answer; `appended` collects the partition (acks=all), `held`: the
+    request's answer, if its batch may be held."""
     index = data.index
     response = PartitionResponse(index)
     try:
@@ -59,15 +60,16 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: in
     except KafkaError as exc:
         _rejected(topic, response, exc)
         return response
-    appended.add(partition)
+    if appended is not None:
+        appended.add(partition)
     response.base_offset, response.log_append_time_ms, response.log_start_offset = (
         info.base_offset, info.log_append_time, info.log_start_offset)
     return response
 
 
 class _Answer:
-    """An answer whose batches may be held (ops.append's `unwritten`): made again if their
-    write fails, before it leaves."""
+    """A request's answer until it is encoded; one whose batches may be held (ops.append's
+    `unwritten`) is made again if their write fails, before it leaves."""
 
     __slots__ = ("ctx", "header", "pieces", "results", "throttle")
 
@@ -117,17 +119,20 @@ def decode(header: RequestHeader, frame: bytes, pos: int) -> Any:
     return decode_produce_request(header, frame, pos)
 
 
-async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """`request` is a ProduceRequest, or for v0-2 (only refused) kafka-python's: untyped, as
-    this module is compiled (mypyc checks the types of arguments)."""
+def _append_all(ctx: BrokerContext, header: RequestHeader, request: Any,
+                appended: set[Partition] | None) -> _Answer | None:
+    """Append every partition's batch (`appended` collects their partitions, for acks=all), all
+    before the handler could wait, so in the order requests were sent; the answer to encode, or
+    None under acks=0. `request` is a ProduceRequest, or for v0-2 (only refused) kafka-python's:
+    untyped, as this module is compiled (mypyc checks the types of arguments)."""
     acks = request.acks
     throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
         len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
     )) if ctx.quotas.active else 0
     refused = _refusal(ctx, header.api_version, request)
-    appended: set[Partition] = set()
-    held = _Answer(ctx, header, throttle) if acks == 1 and ctx.appends.held is not None else None
-    results: list[tuple[str, list[PartitionResponse]]] = [] if held is None else held.results
+    answer = _Answer(ctx, header, throttle)
+    held = answer if acks == 1 and ctx.appends.held is not None else None
+    results = answer.results
     for topic in request.topic_data:
         name = topic.name
         results.append((name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
@@ -142,13 +147,27 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
             raise CloseConnection("acks=0 produce failed for "
                                   + ", ".join(f"{name}-{r.index}" for name, r in failed))
         return None
-    if acks == -1:
+    return answer
+
+
+def _encoded(answer: _Answer | None) -> Any:
+    if answer is None:
+        return None
+    answer.pieces.append(encode_produce_response(answer.header, answer.results, answer.throttle))
+    return answer.pieces  # where `_unwritten` can make it again
+
+
+async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    appended: set[Partition] = set()
+    answer = _append_all(ctx, header, request, appended)
+    if answer is not None and request.acks == -1:
         await ops.durable(ctx, appended)
-    encoded = encode_produce_response(header, results, throttle)
-    if held is None:
-        return [encoded]
-    held.pieces.append(encoded)  # where `_unwritten` can make it again
-    return held.pieces
+    return _encoded(answer)
+
+
+def produce_now(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """handle_produce for acks 0 and 1, which wait for nothing (Api.handle_now)."""
+    return _encoded(_append_all(ctx, header, request, None))
 
 
 def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: Any) -> bool:
@@ -157,4 +176,4 @@ def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: Any)
 
 
 APIS = (Api(ApiKey.Produce, 0, MAX_VERSION, handle_produce, decode,
-            answers_now=_acks_at_most_one),)
+            answers_now=_acks_at_most_one, handle_now=produce_now),)
