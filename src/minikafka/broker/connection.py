@@ -422,7 +422,8 @@ class Connection(asyncio.BufferedProtocol):
         api = self.ctx.apis.get(header.api_key)
         if api is None:
             raise CloseConnection(f"unknown API key {header.api_key}")
-        self.session.admit(header.api_key)
+        if self.session.sasl:  # (otherwise every request is admitted)
+            self.session.admit(header.api_key)
         if not api.min_version <= header.api_version <= api.max_version:
             if header.api_key == ApiKey.ApiVersions:
                 self._refund(len(frame) + 4)
@@ -451,7 +452,10 @@ class Connection(asyncio.BufferedProtocol):
         started = time.perf_counter()
         answer = None
         try:
-            answer = self._context.copy().run(run_now, api.handle(self.ctx, header, request))
+            if api.handle_now is not None:
+                answer = self._context.copy().run(api.handle_now, self.ctx, header, request)
+            else:
+                answer = self._context.copy().run(run_now, api.handle(self.ctx, header, request))
         except Exception as exc:
             failed: asyncio.Future[Pieces] = self._loop.create_future()
             failed.set_exception(exc)

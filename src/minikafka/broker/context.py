@@ -38,6 +38,7 @@ Handler = Callable[["BrokerContext", RequestHeader, Any], Coroutine[Any, Any, An
 Decoder = Callable[[RequestHeader, bytes, int], Any]  # (header, frame, body position) -> request
 # (ctx, header, request) -> True when the handler will answer without waiting for anything
 AnswersNow = Callable[["BrokerContext", RequestHeader, Any], bool]
+HandlerNow = Callable[["BrokerContext", RequestHeader, Any], Answer]  # a Handler that cannot wait
 # What a Poller answers with, once: an Answer, or the exception its handler failed with
 Reply = Callable[[Any], None]
 # (ctx, header, request, reply): a handler that waits without a task of its own (a long poll
@@ -68,6 +69,9 @@ class Api:
     decode: Decoder = decode_request  # a hand-written one where the schema classes are too slow
     # Set where the handler often cannot wait: the connection then runs it without a task.
     answers_now: AnswersNow | None = None
+    # Optional with answers_now: the handler as a plain function, for the requests answers_now
+    # passes (no coroutine to make and run to its end)
+    handle_now: HandlerNow | None = None
     # Set where the handler mostly waits (Fetch): the connection runs it without a task.
     poll: Poller | None = None
 

@@ -22,9 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from crc32c import crc32c
 
@@ -58,13 +57,14 @@ from .validator import NO_TIMESTAMP, validate_records
 
 log = logging.getLogger(__name__)
 
-LEADER_EPOCH = 0
+LEADER_EPOCH: Final = 0
 CHECKPOINT = "partition.checkpoint"
 _STATE = struct.Struct(">qqqqqq16s")
 _CRC = struct.Struct(">I")
 STATE_SIZE = _STATE.size + _CRC.size
-_CHECKPOINT_EVERY_BYTES = 64 * 1024 * 1024  # bounds what a restart after a crash must validate
-INT32_MAX = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
+# Bounds what a restart after a crash must validate. (Final: mypyc inlines such constants.)
+_CHECKPOINT_EVERY_BYTES: Final = 64 * 1024 * 1024
+INT32_MAX: Final = 2**31 - 1  # index entries hold offsets relative to their segment, and positions
 _BASE_OFFSET = operator.attrgetter("base_offset")
 
 
@@ -104,25 +104,34 @@ class PartitionState(NamedTuple):
         return cls._make(_STATE.unpack_from(raw))
 
 
-class AppendInfo(NamedTuple):
-    base_offset: int
-    last_offset: int
-    log_append_time: int = -1
-    log_start_offset: int = 0
-    duplicate: bool = False
+class AppendInfo:
+    """Where an append put its batch. (Plain classes here, not named tuples or dataclasses:
+    compiled, they are built without calling interpreted code.)"""
+
+    __slots__ = ("base_offset", "duplicate", "last_offset", "log_append_time", "log_start_offset")
+
+    def __init__(self, base_offset: int, last_offset: int, log_append_time: int = -1,
+                 log_start_offset: int = 0, duplicate: bool = False) -> None:
+        self.base_offset = base_offset
+        self.last_offset = last_offset
+        self.log_append_time = log_append_time
+        self.log_start_offset = log_start_offset
+        self.duplicate = duplicate
 
 
 OnWritten = Callable[[KafkaStorageError | None], None]  # a held batch's write: how it went
 
 
-@dataclass(slots=True)
 class _Held:
     """Batches `append` held until `write_held`: the log end and unsaved bytes before them, and
     whom to tell how their write went (each once)."""
 
-    log_end_offset: int
-    unsaved_bytes: int
-    callbacks: list[OnWritten] = field(default_factory=list)
+    __slots__ = ("callbacks", "log_end_offset", "unsaved_bytes")
+
+    def __init__(self, log_end_offset: int, unsaved_bytes: int) -> None:
+        self.log_end_offset = log_end_offset
+        self.unsaved_bytes = unsaved_bytes
+        self.callbacks: list[OnWritten] = []
 
 
 class Partition:
@@ -403,12 +412,13 @@ class Partition:
                 log_append_time = int(self._clock() * 1000)
                 set_log_append_time(buf, log_append_time)
             placed = self._placed(buf, header, log_append_time)
-            if self._held is not None and self._should_roll(self._active, len(buf), placed):
-                self.write_held()  # the next segment starts after them
-                placed = self._placed(buf, header, log_append_time)  # (they may be gone)
             segment = self._active
-            if self._should_roll(segment, len(buf), placed):
-                segment = self._roll()
+            if self._should_roll(segment, len(buf), placed, config):
+                if self._held is not None:
+                    self.write_held()  # the next segment starts after them
+                    placed = self._placed(buf, header, log_append_time)  # (they may be gone)
+                if self._should_roll(segment, len(buf), placed, config):
+                    segment = self._roll()
             if on_written is not None and hold:
                 self._hold(segment, buf, placed, on_written)
             else:
@@ -424,11 +434,15 @@ class Partition:
 
     def _placed(self, buf: bytearray, header: BatchHeader, log_append_time: int) -> BatchHeader:
         """Give the batch the next offsets; its header as written (BatchHeader's fields 0 and 8
-        changed; cheaper than _replace)."""
+        changed; made by tuple.__new__, as a named tuple's own __new__ and _replace are
+        interpreted code)."""
         base = self.log_end_offset
         assign_offsets(buf, base, LEADER_EPOCH)
-        return BatchHeader(base, *header[1:8], max(header.max_timestamp, log_append_time),
-                           *header[9:])
+        fields = list(header)
+        fields[0] = base
+        fields[8] = max(header.max_timestamp, log_append_time)
+        placed: BatchHeader = tuple.__new__(BatchHeader, fields)
+        return placed
 
     def _hold(self, segment: LogSegment, buf: bytearray, header: BatchHeader,
               on_written: OnWritten) -> None:
@@ -474,14 +488,14 @@ class Partition:
                     f"[{now - config.message_timestamp_before_max_ms}, "
                     f"{now + config.message_timestamp_after_max_ms}]")
 
-    def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader) -> bool:
+    def _should_roll(self, segment: LogSegment, incoming: int, header: BatchHeader,
+                     config: TopicConfig) -> bool:
         """Kafka's rule: too big, index full, the incoming batch's offsets or position would not
         fit the index's int32 (relative to the segment's base), or its timestamp is segment.ms
         past the segment's first one. (Not the wall clock: a producer sending old timestamps
         would then get a new segment for every batch.)"""
         if segment.size == 0:
             return False
-        config = self.config
         if segment.size + incoming > min(config.segment_bytes, INT32_MAX):
             return True
         if header.last_offset - segment.base_offset > INT32_MAX:
@@ -538,7 +552,7 @@ class Partition:
             assign_offsets(buf, base, LEADER_EPOCH)
             header = read_header(buf)
             segment = self._active
-            if self._should_roll(segment, len(buf), header):
+            if self._should_roll(segment, len(buf), header, self.config):
                 segment = self._roll()
             aborted = None if commit else self._aborted_txn(header)
             if aborted:

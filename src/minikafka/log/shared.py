@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from .partition import STATE_SIZE, Partition, PartitionState, same_file
 from .producer_state import ProducerInfo
@@ -39,9 +39,13 @@ class SharedPartition(Partition):
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def _writing(self) -> AbstractContextManager[object]:
+        """Locked and up to date: only then may this process change the log and publish. (A
+        plain method, as the one it overrides: mypyc compiles no decorated override.)"""
+        return self._up_to_date()
+
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Locked and up to date: only then may this process change the log and publish."""
+    def _up_to_date(self) -> Iterator[None]:
         with self._locked():
             self._refresh(writer=True)
             try:

@@ -6,7 +6,8 @@ request, calls the service layer (`broker/ops.py`, or a service on the context s
 `ctx.groups`) and encodes the answer; state that outlives a request is a typed field of the
 `BrokerContext`. An Api whose `answers_now(ctx, header, request)` says a request will not wait
 (Produce with acks<=1, ApiVersions, Metadata that creates nothing) is run by the connection
-without a task of its own; its handler must then not await anything for that request.
+without a task of its own; its handler must then not await anything for that request (an Api
+may give its `handle_now`, a plain function, to run then instead: no coroutine to run).
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ before it leaves.
 Versions 3-12 are served (13 names topics by id: not yet). v12 is v11 for a client that does not
 use Kafka's transaction protocol v2 (KIP-890 part 2), which we do not advertise: such a client
 still adds its partitions with AddPartitionsToTxn before producing to them.
+
+mypyc compiles this module, the service layer and the log (pyproject's [tool.minikafka.build]):
+a small Produce is mostly their glue.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -30,7 +32,6 @@ from ...protocol.produce import (
     MIN_DECODED_VERSION,
     PartitionProduceData,
     PartitionResponse,
-    ProduceRequest,
     decode_produce_request,
     encode_produce_response,
 )
@@ -48,8 +49,9 @@ _WARN = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.INVALID_
 
 
 def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: int,
-            appended: set[Partition], held: _Answer | None) -> PartitionResponse:
-    """The partition's answer; `held`: the request's, if its batch may be held."""
+            appended: set[Partition] | None, held: _Answer | None) -> PartitionResponse:
+    """The partition's answer; `appended` collects the partition (acks=all), `held`: the
+    request's answer, if its batch may be held."""
     index = data.index
     response = PartitionResponse(index)
     try:
@@ -58,22 +60,23 @@ def _append(ctx: BrokerContext, topic: str, data: PartitionProduceData, acks: in
     except KafkaError as exc:
         _rejected(topic, response, exc)
         return response
-    appended.add(partition)
+    if appended is not None:
+        appended.add(partition)
     response.base_offset, response.log_append_time_ms, response.log_start_offset = (
         info.base_offset, info.log_append_time, info.log_start_offset)
     return response
 
 
-@dataclass(slots=True)
 class _Answer:
-    """An answer whose batches may be held (ops.append's `unwritten`): made again if their
-    write fails, before it leaves."""
+    """A request's answer until it is encoded; one whose batches may be held (ops.append's
+    `unwritten`) is made again if their write fails, before it leaves."""
 
-    ctx: BrokerContext
-    header: RequestHeader
-    throttle: int
-    results: list[tuple[str, list[PartitionResponse]]] = field(default_factory=list)
-    pieces: list[bytes] = field(default_factory=list)
+    __slots__ = ("ctx", "header", "pieces", "results", "throttle")
+
+    def __init__(self, ctx: BrokerContext, header: RequestHeader, throttle: int) -> None:
+        self.ctx, self.header, self.throttle = ctx, header, throttle
+        self.results: list[tuple[str, list[PartitionResponse]]] = []
+        self.pieces: list[bytes] = []
 
 
 def _unwritten(answer: _Answer, topic: str, response: PartitionResponse, exc: KafkaError
@@ -95,7 +98,7 @@ def _rejected(topic: str, response: PartitionResponse, exc: KafkaError) -> None:
     response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
 
 
-def _refusal(ctx: BrokerContext, version: int, request: ProduceRequest
+def _refusal(ctx: BrokerContext, version: int, request: Any
              ) -> tuple[int, str] | None:
     """An error for every partition of the request, or None."""
     acks = request.acks
@@ -116,16 +119,20 @@ def decode(header: RequestHeader, frame: bytes, pos: int) -> Any:
     return decode_produce_request(header, frame, pos)
 
 
-async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: ProduceRequest
-                         ) -> Any:
+def _append_all(ctx: BrokerContext, header: RequestHeader, request: Any,
+                appended: set[Partition] | None) -> _Answer | None:
+    """Append every partition's batch (`appended` collects their partitions, for acks=all), all
+    before the handler could wait, so in the order requests were sent; the answer to encode, or
+    None under acks=0. `request` is a ProduceRequest, or for v0-2 (only refused) kafka-python's:
+    untyped, as this module is compiled (mypyc checks the types of arguments)."""
     acks = request.acks
     throttle = ctx.quotas.charge(header.client_id, PRODUCER_BYTE_RATE, sum(
         len(pd.records or b"") for topic in request.topic_data for pd in topic.partition_data
     )) if ctx.quotas.active else 0
     refused = _refusal(ctx, header.api_version, request)
-    appended: set[Partition] = set()
-    held = _Answer(ctx, header, throttle) if acks == 1 and ctx.appends.held is not None else None
-    results: list[tuple[str, list[PartitionResponse]]] = [] if held is None else held.results
+    answer = _Answer(ctx, header, throttle)
+    held = answer if acks == 1 and ctx.appends.held is not None else None
+    results = answer.results
     for topic in request.topic_data:
         name = topic.name
         results.append((name, [PartitionResponse(pd.index, refused[0], error_message=refused[1])
@@ -140,20 +147,33 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Pro
             raise CloseConnection("acks=0 produce failed for "
                                   + ", ".join(f"{name}-{r.index}" for name, r in failed))
         return None
-    if acks == -1:
+    return answer
+
+
+def _encoded(answer: _Answer | None) -> Any:
+    if answer is None:
+        return None
+    answer.pieces.append(encode_produce_response(answer.header, answer.results, answer.throttle))
+    return answer.pieces  # where `_unwritten` can make it again
+
+
+async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    appended: set[Partition] = set()
+    answer = _append_all(ctx, header, request, appended)
+    if answer is not None and request.acks == -1:
         await ops.durable(ctx, appended)
-    encoded = encode_produce_response(header, results, throttle)
-    if held is None:
-        return [encoded]
-    held.pieces.append(encoded)  # where `_unwritten` can make it again
-    return held.pieces
+    return _encoded(answer)
 
 
-def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: ProduceRequest
-                      ) -> bool:
+def produce_now(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """handle_produce for acks 0 and 1, which wait for nothing (Api.handle_now)."""
+    return _encoded(_append_all(ctx, header, request, None))
+
+
+def _acks_at_most_one(_ctx: BrokerContext, _header: RequestHeader, request: Any) -> bool:
     """Only acks=all waits (for the flush policy)."""
     return bool(request.acks != -1)
 
 
 APIS = (Api(ApiKey.Produce, 0, MAX_VERSION, handle_produce, decode,
-            answers_now=_acks_at_most_one),)
+            answers_now=_acks_at_most_one, handle_now=produce_now),)
