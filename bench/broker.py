@@ -980,14 +980,12 @@ def record_goals(results: dict[str, Results]) -> None:
     record("end-to-end p99 at 10,000 records/s", p99, 5, at_most=True, unit="ms")
     record("that p99 ÷ Redis Streams' p99", p99 / redis.latency.percentile(0.99)
            if p99 and redis.latency else None, 1, at_most=True, unit="x")
-    record("produce with confluent-kafka", produce and produce.rate, 1_000_000,
-           unit="records/s")
-    record("consume with confluent-kafka", consume and consume.rate, 1_500_000,
-           unit="records/s")
-    for name, run in (("produce", produce), ("consume", consume)):
-        record(f"{name}: broker CPU ÷ client CPU per record (if the client is the limit)",
-               run.server_cpu / run.client_cpu if run and run.client_cpu else None, 0.2,
-               at_most=True, unit="x")
+    for name, run, target in (("produce", produce, 1_000_000), ("consume", consume, 1_500_000)):
+        record(f"{name} with confluent-kafka", run and run.rate, target, unit="records/s")
+        if run and run.rate < target:  # then the goal is that the client is the limit
+            record(f"{name}: broker CPU ÷ client CPU per record (the client the limit)",
+                   run.server_cpu / run.client_cpu if run.client_cpu else None, 0.2,
+                   at_most=True, unit="x")
 
 
 def report(results: dict[str, Results]) -> list[Table]:
