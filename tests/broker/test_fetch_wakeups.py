@@ -9,12 +9,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from kafka.protocol.admin import CreateTopicsRequest
 from kafka.protocol.consumer import FetchRequest
 from kafka.protocol.producer import ProduceRequest
 
 from minikafka.records import Record, decode_batches, encode_batch
 
 from .conftest import InProcessBroker, RawClient, create_topic
+from .test_bounds import create_topics
 
 
 @pytest.fixture
@@ -143,3 +145,23 @@ def test_shutdown_answers_every_long_poll(own_broker: InProcessBroker,
         assert raw.read_frame() is not None, "the long poll was dropped, not answered"
     finally:
         raw.close()
+
+
+def test_a_fetch_read_while_the_writer_resumes_reading_is_answered(
+        own_broker: InProcessBroker, topic: str) -> None:
+    """With one request in flight, the Fetch behind a CreateTopics is read by the writer task
+    once that answer is out: the poll must not run in the context the task is in."""
+    own_broker.extra = (*own_broker.extra, "--max-in-flight", "1")
+    raw = RawClient(own_broker.start().bootstrap)
+    try:
+        created = create_topics(CreateTopicsRequest[7], [(topic, 1)])
+        created.with_header(correlation_id=1, client_id="raw")
+        fetch = poll({topic: [0]}, max_wait_ms=50)
+        fetch.with_header(correlation_id=2, client_id="raw")  # type: ignore[attr-defined]
+        raw.send(bytes(created.encode(header=True, framed=True))
+                 + bytes(fetch.encode(header=True, framed=True)))  # type: ignore[attr-defined]
+        answers = [raw.read_frame(), raw.read_frame()]
+    finally:
+        raw.close()
+    assert all(answer is not None for answer in answers), own_broker.log()
+    assert "cannot enter context" not in own_broker.log()

@@ -487,7 +487,7 @@ class Connection(asyncio.BufferedProtocol):
                 self.ctx.appends.defer(self._flush)
 
         try:
-            self._context.run(poll, self.ctx, header, request, reply)
+            self._context.copy().run(poll, self.ctx, header, request, reply)
         except Exception as exc:
             reply(exc)
         if _answered(slot) and (ready := _bytes(slot.result())) is not None:
