@@ -180,7 +180,6 @@ class ServiceRunner:
         consumer = make_consumer(self.bootstrap, self.group, self.group,
                                  self.session_timeout_ms)
         consumer.subscribe(list(self.service.topics))
-        gc.freeze()  # what start-up built lives as long as the process: out of the collector's way
         log.info("%s: consuming %s as group %s", self.service.name,
                  ", ".join(self.service.topics), self.group)
         positions: dict[tuple[str, int], int] = {}  # handled, not yet committed
@@ -331,6 +330,7 @@ def run_service(service: Service, bootstrap: str, db_path: str | Path, *,
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    gc.freeze()  # what start-up built lives as long as the process: out of the collector's way
     runner.run()
     return 0
 

@@ -236,12 +236,13 @@ def _fetch_offsets(ctx: BrokerContext, group: str, topics: Any,
     transaction, when the client requires stable ones) answer UNSTABLE_OFFSET_COMMIT. Topics
     the client may not DESCRIBE are left out of "every one" and refused when asked for."""
     committed = ctx.log.offsets.fetch(group)
+    asked = {t for t, _ in committed} if topics is None else {t.name for t in topics}
+    refusals = {topic: refusal(ctx, DESCRIBE, TOPIC, topic) for topic in asked}
     if topics is None:
-        wanted: Iterable[TopicPartition] = [
-            tp for tp in sorted(committed) if authorized(ctx, DESCRIBE, TOPIC, tp[0])]
+        wanted: Iterable[TopicPartition] = [tp for tp in sorted(committed)
+                                            if not refusals[tp[0]]]
     else:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
-    refusals = {topic: refusal(ctx, DESCRIBE, TOPIC, topic) for topic, _ in wanted}
     by_topic: dict[str, list[_Fetched]] = {}
     for topic, partition in wanted:
         found = committed.get((topic, partition))
