@@ -80,6 +80,8 @@ async def run(config: BrokerConfig) -> None:
     await server.start()
     # What start-up built (log indexes, the console's and registry's apps) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it every time.
+    # Start-up's garbage goes first: frozen, a cycle (a caught exception's frames) would stay.
+    gc.collect()
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

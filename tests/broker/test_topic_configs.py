@@ -4,6 +4,7 @@ stored, described (default, source, synonyms, documentation), and acted on where
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,6 +174,12 @@ def test_topic_defaults_set_on_the_broker_are_described_as_its(own_broker: InPro
     assert on_broker["log.cleaner.delete.retention.ms"].value == "3600000"
     assert on_broker["log.cleaner.delete.retention.ms"].source == \
         ConfigSource.STATIC_BROKER_CONFIG.value
+
+
+def test_a_broker_default_a_topic_would_refuse_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"log.cleaner.min.cleanable.ratio: invalid value 3.0 "
+                       r"for min.cleanable.dirty.ratio: must be in \[0, 1\]"):
+        InProcessBroker(tmp_path / "data", "--log-cleaner-min-cleanable-ratio", "3").start()
 
 
 def test_min_insync_replicas_above_one_refuses_acks_all(broker: InProcessBroker,

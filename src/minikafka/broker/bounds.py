@@ -20,11 +20,6 @@ T = TypeVar("T")
 hangup: ContextVar[asyncio.Future[None] | None] = ContextVar("hangup", default=None)
 
 
-def client_gone() -> bool:
-    gone = hangup.get()
-    return gone is not None and gone.done()
-
-
 def on_hangup(waiter: asyncio.Future[T], answer: T) -> Callable[[], None]:
     """Answer `waiter` with `answer` when the current request's client hangs up (at once if it
     has); returns the function that cancels this."""

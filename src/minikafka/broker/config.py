@@ -206,13 +206,22 @@ class BrokerConfig:
     def topic_defaults(self) -> dict[str, Any]:
         """The topic configs this broker sets for every topic that does not set its own, by
         topic config name (TopicConfig.broker_defaults): the settings named after a topic
-        config's broker synonym, where they differ from Kafka's default."""
+        config's broker synonym, where they differ from Kafka's default. A value the topic
+        config would refuse is a ValueError naming the broker setting."""
+        from ..errors import InvalidConfigError
         from ..log.config import TOPIC_CONFIGS  # the log package: not for the CLI's start
 
-        values = {key.name: getattr(self, key.broker_name.replace(".", "_"), key.default)
-                  for key in TOPIC_CONFIGS.values() if key.broker_name}
-        return {name: value for name, value in values.items()
-                if value != TOPIC_CONFIGS[name].default}
+        values = {}
+        for key in TOPIC_CONFIGS.values():
+            value = getattr(self, key.broker_name.replace(".", "_"), key.default) \
+                if key.broker_name else key.default
+            if value == key.default:
+                continue
+            try:
+                values[key.name] = key.parse(value)
+            except InvalidConfigError as exc:
+                raise ValueError(f"{key.broker_name}: {exc}") from None
+        return values
 
     def security_protocol(self, name: str) -> str:
         """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: how listener `name` is secured."""

@@ -15,6 +15,7 @@ from ..records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC,
+    MAGIC_AT,
     BatchHeader,
     read_header,
     validate_batch,
@@ -24,7 +25,6 @@ from .index import OffsetIndex, TimeIndex
 from .txn_index import TransactionIndex
 
 SCAN_CHUNK = 64 * 1024
-MAGIC_AT = 16
 DAMAGED = ".damaged"  # suffix of a segment file's original, set aside when damage was cut out of it
 CLEANED = ".cleaned"  # a cleaned segment file being written, not yet swapped in (compaction)
 SWAP = ".swap"  # a cleaned segment being swapped in, and its aborted-transaction index

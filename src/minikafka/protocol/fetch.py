@@ -104,19 +104,28 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
                          ) -> FetchRequest:
     """Fetch v4-v17; MalformedError on bytes that do not parse. A sessionless request (epoch
     -1) may be the object decoded for an earlier one with the same body: it is read, not
-    changed (only a session keeps and updates its partitions)."""
-    if len(frame) - pos > REPEATED_BODY_MAX:
-        return _decode(header.api_version, frame, pos)
-    key = (header.api_version, bytes(frame[pos:]))
+    changed (only a session keeps and updates its partitions; from v13 the handler writes in
+    the names its topic ids resolve to, the same each time)."""
+    version = header.api_version
+    if len(frame) - pos > REPEATED_BODY_MAX or not _sessionless(version, frame, pos):
+        return _decode(version, frame, pos)  # a session's epoch moves on: never repeated
+    key = (version, bytes(frame[pos:]))
     request = _REPEATED.get(key)
     if request is None:
-        request = _decode(header.api_version, frame, pos)
-        if request.session_epoch == -1:  # sessionless: nothing will change it
-            if len(_REPEATED) >= REPEATED_MAX:
-                _REPEATED.clear()
-            _REPEATED[key] = request
-            request.shared = True
+        request = _decode(version, frame, pos)
+        if len(_REPEATED) >= REPEATED_MAX:
+            _REPEATED.clear()
+        _REPEATED[key] = request
+        request.shared = True
     return request
+
+
+def _sessionless(version: int, frame: bytes | memoryview, pos: int) -> bool:
+    """The request's session epoch is -1 (always, before v7), read without decoding it."""
+    head = _LAYOUTS[version][0] if version in _LAYOUTS else None
+    if version < 7 or head is None or len(frame) - pos < head.size:
+        return True  # (a request too short or of a version not decoded fails in _decode)
+    return bool(head.unpack_from(frame, pos)[-1] == -1)
 
 
 def _decode(version: int, frame: bytes | memoryview, pos: int) -> FetchRequest:

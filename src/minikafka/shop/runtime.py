@@ -330,7 +330,8 @@ def run_service(service: Service, bootstrap: str, db_path: str | Path, *,
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    gc.freeze()  # what start-up built lives as long as the process: out of the collector's way
+    gc.collect()  # start-up's garbage first: then what it built, which lives as long as the
+    gc.freeze()  # process, goes out of the collector's way
     runner.run()
     return 0
 

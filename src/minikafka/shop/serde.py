@@ -74,7 +74,3 @@ class RegistryCodec:
             raise Undecodable(f"unknown schema id {schema_id}") from None
         return schema_id, value[HEADER_SIZE:]
 
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc.args[0] if exc.args else exc)
-    return " ".join(text.split())[:300]

@@ -52,7 +52,7 @@ from ..acls import AclOperation, ResourceType
 from ..appends import Poll
 from ..bounds import hangup
 from ..context import Api, BrokerContext, Reply, authorize, authorized
-from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchContext
+from ..fetch_sessions import FetchContext
 from ..quotas import CONSUMER_BYTE_RATE
 
 READ_COMMITTED = 1
@@ -146,9 +146,8 @@ def _name_topics(ctx: BrokerContext, version: int, wanted: list[FetchPartition])
 
 def _context(ctx: BrokerContext, version: int, request: FetchRequest) -> FetchContext:
     _name_topics(ctx, version, request.partitions)
-    if version < SESSIONS_FROM or (request.session_epoch == FINAL_EPOCH
-                                   and request.session_id == INVALID_SESSION_ID):
-        return FetchContext(request.partitions)  # sessionless, closing no session
+    if version < SESSIONS_FROM:
+        return FetchContext(request.partitions)
     return ctx.fetch_sessions.new_context(request.session_id, request.session_epoch,
                                           request.partitions, request.forgotten,
                                           topic_ids=version >= TOPIC_IDS_FROM)

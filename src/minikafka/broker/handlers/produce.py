@@ -158,9 +158,9 @@ def _encoded(answer: _Answer | None) -> Any:
 
 
 async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    appended: set[Partition] = set()
+    appended: set[Partition] | None = set() if request.acks == -1 else None
     answer = _append_all(ctx, header, request, appended)
-    if answer is not None and request.acks == -1:
+    if answer is not None and appended is not None:
         await ops.durable(ctx, appended)
     return _encoded(answer)
 
