@@ -26,6 +26,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from rich.table import Table
 
+from minikafka.clock import wall_ms
 from minikafka.log import LogManager
 from minikafka.log.cleaner import CleanerConfig, clean_partition
 from minikafka.records import Record, encode_batch
@@ -59,7 +60,7 @@ def cleaner_throughput(root: Path, compression: int) -> tuple[float, float, int]
             partition.append(batch)
         closed = sum(s.size for s in partition.segments[:-1])
         started = time.perf_counter()
-        result = clean_partition(partition, CleanerConfig(), int(time.time() * 1000))
+        result = clean_partition(partition, CleanerConfig(), wall_ms())
         seconds = time.perf_counter() - started
     assert result is not None
     return closed / 1e6, seconds, result.records_removed

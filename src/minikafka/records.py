@@ -9,13 +9,13 @@ new CRC.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from crc32c import crc32c
 
+from .clock import wall_ms
 from .compression import Compression, compress, decompress
 from .errors import CorruptRecordError
 from .varint import uvarint
@@ -265,7 +265,7 @@ def encode_batch(
         [(r.key, r.value, r.headers, r.timestamp) for r in records]  # type: ignore[union-attr]
         if isinstance(records[0], Record) else records  # type: ignore[assignment]
     )
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = wall_ms() if now_ms is None else now_ms
     timestamps = [now if row[3] is None else row[3] for row in rows]
     base_ts = timestamps[0]
     max_ts = max(timestamps)

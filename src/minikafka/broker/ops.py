@@ -407,8 +407,7 @@ async def create_topic(ctx: BrokerContext, name: str, partitions: int | None = N
         check_collision(name, ctx.log.topics())
         if count < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {count}")
-        config = TopicConfig(partitions=count, broker_defaults=ctx.log.topic_defaults
-                             ).with_kafka_configs(configs)
+        config = ctx.log.new_topic_config(count, configs)
         _check_room(ctx, 1, count)
         if validate_only:
             return config

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..clock import wall_ms
 from ..errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class EmbeddedBackend:
                              f"{config.cleanup_policy})")
         partitions = [self.log.partition(name, p) for p in range(config.partitions)]
         before = sum(p.size for p in partitions)
-        results = [clean_partition(p, CleanerConfig(), int(time.time() * 1000), force=True)
+        results = [clean_partition(p, CleanerConfig(), wall_ms(), force=True)
                    for p in partitions]
         removed = sum(r.records_removed for r in results if r is not None)
         return removed, before, sum(p.size for p in partitions)

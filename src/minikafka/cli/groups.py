@@ -117,12 +117,14 @@ class GroupsAdmin:
         return sorted((g.group_id, group_state_name(g.state)) for g in listed.valid)
 
     def describe(self, group: str) -> Group:
-        found = self._result(self.admin.describe_consumer_groups(
-            [group], request_timeout=TIMEOUT)[group])
-        return Group(group_state_name(found.state), found.partition_assignor or None, [
-            Member(m.member_id, m.group_instance_id, m.client_id, m.host,
-                   [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
-            for m in found.members])
+        return self.describe_many([group])[group]
+
+    def describe_many(self, groups: Sequence[str]) -> dict[str, Group]:
+        """Several groups in one DescribeGroups."""
+        if not groups:
+            return {}
+        futures = self.admin.describe_consumer_groups(list(groups), request_timeout=TIMEOUT)
+        return {group: _group(self._result(future)) for group, future in futures.items()}
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
         from confluent_kafka import ConsumerGroupTopicPartitions
@@ -167,6 +169,14 @@ class GroupsAdmin:
 
     def delete(self, group: str) -> None:
         self._result(self.admin.delete_consumer_groups([group], request_timeout=TIMEOUT)[group])
+
+
+def _group(found: Any) -> Group:
+    """confluent-kafka's ConsumerGroupDescription as a Group."""
+    return Group(group_state_name(found.state), found.partition_assignor or None, [
+        Member(m.member_id, m.group_instance_id, m.client_id, m.host,
+               [(tp.topic, tp.partition) for tp in m.assignment.topic_partitions])
+        for m in found.members])
 
 
 class EmbeddedGroups:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..broker.context import BrokerContext
+from ..clock import wall_ms
 from . import browse, service
 from . import schemas as schema_view
 
@@ -109,7 +110,7 @@ class RateHistory:
         await self._meter.rates()
         while not self._cluster.stopping:
             await asyncio.sleep(LIVE_INTERVAL_SECONDS)
-            self.samples.append({"time": int(time.time() * 1000), **await self._meter.rates()})
+            self.samples.append({"time": wall_ms(), **await self._meter.rates()})
 
 
 class InBroker:

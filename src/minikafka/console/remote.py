@@ -160,7 +160,7 @@ class Remote:
 
     def _groups_json(self, groups: list[str]) -> list[Json]:
         """Each group as `service.describe_group` shows it."""
-        described = {g: self._groups.describe(g) for g in groups}
+        described = self._groups.describe_many(groups)
         committed = {g: self._groups.committed(g) for g in groups}
         owned = {g: {tp: m.client_id or m.member_id
                      for m in described[g].members for tp in m.partitions}

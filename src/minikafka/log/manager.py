@@ -191,6 +191,12 @@ class LogManager:
                     self._write_config(topic, replace(self._configs[topic],
                                                       topic_id=new_topic_id()))
 
+    def new_topic_config(self, partitions: int, configs: Mapping[str, Any]) -> TopicConfig:
+        """A new topic's config: `configs` (Kafka names; InvalidConfigError naming a bad one)
+        over the broker's defaults, and a new topic id."""
+        return TopicConfig(partitions=partitions, topic_id=new_topic_id(),
+                           broker_defaults=self.topic_defaults).with_kafka_configs(configs)
+
     def _parse_config(self, text: str) -> TopicConfig:
         return TopicConfig.from_json(json.loads(text), self.topic_defaults)
 
@@ -256,9 +262,7 @@ class LogManager:
             raise InvalidTopicError(f"topic name {name!r} is reserved")
         if partitions < 1:
             raise InvalidPartitionsError(f"a topic needs at least 1 partition, got {partitions}")
-        topic_config = TopicConfig(partitions=partitions, topic_id=new_topic_id(),
-                                   broker_defaults=self.topic_defaults
-                                   ).with_kafka_configs(config or {})
+        topic_config = self.new_topic_config(partitions, config or {})
         with self._topics_locked():
             if self._config_path(name).exists():
                 raise TopicAlreadyExistsError(f"topic {name!r} already exists")

@@ -6,11 +6,11 @@ crash keeps all of a commit or none of it; several processes may commit at once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..clock import wall_ms
 from .framed import FramedLog, frame
 
 TopicPartition = tuple[str, int]
@@ -56,7 +56,7 @@ class OffsetStore(FramedLog):
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """Store all of `offsets` at once: one frame, so a crash keeps all or none of them."""
-        now = int(time.time() * 1000)
+        now = wall_ms()
         rows = [[t, p, o.offset, o.leader_epoch, o.metadata or "", o.commit_timestamp or now]
                 for (t, p), o in offsets.items()]
         if rows:

@@ -21,7 +21,6 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -193,16 +192,16 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
         await state["publisher"].publish(event)
         return Accepted(event_id=event.event_id)
 
+    fastapi_schema = app.openapi
+
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, with the models of the bodies it does not parse itself."""
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+        if app.openapi_schema is None:  # FastAPI builds it once and keeps it: extended once
             _, defs = models_json_schema([(OrderRequest, "validation")],
                                          ref_template="#/components/schemas/{model}")
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
-            app.openapi_schema = schema
-        return app.openapi_schema
+            fastapi_schema().setdefault("components", {}).setdefault(
+                "schemas", {}).update(defs["$defs"])
+        return fastapi_schema()
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
