@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,6 @@ from .events import (
 from .runtime import Reject, Tx, transaction
 
 CATALOGUE = "catalogue.json"
-_MOVES_STOCK = frozenset({"created", "rejected", "shipped"})  # the statuses `handle` acts on
 
 
 def load_catalogue(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -96,20 +96,13 @@ class InventoryService:
     def concerns(self, event: Event) -> bool:
         """Restocks, and the statuses that move stock: new, rejected and shipped orders."""
         return isinstance(event, StockAdded) or (
-            isinstance(event, OrderStatusChanged) and event.status in _MOVES_STOCK)
+            isinstance(event, OrderStatusChanged) and event.status in _STOCK_MOVES)
 
     def handle(self, tx: Tx, event: Event) -> None:
         if isinstance(event, StockAdded):
             self._restock(tx, event)
-            return
-        if not isinstance(event, OrderStatusChanged):
-            return
-        if event.status == "created":
-            self._reserve(tx, event)
-        elif event.status == "rejected":
-            self._settle(tx, event, "released", "available")
-        elif event.status == "shipped":
-            self._settle(tx, event, "committed", "sold")
+        elif isinstance(event, OrderStatusChanged) and event.status in _STOCK_MOVES:
+            _STOCK_MOVES[event.status](self, tx, event)
 
     def _reserve(self, tx: Tx, event: OrderStatusChanged) -> None:
         if _reservation(tx.db, event.order_id) is not None:
@@ -177,3 +170,11 @@ def stock_view(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute(
         "SELECT product_id, name, available, reserved, sold, initial FROM products "
         "ORDER BY product_id")]
+
+
+# What each order status does to stock (`handle`); the others concern inventory not at all.
+_STOCK_MOVES: dict[str, Callable[[InventoryService, Tx, OrderStatusChanged], None]] = {
+    "created": InventoryService._reserve,
+    "rejected": lambda service, tx, event: service._settle(tx, event, "released", "available"),
+    "shipped": lambda service, tx, event: service._settle(tx, event, "committed", "sold"),
+}
