@@ -176,6 +176,13 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (its threads included), or None once it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf(
+        "SC_CLK_TCK")
+
+
 class Server:
     """A server process started for the benchmark in its own session (so that a launcher script
     and what it starts stop together); its CPU time is that of its whole process tree."""
@@ -219,12 +226,8 @@ class Server:
         return tree
 
     def cpu_seconds(self) -> float:
-        ticks = 0
-        for pid in self._tree():
-            fields = _stat(pid)
-            if fields is not None:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(seconds for pid in self._tree()
+                   if (seconds := process_cpu_seconds(pid)) is not None)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

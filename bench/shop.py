@@ -45,7 +45,7 @@ from minikafka.shop.runtime import next_batch
 from minikafka.shop.stack import ShopStack
 
 from ._goals import record
-from .broker import _stat
+from .broker import process_cpu_seconds
 
 SECONDS = 8  # of offered load per rate
 RATES = (25, 50, 100, 200, 400, 700, 1000)  # BENCH_SHOP_RATES=600,1000 runs only those
@@ -55,12 +55,8 @@ IN_FLIGHT = 256  # POSTs the generator may have open at once
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """utime + stime of each of these processes (their threads included), by name."""
-    seconds = {}
-    for name, pid in pids.items():
-        fields = _stat(pid)
-        if fields is not None:
-            seconds[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return seconds
+    return {name: seconds for name, pid in pids.items()
+            if (seconds := process_cpu_seconds(pid)) is not None}
 
 
 def _own_cpu_seconds() -> float:
