@@ -9,10 +9,11 @@ APT_BENCH_PKGS := redis-server rabbitmq-server kcat
 .PHONY: run test bench soak lint fmt clean apt-test apt-bench
 
 # setup.py compiles the modules pyproject.toml lists under [tool.minikafka.build] (mypyc) into
-# src/, where they shadow their source: reinstalling rebuilds them when any of them changes.
-COMPILED := $(shell $(PYTHON) -c 'import tomllib; \
-	print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["minikafka"]["build"]["mypyc"])')
-$(STAMP): pyproject.toml setup.py $(COMPILED)
+# src/, where they shadow their source: reinstalling rebuilds them when any of them, or any module
+# they import (mypyc compiled in what it knew of those), changes.
+BUILD_INPUTS := $(shell PYTHONPATH=src $(PYTHON) -m minikafka.compiled $$($(PYTHON) -c 'import tomllib; \
+	print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["minikafka"]["build"]["mypyc"])'))
+$(STAMP): pyproject.toml setup.py $(BUILD_INPUTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[console,shop,registry,test,bench]'

@@ -60,5 +60,22 @@ def test_serve_warns_of_a_stale_compiled_module(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
             env={**os.environ,  # the copy first; mypyc's shared library where it was built
                  "PYTHONPATH": os.pathsep.join((str(tmp_path), str(compiled.PACKAGE.parent)))})
-    assert f"WARNING minikafka.broker: {source} changed since it was compiled" in run.stderr
+    assert f"WARNING minikafka.broker: {source} changed since the compiled modules were built" in run.stderr
     assert run.returncode == 1
+
+
+def test_a_module_a_compiled_one_imports_edited_after_compiling_is_stale(tmp_path: Path) -> None:
+    """mypyc compiles a module knowing the types of what it imports (a named tuple's fields are
+    read by position): an edit to one of them, even through another module, is as stale."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log/partition.py").write_text(
+        "from .txn_index import AbortedTxn\nfrom .. import errors\n")
+    (tmp_path / "log/partition" f"{suffix}").write_bytes(b"")
+    (tmp_path / "log/txn_index.py").write_text(f"from {tmp_path.name}.records import Batch\n")
+    for name in ("errors", "records", "unrelated"):
+        (tmp_path / f"{name}.py").write_text("x = 1\n")
+    for name in ("log/txn_index.py", "records.py", "unrelated.py"):
+        later = (tmp_path / name).stat().st_mtime + 60
+        os.utime(tmp_path / name, (later, later))
+    assert compiled.stale(tmp_path) == [tmp_path / "log/txn_index.py", tmp_path / "records.py"]

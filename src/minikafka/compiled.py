@@ -1,15 +1,21 @@
 """Which of the package's modules run compiled, and which compiled ones are older than their
-source.
+source or than the modules they import.
 
 setup.py compiles the modules pyproject.toml lists (mypyc) into extension modules beside their
 source, and an extension module shadows its source: after an edit, the old compiled code runs
-until the package is rebuilt (`make` does). `minikafka serve` warns of such a module and a test
-fails, so an edit never silently does nothing.
+until the package is rebuilt (`make` does). mypyc also compiles in what it knew of the modules
+imported, directly or through others (a named tuple's fields are read by position, a class's
+layout is fixed), so an edit to one of those makes the compiled module stale too.
+`minikafka serve` warns of such a module and a test fails, so an edit never silently does
+nothing, nor silently breaks compiled code.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent
@@ -28,7 +34,59 @@ def extension_sources(root: Path = PACKAGE) -> dict[Path, Path]:
     return found
 
 
+def _module(root: Path, parts: list[str]) -> Path | None:
+    """The source of the package module `parts` names under `root`, if there is one."""
+    path = root.joinpath(*parts)
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(source: Path, root: Path) -> set[Path]:
+    """The package's modules `source` imports itself (anywhere in it: mypy reads them all).
+    `from .x import y` imports x, and y too if y is a module."""
+    modules: list[list[str]] = []
+    package = source.parent.relative_to(root).parts
+    for node in ast.walk(ast.parse(source.read_bytes(), str(source))):
+        if isinstance(node, ast.ImportFrom):
+            named = node.module.split(".") if node.module else []
+            if node.level:
+                named = [*package[:len(package) + 1 - node.level], *named]
+            elif named[0] == root.name:
+                named = named[1:]
+            else:
+                continue
+            for alias in node.names:
+                modules += ([*named, alias.name], named)
+        elif isinstance(node, ast.Import):
+            modules += (name[1:] for alias in node.names
+                        if (name := alias.name.split("."))[0] == root.name)
+    return {path for parts in modules if (path := _module(root, parts)) is not None}
+
+
+def build_inputs(sources: Iterable[Path], root: Path = PACKAGE) -> set[Path]:
+    """`sources` and every package module they import, directly or through others."""
+    seen: set[Path] = set()
+    todo = list(sources)
+    while todo:
+        source = todo.pop()
+        if source not in seen:
+            seen.add(source)
+            todo.extend(_imports(source, root))
+    return seen
+
+
 def stale(root: Path = PACKAGE) -> list[Path]:
-    """Sources edited since their module was compiled (the compiled one runs, not them)."""
-    return sorted(source for extension, source in extension_sources(root).items()
-                  if source.stat().st_mtime > extension.stat().st_mtime + SLACK_SECONDS)
+    """Sources edited since a module compiled from them, or importing them, was compiled (the
+    compiled one runs, built on what they were)."""
+    changed: set[Path] = set()
+    for extension, source in extension_sources(root).items():
+        built = extension.stat().st_mtime + SLACK_SECONDS
+        changed.update(path for path in build_inputs([source], root)
+                       if path.stat().st_mtime > built)
+    return sorted(changed)
+
+
+if __name__ == "__main__":  # the Makefile: what the compiled modules are built from
+    print(*sorted(build_inputs(Path(p).resolve() for p in sys.argv[1:])))

@@ -109,8 +109,8 @@ def serve(config: BrokerConfig) -> int:
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for source in stale():
-        log.warning("%s changed since it was compiled: the compiled module runs, not it "
-                    "(reinstall: make, or delete the .so files beside it)", source)
+        log.warning("%s changed since the compiled modules were built: they run what it was "
+                    "(reinstall: make, or delete the .so files in the package)", source)
     try:
         asyncio.run(run(config))
     except (KafkaError, OSError, ValueError) as exc:  # startup: port taken, dir locked, ...
