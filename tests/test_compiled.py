@@ -60,7 +60,8 @@ def test_serve_warns_of_a_stale_compiled_module(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
             env={**os.environ,  # the copy first; mypyc's shared library where it was built
                  "PYTHONPATH": os.pathsep.join((str(tmp_path), str(compiled.PACKAGE.parent)))})
-    assert f"WARNING minikafka.broker: {source} changed since the compiled modules were built" in run.stderr
+    assert (f"WARNING minikafka.broker: {source} changed since the compiled modules were built"
+            in run.stderr)
     assert run.returncode == 1
 
 

@@ -54,6 +54,7 @@ from ..log.config import check_collision
 from ..log.durable import read_metadata, write_atomically
 from ..log.manager import remove_deleted
 from ..log.offsets import TopicPartition
+from ..offset_reset import check_reset, reset_target
 from ..records import (
     ATTRIBUTES_AT,
     HEADER_SIZE,
@@ -70,7 +71,7 @@ from .context import BrokerContext, authorize, authorized, refusal
 from .groups import OffsetCommitCheck
 from .quotas import Entity, Ops
 from .scram import ScramCredential, ScramMechanism
-from .snapshot import PartitionView, topic_partitions
+from .snapshot import topic_partitions
 
 log = logging.getLogger("minikafka.broker")
 
@@ -345,15 +346,10 @@ def delete_groups(ctx: BrokerContext, group_ids: Iterable[str]) -> list[tuple[st
     return [(group, refused.get(group) or deleted[group]) for group in group_ids]
 
 
-def _reset_target(view: PartitionView, partition: Partition, to: str, value: int | None) -> int:
-    if to == "earliest":
-        return view.log_start_offset
-    if to == "timestamp" and value is not None:
-        found = partition.offset_for_timestamp(value)
-        return view.high_watermark if found is None else found[0]
-    if to == "offset" and value is not None:
-        return min(max(value, view.log_start_offset), view.high_watermark)
-    return view.high_watermark  # "latest"
+def _found_at(partition: Partition, timestamp: int | None) -> int | None:
+    """The offset of `partition`'s first record at or after `timestamp`, if any."""
+    found = None if timestamp is None else partition.offset_for_timestamp(timestamp)
+    return None if found is None else found[0]
 
 
 async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
@@ -361,15 +357,16 @@ async def reset_offsets(ctx: BrokerContext, group: str, topic: str, to: str,
     """Commit new offsets for every partition of `topic`, like kafka-consumer-groups.sh
     --reset-offsets --execute: `to` is earliest, latest, an offset or a timestamp (`value`),
     only while the group has no members, as a simple (generation-less) OffsetCommit."""
-    if to in ("offset", "timestamp") and value is None:
-        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
+    check_reset(to, value)
     described = ctx.groups.coordinator.describe_groups([group])[0]
     if described.members:
         raise KafkaError(f"consumer group {group!r} is {described.state} with "
                          f"{len(described.members)} member(s); stop its consumers before "
                          "resetting its offsets", ErrorCode.NON_EMPTY_GROUP)
-    targets = {(topic, v.partition): OffsetAndMetadata(_reset_target(
-                   v, ctx.log.partition(topic, v.partition), to, value))
+    targets = {(topic, v.partition): OffsetAndMetadata(reset_target(
+                   to, value, v.log_start_offset, v.high_watermark,
+                   _found_at(ctx.log.partition(topic, v.partition), value)
+                   if to == "timestamp" else None))
                for v in topic_partitions(ctx.log, topic)}
     errors = await commit_offsets(ctx, OffsetCommitCheck(group), targets)
     for error in errors.values():

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ErrorCode, KafkaError
+from ..offset_reset import ResetTo, check_reset, reset_target
 from .backends import (
     TIMEOUT,
     EmbeddedBackend,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 TopicPartition = tuple[str, int]
 OffsetSpec = str | int  # "earliest", "latest" or a timestamp (ms)
-ResetTo = Literal["earliest", "latest", "offset", "timestamp"]
 
 
 def add_groups_parser(sub: Any) -> None:
@@ -340,19 +340,15 @@ def _parse_datetime(text: str) -> int:
 
 def reset_plan(admin: Groups, partitions: Sequence[TopicPartition], to: ResetTo,
                value: int | None = None) -> dict[TopicPartition, int]:
-    """Where a reset `to` "earliest", "latest", "offset" `value` (kept within the log's start
-    and end) or "timestamp" `value` (the first record at or after it; the log end if none)
-    puts each partition, as kafka-consumer-groups.sh plans it."""
-    if to in ("earliest", "latest"):
-        return admin.offsets(partitions, to)
-    if value is None:
-        raise KafkaError(f"resetting to {to} needs a value", ErrorCode.INVALID_REQUEST)
-    latest = admin.offsets(partitions, "latest")
-    if to == "timestamp":
-        found = admin.offsets(partitions, value)
-        return {tp: found[tp] if found[tp] >= 0 else latest[tp] for tp in partitions}
+    """Where a reset `to` "earliest", "latest", "offset" `value` or "timestamp" `value` puts
+    each partition (`reset_target`)."""
+    check_reset(to, value)
     earliest = admin.offsets(partitions, "earliest")
-    return {tp: min(max(value, earliest[tp]), latest[tp]) for tp in partitions}
+    latest = admin.offsets(partitions, "latest")
+    found = admin.offsets(partitions, value) if to == "timestamp" and value is not None else {}
+    return {tp: reset_target(to, value, earliest[tp], latest[tp],
+                             None if found.get(tp, -1) < 0 else found[tp])
+            for tp in partitions}
 
 
 def reset_offsets(admin: Groups, args: argparse.Namespace) -> None:
