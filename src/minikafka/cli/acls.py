@@ -28,7 +28,8 @@ from ..broker.acls import (
     PatternType,
     ResourceType,
 )
-from .users import _admin, _result, add_target_arguments, check_target, on_disk
+from .backends import admin_result
+from .users import add_target_arguments, admin_client, check_target, on_disk
 
 OPERATIONS = [op.name.lower() for op in AclOperation if op > AclOperation.ANY]
 
@@ -105,9 +106,9 @@ def cmd_acls(args: argparse.Namespace) -> int:
         if args.data_dir:
             on_disk(args.data_dir, Authorizer, lambda acls: acls.change(add=bindings), "ACLs")
         else:
-            admin = _admin(args)  # kept until the answers are in
+            admin = admin_client(args)  # kept until the answers are in
             for future in admin.create_acls([_to_client(b) for b in bindings]).values():
-                _result(future)
+                admin_result(future)
         _show(args, "Added", bindings)
     elif args.action == "remove":
         removed: list[AclBinding] = []
@@ -117,9 +118,9 @@ def cmd_acls(args: argparse.Namespace) -> int:
                 acls.change(remove=removed)
             on_disk(args.data_dir, Authorizer, remove, "ACLs")
         else:
-            admin = _admin(args)
+            admin = admin_client(args)
             for future in admin.delete_acls([_to_client(f) for f in _filters(args)]).values():
-                removed.extend(_from_client(b) for b in _result(future))
+                removed.extend(_from_client(b) for b in admin_result(future))
         _show(args, "Removed", sorted(set(removed)))
     else:
         _show(args, None, _list(args))
@@ -132,9 +133,9 @@ def _list(args: argparse.Namespace) -> list[AclBinding]:
 
         acls = Authorizer(Path(args.data_dir) / META)
         return sorted({a for f in _filters(args) for a in acls.matching(f)})
-    admin = _admin(args)
+    admin = admin_client(args)
     return sorted({_from_client(b) for f in _filters(args)
-                   for b in _result(admin.describe_acls(_to_client(f)))})
+                   for b in admin_result(admin.describe_acls(_to_client(f)))})
 
 
 def _show(args: argparse.Namespace, verb: str | None, acls: list[AclBinding]) -> None:

@@ -320,7 +320,7 @@ def group_state_name(state: Any) -> str:
     return _GROUP_STATES.get(name, name.capitalize())
 
 
-def _raise_kafka(exc: Any) -> None:
+def raise_kafka(exc: Any) -> None:
     """confluent-kafka's KafkaException -> our one-line KafkaError."""
     err = exc.args[0] if exc.args else None
     if err is not None and hasattr(err, "code") and hasattr(err, "str"):
@@ -330,6 +330,25 @@ def _raise_kafka(exc: Any) -> None:
             code = ErrorCode.UNKNOWN_SERVER_ERROR
         raise KafkaError(err.str(), code) from None
     raise KafkaError(str(exc)) from None
+
+
+
+def admin_result(future: Any) -> Any:
+    """An admin call's result, waited for; its error as our one-line KafkaError."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return future.result(timeout=TIMEOUT)
+    except KafkaException as exc:
+        raise_kafka(exc)
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Rows in aligned columns under `header`, as Kafka's tools print them ("-" for None)."""
+    cells = [list(header)] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 class KafkaBackend:
@@ -352,7 +371,7 @@ class KafkaBackend:
         try:
             self.admin = AdminClient(config)
         except KafkaException as exc:  # an unknown or invalid -X property
-            _raise_kafka(exc)
+            raise_kafka(exc)
         self._connect()
 
     def _on_error(self, err: Any) -> None:
@@ -379,15 +398,7 @@ class KafkaBackend:
                          f"{self._refused if self._all_down else reason}")
 
     def _wait(self, futures: Iterable[Any]) -> list[Any]:
-        from confluent_kafka import KafkaException
-
-        results = []
-        for future in futures:
-            try:
-                results.append(future.result(timeout=TIMEOUT))
-            except KafkaException as exc:
-                _raise_kafka(exc)
-        return results
+        return [admin_result(future) for future in futures]
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> int:
         from confluent_kafka.admin import NewTopic
@@ -576,7 +587,7 @@ class KafkaBackend:
             found = consumer.offsets_for_times([TopicPartition(*query) for query in queries],
                                                timeout=TIMEOUT)
         except KafkaException as exc:
-            _raise_kafka(exc)
+            raise_kafka(exc)
         finally:
             consumer.close()
         for tp in found:
@@ -625,7 +636,7 @@ def _commit_stored(consumer: Any) -> None:
         consumer.commit(asynchronous=False)
     except KafkaException as exc:
         if exc.args[0].code() != _NO_OFFSET:  # nothing was consumed: nothing to commit
-            _raise_kafka(exc)
+            raise_kafka(exc)
 
 
 def send_request(bootstrap: str, request: Any) -> Any:

@@ -22,10 +22,11 @@ from .backends import (
     TIMEOUT,
     EmbeddedBackend,
     KafkaBackend,
-    _raise_kafka,
+    admin_result,
     backend_for,
     connection_arguments,
     group_state_name,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -102,18 +103,9 @@ class GroupsAdmin:
     def __init__(self, backend: KafkaBackend) -> None:
         self.admin = backend.admin
 
-    @staticmethod
-    def _result(future: Any) -> Any:
-        from confluent_kafka import KafkaException
-
-        try:
-            return future.result(timeout=TIMEOUT)
-        except KafkaException as exc:
-            _raise_kafka(exc)
-
     def list_groups(self) -> list[tuple[str, str]]:
         """(group id, state) of every group."""
-        listed = self._result(self.admin.list_consumer_groups(request_timeout=TIMEOUT))
+        listed = admin_result(self.admin.list_consumer_groups(request_timeout=TIMEOUT))
         return sorted((g.group_id, group_state_name(g.state)) for g in listed.valid)
 
     def describe(self, group: str) -> Group:
@@ -124,12 +116,12 @@ class GroupsAdmin:
         if not groups:
             return {}
         futures = self.admin.describe_consumer_groups(list(groups), request_timeout=TIMEOUT)
-        return {group: _group(self._result(future)) for group, future in futures.items()}
+        return {group: _group(admin_result(future)) for group, future in futures.items()}
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
         from confluent_kafka import ConsumerGroupTopicPartitions
 
-        found = self._result(self.admin.list_consumer_group_offsets(
+        found = admin_result(self.admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT)[group])
         return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions
                 if tp.offset >= 0}
@@ -146,7 +138,7 @@ class GroupsAdmin:
         if not wanted:
             return {}
         futures = self.admin.list_offsets(wanted, request_timeout=TIMEOUT)
-        return {(tp.topic, tp.partition): self._result(f).offset for tp, f in futures.items()}
+        return {(tp.topic, tp.partition): admin_result(f).offset for tp, f in futures.items()}
 
     def partitions(self, topic: str) -> list[int]:
         """All partitions of `topic`, from metadata for every topic (naming it may create it)."""
@@ -161,14 +153,14 @@ class GroupsAdmin:
 
         request = ConsumerGroupTopicPartitions(
             group, [KafkaTopicPartition(t, p, o) for (t, p), o in offsets.items()])
-        altered = self._result(self.admin.alter_consumer_group_offsets(
+        altered = admin_result(self.admin.alter_consumer_group_offsets(
             [request], request_timeout=TIMEOUT)[group])
         for tp in altered.topic_partitions:
             if tp.error is not None:
                 raise KafkaError(f"{tp.topic}-{tp.partition}: {tp.error.str()}")
 
     def delete(self, group: str) -> None:
-        self._result(self.admin.delete_consumer_groups([group], request_timeout=TIMEOUT)[group])
+        admin_result(self.admin.delete_consumer_groups([group], request_timeout=TIMEOUT)[group])
 
 
 def _group(found: Any) -> Group:
@@ -242,13 +234,6 @@ class EmbeddedGroups:
         self.log.offsets.delete(group)
 
 
-def _print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    cells = [list(header)] + [["-" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
 def cmd_groups(args: argparse.Namespace) -> int:
     backend = backend_for(args)
     try:
@@ -263,7 +248,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps([{"group": g, "state": s} for g, s in found]))
             else:
-                _print_table(("GROUP", "STATE"), found)
+                print_table(("GROUP", "STATE"), found)
         elif args.action == "describe":
             describe(admin, args.group, as_json=args.json)
         elif args.action == "reset-offsets":
@@ -297,11 +282,11 @@ def describe(admin: Groups, group: str, *, as_json: bool = False) -> None:
           f"{len(description.members)} member(s)")
     if description.members:
         print()
-        _print_table(("MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "PARTITIONS"), [
+        print_table(("MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "PARTITIONS"), [
             (m.member_id, m.instance_id, m.client_id, m.host, _ranges(m.partitions) or None)
             for m in description.members])
     print()
-    _print_table(("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"),
+    print_table(("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"),
                  rows)
 
 
@@ -370,7 +355,7 @@ def reset_offsets(admin: Groups, args: argparse.Namespace) -> None:
         plan = reset_plan(admin, partitions, "offset", args.to_offset)
     if args.execute:
         admin.alter(args.group, plan)
-    _print_table(("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),
+    print_table(("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),
                  [(args.group, t, p, plan[(t, p)]) for t, p in partitions])
     if not args.execute:
         print("dry run: nothing was changed (add --execute to commit these offsets)",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..shop.settings import DEFAULT_REGISTRY, REGISTRY_ENV, default_registry
-from .groups import _print_table
+from .backends import print_table
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 TIMEOUT = 30
@@ -130,7 +130,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
             latest = registry.call("GET", f"{path}/{versions[-1]}?deleted=true")
             rows.append((subject, str(len(versions)), str(latest["version"]), str(latest["id"]),
                          latest.get("schemaType", "AVRO")))
-        _print_table(("SUBJECT", "VERSIONS", "LATEST", "ID", "TYPE"), rows)
+        print_table(("SUBJECT", "VERSIONS", "LATEST", "ID", "TYPE"), rows)
     elif args.action == "get":
         if (args.id is None) == (args.subject is None):
             raise RegistryCallError("schemas get needs a subject or --id (one of them)")

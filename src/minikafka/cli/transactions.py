@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ErrorCode, KafkaError
-from .backends import BOOTSTRAP_ENV, DEFAULT_DATA_DIR, send_request
-from .groups import _print_table
+from .backends import BOOTSTRAP_ENV, DEFAULT_DATA_DIR, print_table, send_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +113,12 @@ def _time(ms: int) -> str:
 
 
 def _print_described(found: Described) -> None:
-    _print_table(("TRANSACTIONAL ID", "PRODUCER ID", "EPOCH", "STATE", "TIMEOUT MS", "STARTED"),
+    print_table(("TRANSACTIONAL ID", "PRODUCER ID", "EPOCH", "STATE", "TIMEOUT MS", "STARTED"),
                  [(found.transactional_id, found.producer_id, found.producer_epoch, found.state,
                    found.timeout_ms, _time(found.start_ms))])
     if found.partitions:
         print()
-        _print_table(("TOPIC", "PARTITION"), found.partitions)
+        print_table(("TOPIC", "PARTITION"), found.partitions)
 
 
 def _listed(rows: Iterable[Described], states: Sequence[str]) -> list[tuple[str, int, str]]:
@@ -137,7 +136,7 @@ def cmd_transactions(args: argparse.Namespace) -> int:
             print(json.dumps([{"transactional_id": t, "producer_id": p, "state": state}
                               for t, p, state in rows]))
         else:
-            _print_table(("TRANSACTIONAL ID", "PRODUCER ID", "STATE"), rows)
+            print_table(("TRANSACTIONAL ID", "PRODUCER ID", "STATE"), rows)
         return 0
     found = describe_over_wire(bootstrap, args.transactional_id) if bootstrap else next(
         (d for d in _from_data_dir(data_dir) if d.transactional_id == args.transactional_id),

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..broker.scram import DEFAULT_ITERATIONS, MECHANISMS, check_iterations, new_credential
 from ..errors import KafkaError
-from .backends import TIMEOUT
+from .backends import admin_result
 from .quotas import BOOTSTRAP_ENV
 
 PASSWORD_ENV = "MINIKAFKA_USER_PASSWORD"
@@ -149,18 +149,20 @@ def _list(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, int]]]]:
         return [(user, [(name, cred.iterations) for name, cred in sorted(creds.items())])
                 for user, creds in sorted(store.users.items())
                 if not args.names or user in args.names]
-    admin = _admin(args)
+    admin = admin_client(args)
     if args.names:
-        found = {user: _result(future) for user, future in
+        found = {user: admin_result(future) for user, future in
                  admin.describe_user_scram_credentials(args.names).items()}
     else:
-        found = _result(admin.describe_user_scram_credentials())
+        found = admin_result(admin.describe_user_scram_credentials())
     return [(user, [(info.mechanism.name.replace("_", "-"), info.iterations)
                     for info in description.scram_credential_infos])
             for user, description in sorted(found.items())]
 
 
-def _admin(args: argparse.Namespace) -> Any:
+def admin_client(args: argparse.Namespace) -> Any:
+    """An AdminClient of --bootstrap-server, with --command-config's properties (as Kafka's
+    tools read a client config file)."""
     from confluent_kafka.admin import AdminClient
 
     config = {"bootstrap.servers": args.bootstrap_server, "client.id": "minikafka-cli",
@@ -193,16 +195,7 @@ def _client_mechanism(name: str) -> Any:
 
 
 def _alter(args: argparse.Namespace, alterations: list[Any]) -> None:
-    admin = _admin(args)  # kept until the answers are in
+    admin = admin_client(args)  # kept until the answers are in
     for future in admin.alter_user_scram_credentials(alterations).values():
-        _result(future)
+        admin_result(future)
 
-
-def _result(future: Any) -> Any:
-    """The admin call's result; its error as one line."""
-    from confluent_kafka import KafkaException
-
-    try:
-        return future.result(TIMEOUT)
-    except KafkaException as exc:
-        raise KafkaError(exc.args[0].str()) from None
