@@ -134,9 +134,9 @@ class LogSegment:
             write_fully(self.fd, data, position)
             if held is None:
                 self._track(first, position)
-            else:
+            else:  # `hold` accounted for them
                 for _, header, at in held:
-                    self._track(header, at)
+                    self._index(header, at)
         except BaseException as exc:
             self._cut_back(position, first.base_offset)
             if held is not None:
@@ -161,13 +161,17 @@ class LogSegment:
 
     def _track(self, header: BatchHeader, position: int) -> None:
         """Account for a batch this process wrote or validated, adding sparse index entries."""
+        self._index(header, position)
+        self._account(header)
+
+    def _index(self, header: BatchHeader, position: int) -> None:
+        """The sparse index entries of a batch at `position`, where one is due."""
         if position == 0 or position - self._indexed_bytes >= self.index_interval_bytes:
             if not self.offset_index.keys or header.base_offset > self.offset_index.keys[-1]:
                 self.offset_index.append(header.base_offset, position)
                 self._indexed_bytes = position
             if not self.time_index.keys or header.max_timestamp > self.time_index.keys[-1]:
                 self.time_index.append(header.max_timestamp, header.base_offset)
-        self._account(header)
 
     def _account(self, header: BatchHeader) -> None:
         self.next_offset = header.next_offset

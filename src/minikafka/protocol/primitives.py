@@ -80,11 +80,7 @@ class Reader:
         self.pos = pos
 
     def _fixed(self, codec: struct.Struct) -> int:
-        try:
-            value: int = codec.unpack_from(self.buf, self.pos)[0]
-        except struct.error:
-            raise MalformedError("field runs past the end of the frame") from None
-        self.pos += codec.size
+        value: int = self.fields(codec)[0]
         return value
 
     def fields(self, codec: struct.Struct) -> tuple[int, ...]:
