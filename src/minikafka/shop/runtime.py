@@ -53,7 +53,7 @@ _STORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS processed (
     key TEXT PRIMARY KEY,           -- an event_id, or topic:partition:offset of a dead letter
     at REAL NOT NULL
-);
+) WITHOUT ROWID;                    -- one b-tree to write per event, not a table and its index
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
