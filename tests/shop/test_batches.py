@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,6 +130,28 @@ def _keep_producing(bootstrap: str, producing: threading.Event, then: str | None
     assert producer.flush(10) == 0
 
 
+@contextmanager
+def orders_coming(broker: InProcessBroker, then: str | None = None
+                  ) -> Iterator[Callable[[], None]]:
+    """`_keep_producing` in a thread while in the block, which may stop it earlier with the
+    function it is given."""
+    assert broker.registry_url is not None
+    use_registry(broker.registry_url)
+    producing = threading.Event()
+    producing.set()
+    thread = threading.Thread(target=_keep_producing, args=(broker.bootstrap, producing, then))
+    thread.start()
+
+    def stop() -> None:
+        producing.clear()
+        thread.join()
+
+    try:
+        yield stop
+    finally:
+        stop()
+
+
 def test_a_failing_record_undoes_only_its_own_work(tmp_path: Path,
                                                    shop_broker: InProcessBroker) -> None:
     assert shop_broker.registry_url is not None
@@ -176,19 +198,10 @@ def test_a_service_stopped_mid_stream_commits_what_it_handled(
         tmp_path: Path, shop_broker: InProcessBroker) -> None:
     """While records keep coming, offsets are committed only every so often: a service stopped
     then commits, on its way out, exactly the records its transactions took in."""
-    assert shop_broker.registry_url is not None
-    use_registry(shop_broker.registry_url)
-    producing = threading.Event()
-    producing.set()
-    thread = threading.Thread(target=_keep_producing, args=(shop_broker.bootstrap, producing))
-    thread.start()
-    try:
-        with serving(Announcer(), shop_broker, tmp_path / "announcer.db"):
-            wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
-                     "the announcer to be under way")
-    finally:
-        producing.clear()
-        thread.join()
+    with orders_coming(shop_broker), serving(Announcer(), shop_broker,
+                                             tmp_path / "announcer.db"):
+        wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
+                 "the announcer to be under way")
     db = sqlite3.connect(tmp_path / "announcer.db")
     handled = db.execute("SELECT count(*) FROM processed").fetchone()[0]
     db.close()
@@ -207,23 +220,13 @@ def test_a_failed_batch_keeps_the_acknowledged_rows_to_delete(
     """Rows the broker has acknowledged are deleted in the next batch's transaction: when that
     transaction fails, they are still deleted later (here: as the failed service stops), not
     left in the outbox to be sent again on the next start."""
-    assert shop_broker.registry_url is not None
-    use_registry(shop_broker.registry_url)
-    producing, failed = threading.Event(), []
-    producing.set()
-    thread = threading.Thread(target=_keep_producing,
-                              args=(shop_broker.bootstrap, producing, "boom"))
-    thread.start()
-    try:
-        with serving(Fragile(), shop_broker, tmp_path / "announcer.db", failed):
-            wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 100, 30,
-                     "the announcer to be under way")
-            producing.clear()  # and `boom` comes next: every batch before it had rows to delete
-            thread.join()
-            wait_for(lambda: failed, 30, "the batch with `boom` to fail")
-    finally:
-        producing.clear()
-        thread.join()
+    failed: list[BaseException] = []
+    with orders_coming(shop_broker, then="boom") as stop, serving(
+            Fragile(), shop_broker, tmp_path / "announcer.db", failed):
+        wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 100, 30,
+                 "the announcer to be under way")
+        stop()  # and `boom` comes next: every batch before it had rows to delete
+        wait_for(lambda: failed, 30, "the batch with `boom` to fail")
     announced = len(read_topic(shop_broker.bootstrap, ORDER_STATUS))
     db = sqlite3.connect(tmp_path / "announcer.db")
     handled, left = (db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -239,12 +242,6 @@ def test_a_revoked_partition_is_not_committed_after_its_new_owner_commits(
     revoked, not later: a later commit would set back the offsets their new owner committed
     meanwhile. Here the new owner is a plain consumer of the group, which commits the end of
     what it is given as soon as it gets it."""
-    assert shop_broker.registry_url is not None
-    use_registry(shop_broker.registry_url)
-    producing = threading.Event()
-    producing.set()
-    thread = threading.Thread(target=_keep_producing, args=(shop_broker.bootstrap, producing))
-    thread.start()
     taken: dict[int, int] = {}  # partition -> the offset its new owner committed
 
     def take(member: Consumer, partitions: list[TopicPartition]) -> None:
@@ -259,7 +256,8 @@ def test_a_revoked_partition_is_not_committed_after_its_new_owner_commits(
                          "group.id": "shop-announcer", "enable.auto.commit": False,
                          "session.timeout.ms": 2000, "heartbeat.interval.ms": 500})
     try:
-        with serving(Announcer(), shop_broker, tmp_path / "announcer.db"):
+        with orders_coming(shop_broker), serving(Announcer(), shop_broker,
+                                                 tmp_path / "announcer.db"):
             wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
                      "the announcer to be under way")
             newcomer.subscribe([ORDERS], on_assign=take)
@@ -272,8 +270,6 @@ def test_a_revoked_partition_is_not_committed_after_its_new_owner_commits(
             committed = newcomer.committed([TopicPartition(ORDERS, p) for p in taken],
                                            timeout=10)
     finally:
-        producing.clear()
-        thread.join()
         newcomer.close()
         watermarks.close()
     assert {tp.partition: tp.offset for tp in committed} == taken
