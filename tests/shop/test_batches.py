@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,15 +77,33 @@ def order(order_id: str) -> OrderCreated:
                         items=[{"product_id": "mug", "quantity": 1, "price": 1.0}])
 
 
+class Fragile(Announcer):
+    """An announcer with a bug: the order named `boom` raises outside any handler (in
+    `concerns`), which fails its whole batch's transaction and stops the service."""
+
+    def concerns(self, event: Event) -> bool:
+        if isinstance(event, OrderCreated) and event.order_id == "boom":
+            raise RuntimeError("a bug outside the handler")
+        return True
+
+
 @contextmanager
-def serving(service: Service, broker: InProcessBroker, db: Path) -> Iterator[None]:
-    """`service` runs in a thread while in the block, and has stopped after it."""
+def serving(service: Service, broker: InProcessBroker, db: Path,
+            failed: list[BaseException] | None = None) -> Iterator[None]:
+    """`service` runs in a thread while in the block, and has stopped after it (what it
+    raised, if anything, goes to `failed`)."""
     stop = threading.Event()
 
     def serve() -> None:  # SQLite connections stay in the thread that made them
-        runner = ServiceRunner(service, broker.bootstrap, db, retry_backoff=0.01)
+        runner = ServiceRunner(service, broker.bootstrap, db, retry_backoff=0.01,
+                               session_timeout_ms=2000)
         runner.stop = stop
-        runner.run()
+        try:
+            runner.run()
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed.append(exc)
 
     thread = threading.Thread(target=serve)
     thread.start()
@@ -94,6 +112,44 @@ def serving(service: Service, broker: InProcessBroker, db: Path) -> Iterator[Non
     finally:
         stop.set()
         thread.join(30)
+
+
+def _keep_producing(bootstrap: str, producing: threading.Event, then: str | None = None) -> None:
+    """Orders o0, o1, … (every partition in turn) until `producing` is cleared; then, if
+    given, the order named `then`."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    number = 0
+    while producing.is_set():
+        producer.produce(ORDERS, encode(order(f"o{number}")), f"o{number}".encode(),
+                         partition=number % PARTITIONS)
+        producer.poll(0)
+        number += 1
+        time.sleep(0.002)
+    if then is not None:
+        producer.produce(ORDERS, encode(order(then)), then.encode())
+    assert producer.flush(10) == 0
+
+
+@contextmanager
+def orders_coming(broker: InProcessBroker, then: str | None = None
+                  ) -> Iterator[Callable[[], None]]:
+    """`_keep_producing` in a thread while in the block, which may stop it earlier with the
+    function it is given."""
+    assert broker.registry_url is not None
+    use_registry(broker.registry_url)
+    producing = threading.Event()
+    producing.set()
+    thread = threading.Thread(target=_keep_producing, args=(broker.bootstrap, producing, then))
+    thread.start()
+
+    def stop() -> None:
+        producing.clear()
+        thread.join()
+
+    try:
+        yield stop
+    finally:
+        stop()
 
 
 def test_a_failing_record_undoes_only_its_own_work(tmp_path: Path,
@@ -142,30 +198,10 @@ def test_a_service_stopped_mid_stream_commits_what_it_handled(
         tmp_path: Path, shop_broker: InProcessBroker) -> None:
     """While records keep coming, offsets are committed only every so often: a service stopped
     then commits, on its way out, exactly the records its transactions took in."""
-    assert shop_broker.registry_url is not None
-    use_registry(shop_broker.registry_url)
-    producing = threading.Event()
-    producing.set()
-
-    def keep_producing() -> None:
-        producer = Producer({"bootstrap.servers": shop_broker.bootstrap, "linger.ms": 0})
-        number = 0
-        while producing.is_set():
-            producer.produce(ORDERS, encode(order(f"o{number}")), f"o{number}".encode())
-            producer.poll(0)
-            number += 1
-            time.sleep(0.001)
-        producer.flush(10)
-
-    thread = threading.Thread(target=keep_producing)
-    thread.start()
-    try:
-        with serving(Announcer(), shop_broker, tmp_path / "announcer.db"):
-            wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
-                     "the announcer to be under way")
-    finally:
-        producing.clear()
-        thread.join()
+    with orders_coming(shop_broker), serving(Announcer(), shop_broker,
+                                             tmp_path / "announcer.db"):
+        wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
+                 "the announcer to be under way")
     db = sqlite3.connect(tmp_path / "announcer.db")
     handled = db.execute("SELECT count(*) FROM processed").fetchone()[0]
     db.close()
@@ -177,3 +213,63 @@ def test_a_service_stopped_mid_stream_commits_what_it_handled(
     finally:
         consumer.close()
     assert sum(max(tp.offset, 0) for tp in committed) == handled
+
+
+def test_a_failed_batch_keeps_the_acknowledged_rows_to_delete(
+        tmp_path: Path, shop_broker: InProcessBroker) -> None:
+    """Rows the broker has acknowledged are deleted in the next batch's transaction: when that
+    transaction fails, they are still deleted later (here: as the failed service stops), not
+    left in the outbox to be sent again on the next start."""
+    failed: list[BaseException] = []
+    with orders_coming(shop_broker, then="boom") as stop, serving(
+            Fragile(), shop_broker, tmp_path / "announcer.db", failed):
+        wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 100, 30,
+                 "the announcer to be under way")
+        stop()  # and `boom` comes next: every batch before it had rows to delete
+        wait_for(lambda: failed, 30, "the batch with `boom` to fail")
+    announced = len(read_topic(shop_broker.bootstrap, ORDER_STATUS))
+    db = sqlite3.connect(tmp_path / "announcer.db")
+    handled, left = (db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                     for table in ("processed", "outbox"))
+    db.close()
+    assert announced == handled  # every committed batch's rows went out, each once
+    assert left == 0
+
+
+def test_a_revoked_partition_is_not_committed_after_its_new_owner_commits(
+        tmp_path: Path, shop_broker: InProcessBroker) -> None:
+    """A member's handled, not yet committed offsets are committed as its partitions are
+    revoked, not later: a later commit would set back the offsets their new owner committed
+    meanwhile. Here the new owner is a plain consumer of the group, which commits the end of
+    what it is given as soon as it gets it."""
+    taken: dict[int, int] = {}  # partition -> the offset its new owner committed
+
+    def take(member: Consumer, partitions: list[TopicPartition]) -> None:
+        ends = [TopicPartition(ORDERS, tp.partition,
+                               watermarks.get_watermark_offsets(tp, timeout=5)[1])
+                for tp in partitions]
+        member.commit(offsets=ends, asynchronous=False)
+        taken.update((tp.partition, tp.offset) for tp in ends)
+
+    watermarks = Consumer({"bootstrap.servers": shop_broker.bootstrap, "group.id": "ends"})
+    newcomer = Consumer({"bootstrap.servers": shop_broker.bootstrap,
+                         "group.id": "shop-announcer", "enable.auto.commit": False,
+                         "session.timeout.ms": 2000, "heartbeat.interval.ms": 500})
+    try:
+        with orders_coming(shop_broker), serving(Announcer(), shop_broker,
+                                                 tmp_path / "announcer.db"):
+            wait_for(lambda: len(read_topic(shop_broker.bootstrap, ORDER_STATUS)) >= 300, 30,
+                     "the announcer to be under way")
+            newcomer.subscribe([ORDERS], on_assign=take)
+            deadline = time.monotonic() + 30
+            while not taken and time.monotonic() < deadline:  # what it reads is left alone
+                newcomer.poll(0.1)
+            deadline = time.monotonic() + 2  # the announcer goes on consuming and committing
+            while time.monotonic() < deadline:
+                newcomer.poll(0.1)
+            committed = newcomer.committed([TopicPartition(ORDERS, p) for p in taken],
+                                           timeout=10)
+    finally:
+        newcomer.close()
+        watermarks.close()
+    assert {tp.partition: tp.offset for tp in committed} == taken

@@ -4,6 +4,8 @@ serializer writes."""
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -36,3 +38,16 @@ def test_events_round_trip_through_confluents_serializers(shop_broker: InProcess
     serializer = JSONSerializer(schema, client, conf={"auto.register.schemas": False})
     written = serializer(event.model_dump(mode="json"), context)
     assert written is not None and decode(ORDER_STATUS, written) == event
+
+
+def test_event_ids_are_version_7_uuids_in_the_order_they_were_made() -> None:
+    """Time-ordered, so that a service's index of handled ids grows at its end."""
+    ids = []
+    for _ in range(3):
+        ids.append(OrderStatusChanged(order_id="o-1", user_id="u", status="paid",
+                                      total_price=5.0, items=[{"product_id": "mug",
+                                                               "quantity": 1, "price": 5.0}]
+                                      ).event_id)
+        time.sleep(0.002)
+    assert [i.version for i in ids] == [7, 7, 7]
+    assert sorted(map(str, ids)) == list(map(str, ids))

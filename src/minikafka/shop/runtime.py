@@ -12,7 +12,8 @@ same `event_id`, which the next service ignores).
 Neither waits for the broker: the next batch is handled while the outbox is in flight and the
 offsets are committed (a wait of a round trip each per batch, before), and the rows the broker
 has acknowledged meanwhile are deleted in the next batch's transaction. Offsets are committed
-every COMMIT_INTERVAL while records keep coming, and as soon as none do.
+every COMMIT_INTERVAL while records keep coming, as soon as none do, and as partitions are
+revoked (theirs, before their next owner starts).
 
 A record that cannot be decoded goes to `<topic>.dlq` at once; one whose handler keeps failing
 goes there after `max_attempts`. Either way its offset moves on, so it never blocks a partition.
@@ -52,7 +53,7 @@ _STORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS processed (
     key TEXT PRIMARY KEY,           -- an event_id, or topic:partition:offset of a dead letter
     at REAL NOT NULL
-);
+) WITHOUT ROWID;                    -- one b-tree to write per event, not a table and its index
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -171,6 +172,8 @@ class ServiceRunner:
         self.stop = threading.Event()
         self._sent_upto = 0  # outbox rows up to this id are with the producer
         self._acked: list[int] = []  # outbox rows the broker has, to delete
+        self._positions: dict[tuple[str, int], int] = {}  # handled, offsets not yet committed
+        self._revoked_in_batch: set[tuple[str, int]] = set()  # while fetching the batch in hand
         self.db.executescript(_STORE_SCHEMA + service.schema)
         service.setup(self.db)
 
@@ -179,10 +182,9 @@ class ServiceRunner:
         self.producer = make_producer(self.bootstrap, self.group)
         consumer = make_consumer(self.bootstrap, self.group, self.group,
                                  self.session_timeout_ms)
-        consumer.subscribe(list(self.service.topics))
+        consumer.subscribe(list(self.service.topics), on_revoke=self._revoked)
         log.info("%s: consuming %s as group %s", self.service.name,
                  ", ".join(self.service.topics), self.group)
-        positions: dict[tuple[str, int], int] = {}  # handled, not yet committed
         committed_at = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -190,32 +192,45 @@ class ServiceRunner:
                 handled: dict[tuple[str, int], int] = {}
                 repeats = 0
                 if messages or self._acked:
-                    with transaction(self.db):
-                        self._forget_acked()
+                    with self._forgetting_acked():
                         for msg in messages:
                             if msg.error():
                                 log.warning("%s: %s", self.service.name, msg.error())
                                 continue
                             repeats += not self.process(msg)
                             handled[_topic(msg), msg.partition() or 0] = (msg.offset() or 0) + 1
-                    positions.update(handled)
+                    self._positions.update(handled)
+                for revoked in self._revoked_in_batch:  # records fetched before the revoke
+                    self._positions.pop(revoked, None)
+                self._revoked_in_batch.clear()
                 if repeats:
                     log.info("%s: ignored %d redelivered event(s)", self.service.name, repeats)
                 self.service.after_batch(self.db)
                 self.publish_outbox()
-                if positions and (not messages or
-                                  time.monotonic() - committed_at >= COMMIT_INTERVAL):
-                    self._commit(consumer, positions)
-                    positions, committed_at = {}, time.monotonic()
+                if self._positions and (not messages or
+                                        time.monotonic() - committed_at >= COMMIT_INTERVAL):
+                    self._commit(consumer, self._positions)
+                    self._positions, committed_at = {}, time.monotonic()
         finally:
             self.publish_outbox()
-            if positions:
-                self._commit(consumer, positions)
+            if self._positions:
+                self._commit(consumer, self._positions)
+                self._positions = {}
             consumer.close()
             self.producer.flush(10)
-            with transaction(self.db):
-                self._forget_acked()
+            with self._forgetting_acked():
+                pass
             self.db.close()
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit, and forget, what was handled of partitions this member is giving up, before
+        their next owner starts (as Kafka's documentation has it): committed later, the offsets
+        could set back those the next owner committed meanwhile."""
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._revoked_in_batch |= revoked
+        giving_up = {tp: self._positions.pop(tp) for tp in revoked & self._positions.keys()}
+        if giving_up:
+            self._commit(consumer, giving_up, wait=True)
 
     def process(self, msg: Message) -> bool:
         """Handle one record exactly once in effect, or dead-letter it; False for a repeat.
@@ -286,16 +301,27 @@ class ServiceRunner:
             log.warning("%s: publishing failed, will retry: %s", self.service.name, err)
             self._sent_upto = min(self._sent_upto, row_id - 1)
 
-    def _forget_acked(self) -> None:
-        """Delete the outbox rows the broker has (in the caller's transaction)."""
-        self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked])
-        self._acked.clear()
+    @contextmanager
+    def _forgetting_acked(self) -> Iterator[None]:
+        """A transaction that begins by deleting the outbox rows the broker has. They are
+        forgotten once it has committed, not before: if it rolls back, the next one deletes
+        them (the broker's acknowledgements come only while publishing, between batches)."""
+        acked = len(self._acked)
+        with transaction(self.db):
+            self.db.executemany("DELETE FROM outbox WHERE id = ?",
+                                [(i,) for i in self._acked[:acked]])
+            yield
+        del self._acked[:acked]
 
-    def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> None:
+    def _commit(self, consumer: Consumer, positions: dict[tuple[str, int], int],
+                wait: bool = False) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:  # not waited for (close() waits for it): a commit lost to a rebalance or a crash
-            # means redelivery only
-            consumer.commit(offsets=offsets, asynchronous=True)
+        try:  # waited for on a revoke only (close() waits for the others): a commit lost to a
+            # rebalance or a crash means redelivery only
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
