@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import resource
 import statistics
 import tempfile
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import httptools
 import uvloop
 from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
@@ -52,7 +52,9 @@ from ._goals import record
 from .broker import process_cpu_seconds
 
 SECONDS = 8  # of offered load per rate
-RATES = (25, 50, 100, 200, 400, 700, 1000)  # BENCH_SHOP_RATES=600,1000 runs only those
+# Done /s is orders ÷ (posting + the last one's latency): offered 1,000/s shows a little less.
+RATES = (25, 50, 100, 200, 400, 700, 1000, 1200)  # BENCH_SHOP_RATES=600,1000: only those
+GOAL_RATE, GOAL_P99_MS = 1000, 100  # issue 16: orders/s completed at that p99
 MAX_ORDERS = 4000  # at most this many orders per rate (4 s of load at 1,000/s)
 IN_FLIGHT = 256  # POSTs the generator may have open at once
 
@@ -69,28 +71,24 @@ def _own_cpu_seconds() -> float:
 
 
 class _Connection(asyncio.Protocol):
-    """One kept-alive HTTP/1.1 connection to the API, one request at a time; an answer is read
-    as far as its status and length."""
+    """One kept-alive HTTP/1.1 connection to the API, one request at a time; an answer is
+    parsed (httptools, as the API's own server does) for its status only."""
 
     def __init__(self) -> None:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.answer: asyncio.Future[int] | None = None
-        self.buffer = b""
+        self.parser = httptools.HttpResponseParser(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.ready.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        length = _LENGTH.search(self.buffer, 0, end)
-        size = end + 4 + (int(length.group(1)) if length else 0)
-        if len(self.buffer) >= size and self.answer is not None:
-            status, self.buffer = int(self.buffer[9:12]), self.buffer[size:]
-            self.answer.set_result(status)
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:  # httptools: an answer has arrived whole
+        if self.answer is not None:
+            self.answer.set_result(self.parser.get_status_code())
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.answer is not None and not self.answer.done():
@@ -102,19 +100,18 @@ class _Connection(asyncio.Protocol):
         return await self.answer
 
 
-_LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
-
-
 def _request(order: dict[str, Any]) -> bytes:
     body = json.dumps(order).encode()
     return (b"POST /orders HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\n\r\n%s" % (len(body), body))
 
 
-async def _post_orders(port: int, requests: list[bytes], rate: float,
+async def _post_orders(port: int, requests: list[tuple[str, bytes]], rate: float,
                        posted: dict[str, float]) -> None:
-    """POST `requests` (orders 1, 2, …) at `rate`, each on schedule, up to IN_FLIGHT at once,
-    until the API accepts each (202, or 409: known already); note when each was first sent.
+    """POST `requests` (order id, request) at `rate`, up to IN_FLIGHT at once, until the API
+    accepts each (202, or 409: known already). An order's latency counts from when it was due
+    (`posted`), not from when it could be sent: a late generator, or one waiting for a free
+    slot, does not hide a slow shop.
 
     The shop's own generator (aiohttp) is a quarter of a core at 1,000/s; on this machine's 2
     cores that is taken from the shop. This one, as a load generator on another machine would
@@ -125,9 +122,8 @@ async def _post_orders(port: int, requests: list[bytes], rate: float,
     idle: list[_Connection] = []
     slots = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(number: int, request: bytes) -> None:
+    async def one(order_id: str, request: bytes) -> None:
         async with slots:
-            posted[f"{number:04d}"] = time.monotonic()
             for _ in range(50):
                 connection = idle.pop() if idle else None
                 if connection is None:
@@ -141,15 +137,15 @@ async def _post_orders(port: int, requests: list[bytes], rate: float,
                 if status in (202, 409):
                     return
                 await asyncio.sleep(0.05)
-            raise ConnectionError(f"the API did not accept order {number}")
+            raise ConnectionError(f"the API did not accept order {order_id}")
 
     started = time.monotonic()
     tasks = []
-    for number, request in enumerate(requests, 1):
-        delay = started + (number - 1) / rate - time.monotonic()
-        if delay > 0:
+    for n, (order_id, request) in enumerate(requests):
+        due = posted[order_id] = started + n / rate
+        if (delay := due - time.monotonic()) > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(number, request)))
+        tasks.append(asyncio.create_task(one(order_id, request)))
     await asyncio.gather(*tasks)
     for connection in idle:
         connection.transport.close()
@@ -189,7 +185,8 @@ def bench_rate(rate: float) -> dict[str, float]:
         stack = ShopStack(paths, broker.bootstrap, broker.registry_url, extra={
             "inventory": ["--catalogue", str(catalogue)],
             "orders": ["--payment-limit", "1e12"]})
-        requests = [_request(make_order(number)) for number in range(1, orders + 1)]
+        requests = [(str(order["order_id"]), _request(order))
+                    for order in map(make_order, range(1, orders + 1))]
         try:
             stack.start()
             posted: dict[str, float] = {}
@@ -235,20 +232,21 @@ def run() -> list[Table]:
                    "p99 ms", "CPU ms/order", "gen. % core"):
         table.add_column(column, justify="right")
     table.add_column("CPU ms/order by process")
-    best: dict[str, float] = {}
+    results = []
     rates = os.environ.get("BENCH_SHOP_RATES")
     for rate in map(float, rates.split(",")) if rates else RATES:
-        r = bench_rate(rate)
-        if r["throughput"] > best.get("throughput", 0):
-            best = r
+        results.append(r := bench_rate(rate))
         table.add_row(f"{rate:g}", f"{r['posted']:.0f}", f"{r['orders']:.0f}",
                       f"{r['completed']:.0f}", f"{r['throughput']:.0f}", f"{r['p50']:.0f}",
                       f"{r['p99']:.0f}",
                       f"{r['cpu_per_order']:.2f}", f"{100 * r['generator_share']:.0f}",
                       " ".join(f"{name.split('.', 1)[1]} {ms:.2f}" for name, ms in r.items()
                                if name.startswith("cpu_per_order.")))
-    record("shop: completed orders/s (best offered rate)", best.get("throughput"), 1000,
-           unit="orders/s")
-    record("shop: p99 POST → completed at that rate", best.get("p99"), 100, at_most=True,
+    # The most orders/s done within the p99 (as a service is sized for a latency target); the
+    # most done at all if no rate kept to it.
+    best = max(results, key=lambda r: (r["p99"] <= GOAL_P99_MS, r["throughput"]))
+    record(f"shop: completed orders/s (the best rate with p99 ≤ {GOAL_P99_MS} ms, if any)",
+           best["throughput"], GOAL_RATE, unit="orders/s")
+    record("shop: p99 POST → completed at that rate", best["p99"], GOAL_P99_MS, at_most=True,
            unit="ms")
     return [table]

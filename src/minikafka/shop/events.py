@@ -12,13 +12,12 @@ topic) and `event_id` (so a consumer recognises a redelivery and gives it no sec
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from uuid6 import uuid7
 
 from .serde import RegistryCodec, Undecodable
 
@@ -41,19 +40,6 @@ def dlq_topic(topic: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_event_id() -> UUID:
-    """A time-ordered UUID (version 7, RFC 9562: the time in ms, then 74 random bits).
-
-    Every service remembers the ids it handled in an index; ids that follow each other land on
-    its last page, where random ones (version 4) dirtied a page each: an insert and its commit
-    cost 16 µs instead of 6.
-    """
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    return UUID(int=millis << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
-                | rand & (1 << 62) - 1)
 
 
 class Item(BaseModel):
@@ -86,7 +72,10 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: UUID = Field(default_factory=new_event_id)
+    # Time-ordered (version 7, RFC 9562): every service keeps the ids it handled in an index,
+    # where ids that follow each other land on its last page and random ones (version 4)
+    # dirtied a page each (an insert and its commit: 16 µs, now 6).
+    event_id: UUID = Field(default_factory=uuid7)
     occurred_at: datetime = Field(default_factory=_now)
 
     @property
@@ -149,7 +138,7 @@ class OrderStatusChanged(OrderEvent, OrderLines):
         """The same order's next change, a new event (its own id and time), without checking its
         lines again (a fifth of the order service's CPU, with five changes an order)."""
         return self.model_copy(update={"status": status, "reason": reason,
-                                       "event_id": new_event_id(), "occurred_at": _now()})
+                                       "event_id": uuid7(), "occurred_at": _now()})
 
 
 class NotificationSent(OrderEvent):

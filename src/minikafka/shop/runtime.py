@@ -318,10 +318,7 @@ class ServiceRunner:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:  # waited for on a revoke only (close() waits for the others): a commit lost to a
             # rebalance or a crash means redelivery only
-            if wait:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=True)
+            consumer.commit(offsets=offsets, asynchronous=not wait)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
