@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -237,15 +236,17 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-@dataclass(slots=True)
 class _Shared:
     """What is kept of a request that the decoder shares among the fetches with its body
     (decode_fetch_request): a consumer that finds nothing asks the same again and again."""
 
-    request: FetchRequest  # kept, so that its id stays its own
-    watched: dict[str, set[int]] | None  # the partitions it watches (to v12: named in it)
-    states: list[int] | None = None  # those its empty answer tells of (_idle)
-    body: bytes = b""  # that answer, after the response header
+    __slots__ = ("body", "request", "states", "watched")
+
+    def __init__(self, request: FetchRequest, watched: dict[str, set[int]] | None) -> None:
+        self.request = request  # kept, so that its id stays its own
+        self.watched = watched  # the partitions it watches (to v12: named in it)
+        self.states: list[int] | None = None  # those its empty answer tells of (_idle)
+        self.body = b""  # that answer, after the response header
 
 
 _SHARED: dict[int, _Shared] = {}
@@ -301,9 +302,10 @@ class _Poll(Poll):
         """Answer if a partition has enough to return or an error, or the wait is over; else
         (at the first attempt) file the poll in ctx.appends. True if answered."""
         ctx, request = self.ctx, self.request
-        remaining = self.deadline - ctx.loop.time()
-        waiting = not expired and remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
-            and (self.gone is None or not self.gone.done())
+        waiting = not expired and request.min_bytes > 0 and not ctx.stopping \
+            and (self.gone is None or not self.gone.done()) \
+            and (self.deadline > ctx.loop.time() if self.tick  # (filed: it has waited)
+                 else request.max_wait_ms > 0)
         if not waiting and (empty := _empty(ctx, self.header, request, self.context)):
             self.reply(empty)
             return True
@@ -317,7 +319,7 @@ class _Poll(Poll):
                 else None
             self.watched = watched if watched is not None else _watched(self.context.partitions)
             self.variables = contextvars.copy_context()
-            ctx.appends.park(self, remaining)
+            ctx.appends.park(self, self.deadline)
         return False
 
     def wake(self, expired: bool) -> bool:
