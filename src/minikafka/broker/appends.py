@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol
 
-Watched = Mapping[str, Collection[int]]  # topic -> the indexes of its partitions waited on
+Watched = dict[str, set[int]]  # topic -> the indexes of its partitions waited on
 # A poll reading at most this many partitions of a topic is filed under each of them (an append
 # looks at the polls of its partition only); one reading more is filed once under the topic
 # (filing a consumer of a thousand partitions is one entry), and looked at on every append there.
-FEW = 8
+FEW: Final = 8
 
 
 class Holding(Protocol):
@@ -64,7 +64,7 @@ class AppendNotifier:
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()  # made in the loop it serves (see BrokerContext)
         self._narrow: dict[str, dict[int, dict[Poll, None]]] = {}  # topic -> partition -> polls
-        self._wide: dict[str, dict[Poll, Collection[int]]] = {}  # topic -> polls, partitions
+        self._wide: dict[str, dict[Poll, set[int]]] = {}  # topic -> polls, partitions
         self._hangups: dict[asyncio.Future[None], set[Poll]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[Poll]]] = {}
         self._due: list[Poll] = []  # woken by appends, to look again

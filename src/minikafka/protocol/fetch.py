@@ -122,10 +122,10 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
 
 def _sessionless(version: int, frame: bytes | memoryview, pos: int) -> bool:
     """The request's session epoch is -1 (always, before v7), read without decoding it."""
-    head = _LAYOUTS[version][0] if version in _LAYOUTS else None
-    if version < 7 or head is None or len(frame) - pos < head.size:
+    layouts = _LAYOUTS.get(version)
+    if version < 7 or layouts is None or len(frame) - pos < layouts[0].size:
         return True  # (a request too short or of a version not decoded fails in _decode)
-    return bool(head.unpack_from(frame, pos)[-1] == -1)
+    return bool(INT32.unpack_from(frame, pos + layouts[0].size - 4)[0] == -1)  # the head's last
 
 
 def _decode(version: int, frame: bytes | memoryview, pos: int) -> FetchRequest:
