@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import ErrorCode
 from ..protocol.fetch import FetchPartition as FetchPartition  # sessions are made of them
@@ -163,7 +164,8 @@ class FetchSessionCache:
                 self._sessions.pop(session_id, None)
             if epoch == FINAL_EPOCH:
                 return FetchContext(wanted)
-            return FetchContext(wanted, _open=lambda opened: self._create(opened, topic_ids))
+            # (a partial, not a lambda: compiled, a lambda here made an object per fetch)
+            return FetchContext(wanted, _open=partial(self._create, topic_ids=topic_ids))
         session = self._sessions.get(session_id)
         if session is None:
             return FetchContext([], ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
