@@ -25,7 +25,8 @@ class Poll:
     partition it reads gets an append (a later turn of the event loop), its time runs out
     (`expired`), its client hangs up or the broker stops; it answers or waits on. No task
     waits for it: a poll costs its object and its filing, and the polls that end in one
-    millisecond are answered in one pass."""
+    millisecond are answered in one pass. Compiled (mypyc): only a compiled class may
+    subclass it."""
 
     __slots__ = ("gone", "tick", "watched", "woken")
 
