@@ -74,15 +74,17 @@ class Waiting:
                 for batch in decode_batches(part.records or b"") for record in batch.records]
 
 
+@pytest.mark.parametrize("reads", [2, 20], ids=["few", "many"])
 def test_only_an_append_to_a_partition_it_reads_wakes_a_long_poll(
-        broker: InProcessBroker, raw: RawClient, topic: str) -> None:
-    create_topic(broker.bootstrap, topic, partitions=3)
-    waiting = Waiting(raw, poll({topic: [0, 2]}))
+        broker: InProcessBroker, raw: RawClient, topic: str, reads: int) -> None:
+    """Whether the poll is filed under each partition it reads or once under their topic."""
+    create_topic(broker.bootstrap, topic, partitions=reads + 1)
+    waiting = Waiting(raw, poll({topic: [p for p in range(reads + 1) if p != 1]}))
     time.sleep(0.2)  # the poll is waiting
     produce(broker, topic, 1, b"elsewhere")
     assert not waiting.done.wait(0.3)
-    produce(broker, topic, 2, b"here")
-    assert waiting.records() == [(topic, 2, b"here")]
+    produce(broker, topic, reads, b"here")
+    assert waiting.records() == [(topic, reads, b"here")]
 
 
 @pytest.mark.parametrize("size", [100, 100_000], ids=["small", "big"])

@@ -9,15 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from kafka.protocol.api_key import ApiKey
 
 from minikafka.broker import ops
-from minikafka.broker.appends import Poll
 from minikafka.broker.config import BrokerConfig
 from minikafka.broker.context import BrokerContext
 from minikafka.broker.groups import OffsetCommitCheck
+from minikafka.broker.handlers.fetch import poll_fetch
 from minikafka.broker.server import Broker
 from minikafka.errors import ErrorCode, KafkaError
 from minikafka.log import OffsetAndMetadata
+from minikafka.protocol.codec import RequestHeader
+from minikafka.protocol.fetch import FetchPartition, FetchRequest
 from minikafka.records import encode_batch
 
 BATCH = encode_batch([(b"key", b"value", [], None)])
@@ -52,18 +55,15 @@ def records_in(ctx: BrokerContext, topic: str) -> float:
                                                  {"topic": topic}) or 0
 
 
-class Woken(Poll):
-    """A long poll that answers at its first wake."""
-
-    __slots__ = ("answered",)
-
-    def __init__(self, watched: dict[str, set[int]]) -> None:
-        super().__init__(watched, None)
-        self.answered = asyncio.get_running_loop().create_future()
-
-    def wake(self, expired: bool) -> bool:
-        self.answered.set_result(expired)
-        return True
+def long_poll(ctx: BrokerContext, topic: str) -> asyncio.Future[object]:
+    """A Fetch of the topic's partition 0 from offset 0, waiting (the Fetch handler's long poll,
+    filed in ctx.appends); the future gets its answer."""
+    answered: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    request = FetchRequest(max_wait_ms=10_000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                           session_id=0, session_epoch=-1, forgotten=[],
+                           partitions=[FetchPartition(topic, None, 0, 0, 1 << 20)])
+    poll_fetch(ctx, RequestHeader(ApiKey.Fetch, 12, 1, "test"), request, answered.set_result)
+    return answered
 
 
 @pytest.mark.parametrize(("flush", "synced"), [("always", 1), ("never", 0)])
@@ -71,10 +71,11 @@ def test_produce_wakes_long_polls_counts_and_syncs_by_the_flush_policy(
         tmp_path: Path, flush: str, synced: int) -> None:
     async def body(ctx: BrokerContext) -> None:
         await ops.create_topic(ctx, "t", 1)
-        poll = Woken({"t": {0}})
-        ctx.appends.park(poll, 10)
+        poll = long_poll(ctx, "t")
+        await asyncio.sleep(0.05)
+        assert not poll.done()
         info = await ops.produce(ctx, "t", 0, BATCH)
-        await asyncio.wait_for(poll.answered, 1)
+        await asyncio.wait_for(poll, 1)
         assert (info.base_offset, ctx.log.partition("t", 0).high_watermark) == (0, 1)
         assert (records_in(ctx, "t"), fsyncs(ctx)) == (1, synced)
 

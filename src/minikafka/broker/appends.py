@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol
 
-Watched = Mapping[str, Container[int]]  # topic -> the indexes of its partitions waited on
+Watched = dict[str, set[int]]  # topic -> the indexes of its partitions waited on
+# A poll reading at most this many partitions of a topic is filed under each of them (an append
+# looks at the polls of its partition only); one reading more is filed once under the topic
+# (filing a consumer of a thousand partitions is one entry), and looked at on every append there.
+FEW: Final = 8
 
 
 class Holding(Protocol):
@@ -21,7 +25,8 @@ class Poll:
     partition it reads gets an append (a later turn of the event loop), its time runs out
     (`expired`), its client hangs up or the broker stops; it answers or waits on. No task
     waits for it: a poll costs its object and its filing, and the polls that end in one
-    millisecond are answered in one pass."""
+    millisecond are answered in one pass. Compiled (mypyc): only a compiled class may
+    subclass it."""
 
     __slots__ = ("gone", "tick", "watched", "woken")
 
@@ -41,14 +46,15 @@ class AppendNotifier:
     """Wakes fetches waiting for data on a partition (Kafka's delayed-fetch purgatory), and
     keeps the partitions holding appends while a connection reads.
 
-    A long poll (`Poll`) is filed under each topic it reads (with the set of partitions it
-    reads there, so that filing a consumer of a thousand partitions is one entry, not a
-    thousand), under its client's hang-up signal, and under the millisecond its time runs out
-    in: long polls that end in the same millisecond share one timer (Kafka's purgatory ticks by
-    the millisecond too), so they are answered in one pass and leave a connection in one
-    write. A poll answered early leaves its millisecond's set, whose timer is cancelled once
-    that set is empty; one woken by an append that finds nothing to answer (not enough bytes,
-    or a record not yet stable) stays filed as it was.
+    A long poll (`Poll`) is filed under each partition it reads, or, where it reads more than
+    FEW partitions of a topic, under that topic with the set of them (so that filing a consumer
+    of a thousand partitions is one entry, not a thousand); under its client's hang-up signal;
+    and under the millisecond its time runs out in: long polls that end in the same
+    millisecond share one timer (Kafka's purgatory ticks by the millisecond too), so they are
+    answered in one pass and leave a connection in one write. A poll answered early leaves its
+    millisecond's set, whose timer is cancelled once that set is empty; one woken by an append
+    that finds nothing to answer (not enough bytes, or a record not yet stable) stays filed as
+    it was.
 
     Group commit: the small Produce requests parsed from one read are answered at once, and
     their batches are held (Partition.append's `on_written`) and written by `write_held`, one
@@ -58,7 +64,8 @@ class AppendNotifier:
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()  # made in the loop it serves (see BrokerContext)
-        self._polls: dict[str, dict[Poll, Container[int]]] = {}
+        self._narrow: dict[str, dict[int, dict[Poll, None]]] = {}  # topic -> partition -> polls
+        self._wide: dict[str, dict[Poll, set[int]]] = {}  # topic -> polls, partitions
         self._hangups: dict[asyncio.Future[None], set[Poll]] = {}
         self._ticks: dict[int, tuple[asyncio.TimerHandle, set[Poll]]] = {}
         self._due: list[Poll] = []  # woken by appends, to look again
@@ -101,14 +108,21 @@ class AppendNotifier:
     def notify(self, topic: str, index: int) -> None:
         """The partition got an append: its polls look again, in one pass, after the held
         appends are written (at the end of the read, or in the next turn of the event loop)."""
-        polls = self._polls.get(topic)
-        if polls:
-            for poll, indexes in polls.items():
-                if index in indexes and not poll.woken:
+        due = self._due
+        narrow = self._narrow.get(topic)
+        if narrow is not None:
+            for poll in narrow.get(index, ()):
+                if not poll.woken:
                     poll.woken = True
-                    self._due.append(poll)
-            if self._due and not self._reading:
-                self._wake_soon()
+                    due.append(poll)
+        wide = self._wide.get(topic)
+        if wide is not None:
+            for poll, indexes in wide.items():
+                if not poll.woken and index in indexes:
+                    poll.woken = True
+                    due.append(poll)
+        if due and not self._reading:
+            self._wake_soon()
 
     def _wake_soon(self) -> None:
         if not self._due_soon:
@@ -130,14 +144,24 @@ class AppendNotifier:
             self._ticks[tick][0].cancel()
             self._expire(tick)
 
-    def park(self, poll: Poll, timeout: float) -> None:
-        """File `poll` until a partition it watches gets an append, `timeout` seconds have
-        passed (up to a millisecond more), or its client hangs up."""
+    def park(self, poll: Poll, deadline: float) -> None:
+        """File `poll` until a partition it watches gets an append, the loop's clock passes
+        `deadline` (by up to a millisecond), or its client hangs up."""
         for topic, indexes in poll.watched.items():
-            polls = self._polls.get(topic)
-            if polls is None:
-                polls = self._polls[topic] = {}
-            polls[poll] = indexes
+            if len(indexes) > FEW:
+                wide = self._wide.get(topic)
+                if wide is None:
+                    wide = self._wide[topic] = {}
+                wide[poll] = indexes
+                continue
+            narrow = self._narrow.get(topic)
+            if narrow is None:
+                narrow = self._narrow[topic] = {}
+            for index in indexes:
+                polls = narrow.get(index)
+                if polls is None:
+                    polls = narrow[index] = {}
+                polls[poll] = None
         gone = poll.gone
         if gone is not None:
             hung = self._hangups.get(gone)
@@ -145,20 +169,33 @@ class AppendNotifier:
                 hung = self._hangups[gone] = set()
                 gone.add_done_callback(self._hung_up)
             hung.add(poll)
-        loop = self._loop
-        poll.tick = tick = math.ceil((loop.time() + timeout) * 1000)
+        poll.tick = tick = math.ceil(deadline * 1000)
         timed = self._ticks.get(tick)
         if timed is None:
-            timed = self._ticks[tick] = (loop.call_at(tick / 1000, self._expire, tick), set())
+            timed = self._ticks[tick] = (self._loop.call_at(tick / 1000, self._expire, tick),
+                                         set())
         timed[1].add(poll)
 
     def _forget(self, poll: Poll) -> None:
-        for topic in poll.watched:
-            polls = self._polls.get(topic)
-            if polls is not None:
-                polls.pop(poll, None)
-                if not polls:
-                    del self._polls[topic]
+        for topic, indexes in poll.watched.items():
+            if len(indexes) > FEW:
+                wide = self._wide.get(topic)
+                if wide is not None:
+                    wide.pop(poll, None)
+                    if not wide:
+                        del self._wide[topic]
+                continue
+            narrow = self._narrow.get(topic)
+            if narrow is None:
+                continue
+            for index in indexes:
+                polls = narrow.get(index)
+                if polls is not None:
+                    polls.pop(poll, None)
+                    if not polls:
+                        del narrow[index]
+            if not narrow:
+                del self._narrow[topic]
         gone = poll.gone
         if gone is not None and (hung := self._hangups.get(gone)) is not None:
             hung.discard(poll)

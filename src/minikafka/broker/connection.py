@@ -490,7 +490,7 @@ class Connection(asyncio.BufferedProtocol):
             self._context.copy().run(poll, self.ctx, header, request, reply)
         except Exception as exc:
             reply(exc)
-        if _answered(slot) and (ready := _bytes(slot.result())) is not None:
+        if slot.done() and _answered(slot) and (ready := _bytes(slot.result())) is not None:
             return ready  # answered at once, as bytes: _write_ready may write it
         return slot
 

@@ -27,7 +27,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 from ..errors import ErrorCode
 from ..protocol.fetch import FetchPartition as FetchPartition  # sessions are made of them
@@ -83,16 +84,23 @@ class FetchSession:
     evictable: bool = False  # it has lived past the eviction time (as of its last use)
 
 
-@dataclass(slots=True)
 class FetchContext:
-    """One fetch's view of its session: what to read, and then what to answer."""
+    """One fetch's view of its session: what to read, and then what to answer. A plain class,
+    not a dataclass: one is made per fetch, and a compiled dataclass still builds through
+    interpreted code."""
 
-    partitions: list[FetchPartition]  # to read, in answer order
-    error_code: int = 0
-    session_id: int = INVALID_SESSION_ID  # for the answer (set when a session is opened)
-    _open: Callable[[list[FetchPartition]], int] | None = None  # a full fetch that opens one
-    _session: FetchSession | None = None  # an incremental fetch's
-    _touch: Callable[[FetchSession], None] = field(default=lambda _session: None)
+    __slots__ = ("_open", "_session", "_touch", "error_code", "partitions", "session_id")
+
+    def __init__(self, partitions: list[FetchPartition], error_code: int = 0, *,
+                 _open: Callable[[list[FetchPartition]], int] | None = None,
+                 _session: FetchSession | None = None,
+                 _touch: Callable[[FetchSession], None] | None = None) -> None:
+        self.partitions = partitions  # to read, in answer order
+        self.error_code = error_code
+        self.session_id = INVALID_SESSION_ID  # for the answer (set when a session is opened)
+        self._open = _open  # a full fetch that opens one
+        self._session = _session  # an incremental fetch's
+        self._touch = _touch  # the cache's, for an incremental fetch
 
     @property
     def incremental(self) -> bool:
@@ -121,7 +129,8 @@ class FetchContext:
                 if has_records(read):  # to the back of the queue
                     del session.partitions[wanted.key]
                     session.partitions[wanted.key] = wanted
-        self._touch(session)
+        if self._touch is not None:
+            self._touch(session)
         return answered
 
 
@@ -155,7 +164,8 @@ class FetchSessionCache:
                 self._sessions.pop(session_id, None)
             if epoch == FINAL_EPOCH:
                 return FetchContext(wanted)
-            return FetchContext(wanted, _open=lambda opened: self._create(opened, topic_ids))
+            # (a partial, not a lambda: compiled, a lambda here made an object per fetch)
+            return FetchContext(wanted, _open=partial(self._create, topic_ids=topic_ids))
         session = self._sessions.get(session_id)
         if session is None:
             return FetchContext([], ErrorCode.FETCH_SESSION_ID_NOT_FOUND)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 from .codec import RequestHeader, response_header
@@ -36,19 +35,35 @@ FLEXIBLE_FROM = 12
 _ZERO_ID = uuid.UUID(int=0)
 
 
-@dataclass(slots=True)
 class FetchPartition:
     """One partition of a fetch: what the client asked, and (in a session, fetch_sessions.py)
-    what it was last told."""
+    what it was last told. This and the other classes made per fetch are plain classes, not
+    dataclasses: compiled, a dataclass still builds through interpreted code."""
 
-    topic: str | None  # None: a topic id we do not know (set by the handler from v13)
-    topic_id: uuid.UUID | None  # from v13
-    partition: int
-    fetch_offset: int
-    max_bytes: int
-    current_leader_epoch: int = -1
-    high_watermark: int = -1
-    log_start_offset: int = -1
+    __slots__ = ("current_leader_epoch", "fetch_offset", "high_watermark", "log_start_offset",
+                 "max_bytes", "partition", "topic", "topic_id")
+
+    def __init__(self, topic: str | None, topic_id: uuid.UUID | None, partition: int,
+                 fetch_offset: int, max_bytes: int, current_leader_epoch: int = -1,
+                 high_watermark: int = -1, log_start_offset: int = -1) -> None:
+        self.topic = topic  # None: a topic id we do not know (set by the handler from v13)
+        self.topic_id = topic_id  # from v13
+        self.partition = partition
+        self.fetch_offset = fetch_offset
+        self.max_bytes = max_bytes
+        self.current_leader_epoch = current_leader_epoch
+        self.high_watermark = high_watermark
+        self.log_start_offset = log_start_offset
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.topic, self.topic_id, self.partition, self.fetch_offset, self.max_bytes,
+                self.current_leader_epoch, self.high_watermark, self.log_start_offset)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FetchPartition) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return f"FetchPartition{self._fields()!r}"
 
     @property
     def key(self) -> tuple[str | uuid.UUID | None, int]:
@@ -56,20 +71,25 @@ class FetchPartition:
         return (self.topic_id or self.topic, self.partition)
 
 
-@dataclass(slots=True)
 class FetchRequest:
     """The fields of a Fetch request the broker serves (a consumer's: replica fields, the
     rack and the last fetched epoch are read past)."""
 
-    max_wait_ms: int
-    min_bytes: int
-    max_bytes: int
-    isolation_level: int
-    session_id: int
-    session_epoch: int
-    partitions: list[FetchPartition]  # in request order, topic by topic
-    forgotten: list[tuple[str | uuid.UUID, int]]  # (topic name, or id from v13; partition)
-    shared: bool = False  # handed out for every fetch with the same body (decode_fetch_request)
+    __slots__ = ("forgotten", "isolation_level", "max_bytes", "max_wait_ms", "min_bytes",
+                 "partitions", "session_epoch", "session_id", "shared")
+
+    def __init__(self, max_wait_ms: int, min_bytes: int, max_bytes: int, isolation_level: int,
+                 session_id: int, session_epoch: int, partitions: list[FetchPartition],
+                 forgotten: list[tuple[str | uuid.UUID, int]]) -> None:
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.isolation_level = isolation_level
+        self.session_id = session_id
+        self.session_epoch = session_epoch
+        self.partitions = partitions  # in request order, topic by topic
+        self.forgotten = forgotten  # (topic name, or id from v13; partition)
+        self.shared = False  # handed out for every fetch with the same body (decode_fetch_request)
 
 
 def _layouts(version: int) -> tuple[struct.Struct, struct.Struct]:
@@ -122,10 +142,10 @@ def decode_fetch_request(header: RequestHeader, frame: bytes | memoryview, pos: 
 
 def _sessionless(version: int, frame: bytes | memoryview, pos: int) -> bool:
     """The request's session epoch is -1 (always, before v7), read without decoding it."""
-    head = _LAYOUTS[version][0] if version in _LAYOUTS else None
-    if version < 7 or head is None or len(frame) - pos < head.size:
+    layouts = _LAYOUTS.get(version)
+    if version < 7 or layouts is None or len(frame) - pos < layouts[0].size:
         return True  # (a request too short or of a version not decoded fails in _decode)
-    return bool(head.unpack_from(frame, pos)[-1] == -1)
+    return bool(INT32.unpack_from(frame, pos + layouts[0].size - 4)[0] == -1)  # the head's last
 
 
 def _decode(version: int, frame: bytes | memoryview, pos: int) -> FetchRequest:
@@ -183,22 +203,31 @@ class RecordsSlice(Protocol):
 Records = bytes | RecordsSlice
 
 
-@dataclass(slots=True)
 class PartitionData:
-    index: int
-    error_code: int = 0
-    high_watermark: int = -1
-    last_stable_offset: int = -1
-    log_start_offset: int = -1
-    aborted_transactions: list[tuple[int, int]] | None = None  # (producer id, first offset)
-    records: Records | None = None
+    __slots__ = ("aborted_transactions", "error_code", "high_watermark", "index",
+                 "last_stable_offset", "log_start_offset", "records")
+
+    def __init__(self, index: int, error_code: int = 0, high_watermark: int = -1,
+                 last_stable_offset: int = -1, log_start_offset: int = -1,
+                 aborted_transactions: list[tuple[int, int]] | None = None,
+                 records: Records | None = None) -> None:
+        self.index = index
+        self.error_code = error_code
+        self.high_watermark = high_watermark
+        self.last_stable_offset = last_stable_offset
+        self.log_start_offset = log_start_offset
+        self.aborted_transactions = aborted_transactions  # (producer id, first offset)
+        self.records = records
 
 
-@dataclass(slots=True)
 class TopicData:
-    name: str
-    partitions: list[PartitionData]
-    topic_id: uuid.UUID | None = None  # what v13+ answers with instead of the name
+    __slots__ = ("name", "partitions", "topic_id")
+
+    def __init__(self, name: str, partitions: list[PartitionData],
+                 topic_id: uuid.UUID | None = None) -> None:
+        self.name = name
+        self.partitions = partitions
+        self.topic_id = topic_id  # what v13+ answers with instead of the name
 
 
 def records_length(records: Records) -> int:

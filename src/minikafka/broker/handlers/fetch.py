@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -115,8 +114,8 @@ def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool
         if topic is None or p.current_leader_epoch > LEADER_EPOCH:
             return False
         if topic != checked:
-            if not authorized(ctx, READ, TOPIC, topic):
-                return False
+            if ctx.authorizer is not None and not authorized(ctx, READ, TOPIC, topic):
+                return False  # (authorized is interpreted: not called without ACLs)
             checked = topic
         try:
             partition = partition_of(topic, p.partition)
@@ -237,15 +236,18 @@ def _watched(wanted: list[FetchPartition]) -> dict[str, set[int]]:
     return watched
 
 
-@dataclass(slots=True)
 class _Shared:
     """What is kept of a request that the decoder shares among the fetches with its body
     (decode_fetch_request): a consumer that finds nothing asks the same again and again."""
 
-    request: FetchRequest  # kept, so that its id stays its own
-    watched: dict[str, set[int]] | None  # the partitions it watches (to v12: named in it)
-    states: list[int] | None = None  # those its empty answer tells of (_idle)
-    body: bytes = b""  # that answer, after the response header
+    __slots__ = ("body", "request", "size", "states", "watched")
+
+    def __init__(self, request: FetchRequest, watched: dict[str, set[int]] | None) -> None:
+        self.request = request  # kept, so that its id stays its own
+        self.watched = watched  # the partitions it watches (to v12: named in it)
+        self.states: list[int] | None = None  # those its empty answer tells of (_idle)
+        self.body = b""  # that answer, after the response header
+        self.size = b""  # its frame's size prefix
 
 
 _SHARED: dict[int, _Shared] = {}
@@ -279,7 +281,8 @@ def _empty(ctx: BrokerContext, header: RequestHeader, request: FetchRequest,
         answer = _answer(ctx, header, context, data, total)[0]
         assert isinstance(answer, bytes) and total == 0
         memo.states, memo.body = states, answer[4 + len(head):]
-    return [INT32.pack(len(head) + len(memo.body)) + head + memo.body]
+        memo.size = INT32.pack(len(head) + len(memo.body))  # (one version: one header size)
+    return [b"".join((memo.size, head, memo.body))]
 
 
 class _Poll(Poll):
@@ -301,9 +304,10 @@ class _Poll(Poll):
         """Answer if a partition has enough to return or an error, or the wait is over; else
         (at the first attempt) file the poll in ctx.appends. True if answered."""
         ctx, request = self.ctx, self.request
-        remaining = self.deadline - ctx.loop.time()
-        waiting = not expired and remaining > 0 and request.min_bytes > 0 and not ctx.stopping \
-            and (self.gone is None or not self.gone.done())
+        waiting = not expired and request.min_bytes > 0 and not ctx.stopping \
+            and (self.gone is None or not self.gone.done()) \
+            and (self.deadline > ctx.loop.time() if self.tick  # (filed: it has waited)
+                 else request.max_wait_ms > 0)
         if not waiting and (empty := _empty(ctx, self.header, request, self.context)):
             self.reply(empty)
             return True
@@ -317,7 +321,7 @@ class _Poll(Poll):
                 else None
             self.watched = watched if watched is not None else _watched(self.context.partitions)
             self.variables = contextvars.copy_context()
-            ctx.appends.park(self, remaining)
+            ctx.appends.park(self, self.deadline)
         return False
 
     def wake(self, expired: bool) -> bool:
