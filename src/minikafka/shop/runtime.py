@@ -318,7 +318,10 @@ class ServiceRunner:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:  # waited for on a revoke only (close() waits for the others): a commit lost to a
             # rebalance or a crash means redelivery only
-            consumer.commit(offsets=offsets, asynchronous=not wait)
+            if wait:  # (confluent-kafka's types need each literal)
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
