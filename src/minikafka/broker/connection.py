@@ -63,10 +63,9 @@ from .context import (
     client_host,
     listener,
     principal,
-    session,
 )
 from .quotas import CLIENT_THROTTLES_FROM, REQUEST_PERCENTAGE, Timed, charged_throttle
-from .sasl import AuthenticationFailed, Session, authenticate
+from .sasl import AuthenticationFailed, Session, authenticate, session
 from .tls import certificate_principal, start_tls
 
 log = logging.getLogger("minikafka.broker")

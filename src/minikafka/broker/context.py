@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ErrorCode, KafkaError
 from ..log import LogManager
@@ -28,9 +28,6 @@ from .group_service import GroupService
 from .metrics import BrokerMetrics
 from .quotas import ClientQuotas
 from .transaction_service import TransactionService
-
-if TYPE_CHECKING:
-    from .sasl import Session
 
 # A kafka-python response object, ready-framed pieces (Fetch), or None: send nothing (acks=0).
 Answer = Any | list[bytes | RecordsSlice] | None
@@ -54,8 +51,6 @@ listener: ContextVar[str] = ContextVar("listener", default="")
 # Who the connection's client is (set per connection once known): `User:<name>` after SASL,
 # `User:<certificate subject>` for a client certificate, else User:ANONYMOUS.
 principal: ContextVar[str] = ContextVar("principal", default="User:ANONYMOUS")
-# The connection's security state (sasl.Session), for the SASL handlers.
-session: ContextVar[Session] = ContextVar("session")
 
 
 @dataclass(frozen=True, slots=True)

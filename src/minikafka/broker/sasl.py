@@ -27,6 +27,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -241,6 +242,10 @@ class Session:
         self.exchange, self.raw_tokens = None, False
         self.expires_at = time.monotonic() + reauth_ms / 1000 if reauth_ms > 0 else None
         self.on_authenticated(self)
+
+
+# The connection's security state (set per connection), for the SASL handlers.
+session: ContextVar[Session] = ContextVar("session")
 
 
 async def authenticate(session: Session, token: bytes, reauth_ms: int) -> bytes:

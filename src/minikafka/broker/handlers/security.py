@@ -17,8 +17,8 @@ from ...errors import ErrorCode, KafkaError
 from ...protocol.codec import RequestHeader, response_class
 from .. import ops
 from ..acls import CLUSTER_NAME, AclOperation, ResourceType
-from ..context import Api, BrokerContext, refusal, session
-from ..sasl import AuthenticationFailed, authenticate
+from ..context import Api, BrokerContext, refusal
+from ..sasl import AuthenticationFailed, authenticate, session
 from ..scram import (
     BY_TYPE,
     MECHANISMS,
