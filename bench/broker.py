@@ -25,6 +25,7 @@ BENCH_QUICK=1 (or `python -m bench.broker --quick`) for a smoke test of a few se
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import multiprocessing
 import os
@@ -176,11 +177,20 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def process_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (its threads included), or None once it is gone."""
-    fields = _stat(pid)
-    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf(
-        "SC_CLK_TCK")
+    """The CPU time of a process (user and system, its threads included, ended ones too), to
+    the ns: its CPU clock (clock_getcpuclockid). /proc's utime and stime count whole clock
+    ticks (10 ms), which moved a 10 µs request's figure by 1 µs. None once it is gone."""
+    clock = ctypes.c_int()
+    if _LIBC.clock_getcpuclockid(pid, ctypes.byref(clock)) != 0:
+        return None
+    try:
+        return time.clock_gettime(clock.value)
+    except OSError:  # it ended meanwhile
+        return None
 
 
 class Server:
