@@ -95,6 +95,8 @@ class _Connection(asyncio.Protocol):
             self.answer.set_exception(ConnectionError(exc))
 
     async def post(self, request: bytes) -> int:
+        if self.transport.is_closing():  # the API closed it (idle past its keep-alive)
+            raise ConnectionError("closed")
         self.answer = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return await self.answer
@@ -187,13 +189,12 @@ def bench_rate(rate: float) -> dict[str, float]:
             "orders": ["--payment-limit", "1e12"]})
         requests = [(str(order["order_id"]), _request(order))
                     for order in map(make_order, range(1, orders + 1))]
+        posted: dict[str, float] = {}
+        done: dict[str, float] = {}
+        stop = threading.Event()
+        reader = threading.Thread(target=_completions, args=(broker.bootstrap, done, orders, stop))
         try:
             stack.start()
-            posted: dict[str, float] = {}
-            done: dict[str, float] = {}
-            stop = threading.Event()
-            reader = threading.Thread(target=_completions,
-                                      args=(broker.bootstrap, done, orders, stop))
             reader.start()
             time.sleep(3)  # let every group settle before the clock starts
             pids = {name: p.proc.pid for name, p in (("broker", broker),
@@ -204,11 +205,12 @@ def bench_rate(rate: float) -> dict[str, float]:
             posting = time.monotonic() - started
             own_cpu = _own_cpu_seconds() - own_cpu
             reader.join(timeout=120)
-            stop.set()
-            reader.join()
             shop_cpu = {name: cpu - shop_cpu.get(name, 0.0)
                         for name, cpu in _cpu_seconds(pids).items()}
-        finally:
+        finally:  # the reader too, if posting failed: it would wait for the broker forever
+            stop.set()
+            if reader.is_alive():
+                reader.join()
             stack.stop()
             broker.stop()
     latencies = sorted((done[o] - posted[o]) * 1000 for o in done if o in posted)
