@@ -65,25 +65,38 @@ def _imports(source: Path, root: Path) -> set[Path]:
     return {path for parts in modules if (path := _module(root, parts)) is not None}
 
 
-def build_inputs(sources: Iterable[Path], root: Path = PACKAGE) -> set[Path]:
-    """`sources` and every package module they import, directly or through others."""
+def build_inputs(sources: Iterable[Path], root: Path = PACKAGE,
+                 parsed: dict[Path, set[Path]] | None = None) -> set[Path]:
+    """`sources` and every package module they import, directly or through others (`parsed`:
+    the imports of modules read before, kept for the next call)."""
+    parsed = {} if parsed is None else parsed
     seen: set[Path] = set()
     todo = list(sources)
     while todo:
         source = todo.pop()
         if source not in seen:
             seen.add(source)
-            todo.extend(_imports(source, root))
+            if source not in parsed:
+                parsed[source] = _imports(source, root)
+            todo.extend(parsed[source])
     return seen
 
 
 def stale(root: Path = PACKAGE) -> list[Path]:
     """Sources edited since a module compiled from them, or importing them, was compiled (the
-    compiled one runs, built on what they were)."""
+    compiled one runs, built on what they were). Imports are read only when some source is
+    newer than a compiled module (`minikafka serve` asks at every start)."""
+    extensions = extension_sources(root)
+    if not extensions:
+        return []
+    oldest = min(extension.stat().st_mtime for extension in extensions) + SLACK_SECONDS
+    if not any(path.stat().st_mtime > oldest for path in root.rglob("*.py")):
+        return []
     changed: set[Path] = set()
-    for extension, source in extension_sources(root).items():
+    parsed: dict[Path, set[Path]] = {}
+    for extension, source in extensions.items():
         built = extension.stat().st_mtime + SLACK_SECONDS
-        changed.update(path for path in build_inputs([source], root)
+        changed.update(path for path in build_inputs([source], root, parsed)
                        if path.stat().st_mtime > built)
     return sorted(changed)
 
