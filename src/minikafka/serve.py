@@ -11,7 +11,6 @@ has read, flushes the log) and the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -22,6 +21,7 @@ from .broker.config import BrokerConfig
 from .broker.server import Broker
 from .compiled import stale
 from .errors import KafkaError
+from .heap import freeze_start_up
 
 if TYPE_CHECKING:
     from .console.server import Console
@@ -78,11 +78,7 @@ async def run(config: BrokerConfig) -> None:
     """Serve until SIGINT or SIGTERM."""
     server = Server(config)
     await server.start()
-    # What start-up built (log indexes, the console's and registry's apps) lives as long as the
-    # process: out of the collector's sight, a full collection no longer walks it every time.
-    # Start-up's garbage goes first: frozen, a cycle (a caught exception's frames) would stay.
-    gc.collect()
-    gc.freeze()
+    freeze_start_up()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,7 +9,6 @@ read-only (they own them; the API never writes there).
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
+from ..heap import freeze_start_up
 from .clients import ensure_topics, make_producer
 from .events import Event, OrderCreated, OrderLines, StockAdded, encode, topic_of
 from .inventory import stock_view
@@ -134,11 +134,7 @@ def create_app(bootstrap: str, orders_db: str | Path, inventory_db: str | Path) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(ensure_topics, bootstrap)
         state["publisher"] = Publisher(bootstrap)
-        # What start-up built (FastAPI's routes and models, the clients) lives as long as the
-        # process: out of the collector's sight, a full collection no longer walks it (they
-        # took a seventh of the API's CPU under load); start-up's garbage is collected first.
-        gc.collect()
-        gc.freeze()
+        freeze_start_up()  # FastAPI's routes and models, the clients
         yield
         state.pop("publisher").close()
 

@@ -24,7 +24,6 @@ Connect's dead-letter queues do.
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import logging
 import signal
@@ -39,6 +38,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from ..heap import freeze_start_up
 from .clients import ensure_topics, make_consumer, make_producer
 from .events import Event, InvalidEvent, decode, dlq_topic, encode, topic_of
 
@@ -356,8 +356,7 @@ def run_service(service: Service, bootstrap: str, db_path: str | Path, *,
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    gc.collect()  # start-up's garbage first: then what it built, which lives as long as the
-    gc.freeze()  # process, goes out of the collector's way
+    freeze_start_up()
     runner.run()
     return 0
 

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from ..registry.errors import SCHEMA_NOT_FOUND
-from ..registry.formats import HEADER_SIZE, wire_schema_id
+from ..registry.formats import HEADER_SIZE, wire_header, wire_schema_id
 
 
 class Undecodable(ValueError):
@@ -52,7 +52,7 @@ class RegistryCodec:
         for topic, schema in self.schemas.items():
             ids[subject_of(topic)] = schema_id = self.client.register_schema(subject_of(topic),
                                                                              schema)
-            self._headers[topic] = b"\0" + schema_id.to_bytes(4, "big")
+            self._headers[topic] = wire_header(schema_id)
         return ids
 
     def serialize(self, topic: str, payload: bytes) -> bytes:

@@ -47,6 +47,11 @@ class ParsedSchema(ABC):
 HEADER_SIZE = 5  # the wire format's magic byte 0 and 4-byte schema id, before the payload
 
 
+def wire_header(schema_id: int) -> bytes:
+    """What goes before a payload written with the schema `schema_id`."""
+    return b"\0" + schema_id.to_bytes(HEADER_SIZE - 1, "big")
+
+
 def wire_schema_id(data: bytes) -> int | None:
     """The schema id of bytes in the registry's wire format; None for any other bytes."""
     if len(data) < HEADER_SIZE or data[0] != 0:
