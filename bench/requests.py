@@ -4,10 +4,12 @@ Issue 16's per-request goals: a small Produce (one 100-byte record, acks=1) in a
 broker CPU, an empty long-poll Fetch wake-up (nothing to return, answered when max_wait_ms runs
 out) in at most 10 µs. Each request is encoded once and its bytes sent again and again over a few
 connections, `WINDOW` unanswered on each, so the client costs almost nothing and the broker's CPU
-time (its process's utime + stime from /proc) divided by the requests answered is the figure.
+time (its process's CPU clock, to the ns) divided by the requests answered is the figure.
 The median of `repeats` runs is shown; BENCH_QUICK=1 runs fewer, shorter ones. A Produce is also
 measured unpipelined, each sent alone once the one before is answered, as a producer with
-linger.ms=0 and few records sends them: each then pays for its own read, write and answer.
+linger.ms=0 and few records sends them: each then pays for its own read, write and answer. Beside
+it, the same frames sent back by a bare asyncio server (bench/echo.py) show what an unpipelined
+request costs the event loop and the system calls alone, before the broker does anything.
 """
 
 from __future__ import annotations
@@ -169,10 +171,19 @@ def create_topic(address: tuple[str, int], name: str = TOPIC, partitions: int = 
 class Figures:
     produce_us: float
     produce_alone_us: float  # unpipelined
+    echo_alone_us: float  # the same, sent back by bench/echo.py: the event loop's floor
     fetch_us: float  # of one partition
     wide_fetch_us: float  # of every partition of TOPIC
     full_us: float  # WIDE_TOPIC's partitions, sessionless
     session_us: float  # WIDE_TOPIC's partitions, incremental
+
+
+@contextmanager
+def echo(tmp: Path) -> Iterator[Server]:
+    port = free_port()
+    with started("echo", [sys.executable, "-m", "bench.echo", str(port)], port,
+                 tmp / "echo.log") as server:
+        yield server
 
 
 def measure(plan: Plan) -> Figures:
@@ -204,7 +215,12 @@ def measure(plan: Plan) -> Figures:
                 incremental(fetch_session(address, wide), plan.wide_fetches)
                 for _ in range(CONNECTIONS)])
             for _ in range(plan.repeats)))
-    return Figures(statistics.median(produces), alone, *figures)
+        with echo(Path(tmp)) as floor:
+            echoed = statistics.median(
+                cpu_per_request(floor, ("127.0.0.1", floor.port),
+                                repeated(produce, plan.alone), window=1)
+                for _ in range(plan.repeats))
+    return Figures(statistics.median(produces), alone, echoed, *figures)
 
 
 def current_plan() -> Plan:
@@ -219,6 +235,8 @@ def table(figures: Figures) -> Table:
     rows = (("Produce, 1 record of 100 B, acks=1", figures.produce_us, PRODUCE_GOAL_US),
             ("Produce, 1 record of 100 B, acks=1, unpipelined (one at a time)",
              figures.produce_alone_us, None),
+            ("  the event loop's floor: the same frame sent back by a bare asyncio server",
+             figures.echo_alone_us, None),
             (f"Fetch of 1 partition, empty, {FETCH_WAIT_MS} ms long poll", figures.fetch_us,
              FETCH_GOAL_US),
             (f"Fetch of {PARTITIONS} partitions, empty, {FETCH_WAIT_MS} ms long poll",
