@@ -250,8 +250,8 @@ class Dispatcher:
                     if self.write_ready():
                         continue
                 break
-        except FramingError as exc:
-            self.owner.violation(CloseConnection(str(exc)))
+        except FramingError as bad:  # (each its own name: mypyc types one name once)
+            self.owner.violation(CloseConnection(str(bad)))
             return
         except CloseConnection as exc:
             self.owner.violation(exc)
