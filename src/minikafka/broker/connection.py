@@ -9,7 +9,10 @@ are ready together leave in one write; record slices go out with sendfile (small
 and written with their answer). Requests whose handler cannot wait are answered without a task,
 and long polls (Fetch) wait without one, filed in ctx.appends: the answers those make at the head
 of the queue are written by the reader side, and the writer task sends only the rest. Anything
-that breaks the protocol closes this connection only.
+that breaks the protocol closes this connection only. The reader side, every request's path (the
+frames, their dispatch, the answers made at once or by long polls, and their write), is the
+compiled Dispatcher in dispatch.py that the connection holds (`requests`); the connection keeps
+the protocol's callbacks, TLS, SASL, quotas, the writer task and sendfile.
 
 Bounds (bounds.py): bytes read are charged to the broker's request budget until their request is
 answered, and reading pauses while it is spent; connections past max.connections(.per.ip) are
@@ -137,9 +140,7 @@ class Connection(asyncio.BufferedProtocol):
         self._on_start(self.task, self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if not self.requests.reading:  # bytes after shutdown or a violation are dropped unread
-            self.requests.frames.clear()
-        return self.requests.frames.get_buffer(sizehint)
+        return self.requests.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         self.requests.received(nbytes)

@@ -210,6 +210,12 @@ class Dispatcher:
 
     # --- reading ----------------------------------------------------------------------------------
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Room in the frame buffer to receive into."""
+        if not self.reading:  # bytes after shutdown or a violation are dropped unread
+            self.frames.clear()
+        return self.frames.get_buffer(sizehint)
+
     def received(self, nbytes: int) -> None:
         """`nbytes` arrived in the frame buffer: charge them, and dispatch what is whole."""
         self.frames.buffer_updated(nbytes)
