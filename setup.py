@@ -7,9 +7,9 @@ record-header code every request goes through, each request's dispatch and count
 connection's Dispatcher, the broker context and its ACL check, the request metrics), a
 Produce's path through the broker (its handler, the service layer and the log's partitions,
 their lookup, segments and indexes: an append's bookkeeping), and a Fetch's long poll (its
-handler, fetch sessions, and the filing and waking of polls in broker/appends.py). Without mypyc or a C compiler (or with
-MINIKAFKA_PURE_PYTHON=1) the same modules run as Python: installing never fails for want of a
-compiler.
+handler, fetch sessions, and the filing and waking of polls in broker/appends.py). Without
+mypyc or a C compiler (or with MINIKAFKA_PURE_PYTHON=1) the same modules run as Python:
+installing never fails for want of a compiler.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from ..protocol.codec import RequestHeader
 
 # Requests take from ~50 µs (metadata) to the long-poll and rebalance waits clients ask for.
 # (Of no fixed length to mypyc, which would unbox and box a fixed one's items at each use.)
-REQUEST_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                   0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REQUEST_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                      0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class ApiCounts:
