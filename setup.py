@@ -3,12 +3,13 @@
 mypyc (shipped with mypy) compiles the modules listed under `[tool.minikafka.build] mypyc` in
 pyproject.toml: the record validator, which walks the records of every incoming batch (~25x
 faster than interpreted, which keeps batched appends above 3 M records/s), the codec and
-record-header code every request goes through, a Produce's path through the broker (its
-handler, the service layer and the log's partitions, segments and indexes: an append's
-bookkeeping), and a Fetch's long poll (its handler, fetch sessions, and the filing and waking
-of polls in broker/appends.py). Without mypyc or a C compiler (or with
-MINIKAFKA_PURE_PYTHON=1) the same modules run as Python: installing never fails for want of a
-compiler.
+record-header code every request goes through, each request's dispatch and count (the
+connection's Dispatcher, the broker context and its ACL check, the request metrics), a
+Produce's path through the broker (its handler, the service layer and the log's partitions,
+their lookup, segments and indexes: an append's bookkeeping), and a Fetch's long poll (its
+handler, fetch sessions, and the filing and waking of polls in broker/appends.py). Without
+mypyc or a C compiler (or with MINIKAFKA_PURE_PYTHON=1) the same modules run as Python:
+installing never fails for want of a compiler.
 """
 
 from __future__ import annotations

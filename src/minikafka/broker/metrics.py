@@ -1,24 +1,22 @@
 """Prometheus metrics of one broker: counted by cheap hooks on the hot path, or read at scrape time.
 
 A request costs a dictionary lookup and two additions to plain numbers (its latency bucket and
-total time; plus a look at its answer's error codes); produce and fetch add two per partition,
-never per record: records in are the batch's offsets, records out the offsets a fetch slice spans.
-Those numbers become the request, latency, error and traffic families only when /metrics is
-scraped (_HotCollector): prometheus_client's counters take a lock and a method call or three per
-increment, which was ~8 % of a small Produce. Log sizes, segment counts and consumer lag are read
-at scrape time too. Each broker owns its registry rather than the process-wide default, so several
-brokers can share a process (tests).
+total time, kept by request_metrics.py, compiled; plus a look at its answer's error codes);
+produce and fetch add two per partition, never per record: records in are the batch's offsets,
+records out the offsets a fetch slice spans. Those numbers become the request, latency, error
+and traffic families only when /metrics is scraped (_HotCollector): prometheus_client's counters
+take a lock and a method call or three per increment, which was ~8 % of a small Produce. Log
+sizes, segment counts and consumer lag are read at scrape time too. Each broker owns its registry
+rather than the process-wide default, so several brokers can share a process (tests).
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import Any, NamedTuple
 
-from kafka.protocol.api_key import ApiKey
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -32,15 +30,12 @@ from prometheus_client.utils import floatToGoString
 from ..errors import ErrorCode
 from ..log import FileSlice, LogManager
 from ..log.cleaner import CleanResult
-from ..protocol.codec import RequestHeader
 from ..protocol.fetch import PartitionData
 from .appends import GroupCommit
 from .fetch_sessions import FetchPartition
+from .request_metrics import REQUEST_BUCKETS, RequestMetrics
 from .snapshot import all_partitions, committed_offsets
 
-# Requests take from ~50 µs (metadata) to the long-poll and rebalance waits clients ask for.
-REQUEST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                   0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # One fdatasync costs ~130 µs on this class of machine; a busy disk takes milliseconds.
 FSYNC_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                  0.25, 1.0)
@@ -65,19 +60,6 @@ _TRAFFIC_HELP = {
 }
 
 
-class _ApiCounts:
-    """One API version's requests: how many took each latency bucket's time (the last: longer),
-    and their total time."""
-
-    __slots__ = ("buckets", "created", "labels", "seconds")
-
-    def __init__(self, api: str, version: str) -> None:
-        self.labels = [api, version]
-        self.buckets = [0] * (len(REQUEST_BUCKETS) + 1)
-        self.seconds = 0.0
-        self.created = time.time()
-
-
 class _Count:
     """One labelled counter's value, and when it appeared (the `_created` sample)."""
 
@@ -99,15 +81,16 @@ class _TopicCounts:
 
 
 class BrokerMetrics:
-    """A broker's registry and the hooks that feed it: `answered` for every request (called
-    where requests are handled), `produced`/`fetched` per partition, and `attach`."""
+    """A broker's registry and the hooks that feed it: `requests.answered` for every request
+    (called where requests are handled), `produced`/`fetched` per partition, and `attach`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.started = time.time()
         reg = self.registry
         ProcessCollector(registry=reg)
-        self._per_api: dict[tuple[int, int], _ApiCounts] = {}
+        self.requests = RequestMetrics()
+        self.requests.on_errors = self._answer_errors
         self._errors: dict[tuple[str, str], _Count] = {}
         self._per_topic: dict[str, _TopicCounts] = {}
         reg.register(_HotCollector(self))
@@ -151,19 +134,10 @@ class BrokerMetrics:
 
     # --- hooks on the hot path ----------------------------------------------------------------
 
-    def answered(self, header: RequestHeader, seconds: float, answer: Any) -> None:
-        """A request took `seconds` to answer with `answer` (a response object, pieces already
-        encoded, or None): count it, time it, and count the error codes it carries."""
-        key = (header.api_key, header.api_version)
-        counts = self._per_api.get(key)
-        if counts is None:
-            counts = self._per_api[key] = _ApiCounts(ApiKey(header.api_key).name,
-                                                     str(header.api_version))
-        counts.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
-        counts.seconds += seconds
-        if answer is not None and not isinstance(answer, list):  # Fetch counts its own
-            for code in _error_codes(answer, []):
-                self.error(counts.labels[0], code)
+    def _answer_errors(self, api: str, answer: Any) -> None:
+        """Count the error codes a response object carries (RequestMetrics.on_errors)."""
+        for code in _error_codes(answer, []):
+            self.error(api, code)
 
     def error(self, api: str, code: int) -> None:
         """Count an error code an answer carried, by its Kafka name."""
@@ -216,7 +190,7 @@ class _HotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
-        per_api = list(m._per_api.values())
+        per_api = list(m.requests.per_api.values())
         requests = CounterMetricFamily("minikafka_requests",
                                        "Requests answered, by API and version",
                                        labels=["api", "version"])

@@ -42,6 +42,7 @@ from .config import (
 )
 from .durable import MetadataFileError, read_metadata, storage_error, write_atomically
 from .offsets import OffsetStore
+from .opened import OpenPartitions
 from .partition import Partition
 from .producer_state import PRODUCER_ID_EXPIRATION_MS
 from .shared import SharedPartition
@@ -140,6 +141,9 @@ class LogManager:
         self._names: list[str] | None = None  # exclusive: every topic, sorted (None: stale)
         self._damaged: frozenset[str] = frozenset()  # exclusive: topics whose config is damaged
         self._partitions: dict[tuple[str, int], Partition] = {}
+        # partition(topic, index): the partition, opened if it is not yet (compiled: opened.py)
+        self.partition: Callable[[str, int], Partition] = OpenPartitions(self._partitions,
+                                                                         self._open_partition)
         self._mutex = threading.RLock()
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -361,10 +365,7 @@ class LogManager:
 
     # --- partitions ---------------------------------------------------------------------------
 
-    def partition(self, topic: str, index: int) -> Partition:
-        found = self._partitions.get((topic, index))
-        if found is not None:
-            return found
+    def _open_partition(self, topic: str, index: int) -> Partition:
         with self._mutex:
             found = self._partitions.get((topic, index))
             if found is not None:

@@ -114,8 +114,8 @@ def _idle(ctx: BrokerContext, wanted: list[FetchPartition], read_committed: bool
         if topic is None or p.current_leader_epoch > LEADER_EPOCH:
             return False
         if topic != checked:
-            if ctx.authorizer is not None and not authorized(ctx, READ, TOPIC, topic):
-                return False  # (authorized is interpreted: not called without ACLs)
+            if not authorized(ctx, READ, TOPIC, topic):
+                return False
             checked = topic
         try:
             partition = partition_of(topic, p.partition)
