@@ -8,7 +8,7 @@ time (its process's CPU clock, to the ns) divided by the requests answered is th
 The median of `repeats` runs is shown; BENCH_QUICK=1 runs fewer, shorter ones. A Produce is also
 measured unpipelined, each sent alone once the one before is answered, as a producer with
 linger.ms=0 and few records sends them: each then pays for its own read, write and answer. Beside
-it, the same frames sent back by a bare asyncio server (bench/echo.py) show what an unpipelined
+it, the same frames sent back by a bare asyncio server (bench/_echo.py) show what an unpipelined
 request costs the event loop and the system calls alone, before the broker does anything.
 """
 
@@ -171,7 +171,7 @@ def create_topic(address: tuple[str, int], name: str = TOPIC, partitions: int = 
 class Figures:
     produce_us: float
     produce_alone_us: float  # unpipelined
-    echo_alone_us: float  # the same, sent back by bench/echo.py: the event loop's floor
+    echo_alone_us: float  # the same, sent back by bench/_echo.py: the event loop's floor
     fetch_us: float  # of one partition
     wide_fetch_us: float  # of every partition of TOPIC
     full_us: float  # WIDE_TOPIC's partitions, sessionless
@@ -181,7 +181,7 @@ class Figures:
 @contextmanager
 def echo(tmp: Path) -> Iterator[Server]:
     port = free_port()
-    with started("echo", [sys.executable, "-m", "bench.echo", str(port)], port,
+    with started("echo", [sys.executable, "-m", "bench._echo", str(port)], port,
                  tmp / "echo.log") as server:
         yield server
 

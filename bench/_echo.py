@@ -3,7 +3,7 @@
 `python -m bench requests` drives it as it drives the broker, one request at a time, to show what
 an unpipelined request costs a Python event loop before any work: the loop's turn and the
 receive and send system calls. The broker's unpipelined figures sit on this floor.
-Run as `python -m bench.echo PORT` (127.0.0.1).
+Run as `python -m bench._echo PORT` (127.0.0.1).
 """
 
 from __future__ import annotations
