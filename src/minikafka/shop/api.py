@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..heap import freeze_start_up
 from .clients import ensure_topics, make_producer
-from .events import Event, OrderCreated, OrderLines, StockAdded, encode, topic_of
+from .events import CE_TYPE, Event, OrderCreated, OrderLines, StockAdded, encode, topic_of
 from .inventory import stock_view
 from .orders import order_view
 from .runtime import connect
@@ -92,7 +92,7 @@ class Publisher:
 
         try:
             self.producer.produce(topic_of(event), encode(event), event.key.encode(),
-                                  on_delivery=delivered)
+                                  headers=[(CE_TYPE, event.ce_type)], on_delivery=delivered)
         except BufferError:
             raise HTTPException(503, "too many orders in flight; retry shortly") from None
         try:

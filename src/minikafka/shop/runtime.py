@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from ..heap import freeze_start_up
 from .clients import ensure_topics, make_consumer, make_producer
-from .events import Event, InvalidEvent, decode, dlq_topic, encode, topic_of
+from .events import CE_TYPE, Event, InvalidEvent, decode, dlq_topic, encode, topic_of
 
 log = logging.getLogger("minikafka.shop")
 
@@ -120,9 +120,11 @@ class Tx:
         self.db = db
 
     def emit(self, event: Event) -> None:
-        """Publish `event` (under its key) once this transaction has committed."""
-        self.db.execute("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
-                        (topic_of(event), event.key.encode(), encode(event)))
+        """Publish `event` (under its key, its type in a header) once this transaction has
+        committed."""
+        self.db.execute("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
+                        (topic_of(event), event.key.encode(), encode(event),
+                         json.dumps([(CE_TYPE, event.ce_type)])))
 
     def dead_letter(self, msg: Message, service: str, reason: str, attempts: int) -> None:
         headers = [("dlq.reason", reason), ("dlq.service", service),
@@ -145,9 +147,10 @@ class Service(Protocol):
     def setup(self, db: sqlite3.Connection) -> None:
         """Runs once at start, after the schema exists (seeding, say)."""
 
-    def concerns(self, event: Event) -> bool:
-        """Whether `event` may have an effect here: one that cannot is passed by, neither
-        handled nor remembered (a savepoint and a row less per event)."""
+    def concerns(self, event_type: str) -> bool:
+        """Whether an event of this type (`Event.ce_type`) may have an effect here: one that
+        cannot is passed by, neither handled nor remembered (a savepoint and a row less per
+        event), nor decoded when its record says its type."""
 
     def handle(self, tx: Tx, event: Event) -> None:
         """Apply `event`; raise Reject for an event that can never be handled."""
@@ -235,11 +238,14 @@ class ServiceRunner:
     def process(self, msg: Message) -> bool:
         """Handle one record exactly once in effect, or dead-letter it; False for a repeat.
         Runs inside the batch's transaction."""
+        said = said_type(msg)
+        if said is not None and not self.service.concerns(said):
+            return True
         try:
             event = decode(_topic(msg), msg.value())
         except InvalidEvent as exc:
             return self._dead_letter(msg, str(exc), attempts=1)
-        if not self.service.concerns(event):
+        if said is None and not self.service.concerns(event.ce_type):
             return True
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -330,6 +336,17 @@ class ServiceRunner:
 def _topic(msg: Message) -> str:
     """A consumed record's topic (confluent-kafka's type allows None, for error events)."""
     return msg.topic() or ""
+
+
+def said_type(msg: Message) -> str | None:
+    """The event type a record's `ce_type` header says; None for a record without (older
+    records, other producers), which must be decoded to be told apart."""
+    headers = msg.headers()  # a consumed record's: a list of (name, bytes), or None
+    if isinstance(headers, list):
+        for name, value in headers:
+            if name == CE_TYPE and isinstance(value, bytes):
+                return value.decode()
+    return None
 
 
 def next_batch(consumer: Consumer, size: int) -> list[Message]:
