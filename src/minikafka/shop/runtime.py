@@ -124,7 +124,7 @@ class Tx:
         committed."""
         self.db.execute("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
                         (topic_of(event), event.key.encode(), encode(event),
-                         json.dumps([(CE_TYPE, event.ce_type)])))
+                         _type_header(event.ce_type)))
 
     def dead_letter(self, msg: Message, service: str, reason: str, attempts: int) -> None:
         headers = [("dlq.reason", reason), ("dlq.service", service),
@@ -293,9 +293,8 @@ class ServiceRunner:
         rows = self.db.execute("SELECT id, topic, key, value, headers FROM outbox WHERE id > ? "
                                "ORDER BY id LIMIT ?", (self._sent_upto, limit)).fetchall()
         for row in rows:
-            headers = [(name, value) for name, value in json.loads(row["headers"])]
             self.producer.produce(row["topic"], row["value"], row["key"],
-                                  headers=headers or None,
+                                  headers=_headers(row["headers"]),
                                   on_delivery=functools.partial(self._delivered, row["id"]))
             self._sent_upto = row["id"]
         self.producer.poll(0)  # acknowledgements that have arrived
@@ -331,6 +330,19 @@ class ServiceRunner:
         except KafkaException as exc:
             # A rebalance took the partition away; its new owner redelivers, dedupe absorbs it.
             log.info("%s: commit skipped: %s", self.service.name, exc)
+
+
+@functools.cache  # one per event type
+def _type_header(event_type: str) -> str:
+    """An outbox row's headers (JSON) for an event of this type: its `ce_type`."""
+    return json.dumps([(CE_TYPE, event_type)])
+
+
+@functools.lru_cache(maxsize=64)  # the event types' (a dead letter's are its own)
+def _headers(text: str) -> list[tuple[str, str | bytes | None]] | None:
+    """An outbox row's headers as the producer takes them (read once per event type: JSON
+    per record cost more than the header saved its consumers)."""
+    return [(name, value) for name, value in json.loads(text)] or None
 
 
 def _topic(msg: Message) -> str:
