@@ -97,7 +97,7 @@ class _Connection(asyncio.Protocol):
         self.parser.feed_data(data)
 
     def on_message_complete(self) -> None:  # httptools: an answer has arrived whole
-        if self.answer is not None:
+        if self.answer is not None and not self.answer.done():  # not given up on
             self.answer.set_result(self.parser.get_status_code())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -136,20 +136,26 @@ async def _post_orders(port: int, requests: list[tuple[str, bytes]], rate: float
 
     async def one(order_id: str, request: bytes) -> None:
         async with slots:
+            answer = "no answer"
             for _ in range(50):
+                while idle and idle[-1].transport.is_closing():  # the API closed it, idle past
+                    idle.pop()  # its keep-alive: not an attempt (a burst after a calm spell
+                    # met more of them than the attempts allowed)
                 connection = idle.pop() if idle else None
                 if connection is None:
                     _, connection = await loop.create_connection(_Connection, "127.0.0.1", port)
                     await connection.ready
                 try:
                     status = await connection.post(request)
-                except ConnectionError:
+                except ConnectionError as exc:
+                    answer = f"connection lost: {exc}"
                     continue
                 idle.append(connection)
                 if status in (202, 409):
                     return
+                answer = f"HTTP {status}"
                 await asyncio.sleep(0.05)
-            raise ConnectionError(f"the API did not accept order {order_id}")
+            raise ConnectionError(f"the API did not accept order {order_id} (last: {answer})")
 
     started = time.monotonic()
     tasks = []
