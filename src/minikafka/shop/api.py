@@ -68,9 +68,10 @@ class Publisher:
     """A producer whose deliveries complete asyncio futures, made in the running event loop.
 
     A thread serves the producer's callbacks and hands the loop what one poll delivered in one
-    call (a call, and a wake-up, per delivery was a tenth of the API's CPU). The wait is
-    bounded by the producer itself: it reports a record not acknowledged within
-    PUBLISH_TIMEOUT_MS as failed (a timer per order in the loop cost another few µs).
+    call, not a call (and a wake-up) per delivery. The wait is bounded by the producer itself:
+    it reports a record not acknowledged within PUBLISH_TIMEOUT_MS as failed, where a timer per
+    order in the loop (`asyncio.wait_for`) cost 4 µs. Together: the API's CPU per order at
+    1,000 orders/s, 0.28 → 0.24 ms.
     """
 
     def __init__(self, bootstrap: str) -> None:

@@ -340,8 +340,8 @@ def _type_header(event_type: str) -> str:
 
 @functools.lru_cache(maxsize=64)  # the event types' (a dead letter's are its own)
 def _headers(text: str) -> list[tuple[str, str | bytes | None]] | None:
-    """An outbox row's headers as the producer takes them (read once per event type: JSON
-    per record cost more than the header saved its consumers)."""
+    """An outbox row's headers as the producer takes them, read once per event type (JSON
+    written and read per record was 2.5 µs of the few the header saves its consumers)."""
     return [(name, value) for name, value in json.loads(text)] or None
 
 
