@@ -11,7 +11,7 @@ import importlib.util
 EXTRAS = {
     "console": ("fastapi", "uvicorn", "pydantic"),
     "shop": ("fastapi", "uvicorn", "pydantic", "httpx", "aiohttp", "httptools",
-             "uvloop", "uuid6", "confluent_kafka"),
+             "uvloop", "uuid_utils", "confluent_kafka"),
     "registry": ("starlette", "uvicorn", "avro", "jsonschema", "google.protobuf",
                  "proto_schema_parser", "confluent_kafka"),
 }

@@ -11,14 +11,18 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from .events import ALL_TOPICS, PARTITIONS
 
 
-def make_producer(bootstrap: str, client_id: str) -> Producer:
-    """Idempotent with acks=all: a retried send is written once, and only when durable."""
+def make_producer(bootstrap: str, client_id: str,
+                  delivery_timeout_ms: int = 300_000) -> Producer:
+    """Idempotent with acks=all: a retried send is written once, and only when durable. A
+    record not acknowledged within `delivery_timeout_ms` (librdkafka's default: 5 minutes) is
+    reported failed."""
     return Producer({
         "bootstrap.servers": bootstrap,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 2,
+        "delivery.timeout.ms": delivery_timeout_ms,
     })
 
 

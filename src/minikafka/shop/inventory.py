@@ -93,10 +93,9 @@ class InventoryService:
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
 
-    def concerns(self, event: Event) -> bool:
+    def concerns(self, event_type: str) -> bool:
         """Restocks, and the statuses that move stock: new, rejected and shipped orders."""
-        return isinstance(event, StockAdded) or (
-            isinstance(event, OrderStatusChanged) and event.status in _STOCK_MOVES)
+        return event_type in _ACTS_ON
 
     def handle(self, tx: Tx, event: Event) -> None:
         if isinstance(event, StockAdded):
@@ -178,3 +177,5 @@ _STOCK_MOVES: dict[str, Callable[[InventoryService, Tx, OrderStatusChanged], Non
     "rejected": lambda service, tx, event: service._settle(tx, event, "released", "available"),
     "shipped": lambda service, tx, event: service._settle(tx, event, "committed", "sold"),
 }
+_ACTS_ON = frozenset({StockAdded.__name__,
+                      *(f"{OrderStatusChanged.__name__}.{status}" for status in _STOCK_MOVES)})

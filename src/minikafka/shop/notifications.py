@@ -103,8 +103,8 @@ class NotificationService:
     def setup(self, db: sqlite3.Connection) -> None:
         """Nothing to seed."""
 
-    def concerns(self, event: Event) -> bool:
-        return isinstance(event, OrderStatusChanged)
+    def concerns(self, event_type: str) -> bool:
+        return event_type.partition(".")[0] == OrderStatusChanged.__name__
 
     def handle(self, tx: Tx, event: Event) -> None:
         assert isinstance(event, OrderStatusChanged)

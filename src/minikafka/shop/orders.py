@@ -36,6 +36,7 @@ DEFAULT_PAYMENT_LIMIT = 2000.0
 _AFTER_PAYMENT: tuple[tuple[str, Status], ...] = (
     ("confirmed", "paid"), ("paid", "shipped"), ("shipped", "completed"))
 _UNDER_WAY = tuple(expected for expected, _ in _AFTER_PAYMENT)
+_ACTS_ON = frozenset(cls.__name__ for cls in (OrderCreated, StockReserved, StockRejected))
 
 
 class OrderService:
@@ -80,9 +81,9 @@ class OrderService:
     def after_batch(self, db: sqlite3.Connection) -> None:
         """Everything this service does happens inside the event's transaction."""
 
-    def concerns(self, event: Event) -> bool:
+    def concerns(self, event_type: str) -> bool:
         """New orders and inventory's answers (a StockReleased needs nothing from it)."""
-        return isinstance(event, OrderCreated | StockReserved | StockRejected)
+        return event_type in _ACTS_ON
 
     def handle(self, tx: Tx, event: Event) -> None:
         match event:
