@@ -67,6 +67,11 @@ def test_topics_are_found_and_deleted_by_id(raw: RawClient, topic: str) -> None:
     deleted = _delete(raw, topic_id=topic_id)
     assert (deleted.error_code, deleted.name) == (0, topic)
     assert _metadata(raw, topic).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    # Looked up by id again after each change: the old id is gone, the new one is found
+    assert _metadata(raw, topic_id=topic_id).error_code == ErrorCode.UNKNOWN_TOPIC_ID
+    again = create(raw, topic).topic_id
+    assert _metadata(raw, topic_id=again).name == topic
+    assert _metadata(raw, topic_id=topic_id).error_code == ErrorCode.UNKNOWN_TOPIC_ID
 
 
 def test_unknown_ids_are_unknown_topic_id(raw: RawClient) -> None:

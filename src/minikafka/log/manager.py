@@ -138,7 +138,11 @@ class LogManager:
         self.offsets = OffsetStore(self.meta_dir / "offsets.log",
                                    fsync=self.flush_policy.mode == "always" and not exclusive)
         self._configs: dict[str, TopicConfig] = {}
-        self._names: list[str] | None = None  # exclusive: every topic, sorted (None: stale)
+        # Exclusive: every topic sorted, and the topics by id, kept with the caches they were
+        # made from. A cache that changes is replaced (copy on write), so one made from an older
+        # cache, even by the loop while a worker thread changed it, is seen and made again.
+        self._names: tuple[dict[str, TopicConfig], frozenset[str], list[str]] | None = None
+        self._ids: tuple[dict[str, TopicConfig], dict[uuid.UUID, str]] | None = None
         self._damaged: frozenset[str] = frozenset()  # exclusive: topics whose config is damaged
         self._partitions: dict[tuple[str, int], Partition] = {}
         # partition(topic, index): the partition, opened if it is not yet (compiled: opened.py)
@@ -206,15 +210,19 @@ class LogManager:
 
     def topic_by_id(self, topic_id: uuid.UUID) -> str | None:
         """The name of the topic with this id (the broker's cache), or None."""
-        return next((name for name, config in self._configs.items()
-                     if config.topic_id == topic_id), None)
+        configs, cached = self._configs, self._ids
+        if cached is None or cached[0] is not configs:  # a fetch by id asks this per topic
+            cached = self._ids = (configs, {config.topic_id: name for name, config in
+                                            configs.items() if config.topic_id is not None})
+        return cached[1].get(topic_id)
 
     def topics(self) -> list[str]:
         if not self.exclusive:
             return sorted(p.stem for p in (self.meta_dir / "topics").glob("*.json"))
-        if self._names is None:
-            self._names = sorted(self._configs.keys() | self._damaged)
-        return list(self._names)
+        configs, damaged, cached = self._configs, self._damaged, self._names
+        if cached is None or cached[0] is not configs or cached[1] is not damaged:
+            cached = self._names = (configs, damaged, sorted(configs.keys() | damaged))
+        return list(cached[2])
 
     def exists(self, topic: str) -> bool:
         if self.exclusive and topic in self._configs:
@@ -251,13 +259,11 @@ class LogManager:
     def _remember(self, topic: str, config: TopicConfig) -> None:
         self._configs = {**self._configs, topic: config}
         self._damaged -= {topic}
-        self._names = None
 
     def _forget(self, topic: str) -> None:
         if topic in self._configs or topic in self._damaged:
             self._configs = {name: c for name, c in self._configs.items() if name != topic}
             self._damaged -= {topic}
-            self._names = None
 
     def create_topic(self, name: str, partitions: int = 1,
                      config: dict[str, Any] | None = None) -> TopicConfig:
