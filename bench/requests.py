@@ -235,7 +235,7 @@ def table(figures: Figures) -> Table:
     rows = (("Produce, 1 record of 100 B, acks=1", figures.produce_us, PRODUCE_GOAL_US),
             ("Produce, 1 record of 100 B, acks=1, unpipelined (one at a time)",
              figures.produce_alone_us, None),
-            ("  the event loop's floor: the same frame sent back by a bare asyncio server",
+            ("  the event loop's floor: the same, echoed by a bare asyncio server",
              figures.echo_alone_us, None),
             (f"Fetch of 1 partition, empty, {FETCH_WAIT_MS} ms long poll", figures.fetch_us,
              FETCH_GOAL_US),
