@@ -332,7 +332,6 @@ def raise_kafka(exc: Any) -> None:
     raise KafkaError(str(exc)) from None
 
 
-
 def admin_result(future: Any) -> Any:
     """An admin call's result, waited for; its error as our one-line KafkaError."""
     from confluent_kafka import KafkaException
